@@ -1,0 +1,48 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make run    the main job (local Ray, SQLite study)
+#   make test   ruff + mypy + the whole pytest suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip -q --disable-pip-version-check
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest bench dashboard clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU wheel on disk, never a CUDA download.
+	$(PIP) install torch==2.13.0 2>&1 | sed "/is ignored: it is neither/d"
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(PIP) install -c constraints.txt -e '.[dev]' 2>&1 | sed "/is ignored: it is neither/d"
+	$(BIN)/python -c "import tradeoff, optuna, ray, botorch, optuna_dashboard"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/tradeoff run examples/zdt.py --backend ray --n-workers 2 --n-trials 60 \
+		--storage sqlite:///tradeoff.db --study zdt1 --seed 0
+
+lint: install
+	$(BIN)/ruff check tradeoff tests examples benchmarks
+	$(BIN)/ruff format --check tradeoff tests examples benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -q -ra
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python benchmarks/engine_overhead.py
+
+dashboard: install
+	$(BIN)/tradeoff dashboard --storage sqlite:///tradeoff.db
+
+clean:
+	rm -rf $(VENV) tradeoff.db build *.egg-info .mypy_cache .pytest_cache .ruff_cache

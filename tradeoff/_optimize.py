@@ -1,0 +1,174 @@
+"""``tradeoff.optimize``: wires space, objectives, optimizer, worker pool and study."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from tqdm.auto import tqdm
+
+from tradeoff._result import META_COLUMNS, SearchResult
+from tradeoff._study import REFERENCE_ATTR, make_storage, open_study
+from tradeoff.objectives import Constraint, Objective, ObjectiveSet
+from tradeoff.search import check_optimizer, make_sampler
+from tradeoff.spaces import Config, SearchSpace
+from tradeoff.workers import LocalPool, RayPool, WorkerPool
+from tradeoff.workers._base import check_n_workers
+from tradeoff.workers._driver import Driver, count_done
+
+logger = logging.getLogger("tradeoff")
+
+BACKENDS = ("local", "ray")
+
+
+def optimize(
+    evaluate: Callable[[Config], Mapping[str, float]],
+    space: SearchSpace,
+    *,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    metrics: Sequence[str] = (),
+    optimizer: str | optuna.samplers.BaseSampler = "auto",
+    n_trials: int = 100,
+    n_workers: int = 1,
+    backend: str | WorkerPool = "local",
+    storage: str | BaseStorage | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+    trial_timeout: float | None = None,
+    ray_address: str | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    resources: Mapping[str, float] | None = None,
+    max_retries: int = 3,
+    show_progress: bool = True,
+) -> SearchResult:
+    """Search ``space`` for the Pareto set of ``objectives``.
+
+    Re-running the same call on the same ``storage`` and ``study_name`` resumes: ``n_trials`` is
+    the total the study should reach, so only the missing trials run, and trials a crashed
+    driver left unfinished are re-enqueued first.
+
+    Args:
+        evaluate: ``evaluate(config) -> {metric: value}`` for every measured objective (those
+            without ``fn``) and every name in ``metrics``. An exception, a missing or extra key,
+            or a non-finite value fails that trial (with its reason); the search goes on.
+        space: What to search.
+        objectives: What to optimize, in order (= study directions = metric names).
+        constraints: Hard bounds. Those over known-cost objectives reject a Config before it
+            runs; the others mark completed trials infeasible.
+        metrics: Extra names ``evaluate`` returns (recorded, usable in constraints).
+        optimizer: ``"auto"``, ``"random"``, ``"nsga2"``, ``"tpe"``, ``"gp"``, or a sampler.
+        n_trials: Total trials the study should reach (completed or failed in evaluation).
+        n_workers: Trials evaluated at once.
+        backend: ``"local"`` (threads in this process), ``"ray"``, or a ``WorkerPool``.
+        storage: ``None`` (in memory), a database URL (``sqlite:///x.db``,
+            ``postgresql://...``), a journal file ``*.log``, or a ``BaseStorage``.
+        study_name: Study to create or resume (required to resume from a persistent storage).
+        seed: Makes proposals reproducible (with ``n_workers=1``).
+        timeout: Stop proposing new trials after this many seconds.
+        trial_timeout: Fail a trial running longer than this many seconds (Ray cancels it).
+        ray_address: ``None`` starts local Ray, ``"auto"`` joins a cluster, or an address.
+        num_cpus: CPUs reserved per trial on Ray.
+        num_gpus: GPUs reserved per trial on Ray (fractions allowed).
+        resources: Custom Ray resources per trial.
+        max_retries: Ray re-runs of a trial whose worker died.
+        show_progress: Show a progress bar with the Pareto-set size and hypervolume.
+
+    Returns:
+        The :class:`SearchResult` of the whole study.
+
+    Raises:
+        ValueError, TypeError: bad input, before any trial runs.
+    """
+    objset = ObjectiveSet.build(objectives, constraints, metrics)
+    _check_inputs(evaluate, space, objset, optimizer, n_trials, timeout, trial_timeout)
+    pool = _make_pool(
+        backend, n_workers, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
+        resources=resources, max_retries=max_retries,
+    )
+    if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
+        raise ValueError(
+            "A persistent storage needs a study_name, so the search can be found and resumed."
+        )
+    store = make_storage(storage)
+    # The real sampler is seeded from the trial count, so a resumed search does not replay
+    # the proposals of the first run; so it is set once the study is open.
+    study = open_study(storage=store, study_name=study_name, objectives=objset,
+                       sampler=optuna.samplers.RandomSampler())
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(
+        optimizer, space=space, objectives=objset, n_trials=n_trials,
+        n_workers=pool.n_workers, seed=None if seed is None else seed + existing,
+    )
+    done = count_done(study)
+    logger.info("study %r: %d/%d trials done", study.study_name, done, n_trials)
+    with tqdm(total=n_trials, initial=min(done, n_trials), disable=not show_progress,
+              desc="tradeoff", unit="trial", dynamic_ncols=True) as bar:
+        def progress(n_done: int, size: int, hv: float) -> None:
+            bar.update(min(n_done, n_trials) - bar.n)
+            bar.set_postfix(pareto=size, hv=f"{hv:.4g}", refresh=False)
+
+        driver = Driver(
+            study=study, storage=store, space=space, objectives=objset, pool=pool,
+            evaluate=evaluate, n_trials=n_trials, timeout=timeout, trial_timeout=trial_timeout,
+            on_progress=progress if show_progress else None,
+        )
+        driver.run()
+    result = SearchResult(study, objset)
+    _record_reference(study, result)
+    logger.info("%s", result.summary())
+    return result
+
+
+def _check_inputs(
+    evaluate: Any,
+    space: Any,
+    objset: ObjectiveSet,
+    optimizer: Any,
+    n_trials: Any,
+    timeout: Any,
+    trial_timeout: Any,
+) -> None:
+    if not callable(evaluate):
+        raise TypeError(f"evaluate must be callable (config -> dict), got {evaluate!r}.")
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a tradeoff.spaces.SearchSpace, got {type(space).__name__}.")
+    taken = set(objset.names) | set(objset.metrics) | set(META_COLUMNS)
+    clash = sorted(set(space) & taken)
+    if clash:
+        raise ValueError(
+            f"Parameter names {clash} clash with objective, metric or result column names "
+            f"({sorted(taken)}); rename the parameters."
+        )
+    check_optimizer(optimizer)
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}.")
+    for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}.")
+
+
+def _make_pool(backend: str | WorkerPool, n_workers: int, **ray_options: Any) -> WorkerPool:
+    if isinstance(backend, WorkerPool):
+        return backend
+    n_workers = check_n_workers(n_workers)
+    if backend == "local":
+        return LocalPool(n_workers)
+    if backend == "ray":
+        return RayPool(n_workers, **ray_options)
+    raise ValueError(f"Unknown backend {backend!r}; use one of {list(BACKENDS)} or a WorkerPool.")
+
+
+def _record_reference(study: optuna.Study, result: SearchResult) -> None:
+    """Fix the derived reference point on the study, so later hypervolumes are comparable."""
+    if REFERENCE_ATTR in study.user_attrs:
+        return
+    ref = result.reference_point()
+    if ref is not None:
+        study.set_user_attr(REFERENCE_ATTR, json.dumps(ref))

@@ -1,0 +1,156 @@
+"""Create or resume the Optuna study behind a search.
+
+Directions and metric names come from the objectives, in their order; the objective and
+constraint specification is stored on the study (``tradeoff.spec``) so a resumed search, the
+CLI and :class:`~tradeoff.SearchResult` read the same definition back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import warnings
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+
+from tradeoff.objectives import ObjectiveSet
+
+logger = logging.getLogger(__name__)
+
+SPEC_ATTR = "tradeoff.spec"
+# Trial user attributes written by the driver; all JSON. Few keys: each is one storage write.
+ATTR_CONFIG = "tradeoff.config"  # the Config (plain values), set when the trial starts
+ATTR_RESULT = "tradeoff.result"  # {"values", "constraints", "duration_s", "worker", "node"}
+ATTR_STATUS = "tradeoff.status"  # only on trials that did not complete: failed, infeasible...
+ATTR_REASON = "tradeoff.reason"  # one line: why it did not complete
+ATTR_ERROR = "tradeoff.error"  # the full traceback of a failed evaluation
+ATTR_RETRY_OF = "tradeoff.retry_of"  # on a re-enqueued trial: the number of the lost one
+REFERENCE_ATTR = "tradeoff.reference_point"
+LEGACY_CONSTRAINTS_KEY = "constraints"  # read by optuna-dashboard 0.21 and by Optuna 5 alike
+
+# Heartbeats let a resumed (or concurrent) driver tell a dead driver's trials from live ones.
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 60
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to log or show)."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def make_storage(storage: str | BaseStorage | None) -> BaseStorage:
+    """Open ``storage``: ``None`` (in memory), a database URL, a ``.log`` journal file, or a
+    ready ``BaseStorage``.
+
+    Raises:
+        ValueError: the storage cannot be opened or reached (the message says which and why).
+    """
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    if isinstance(storage, BaseStorage):
+        return storage
+    if not isinstance(storage, str):
+        raise TypeError(
+            f"storage must be a URL string, a BaseStorage or None, got {type(storage).__name__}."
+        )
+    if storage.endswith(".log") and "://" not in storage:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    if "://" not in storage:
+        raise ValueError(
+            f"storage {storage!r} is not a URL; use e.g. 'sqlite:///tradeoff.db', "
+            "'postgresql://user:pass@host/db', or a journal file path ending in '.log'."
+        )
+    try:
+        return optuna.storages.RDBStorage(
+            storage,
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=GRACE_PERIOD_S,
+            engine_kwargs=_engine_kwargs(storage),
+        )
+    except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"
+        raise ValueError(
+            f"Cannot open storage {redact(storage)!r}: {type(exc).__name__}: "
+            f"{_first_line(exc)}. Check the URL, that the server is reachable, and credentials."
+        ) from None
+
+
+def open_study(
+    *,
+    storage: BaseStorage,
+    study_name: str | None,
+    objectives: ObjectiveSet,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
+    """Create the study, or load it when it exists and has the same objectives.
+
+    Raises:
+        ValueError: an existing study of that name has other objectives or directions.
+    """
+    directions = objectives.directions
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        directions=directions,
+        load_if_exists=True,
+    )
+    existing = [d.name.lower() for d in study.directions]
+    names = study.metric_names
+    if existing != directions or (names is not None and list(names) != objectives.names):
+        raise ValueError(
+            f"Study {study.study_name!r} already exists with objectives "
+            f"{names or '(unnamed)'} / directions {existing}, but this search has "
+            f"{objectives.names} / {directions}. Use another study_name or the same objectives."
+        )
+    if names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(objectives.names)
+    spec = json.dumps(objectives.to_dict())
+    if study.user_attrs.get(SPEC_ATTR) != spec:
+        study.set_user_attr(SPEC_ATTR, spec)
+    return study
+
+
+def load_spec(study: optuna.Study) -> ObjectiveSet:
+    """The objectives stored on ``study``, or ones inferred from its directions."""
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if raw is not None:
+        return ObjectiveSet.from_dict(json.loads(raw))
+    names = study.metric_names or [f"values_{i}" for i in range(len(study.directions))]
+    from tradeoff.objectives import Objective
+
+    return ObjectiveSet.build(
+        [Objective(n, d.name.lower()) for n, d in zip(names, study.directions)]  # type: ignore[arg-type]
+    )
+
+
+def write_constraints(
+    storage: BaseStorage, study: optuna.Study, number: int, values: list[float]
+) -> None:
+    """Record constraint values the way both Optuna 5 and optuna-dashboard 0.21 read them.
+
+    Optuna 5's ``trial.set_constraint`` writes ``constraints:<key>`` keys the dashboard does not
+    read; writing both would count each constraint twice in samplers. The list under the legacy
+    key is read by both (Optuna exposes it as ``trial.constraints == {"0": ..., "1": ...}``).
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    storage.set_trial_system_attr(trial_id, LEGACY_CONSTRAINTS_KEY, list(values))
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several threads of one driver share the file; wait instead of failing on a lock.
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""

@@ -1,0 +1,102 @@
+"""Optimizer presets: Optuna samplers configured for multi-objective, constrained searches.
+
+Every optimizer is an ``optuna.samplers.BaseSampler``. Constraints reach the samplers through
+``trial.constraints`` (written by the driver before ``tell``), so no ``constraints_func`` is
+needed. The ``"auto"`` rule (:func:`auto_optimizer`):
+
+1. A space with an unordered :class:`~tradeoff.spaces.Choice` -> ``"tpe"`` (multivariate TPE
+   models categories natively; the GP relaxes them).
+2. Otherwise, a budget of at most 300 trials over at most 30 dimensions, with torch and scipy
+   installed -> ``"gp"`` (Optuna's GP sampler is the most sample-efficient on small budgets).
+3. Otherwise a budget of at least 1,000 trials -> ``"nsga2"`` (cheap proposals, keeps improving
+   the whole front when there are many evaluations).
+4. Otherwise -> ``"tpe"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from typing import Any
+
+import optuna
+
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.spaces import Choice, SearchSpace
+
+OPTIMIZERS = ("auto", "random", "nsga2", "tpe", "gp")
+"""Names accepted by ``optimize(..., optimizer=...)``, besides any ``BaseSampler``."""
+
+_GP_MAX_TRIALS = 300
+_GP_MAX_DIM = 30
+_NSGA2_MIN_TRIALS = 1000
+
+
+def check_optimizer(optimizer: Any) -> None:
+    """Raise a clear error for anything that is neither a known name nor a sampler."""
+    if isinstance(optimizer, optuna.samplers.BaseSampler):
+        return
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"Unknown optimizer {optimizer!r}; use one of {list(OPTIMIZERS)} "
+            "or an optuna.samplers.BaseSampler instance."
+        )
+
+
+def auto_optimizer(space: SearchSpace, *, n_trials: int) -> str:
+    """The optimizer ``"auto"`` picks for this space and budget (see the module docstring)."""
+    if any(isinstance(p, Choice) for p in space.values()):
+        return "tpe"
+    if n_trials <= _GP_MAX_TRIALS and len(space) <= _GP_MAX_DIM and _has_gp_deps():
+        return "gp"
+    if n_trials >= _NSGA2_MIN_TRIALS:
+        return "nsga2"
+    return "tpe"
+
+
+def make_sampler(
+    optimizer: str | optuna.samplers.BaseSampler,
+    *,
+    space: SearchSpace,
+    objectives: ObjectiveSet,
+    n_trials: int,
+    n_workers: int = 1,
+    seed: int | None = None,
+) -> optuna.samplers.BaseSampler:
+    """Build the sampler for ``optimizer``; a ``BaseSampler`` is returned unchanged.
+
+    Args:
+        optimizer: A name from :data:`OPTIMIZERS` or a sampler.
+        space: The search space (used by ``"auto"``).
+        objectives: The validated objectives (their number shapes some presets).
+        n_trials: The evaluation budget.
+        n_workers: Trials evaluated at once; TPE then uses the constant liar for diversity.
+        seed: Seed for the sampler's random choices.
+    """
+    check_optimizer(optimizer)
+    if isinstance(optimizer, optuna.samplers.BaseSampler):
+        return optimizer
+    name = auto_optimizer(space, n_trials=n_trials) if optimizer == "auto" else optimizer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "nsga2":
+            population = max(8, min(50, n_trials // 4))
+            return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                multivariate=True,
+                constant_liar=n_workers > 1,
+                n_startup_trials=max(5, min(11, n_trials // 10)),
+            )
+        if not _has_gp_deps():
+            raise ImportError(
+                "optimizer='gp' needs torch and scipy: pip install 'tradeoff[torch]' scipy."
+            )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(5, min(10, n_trials // 10)))
+
+
+def _has_gp_deps() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "scipy"))

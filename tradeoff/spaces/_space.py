@@ -1,0 +1,127 @@
+"""SearchSpace: a named set of parameters, and the Config it decodes to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+
+from tradeoff.spaces._params import Parameter
+
+Config = dict[str, Any]
+"""A configuration: parameter name -> plain value (picklable, JSON-serializable)."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class SearchSpace(Mapping[str, Parameter]):
+    """An immutable mapping from parameter names to :class:`Parameter` objects.
+
+    Names may contain dots; :meth:`merge` uses them to namespace composed spaces
+    (``quant.fc1.bits``). A space knows how to convert between the Config a user sees and the
+    parameters an Optuna sampler draws.
+
+    Args:
+        parameters: Name -> parameter. Must not be empty.
+    """
+
+    def __init__(self, parameters: Mapping[str, Parameter]) -> None:
+        if not isinstance(parameters, Mapping):
+            raise TypeError(
+                f"SearchSpace takes a mapping name -> parameter, got {type(parameters).__name__}."
+            )
+        if not parameters:
+            raise ValueError(
+                "The search space is empty: give at least one parameter, e.g. "
+                "SearchSpace({'lr': Float(1e-4, 1e-1, log=True)})."
+            )
+        for name, param in parameters.items():
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ValueError(
+                    f"Invalid parameter name {name!r}: use letters, digits, '_', '-' and '.'."
+                )
+            if not isinstance(param, Parameter):
+                raise TypeError(
+                    f"Parameter {name!r} is {param!r}; expected Float, Int, Ordinal or Choice."
+                )
+        self._params: dict[str, Parameter] = dict(parameters)
+        self._children: dict[str, SearchSpace] = {}
+
+    # Mapping protocol ----------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Parameter:
+        return self._params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v!r}" for k, v in self._params.items())
+        return f"SearchSpace({{{inner}}})"
+
+    # Conversions ---------------------------------------------------------------------------
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Optuna distributions, one per parameter, for ``study.ask(...)``."""
+        return {name: p.distribution() for name, p in self._params.items()}
+
+    def decode(self, params: Mapping[str, Any]) -> Config:
+        """Turn ``trial.params`` into a Config.
+
+        Raises:
+            ValueError: ``params`` misses or adds parameters.
+        """
+        self._check_keys(params, what="params")
+        return {name: p.decode(params[name]) for name, p in self._params.items()}
+
+    def encode(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn a Config into ``trial.params`` (e.g. for ``study.enqueue_trial``)."""
+        self._check_keys(config, what="config")
+        return {name: p.encode(config[name]) for name, p in self._params.items()}
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> Config:
+        """Draw a Config uniformly at random."""
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return {name: p.sample(gen) for name, p in self._params.items()}
+
+    def contains(self, config: Mapping[str, Any]) -> bool:
+        """Whether ``config`` has exactly this space's keys, each with a valid value."""
+        return set(config) == set(self._params) and all(
+            p.contains(config[name]) for name, p in self._params.items()
+        )
+
+    # Composition ---------------------------------------------------------------------------
+    @classmethod
+    def merge(cls, **named: SearchSpace) -> SearchSpace:
+        """Compose spaces under namespaces: ``merge(quant=q, prune=p)`` has ``quant.<name>``....
+
+        The order of the keyword arguments is kept; model-aware spaces apply in that order.
+        """
+        if not named:
+            raise ValueError("SearchSpace.merge needs at least one space, e.g. merge(quant=q).")
+        params: dict[str, Parameter] = {}
+        for prefix, space in named.items():
+            if not isinstance(space, SearchSpace):
+                raise TypeError(f"merge({prefix}=...) must be a SearchSpace, got {space!r}.")
+            for name, param in space.items():
+                params[f"{prefix}.{name}"] = param
+        merged = cls(params)
+        merged._children = dict(named)
+        return merged
+
+    @property
+    def children(self) -> Mapping[str, SearchSpace]:
+        """The spaces this one was merged from, by namespace (empty for a plain space)."""
+        return dict(self._children)
+
+    def _check_keys(self, values: Mapping[str, Any], *, what: str) -> None:
+        missing = [k for k in self._params if k not in values]
+        extra = [k for k in values if k not in self._params]
+        if missing or extra:
+            raise ValueError(
+                f"{what} does not match the search space: missing {missing}, unexpected {extra}."
+            )

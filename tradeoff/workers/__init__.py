@@ -1,0 +1,7 @@
+"""Where evaluations run: worker pools (in-process threads, Ray tasks)."""
+
+from tradeoff.workers._base import Evaluate, Outcome, WorkerPool
+from tradeoff.workers._local import LocalPool
+from tradeoff.workers._ray import RayPool
+
+__all__ = ["Evaluate", "LocalPool", "Outcome", "RayPool", "WorkerPool"]

@@ -1,0 +1,361 @@
+"""The driver loop: the only code that touches the study during a search.
+
+It keeps ``pool.n_workers`` trials in flight, asks the sampler for a new trial as soon as one
+finishes (a slow trial never blocks the others), validates what workers return, and records
+every trial with its Config, timings, worker and reason of failure. Lost trials (left RUNNING
+by a driver that died, or interrupted) are failed and their Configs enqueued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from tradeoff import _pareto
+from tradeoff._study import (
+    ATTR_CONFIG,
+    ATTR_ERROR,
+    ATTR_REASON,
+    ATTR_RESULT,
+    ATTR_RETRY_OF,
+    ATTR_STATUS,
+    HEARTBEAT_INTERVAL_S,
+    write_constraints,
+)
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.spaces import Config, SearchSpace
+from tradeoff.workers._base import Outcome, WorkerPool
+
+logger = logging.getLogger("tradeoff")
+
+# Statuses of FAIL trials that do not use up the evaluation budget.
+NOT_COUNTED = ("infeasible", "stale", "interrupted")
+MAX_INFEASIBLE_STREAK = 1000
+
+
+@dataclass
+class _InFlight:
+    trial: optuna.Trial
+    config: Config
+    known: dict[str, float]
+    deadline: float
+    trial_id: int | None = None
+
+
+class _Front:
+    """Running Pareto set and provisional hypervolume, for the progress bar.
+
+    Keeps only the non-dominated points plus the per-objective worst and best values, so each
+    update costs O(front size), not O(trials).
+    """
+
+    def __init__(self, directions: list[str]) -> None:
+        self.directions = directions
+        self.front = np.empty((0, len(directions)))
+        self.worst = np.full(len(directions), -np.inf)
+        self.best = np.full(len(directions), np.inf)
+
+    def add(self, values: list[float]) -> None:
+        y = _pareto.to_minimization(np.array(values, dtype=float), self.directions)
+        self.worst, self.best = np.maximum(self.worst, y), np.minimum(self.best, y)
+        if np.any(np.all(self.front <= y, axis=1) & np.any(self.front < y, axis=1)):
+            return
+        keep = ~(np.all(y <= self.front, axis=1) & np.any(y < self.front, axis=1))
+        self.front = np.vstack([self.front[keep], y])
+
+    def stats(self) -> tuple[int, float]:
+        if len(self.front) == 0:
+            return 0, 0.0
+        ref = _pareto.derive_reference(np.stack([self.worst, self.best]))
+        return len(self.front), _pareto.hypervolume(self.front, ref)
+
+
+def count_done(study: optuna.Study) -> int:
+    """Trials that used up budget: completed, pruned, or failed in evaluation."""
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            n += 1
+        elif t.state == TrialState.FAIL and t.user_attrs.get(ATTR_STATUS) not in NOT_COUNTED:
+            n += 1
+    return n
+
+
+class Driver:
+    """Runs one search over ``study`` with ``pool`` until ``n_trials`` are done.
+
+    Args:
+        study: The study (its sampler proposes).
+        storage: The study's storage (for constraint attributes and heartbeats).
+        space: Decodes ``trial.params`` into Configs.
+        objectives: Validates results; computes known costs.
+        pool: Where evaluations run.
+        evaluate: The user's function.
+        n_trials: Total budgeted trials the study should reach.
+        timeout: Stop proposing after this many seconds (running trials finish).
+        trial_timeout: Fail (and cancel) a trial running longer than this, in seconds.
+        on_progress: Called after each finished trial with (done, pareto size, hypervolume).
+    """
+
+    def __init__(
+        self,
+        *,
+        study: optuna.Study,
+        storage: BaseStorage,
+        space: SearchSpace,
+        objectives: ObjectiveSet,
+        pool: WorkerPool,
+        evaluate: Callable[[Config], Any],
+        n_trials: int,
+        timeout: float | None = None,
+        trial_timeout: float | None = None,
+        on_progress: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
+        self.pool, self.evaluate, self.n_trials = pool, evaluate, n_trials
+        self.timeout, self.trial_timeout = timeout, trial_timeout
+        self.on_progress = on_progress
+        self._distributions = space.distributions()
+        self._in_flight: dict[int, _InFlight] = {}
+        self._front = _Front(objectives.directions)
+        self._heartbeat = _heartbeat_enabled(storage)
+        self._study_id = storage.get_study_id_from_name(study.study_name)
+        self._infeasible_streak = 0
+        self.done = 0
+        self.stopped_reason: str | None = None
+
+    # Public ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Recover lost trials, then search until the budget or the timeout is reached."""
+        self.recover()
+        self.done = count_done(self.study)
+        self._seed_front()
+        start = time.monotonic()
+        self.pool.open(self.evaluate)
+        try:
+            while True:
+                if self.timeout is None or time.monotonic() - start < self.timeout:
+                    self._fill()
+                if not self._in_flight:
+                    break
+                for outcome in self.pool.wait(timeout=self._wait_s()):
+                    self._finish(outcome)
+                self._expire()
+                self._beat()
+        except BaseException:
+            self._abandon("interrupted", "the search was interrupted; the Config is re-enqueued")
+            raise
+        finally:
+            self.pool.close()
+
+    def recover(self) -> list[int]:
+        """Fail trials a dead driver left RUNNING and enqueue their Configs again.
+
+        With heartbeats (RDB storages) only trials whose heartbeat went stale count as lost,
+        so drivers sharing a study leave each other's live trials alone; without, every
+        RUNNING trial is taken as lost.
+        """
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if self._heartbeat:
+            before = {t.number for t in running}
+            optuna.storages.fail_stale_trials(self.study)
+            after = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            lost = sorted(before - {t.number for t in after})
+            for number in lost:
+                self._mark_lost(number, tell=False)
+        else:
+            lost = [t.number for t in running]
+            for number in lost:
+                self._mark_lost(number, tell=True)
+        if lost:
+            logger.warning("re-enqueued %d trial(s) a previous driver left unfinished", len(lost))
+        return lost
+
+    # Internals ------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        while (
+            len(self._in_flight) < self.pool.n_workers
+            and self.done + len(self._in_flight) < self.n_trials
+            and self.stopped_reason is None
+        ):
+            trial = self.study.ask(self._distributions)
+            config = self.space.decode(trial.params)
+            trial.set_user_attr(ATTR_CONFIG, config)
+            try:
+                known = self.objectives.known_values(config)
+            except Exception as exc:
+                self._fail(trial, "failed", f"known-cost objective raised: {_line(exc)}", None, {})
+                self.done += 1
+                continue
+            if self._reject_infeasible(trial, known):
+                continue
+            self._infeasible_streak = 0
+            flight = _InFlight(trial, config, known, self._deadline())
+            if self._heartbeat:
+                flight.trial_id = self._trial_id(trial.number)
+                self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+            self._in_flight[trial.number] = flight
+            self.pool.submit(trial.number, config)
+
+    def _reject_infeasible(self, trial: optuna.Trial, known: dict[str, float]) -> bool:
+        """Record a Config that violates a known-cost constraint without evaluating it."""
+        broken = [c for c in self.objectives.known_constraints() if c.violation(known[c.name]) > 0]
+        if not broken:
+            return False
+        reason = "; ".join(f"{c.name}={known[c.name]:g} violates {c.label}" for c in broken)
+        violations = self.objectives.violations(known, only_known=True)
+        write_constraints(self.storage, self.study, trial.number, violations)
+        self._fail(trial, "infeasible", reason, None, known)
+        self._infeasible_streak += 1
+        if self._infeasible_streak >= MAX_INFEASIBLE_STREAK:
+            self.stopped_reason = (
+                f"the optimizer proposed {MAX_INFEASIBLE_STREAK} infeasible Configs in a row; "
+                "loosen the constraints or narrow the space"
+            )
+            logger.warning("stopping: %s", self.stopped_reason)
+        return True
+
+    def _finish(self, outcome: Outcome) -> None:
+        flight = self._in_flight.pop(outcome.task_id, None)
+        if flight is None:  # already failed by its timeout
+            return
+        run = {"duration_s": outcome.duration_s, "worker": outcome.worker, "node": outcome.node}
+        if outcome.error is not None:
+            self._fail(flight.trial, "failed", _last_line(outcome.error), outcome.error,
+                       flight.known, run=run)
+        else:
+            try:
+                metrics = self.objectives.check_metrics(outcome.metrics)
+            except ValueError as exc:
+                self._fail(flight.trial, "failed", str(exc), None, flight.known, run=run)
+            else:
+                self._complete(flight, {**flight.known, **metrics}, run)
+        self.done += 1
+        self._report()
+
+    def _complete(self, flight: _InFlight, values: dict[str, float], run: dict[str, Any]) -> None:
+        violations = self.objectives.violations(values)
+        run["values"] = values
+        if violations:
+            labels = [c.label for c in self.objectives.constraints]
+            run["constraints"] = dict(zip(labels, violations))
+            write_constraints(self.storage, self.study, flight.trial.number, violations)
+        flight.trial.set_user_attr(ATTR_RESULT, run)
+        objective_values = [values[n] for n in self.objectives.names]
+        self.study.tell(flight.trial, objective_values)
+        if all(v <= 0 for v in violations):
+            self._front.add(objective_values)
+
+    def _fail(
+        self,
+        trial: optuna.Trial | int,
+        status: str,
+        reason: str,
+        error: str | None,
+        known: dict[str, float],
+        *,
+        run: dict[str, Any] | None = None,
+    ) -> None:
+        number = trial if isinstance(trial, int) else trial.number
+        attrs: dict[str, Any] = {ATTR_STATUS: status, ATTR_REASON: reason}
+        if error is not None:
+            attrs[ATTR_ERROR] = error
+        if run is not None or known:
+            attrs[ATTR_RESULT] = {**(run or {}), "values": known}
+        trial_id = self._trial_id(number)
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        self.study.tell(number, state=TrialState.FAIL)
+        if status == "failed":
+            logger.warning("trial %d failed: %s", number, reason)
+        else:
+            logger.info("trial %d %s: %s", number, status, reason)
+
+    def _mark_lost(self, number: int, *, tell: bool) -> None:
+        trial = self.study.get_trials(deepcopy=False)[number]
+        reason = "left unfinished by a driver that stopped; the Config is re-enqueued"
+        trial_id = self._trial_id(number)
+        self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
+        self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
+        if tell:
+            self.study.tell(number, state=TrialState.FAIL)
+        self._requeue(trial.params, trial.user_attrs.get(ATTR_RETRY_OF, number))
+
+    def _requeue(self, params: dict[str, Any], origin: int) -> None:
+        if set(params) == set(self._distributions):
+            self.study.enqueue_trial(params, user_attrs={ATTR_RETRY_OF: origin})
+
+    def _abandon(self, status: str, reason: str) -> None:
+        for number, flight in list(self._in_flight.items()):
+            try:
+                self.pool.cancel(number)
+                self._fail(number, status, reason, None, flight.known)
+                self._requeue(flight.trial.params, number)
+            except Exception:  # never mask the original exception
+                logger.exception("could not record trial %d as %s", number, status)
+        self._in_flight.clear()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for number, flight in list(self._in_flight.items()):
+            if now >= flight.deadline:
+                self.pool.cancel(number)
+                del self._in_flight[number]
+                reason = f"timed out after {self.trial_timeout:g} s (trial_timeout)"
+                self._fail(number, "failed", reason, None, flight.known)
+                self.done += 1
+                self._report()
+
+    def _beat(self) -> None:
+        if self._heartbeat:
+            for flight in self._in_flight.values():
+                if flight.trial_id is not None:
+                    self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+
+    def _wait_s(self) -> float:
+        wait = float(HEARTBEAT_INTERVAL_S)
+        if self.trial_timeout is not None and self._in_flight:
+            next_deadline = min(f.deadline for f in self._in_flight.values())
+            wait = min(wait, max(0.0, next_deadline - time.monotonic()))
+        return wait
+
+    def _deadline(self) -> float:
+        if self.trial_timeout is None:
+            return math.inf
+        return time.monotonic() + self.trial_timeout
+
+    def _trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+
+    def _seed_front(self) -> None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.values is not None and all(v <= 0 for v in t.constraints.values()):
+                self._front.add(list(t.values))
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            size, hv = self._front.stats()
+            self.on_progress(self.done, size, hv)
+
+
+def _heartbeat_enabled(storage: BaseStorage) -> bool:
+    check = getattr(storage, "is_heartbeat_enabled", None)
+    return bool(check()) if callable(check) else False
+
+
+def _line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else text

@@ -1,0 +1,145 @@
+"""Evaluation as Ray tasks: on a local Ray instance or a multi-node cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tradeoff.workers._base import (
+    Evaluate,
+    Outcome,
+    WorkerPool,
+    check_n_workers,
+    host_worker_id,
+    run_evaluation,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _remote_evaluate(evaluate: Evaluate, config: dict[str, Any], task_id: int) -> Outcome:
+    import ray
+
+    ctx = ray.get_runtime_context()
+    worker = host_worker_id(ctx.get_worker_id()[:12])
+    return run_evaluation(evaluate, config, task_id, worker, ctx.get_node_id())
+
+
+class RayPool(WorkerPool):
+    """Evaluates each Config as a Ray task, at most ``n_workers`` at a time.
+
+    Args:
+        n_workers: Evaluations in flight at once (the concurrency limit).
+        ray_address: ``None`` starts a local Ray instance (or reuses one already initialized in
+            this process); ``"auto"`` joins the cluster this machine belongs to; or an address
+            such as ``"ray://head:10001"`` / ``"10.0.0.1:6379"``.
+        num_cpus: CPUs reserved per trial (fractions allowed).
+        num_gpus: GPUs reserved per trial (fractions allowed, e.g. 0.5 packs two trials a GPU).
+        resources: Custom Ray resources per trial, e.g. ``{"accelerator_type:A100": 0.1}``.
+        max_retries: Times Ray re-runs a trial whose worker process or node died.
+        runtime_env: Ray runtime environment for the tasks (pip packages, working dir...).
+    """
+
+    def __init__(
+        self,
+        n_workers: int = 1,
+        *,
+        ray_address: str | None = None,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        resources: Mapping[str, float] | None = None,
+        max_retries: int = 3,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.n_workers = check_n_workers(n_workers)
+        if num_cpus < 0 or num_gpus < 0:
+            raise ValueError(f"num_cpus and num_gpus must be >= 0, got {num_cpus}, {num_gpus}.")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
+        self.ray_address = ray_address
+        self.num_cpus, self.num_gpus = num_cpus, num_gpus
+        self.resources = dict(resources or {})
+        self.max_retries = max_retries
+        self.runtime_env = dict(runtime_env) if runtime_env else None
+        self._started_ray = False
+        self._refs: dict[Any, int] = {}
+        self._remote: Any = None
+        self._evaluate_ref: Any = None
+
+    def open(self, evaluate: Evaluate) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ImportError(
+                "backend='ray' needs Ray: pip install 'tradeoff[ray]'."
+            ) from None
+        if not ray.is_initialized():
+            self._init_ray(ray)
+        self._remote = ray.remote(_remote_evaluate).options(
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            resources=self.resources or None,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+            runtime_env=self.runtime_env,
+        )
+        # Ship the function (and whatever it closes over, e.g. a model) once, not per trial.
+        self._evaluate_ref = ray.put(evaluate)
+
+    def _init_ray(self, ray: Any) -> None:
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": False}
+        if self.ray_address is None:
+            # Enough CPU slots locally that n_workers trials really run at once.
+            need = self.n_workers * self.num_cpus
+            kwargs.update(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)))
+            kwargs.update(include_dashboard=False)
+        else:
+            kwargs.update(address=self.ray_address)
+        logger.info("starting Ray (%s)", self.ray_address or "local")
+        ray.init(**kwargs)
+        self._started_ray = True
+
+    def submit(self, task_id: int, config: dict[str, Any]) -> None:
+        if self._remote is None:
+            raise RuntimeError("RayPool.submit called before open().")
+        ref = self._remote.remote(self._evaluate_ref, config, task_id)
+        self._refs[ref] = task_id
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        if not self._refs:
+            return []
+        import ray
+
+        ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        if ready:  # collect everything else that is already done too
+            more, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+            ready = list(dict.fromkeys([*ready, *more]))
+        outcomes = []
+        for ref in ready:
+            task_id = self._refs.pop(ref)
+            try:
+                outcomes.append(ray.get(ref))
+            except Exception as exc:  # worker or node died after the retries
+                outcomes.append(Outcome(task_id, error=f"{type(exc).__name__}: {exc}"))
+        return outcomes
+
+    def cancel(self, task_id: int) -> None:
+        import ray
+
+        for ref, tid in list(self._refs.items()):
+            if tid == task_id:
+                ray.cancel(ref, force=True)
+                del self._refs[ref]
+
+    def close(self) -> None:
+        import ray
+
+        for ref in list(self._refs):
+            ray.cancel(ref, force=True)
+        self._refs.clear()
+        self._evaluate_ref = None
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
