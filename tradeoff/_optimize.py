@@ -89,8 +89,13 @@ def optimize(
     objset = ObjectiveSet.build(objectives, constraints, metrics)
     _check_inputs(evaluate, space, objset, optimizer, n_trials, timeout, trial_timeout)
     pool = _make_pool(
-        backend, n_workers, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
-        resources=resources, max_retries=max_retries,
+        backend,
+        n_workers,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources=resources,
+        max_retries=max_retries,
     )
     if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
         raise ValueError(
@@ -99,24 +104,46 @@ def optimize(
     store = make_storage(storage)
     # The real sampler is seeded from the trial count, so a resumed search does not replay
     # the proposals of the first run; so it is set once the study is open.
-    study = open_study(storage=store, study_name=study_name, objectives=objset,
-                       sampler=optuna.samplers.RandomSampler())
+    study = open_study(
+        storage=store,
+        study_name=study_name,
+        objectives=objset,
+        sampler=optuna.samplers.RandomSampler(),
+    )
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(
-        optimizer, space=space, objectives=objset, n_trials=n_trials,
-        n_workers=pool.n_workers, seed=None if seed is None else seed + existing,
+        optimizer,
+        space=space,
+        objectives=objset,
+        n_trials=n_trials,
+        n_workers=pool.n_workers,
+        seed=None if seed is None else seed + existing,
     )
     done = count_done(study)
     logger.info("study %r: %d/%d trials done", study.study_name, done, n_trials)
-    with tqdm(total=n_trials, initial=min(done, n_trials), disable=not show_progress,
-              desc="tradeoff", unit="trial", dynamic_ncols=True) as bar:
+    with tqdm(
+        total=n_trials,
+        initial=min(done, n_trials),
+        disable=not show_progress,
+        desc="tradeoff",
+        unit="trial",
+        dynamic_ncols=True,
+    ) as bar:
+
         def progress(n_done: int, size: int, hv: float) -> None:
             bar.update(min(n_done, n_trials) - bar.n)
             bar.set_postfix(pareto=size, hv=f"{hv:.4g}", refresh=False)
 
         driver = Driver(
-            study=study, storage=store, space=space, objectives=objset, pool=pool,
-            evaluate=evaluate, n_trials=n_trials, timeout=timeout, trial_timeout=trial_timeout,
+            study=study,
+            storage=store,
+            space=space,
+            objectives=objset,
+            pool=pool,
+            evaluate=evaluate,
+            n_trials=n_trials,
+            timeout=timeout,
+            trial_timeout=trial_timeout,
             on_progress=progress if show_progress else None,
         )
         driver.run()

@@ -17,7 +17,7 @@ FloatArray = NDArray[np.float64]
 def to_minimization(values: FloatArray, directions: Sequence[str]) -> FloatArray:
     """Negate the columns of maximized objectives."""
     sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return np.asarray(values, dtype=float) * sign
+    return np.asarray(np.asarray(values, dtype=float) * sign, dtype=float)
 
 
 def non_dominated(values: FloatArray) -> NDArray[np.bool_]:

@@ -22,6 +22,7 @@ from tradeoff._study import (
     REFERENCE_ATTR,
     load_spec,
     make_storage,
+    redact,
 )
 from tradeoff.objectives import ObjectiveSet
 
@@ -49,8 +50,19 @@ class SearchResult:
 
     @classmethod
     def load(cls, storage: str, study_name: str) -> SearchResult:
-        """Read the result of the study ``study_name`` in ``storage``."""
-        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+        """Read the result of the study ``study_name`` in ``storage``.
+
+        Raises:
+            ValueError: there is no such study (the message lists the existing ones).
+        """
+        store = make_storage(storage)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=store)
+        except KeyError:
+            names = [s.study_name for s in store.get_all_studies()]
+            raise ValueError(
+                f"No study named {study_name!r} in {redact(storage)}; it has {names or 'none'}."
+            ) from None
         return cls(study)
 
     # DataFrames -----------------------------------------------------------------------------
@@ -125,7 +137,9 @@ class SearchResult:
         """A few lines: counts by status, Pareto-set size, hypervolume, and why trials failed."""
         counts = Counter(self._frame["status"])
         parts = [f"{counts.get(s, 0)} {s}" for s in ("complete", "failed", "infeasible")]
-        parts += [f"{n} {s}" for s, n in counts.items() if s not in ("complete", "failed", "infeasible")]
+        parts += [
+            f"{n} {s}" for s, n in counts.items() if s not in ("complete", "failed", "infeasible")
+        ]
         lines = [
             f"{len(self._frame)} trials: " + ", ".join(parts),
             f"Pareto set: {int(self._frame['pareto'].sum())} configs; "

@@ -66,12 +66,14 @@ def make_storage(storage: str | BaseStorage | None) -> BaseStorage:
             "'postgresql://user:pass@host/db', or a journal file path ending in '.log'."
         )
     try:
-        return optuna.storages.RDBStorage(
-            storage,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
-            engine_kwargs=_engine_kwargs(storage),
-        )
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                storage,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+                engine_kwargs=_engine_kwargs(storage),
+            )
     except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"
         raise ValueError(
             f"Cannot open storage {redact(storage)!r}: {type(exc).__name__}: "

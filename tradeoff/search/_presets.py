@@ -95,7 +95,9 @@ def make_sampler(
             raise ImportError(
                 "optimizer='gp' needs torch and scipy: pip install 'tradeoff[torch]' scipy."
             )
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(5, min(10, n_trials // 10)))
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=max(5, min(10, n_trials // 10))
+        )
 
 
 def _has_gp_deps() -> bool:

@@ -133,7 +133,7 @@ class Int(Parameter):
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             return False
-        return self.low <= value <= self.high and (value - self.low) % self.step == 0
+        return bool(self.low <= value <= self.high and (value - self.low) % self.step == 0)
 
     def __repr__(self) -> str:
         return f"Int({self.low!r}, {self.high!r}, log={self.log!r}, step={self.step!r})"
@@ -201,7 +201,7 @@ class Choice(Parameter):
 
 def _same(a: Any, b: Any) -> bool:
     # True == 1 in Python; a level list [0, 1] must not accept True, nor [True] accept 1.
-    return type(a) is type(b) and a == b or (
+    return (type(a) is type(b) and a == b) or (
         isinstance(a, (int, float))
         and isinstance(b, (int, float, np.number))
         and not isinstance(a, bool)
@@ -250,7 +250,7 @@ def _sample_numeric(dist: FloatDistribution | IntDistribution, rng: np.random.Ge
             return int(min(max(round(x), low), high))
         return min(max(x, low), high)
     if dist.step is not None:
-        n = int(round((high - low) / dist.step))
+        n = round((high - low) / dist.step)
         k = int(rng.integers(n + 1))
         return min(low + k * dist.step, high)
     return float(rng.uniform(low, high))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ class _Front:
     update costs O(front size), not O(trials).
     """
 
-    def __init__(self, directions: list[str]) -> None:
+    def __init__(self, directions: Sequence[str]) -> None:
         self.directions = directions
         self.front = np.empty((0, len(directions)))
         self.worst = np.full(len(directions), -np.inf)
@@ -187,7 +188,10 @@ class Driver:
             and self.done + len(self._in_flight) < self.n_trials
             and self.stopped_reason is None
         ):
-            trial = self.study.ask(self._distributions)
+            with warnings.catch_warnings():
+                # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = self.study.ask(self._distributions)
             config = self.space.decode(trial.params)
             trial.set_user_attr(ATTR_CONFIG, config)
             try:
@@ -230,8 +234,14 @@ class Driver:
             return
         run = {"duration_s": outcome.duration_s, "worker": outcome.worker, "node": outcome.node}
         if outcome.error is not None:
-            self._fail(flight.trial, "failed", _last_line(outcome.error), outcome.error,
-                       flight.known, run=run)
+            self._fail(
+                flight.trial,
+                "failed",
+                _last_line(outcome.error),
+                outcome.error,
+                flight.known,
+                run=run,
+            )
         else:
             try:
                 metrics = self.objectives.check_metrics(outcome.metrics)

@@ -72,9 +72,7 @@ class RayPool(WorkerPool):
         try:
             import ray
         except ImportError:
-            raise ImportError(
-                "backend='ray' needs Ray: pip install 'tradeoff[ray]'."
-            ) from None
+            raise ImportError("backend='ray' needs Ray: pip install 'tradeoff[ray]'.") from None
         if not ray.is_initialized():
             self._init_ray(ray)
         self._remote = ray.remote(_remote_evaluate).options(

@@ -1,0 +1,381 @@
+"""Engine overhead: what tradeoff's driver costs per trial, and how well RayPool parallelizes.
+
+Two measurements, in one run:
+
+1. Driver overhead on a 2-objective ZDT1 objective that returns instantly (RandomSampler and
+   in-memory storage everywhere, so the sampler costs the same tiny amount): plain Optuna
+   ``study.optimize`` (the baseline), ``tradeoff.optimize`` on the local and Ray backends, and
+   Ray Tune with ``OptunaSearch``. Since the objective costs ~0, ms per trial = overhead.
+2. Parallel efficiency on an objective that sleeps: ideal wall = trials * sleep / n_workers,
+   efficiency = ideal / measured.
+
+Ray is started once (startup excluded) and warmed up before the Ray measurements.
+
+Usage:
+    python benchmarks/engine_overhead.py [--quick] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+import tradeoff
+from tradeoff.objectives import Objective
+from tradeoff.spaces import Float, SearchSpace
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "engine_overhead.json"
+N_PARAMS = 4
+RAY_CPUS = 4
+TARGET_OVERHEAD_MS = 5.0  # tradeoff on Ray, per trial
+TARGET_EFFICIENCY = 0.95  # tradeoff on Ray with 2 workers
+# Tune writes no per-trial logger files (fair: tradeoff writes none either) and prints nothing.
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to run; ``--quick`` shrinks everything for a smoke test."""
+
+    n_trials: int = 200
+    tune_trials: int = 30
+    sleep_trials: int = 20
+    sleep_s: float = 0.2
+    repeats: int = 3
+
+
+QUICK = Settings(n_trials=20, tune_trials=3, sleep_trials=4, sleep_s=0.2, repeats=1)
+
+
+@dataclass
+class Overhead:
+    """Per-trial cost of one engine on the instant objective (median over repeats)."""
+
+    engine: str
+    n_workers: int
+    trials: int
+    wall_s: float
+    ms_per_trial: float
+    walls_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Parallel:
+    """Parallel efficiency of one engine on the sleeping objective (median over repeats)."""
+
+    engine: str
+    n_workers: int
+    trials: int
+    sleep_s: float
+    ideal_s: float
+    wall_s: float
+    efficiency: float
+    walls_s: list[float] = field(default_factory=list)
+
+
+# Objectives ---------------------------------------------------------------------------------
+def zdt1(x: list[float]) -> tuple[float, float]:
+    g = 1.0 + 9.0 * sum(x[1:]) / (len(x) - 1)
+    return x[0], g * (1.0 - math.sqrt(x[0] / g))
+
+
+def instant(config: Mapping[str, Any]) -> dict[str, float]:
+    f1, f2 = zdt1([config[f"x{i}"] for i in range(N_PARAMS)])
+    return {"f1": f1, "f2": f2}
+
+
+def make_sleeper(sleep_s: float) -> Callable[[Mapping[str, Any]], dict[str, float]]:
+    def sleeper(config: Mapping[str, Any]) -> dict[str, float]:
+        time.sleep(sleep_s)
+        return instant(config)
+
+    return sleeper
+
+
+def optuna_objective(trial: optuna.Trial) -> tuple[float, float]:
+    return zdt1([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(N_PARAMS)])
+
+
+def tune_trainable(config: dict[str, Any]) -> None:
+    tune.report(instant(config))
+
+
+# Timing helpers -----------------------------------------------------------------------------
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def repeat_walls(fn: Callable[[], object], repeats: int) -> list[float]:
+    return [timed(fn) for _ in range(repeats)]
+
+
+def overhead(engine: str, n_workers: int, trials: int, walls: list[float]) -> Overhead:
+    wall = statistics.median(walls)
+    return Overhead(engine, n_workers, trials, wall, 1e3 * wall / trials, walls)
+
+
+def parallel(
+    engine: str, n_workers: int, trials: int, sleep_s: float, walls: list[float]
+) -> Parallel:
+    wall = statistics.median(walls)
+    ideal = trials * sleep_s / n_workers
+    return Parallel(engine, n_workers, trials, sleep_s, ideal, wall, ideal / wall, walls)
+
+
+# Engines ------------------------------------------------------------------------------------
+def run_optuna(trials: int) -> None:
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(optuna_objective, n_trials=trials)
+    check_done("optuna", sum(t.values is not None for t in study.trials), trials)
+
+
+def run_tradeoff(evaluate: Callable[..., Any], trials: int, backend: str, n_workers: int) -> None:
+    space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(N_PARAMS)})
+    result = tradeoff.optimize(
+        evaluate,
+        space,
+        objectives=[Objective("f1"), Objective("f2")],
+        optimizer="random",
+        n_trials=trials,
+        n_workers=n_workers,
+        backend=backend,
+        seed=0,
+        show_progress=False,
+    )
+    check_done(f"tradeoff/{backend}", int((result.trials["status"] == "complete").sum()), trials)
+
+
+def run_tune(trials: int) -> None:
+    search = OptunaSearch(
+        metric=["f1", "f2"], mode=["min", "min"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    space = {f"x{i}": tune.uniform(0.0, 1.0) for i in range(N_PARAMS)}
+    with tempfile.TemporaryDirectory(prefix="tune-bench-") as storage:
+        tuner = tune.Tuner(
+            tune_trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                search_alg=search, num_samples=trials, max_concurrent_trials=2
+            ),
+            run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
+        )
+        results = tuner.fit()
+    check_done("ray tune", sum("f2" in r.metrics for r in results), trials)
+
+
+def run_raw_ray(trials: int, n_workers: int, sleep_s: float) -> None:
+    """Ray tasks with no engine around them: the floor any Ray-based engine can reach."""
+    task = ray.remote(num_cpus=1)(make_sleeper(sleep_s))
+    config = {f"x{i}": 0.5 for i in range(N_PARAMS)}
+    pending: list[Any] = []
+    submitted = done = 0
+    while done < trials:
+        while len(pending) < n_workers and submitted < trials:
+            pending.append(task.remote(config))
+            submitted += 1
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+        done += len(ready)
+
+
+def check_done(engine: str, completed: int, expected: int) -> None:
+    if completed != expected:
+        raise RuntimeError(f"{engine}: {completed} of {expected} trials completed.")
+
+
+# Sections -----------------------------------------------------------------------------------
+def measure_overhead(s: Settings) -> tuple[list[Overhead], dict[str, float]]:
+    n, r = s.n_trials, s.repeats
+    local = partial(run_tradeoff, instant, n, "local", 1)
+    on_ray = partial(run_tradeoff, instant, n, "ray", 2)
+    rows = [
+        overhead("optuna study.optimize", 1, n, repeat_walls(partial(run_optuna, n), r)),
+        overhead("tradeoff local", 1, n, repeat_walls(local, r)),
+    ]
+    # The first Ray call starts the worker processes and imports tradeoff there: kept apart.
+    warmup = {"tradeoff_ray_first_call_s": timed(on_ray)}
+    rows.append(overhead("tradeoff ray", 2, n, repeat_walls(on_ray, r)))
+    warmup["ray_tune_2_trials_s"] = timed(partial(run_tune, 2))
+    tune_wall = timed(partial(run_tune, s.tune_trials))
+    rows.append(overhead("ray tune + OptunaSearch", 2, s.tune_trials, [tune_wall]))
+    return rows, warmup
+
+
+def measure_parallel(s: Settings) -> list[Parallel]:
+    n, sleep, r = s.sleep_trials, s.sleep_s, s.repeats
+    sleeper = make_sleeper(sleep)
+    cases: list[tuple[str, int, Callable[[], object]]] = [
+        ("tradeoff ray", 1, partial(run_tradeoff, sleeper, n, "ray", 1)),
+        ("tradeoff ray", 2, partial(run_tradeoff, sleeper, n, "ray", 2)),
+        ("tradeoff local", 2, partial(run_tradeoff, sleeper, n, "local", 2)),
+        ("raw ray tasks (floor)", 2, partial(run_raw_ray, n, 2, sleep)),
+    ]
+    return [parallel(name, k, n, sleep, repeat_walls(fn, r)) for name, k, fn in cases]
+
+
+# Report -------------------------------------------------------------------------------------
+def check_targets(rows: list[Overhead], par: list[Parallel]) -> dict[str, dict[str, Any]]:
+    ray_ms = next(o.ms_per_trial for o in rows if o.engine == "tradeoff ray")
+    eff = next(p.efficiency for p in par if p.engine == "tradeoff ray" and p.n_workers == 2)
+    return {
+        "tradeoff_ray_overhead_ms_per_trial": {
+            "target": f"<= {TARGET_OVERHEAD_MS}",
+            "measured": ray_ms,
+            "met": ray_ms <= TARGET_OVERHEAD_MS,
+        },
+        "tradeoff_ray_2_workers_efficiency": {
+            "target": f">= {TARGET_EFFICIENCY}",
+            "measured": eff,
+            "met": eff >= TARGET_EFFICIENCY,
+        },
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "optuna": optuna.__version__,
+        "ray": ray.__version__,
+        "tradeoff": tradeoff.__version__,
+        "ray_num_cpus": RAY_CPUS,
+    }
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in [headers, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    over = [
+        [
+            o["engine"],
+            str(o["n_workers"]),
+            str(o["trials"]),
+            f"{o['wall_s']:.3f}",
+            f"{o['ms_per_trial']:.2f}",
+        ]
+        for o in report["overhead"]
+    ]
+    par = [
+        [
+            p["engine"],
+            str(p["n_workers"]),
+            str(p["trials"]),
+            f"{p['ideal_s']:.2f}",
+            f"{p['wall_s']:.3f}",
+            f"{100 * p['efficiency']:.1f}%",
+        ]
+        for p in report["parallel"]
+    ]
+    print("\n1. Driver overhead, instant 2-objective ZDT1, RandomSampler, in-memory storage")
+    print(format_table(["engine", "workers", "trials", "wall s", "ms/trial"], over))
+    print(f"\n2. Parallel efficiency, objective sleeps {report['parallel'][0]['sleep_s']} s")
+    print(format_table(["engine", "workers", "trials", "ideal s", "wall s", "efficiency"], par))
+    print(f"\nwarm-up (excluded above): {_fmt(report['warmup'])}")
+    print("\ntargets:")
+    for name, t in report["targets"].items():
+        print(
+            f"  {name}: {t['measured']:.3f} (target {t['target']}) "
+            f"{'MET' if t['met'] else 'MISSED'}"
+        )
+
+
+def _fmt(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.2f}" for k, v in values.items())
+
+
+# Main ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few trials (smoke test)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    return parser.parse_args(argv)
+
+
+def quiet() -> None:
+    """Silence library logging and progress output; set before Ray starts its workers."""
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Without logger callbacks Tune cannot re-read result files; the results are in memory.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def start_ray() -> bool:
+    """Start a local Ray unless one runs in this process; True if we started it."""
+    # Ship this module's functions by value, so Ray workers need not import it (when imported
+    # as a module, e.g. by a smoke test, rather than run as a script).
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    if ray.is_initialized():
+        return False
+    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level=logging.WARNING)
+    return True
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    started = start_ray()
+    try:
+        rows, warmup = measure_overhead(settings)
+        par = measure_parallel(settings)
+    finally:
+        if started:
+            ray.shutdown()
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "settings": asdict(settings),
+        "overhead": [asdict(o) for o in rows],
+        "parallel": [asdict(p) for p in par],
+        "warmup": warmup,
+        "targets": check_targets(rows, par),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet()
+    start = time.perf_counter()
+    report = run(QUICK if args.quick else Settings())
+    report["benchmark_wall_s"] = time.perf_counter() - start
+    print_report(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

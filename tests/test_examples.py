@@ -1,0 +1,28 @@
+"""Every example runs, with a tiny budget."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+import tradeoff
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_search_file_runs(path):
+    namespace = runpy.run_path(str(path), run_name="__tradeoff__")
+    result = tradeoff.optimize(
+        namespace["evaluate"],
+        namespace["space"],
+        objectives=namespace["objectives"],
+        constraints=namespace.get("constraints", ()),
+        metrics=namespace.get("metrics", ()),
+        optimizer="random",
+        n_trials=6,
+        seed=0,
+        show_progress=False,
+    )
+    assert (result.trials["status"] == "complete").sum() >= 1
+    assert len(result.pareto) >= 1

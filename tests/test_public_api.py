@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import tradeoff
+from tradeoff import objectives, search, spaces, workers
+
+
+def test_top_level_names_are_pinned():
+    assert sorted(tradeoff.__all__) == [
+        "SearchResult",
+        "objectives",
+        "optimize",
+        "search",
+        "spaces",
+        "workers",
+    ]
+
+
+def test_subpackage_names_are_pinned():
+    assert sorted(spaces.__all__) == [
+        "Choice",
+        "Config",
+        "Float",
+        "Int",
+        "Ordinal",
+        "Parameter",
+        "SearchSpace",
+    ]
+    assert sorted(objectives.__all__) == ["Constraint", "Objective", "ObjectiveSet"]
+    assert sorted(search.__all__) == [
+        "OPTIMIZERS",
+        "auto_optimizer",
+        "check_optimizer",
+        "make_sampler",
+    ]
+    assert sorted(workers.__all__) == ["Evaluate", "LocalPool", "Outcome", "RayPool", "WorkerPool"]
+    for module in (tradeoff, spaces, objectives, search, workers):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_import_tradeoff_does_not_import_heavy_libraries():
+    code = (
+        "import sys, tradeoff, tradeoff.cli\n"
+        "heavy = [m for m in ('torch', 'ray', 'botorch', 'peft', 'transformers') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

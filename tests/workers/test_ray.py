@@ -1,0 +1,129 @@
+"""RayPool and optimize(backend="ray") on a real local Ray instance."""
+
+import os
+
+import pytest
+
+import tradeoff
+from tradeoff.workers import RayPool
+
+from ..conftest import ZDT_OBJECTIVES, ZDT_SPACE, zdt1
+
+pytestmark = pytest.mark.ray
+
+
+def collect(pool, n):
+    outcomes = []
+    while len(outcomes) < n:
+        outcomes += pool.wait(timeout=30)
+    return sorted(outcomes, key=lambda o: o.task_id)
+
+
+def worker_pid(config):
+    return {"pid": float(os.getpid())}
+
+
+def test_ray_pool_runs_tasks_in_other_processes(ray_session):
+    pool = RayPool(2)
+    pool.open(worker_pid)
+    for i in range(4):
+        pool.submit(i, {"i": i})
+    outcomes = collect(pool, 4)
+    pool.close()
+    assert [o.task_id for o in outcomes] == [0, 1, 2, 3]
+    assert all(o.metrics["pid"] != os.getpid() for o in outcomes)
+    assert all(o.node and o.worker for o in outcomes)
+    assert ray_session.is_initialized()  # a pool does not shut down a Ray it did not start
+
+
+def test_ray_pool_reports_exceptions(ray_session):
+    def boom(config):
+        raise MemoryError("worker ran out of memory")
+
+    pool = RayPool(1)
+    pool.open(boom)
+    pool.submit(0, {})
+    (outcome,) = collect(pool, 1)
+    pool.close()
+    assert "MemoryError: worker ran out of memory" in outcome.error
+
+
+def test_ray_pool_validates_resources():
+    with pytest.raises(ValueError, match="num_cpus and num_gpus must be >= 0"):
+        RayPool(1, num_gpus=-1)
+    with pytest.raises(ValueError, match="n_workers"):
+        RayPool(0)
+
+
+def slow_zdt1(config):
+    import time
+
+    time.sleep(0.2)  # long enough that both Ray slots are busy at once
+    return zdt1(config)
+
+
+def test_end_to_end_on_ray_with_sqlite(ray_session, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    result = tradeoff.optimize(
+        slow_zdt1,
+        ZDT_SPACE,
+        objectives=ZDT_OBJECTIVES,
+        optimizer="random",
+        n_trials=16,
+        n_workers=2,
+        backend="ray",
+        storage=url,
+        study_name="zdt-ray",
+        seed=0,
+        show_progress=False,
+    )
+    trials = result.trials
+    assert len(trials) == 16 and (trials["status"] == "complete").all()
+    assert trials["worker"].nunique() >= 2  # evaluated by more than one Ray worker
+    assert trials["node"].notna().all()
+    assert len(result.pareto) >= 1 and result.hypervolume() > 0
+    # The same search file-free resume works on Ray too.
+    again = tradeoff.optimize(
+        zdt1,
+        ZDT_SPACE,
+        objectives=ZDT_OBJECTIVES,
+        optimizer="random",
+        n_trials=20,
+        n_workers=2,
+        backend="ray",
+        storage=url,
+        study_name="zdt-ray",
+        seed=0,
+        show_progress=False,
+    )
+    assert len(again.trials) == 20
+
+
+def test_ray_failures_and_timeouts_are_recorded(ray_session):
+    import time
+
+    def evaluate(config):
+        if config["x0"] < 0.2:
+            raise ValueError("diverged")
+        if config["x0"] > 0.9:
+            time.sleep(60)
+        return zdt1(config)
+
+    result = tradeoff.optimize(
+        evaluate,
+        ZDT_SPACE,
+        objectives=ZDT_OBJECTIVES,
+        optimizer="random",
+        n_trials=20,
+        n_workers=2,
+        backend="ray",
+        seed=1,
+        trial_timeout=2.0,
+        show_progress=False,
+    )
+    trials = result.trials
+    failed = trials[trials["status"] == "failed"]
+    assert len(trials) == 20
+    assert (failed["failure"].str.contains("diverged") == (failed["x0"] < 0.2)).all()
+    assert failed.loc[failed["x0"] > 0.9, "failure"].str.contains("timed out").all()
+    assert (trials.loc[trials["status"] == "complete", "x0"].between(0.2, 0.9)).all()
