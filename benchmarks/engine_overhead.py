@@ -131,14 +131,18 @@ def repeat_walls(fn: Callable[[], object], repeats: int) -> list[float]:
     return [timed(fn) for _ in range(repeats)]
 
 
-def overhead(engine: str, n_workers: int, trials: int, walls: list[float]) -> Overhead:
+def overhead(
+    engine: str, n_workers: int, trials: int, fn: Callable[[], object], repeats: int = 1
+) -> Overhead:
+    walls = repeat_walls(fn, repeats)
     wall = statistics.median(walls)
     return Overhead(engine, n_workers, trials, wall, 1e3 * wall / trials, walls)
 
 
 def parallel(
-    engine: str, n_workers: int, trials: int, sleep_s: float, walls: list[float]
+    engine: str, n_workers: int, trials: int, sleep_s: float, fn: Callable[[], object], repeats: int
 ) -> Parallel:
+    walls = repeat_walls(fn, repeats)
     wall = statistics.median(walls)
     ideal = trials * sleep_s / n_workers
     return Parallel(engine, n_workers, trials, sleep_s, ideal, wall, ideal / wall, walls)
@@ -186,9 +190,9 @@ def run_tune(trials: int) -> None:
     check_done("ray tune", sum("f2" in r.metrics for r in results), trials)
 
 
-def run_raw_ray(trials: int, n_workers: int, sleep_s: float) -> None:
-    """Ray tasks with no engine around them: the floor any Ray-based engine can reach."""
-    task = ray.remote(num_cpus=1)(make_sleeper(sleep_s))
+def run_raw_ray(evaluate: Callable[..., Any], trials: int, n_workers: int) -> None:
+    """Bare Ray tasks, no engine around them: the floor any Ray-based engine can reach."""
+    task = ray.remote(num_cpus=1)(evaluate)
     config = {f"x{i}": 0.5 for i in range(N_PARAMS)}
     pending: list[Any] = []
     submitted = done = 0
@@ -209,31 +213,33 @@ def check_done(engine: str, completed: int, expected: int) -> None:
 # Sections -----------------------------------------------------------------------------------
 def measure_overhead(s: Settings) -> tuple[list[Overhead], dict[str, float]]:
     n, r = s.n_trials, s.repeats
-    local = partial(run_tradeoff, instant, n, "local", 1)
     on_ray = partial(run_tradeoff, instant, n, "ray", 2)
-    rows = [
-        overhead("optuna study.optimize", 1, n, repeat_walls(partial(run_optuna, n), r)),
-        overhead("tradeoff local", 1, n, repeat_walls(local, r)),
-    ]
     # The first Ray call starts the worker processes and imports tradeoff there: kept apart.
     warmup = {"tradeoff_ray_first_call_s": timed(on_ray)}
-    rows.append(overhead("tradeoff ray", 2, n, repeat_walls(on_ray, r)))
+    rows = [
+        overhead("optuna study.optimize", 1, n, partial(run_optuna, n), r),
+        overhead("tradeoff local", 1, n, partial(run_tradeoff, instant, n, "local", 1), r),
+        overhead("tradeoff ray", 2, n, on_ray, r),
+        overhead("raw ray tasks (floor)", 2, n, partial(run_raw_ray, instant, n, 2), r),
+    ]
     warmup["ray_tune_2_trials_s"] = timed(partial(run_tune, 2))
-    tune_wall = timed(partial(run_tune, s.tune_trials))
-    rows.append(overhead("ray tune + OptunaSearch", 2, s.tune_trials, [tune_wall]))
+    tune_n = s.tune_trials  # Tune is slow: fewer trials, run once
+    rows.append(overhead("ray tune + OptunaSearch", 2, tune_n, partial(run_tune, tune_n)))
     return rows, warmup
 
 
-def measure_parallel(s: Settings) -> list[Parallel]:
+def measure_parallel(s: Settings, warmup: dict[str, float]) -> list[Parallel]:
     n, sleep, r = s.sleep_trials, s.sleep_s, s.repeats
     sleeper = make_sleeper(sleep)
+    # Tune's actors took over Ray's worker processes; have two task workers ready again.
+    warmup["tradeoff_ray_sleep_4_trials_s"] = timed(partial(run_tradeoff, sleeper, 4, "ray", 2))
     cases: list[tuple[str, int, Callable[[], object]]] = [
         ("tradeoff ray", 1, partial(run_tradeoff, sleeper, n, "ray", 1)),
         ("tradeoff ray", 2, partial(run_tradeoff, sleeper, n, "ray", 2)),
         ("tradeoff local", 2, partial(run_tradeoff, sleeper, n, "local", 2)),
-        ("raw ray tasks (floor)", 2, partial(run_raw_ray, n, 2, sleep)),
+        ("raw ray tasks (floor)", 2, partial(run_raw_ray, sleeper, n, 2)),
     ]
-    return [parallel(name, k, n, sleep, repeat_walls(fn, r)) for name, k, fn in cases]
+    return [parallel(name, k, n, sleep, fn, r) for name, k, fn in cases]
 
 
 # Report -------------------------------------------------------------------------------------
@@ -349,7 +355,7 @@ def run(settings: Settings) -> dict[str, Any]:
     started = start_ray()
     try:
         rows, warmup = measure_overhead(settings)
-        par = measure_parallel(settings)
+        par = measure_parallel(settings, warmup)
     finally:
         if started:
             ray.shutdown()

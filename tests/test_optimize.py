@@ -304,3 +304,23 @@ def test_existing_study_with_other_objectives_is_refused(tmp_path):
 def test_non_callable_evaluate():
     with pytest.raises(TypeError, match="evaluate must be callable"):
         tradeoff.optimize("zdt1", ZDT_SPACE, objectives=ZDT_OBJECTIVES)
+
+
+def test_timeout_stops_proposing_and_lets_running_trials_finish():
+    def evaluate(config):
+        time.sleep(0.2)
+        return zdt1(config)
+
+    result = run(evaluate, n_trials=500, n_workers=2, timeout=0.5)
+    trials = result.trials
+    assert 2 <= len(trials) < 500
+    assert (trials["status"] == "complete").all()  # nothing cut off mid-evaluation
+
+
+def test_progress_bar_shows_pareto_size_and_hypervolume(capsys):
+    objectives = [Objective("f1", reference=1.0), Objective("f2", reference=10.0)]
+    result = run(zdt1, objectives=objectives, n_trials=5, show_progress=True)
+    err = capsys.readouterr().err
+    assert "5/5" in err
+    assert f"pareto={len(result.pareto)}" in err
+    assert f"hv={result.hypervolume():.4g}" in err  # same reference as the result

@@ -12,7 +12,7 @@ from optuna.storages import BaseStorage
 from tqdm.auto import tqdm
 
 from tradeoff._result import META_COLUMNS, SearchResult
-from tradeoff._study import REFERENCE_ATTR, make_storage, open_study
+from tradeoff._study import REFERENCE_ATTR, fixed_reference, make_storage, open_study
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import check_optimizer, make_sampler
 from tradeoff.spaces import Config, SearchSpace
@@ -145,6 +145,7 @@ def optimize(
             timeout=timeout,
             trial_timeout=trial_timeout,
             on_progress=progress if show_progress else None,
+            reference=_as_list(fixed_reference(study, objset), objset),
         )
         driver.run()
     result = SearchResult(study, objset)
@@ -199,3 +200,7 @@ def _record_reference(study: optuna.Study, result: SearchResult) -> None:
     ref = result.reference_point()
     if ref is not None:
         study.set_user_attr(REFERENCE_ATTR, json.dumps(ref))
+
+
+def _as_list(ref: Mapping[str, float] | None, objset: ObjectiveSet) -> list[float] | None:
+    return None if ref is None else [ref[n] for n in objset.names]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from tradeoff._study import (
     ATTR_REASON,
     ATTR_RESULT,
     ATTR_STATUS,
-    REFERENCE_ATTR,
+    fixed_reference,
     load_spec,
     make_storage,
     redact,
@@ -93,12 +92,9 @@ class SearchResult:
     def reference_point(self) -> dict[str, float] | None:
         """The reference point in use: per-objective ``reference`` if all are given, else the
         one recorded on the study, else derived from the completed feasible trials."""
-        refs = [o.reference for o in self.objectives.objectives]
-        if all(r is not None for r in refs):
-            return dict(zip(self.objectives.names, (float(r) for r in refs if r is not None)))
-        recorded = self.study.user_attrs.get(REFERENCE_ATTR)
-        if recorded is not None:
-            return {k: float(v) for k, v in json.loads(recorded).items()}
+        fixed = fixed_reference(self.study, self.objectives)
+        if fixed is not None:
+            return fixed
         values = self._feasible_values()
         if len(values) == 0:
             return None

@@ -32,8 +32,8 @@ REFERENCE_ATTR = "tradeoff.reference_point"
 LEGACY_CONSTRAINTS_KEY = "constraints"  # read by optuna-dashboard 0.21 and by Optuna 5 alike
 
 # Heartbeats let a resumed (or concurrent) driver tell a dead driver's trials from live ones.
-HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 60
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 20
 
 
 def redact(url: str) -> str:
@@ -130,6 +130,18 @@ def load_spec(study: optuna.Study) -> ObjectiveSet:
     return ObjectiveSet.build(
         [Objective(n, d.name.lower()) for n, d in zip(names, study.directions)]  # type: ignore[arg-type]
     )
+
+
+def fixed_reference(study: optuna.Study, objectives: ObjectiveSet) -> dict[str, float] | None:
+    """The hypervolume reference point known without looking at trials: every objective's
+    ``reference`` when all are given, else the one recorded on the study, else ``None``."""
+    refs = [o.reference for o in objectives.objectives]
+    if all(r is not None for r in refs):
+        return dict(zip(objectives.names, (float(r) for r in refs if r is not None)))
+    recorded = study.user_attrs.get(REFERENCE_ATTR)
+    if recorded is not None:
+        return {k: float(v) for k, v in json.loads(recorded).items()}
+    return None
 
 
 def write_constraints(

@@ -59,8 +59,11 @@ class _Front:
     update costs O(front size), not O(trials).
     """
 
-    def __init__(self, directions: Sequence[str]) -> None:
+    def __init__(self, directions: Sequence[str], reference: Sequence[float] | None) -> None:
         self.directions = directions
+        self.reference = (
+            None if reference is None else _pareto.to_minimization(np.array(reference), directions)
+        )
         self.front = np.empty((0, len(directions)))
         self.worst = np.full(len(directions), -np.inf)
         self.best = np.full(len(directions), np.inf)
@@ -76,7 +79,9 @@ class _Front:
     def stats(self) -> tuple[int, float]:
         if len(self.front) == 0:
             return 0, 0.0
-        ref = _pareto.derive_reference(np.stack([self.worst, self.best]))
+        ref = self.reference
+        if ref is None:
+            ref = _pareto.derive_reference(np.stack([self.worst, self.best]))
         return len(self.front), _pareto.hypervolume(self.front, ref)
 
 
@@ -105,6 +110,7 @@ class Driver:
         timeout: Stop proposing after this many seconds (running trials finish).
         trial_timeout: Fail (and cancel) a trial running longer than this, in seconds.
         on_progress: Called after each finished trial with (done, pareto size, hypervolume).
+        reference: Hypervolume reference point for progress; derived from the data if None.
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class Driver:
         timeout: float | None = None,
         trial_timeout: float | None = None,
         on_progress: Callable[[int, int, float], None] | None = None,
+        reference: Sequence[float] | None = None,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         self.pool, self.evaluate, self.n_trials = pool, evaluate, n_trials
@@ -127,7 +134,8 @@ class Driver:
         self.on_progress = on_progress
         self._distributions = space.distributions()
         self._in_flight: dict[int, _InFlight] = {}
-        self._front = _Front(objectives.directions)
+        self._front = _Front(objectives.directions, reference)
+        self._last_beat = 0.0
         self._heartbeat = _heartbeat_enabled(storage)
         self._study_id = storage.get_study_id_from_name(study.study_name)
         self._infeasible_streak = 0
@@ -326,7 +334,9 @@ class Driver:
                 self._report()
 
     def _beat(self) -> None:
-        if self._heartbeat:
+        now = time.monotonic()
+        if self._heartbeat and now - self._last_beat >= HEARTBEAT_INTERVAL_S / 2:
+            self._last_beat = now
             for flight in self._in_flight.values():
                 if flight.trial_id is not None:
                     self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
