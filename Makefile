@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel on disk, never a CUDA download.
 	$(PIP) install torch==2.13.0 2>&1 | sed "/is ignored: it is neither/d"
-	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(BIN)/python -c "from importlib.metadata import version as v; assert v('torch').startswith('2.13.0'), v('torch')"
 	$(PIP) install -c constraints.txt -e '.[dev]' 2>&1 | sed "/is ignored: it is neither/d"
 	$(BIN)/python -c "import tradeoff, optuna, ray, botorch, optuna_dashboard"
 	touch $(STAMP)

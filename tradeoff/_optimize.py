@@ -46,6 +46,7 @@ def optimize(
     num_gpus: float = 0.0,
     resources: Mapping[str, float] | None = None,
     max_retries: int = 3,
+    ray_actors: bool = False,
     show_progress: bool = True,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
@@ -78,6 +79,8 @@ def optimize(
         num_gpus: GPUs reserved per trial on Ray (fractions allowed).
         resources: Custom Ray resources per trial.
         max_retries: Ray re-runs of a trial whose worker died.
+        ray_actors: On Ray, evaluate on ``n_workers`` persistent actors that keep ``evaluate``
+            (and the model it closes over) loaded, instead of one task per trial.
         show_progress: Show a progress bar with the Pareto-set size and hypervolume.
 
     Returns:
@@ -96,6 +99,7 @@ def optimize(
         num_gpus=num_gpus,
         resources=resources,
         max_retries=max_retries,
+        actors=ray_actors,
     )
     if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
         raise ValueError(

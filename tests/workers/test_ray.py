@@ -127,3 +127,57 @@ def test_ray_failures_and_timeouts_are_recorded(ray_session):
     assert (failed["failure"].str.contains("diverged") == (failed["x0"] < 0.2)).all()
     assert failed.loc[failed["x0"] > 0.9, "failure"].str.contains("timed out").all()
     assert (trials.loc[trials["status"] == "complete", "x0"].between(0.2, 0.9)).all()
+
+
+class CallCounter:
+    """An evaluate object with state: how many trials this copy of it has run."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, config):
+        self.calls += 1
+        return {"calls": float(self.calls), "pid": float(os.getpid())}
+
+
+def test_actors_keep_evaluate_loaded_across_trials_and_tasks_do_not(ray_session):
+    seen = {}
+    for actors in (True, False):
+        pool = RayPool(2, actors=actors)
+        pool.open(CallCounter())
+        outcomes = []
+        for i in range(6):
+            if i >= 2:
+                outcomes += pool.wait(timeout=30)  # keep at most 2 in flight
+            pool.submit(i, {})
+        outcomes += collect(pool, 6 - len(outcomes))
+        pool.close()
+        seen[actors] = sorted(o.metrics["calls"] for o in outcomes)
+    assert seen[False] == [1.0] * 6  # each task deserializes a fresh copy
+    assert max(seen[True]) >= 2.0 and sum(seen[True]) > 6  # actors reuse theirs
+
+
+def test_a_dying_actor_fails_only_its_trial(ray_session):
+    def evaluate(config):
+        if config["x0"] < 0.25:
+            os._exit(1)  # the worker process dies mid-trial
+        return zdt1(config)
+
+    result = tradeoff.optimize(
+        evaluate,
+        ZDT_SPACE,
+        objectives=ZDT_OBJECTIVES,
+        optimizer="random",
+        n_trials=10,
+        n_workers=2,
+        backend="ray",
+        ray_actors=True,
+        seed=3,
+        show_progress=False,
+    )
+    trials = result.trials
+    failed = trials[trials["status"] == "failed"]
+    assert len(trials) == 10
+    assert len(failed) >= 1 and (failed["x0"] < 0.25).all()
+    assert failed["failure"].str.contains("Actor").all()
+    assert (trials["status"] == "complete").sum() == (trials["x0"] >= 0.25).sum()

@@ -245,7 +245,7 @@ class Driver:
             self._fail(
                 flight.trial,
                 "failed",
-                _last_line(outcome.error),
+                _summary_line(outcome.error),
                 outcome.error,
                 flight.known,
                 run=run,
@@ -376,6 +376,9 @@ def _line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else text
+def _summary_line(error: str) -> str:
+    """One line for a failure: a traceback's last line (the exception), else the first line."""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    if not lines:
+        return error
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]

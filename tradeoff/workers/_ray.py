@@ -27,8 +27,23 @@ def _remote_evaluate(evaluate: Evaluate, config: dict[str, Any], task_id: int) -
     return run_evaluation(evaluate, config, task_id, worker, ctx.get_node_id())
 
 
+class _Evaluator:
+    """A Ray actor that keeps ``evaluate`` (and whatever it closes over) loaded."""
+
+    def __init__(self, evaluate: Evaluate) -> None:
+        self.evaluate = evaluate
+
+    def run(self, config: dict[str, Any], task_id: int) -> Outcome:
+        return _remote_evaluate(self.evaluate, config, task_id)
+
+
 class RayPool(WorkerPool):
-    """Evaluates each Config as a Ray task, at most ``n_workers`` at a time.
+    """Evaluates each Config on Ray, at most ``n_workers`` at a time.
+
+    By default each trial is a Ray task (any free worker on the cluster takes it). With
+    ``actors=True``, ``n_workers`` long-lived actors each hold ``evaluate`` and run trials one
+    after another: use it when ``evaluate`` closes over something costly to load (a model,
+    a data set), which a task would deserialize for every trial.
 
     Args:
         n_workers: Evaluations in flight at once (the concurrency limit).
@@ -40,6 +55,8 @@ class RayPool(WorkerPool):
         resources: Custom Ray resources per trial, e.g. ``{"accelerator_type:A100": 0.1}``.
         max_retries: Times Ray re-runs a trial whose worker process or node died.
         runtime_env: Ray runtime environment for the tasks (pip packages, working dir...).
+        actors: Run trials on ``n_workers`` persistent actors instead of tasks. A trial whose
+            actor died fails with the reason, and a fresh actor takes its place.
     """
 
     def __init__(
@@ -52,6 +69,7 @@ class RayPool(WorkerPool):
         resources: Mapping[str, float] | None = None,
         max_retries: int = 3,
         runtime_env: Mapping[str, Any] | None = None,
+        actors: bool = False,
     ) -> None:
         self.n_workers = check_n_workers(n_workers)
         if num_cpus < 0 or num_gpus < 0:
@@ -63,8 +81,12 @@ class RayPool(WorkerPool):
         self.resources = dict(resources or {})
         self.max_retries = max_retries
         self.runtime_env = dict(runtime_env) if runtime_env else None
+        self.actors = actors
         self._started_ray = False
         self._refs: dict[Any, int] = {}
+        self._idle: list[Any] = []  # actors free to take a trial (actors=True)
+        self._busy: dict[Any, Any] = {}  # ref -> actor running it
+        self._actor_cls: Any = None
         self._remote: Any = None
         self._evaluate_ref: Any = None
 
@@ -75,16 +97,21 @@ class RayPool(WorkerPool):
             raise ImportError("backend='ray' needs Ray: pip install 'tradeoff[ray]'.") from None
         if not ray.is_initialized():
             self._init_ray(ray)
-        self._remote = ray.remote(_remote_evaluate).options(
-            num_cpus=self.num_cpus,
-            num_gpus=self.num_gpus,
-            resources=self.resources or None,
-            max_retries=self.max_retries,
-            retry_exceptions=False,
-            runtime_env=self.runtime_env,
-        )
+        resources = {
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "resources": self.resources or None,
+            "runtime_env": self.runtime_env,
+        }
         # Ship the function (and whatever it closes over, e.g. a model) once, not per trial.
         self._evaluate_ref = ray.put(evaluate)
+        if self.actors:
+            self._actor_cls = ray.remote(_Evaluator).options(max_restarts=0, **resources)
+            self._idle = [self._new_actor() for _ in range(self.n_workers)]
+        else:
+            self._remote = ray.remote(_remote_evaluate).options(
+                max_retries=self.max_retries, retry_exceptions=False, **resources
+            )
 
     def _init_ray(self, ray: Any) -> None:
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": False}
@@ -99,10 +126,26 @@ class RayPool(WorkerPool):
         ray.init(**kwargs)
         self._started_ray = True
 
+    def _new_actor(self) -> Any:
+        return self._actor_cls.remote(self._evaluate_ref)
+
+    def _replace_actor(self, actor: Any) -> None:
+        import ray
+
+        ray.kill(actor, no_restart=True)
+        self._idle.append(self._new_actor())
+
     def submit(self, task_id: int, config: dict[str, Any]) -> None:
-        if self._remote is None:
+        if self._evaluate_ref is None:
             raise RuntimeError("RayPool.submit called before open().")
-        ref = self._remote.remote(self._evaluate_ref, config, task_id)
+        if self.actors:
+            if not self._idle:
+                raise RuntimeError(f"all {self.n_workers} actors are busy; wait() first.")
+            actor = self._idle.pop()
+            ref = actor.run.remote(config, task_id)
+            self._busy[ref] = actor
+        else:
+            ref = self._remote.remote(self._evaluate_ref, config, task_id)
         self._refs[ref] = task_id
 
     def wait(self, timeout: float | None) -> list[Outcome]:
@@ -117,10 +160,16 @@ class RayPool(WorkerPool):
         outcomes = []
         for ref in ready:
             task_id = self._refs.pop(ref)
+            actor = self._busy.pop(ref, None)
             try:
                 outcomes.append(ray.get(ref))
-            except Exception as exc:  # worker or node died after the retries
+            except Exception as exc:  # worker, actor or node died (after the retries)
                 outcomes.append(Outcome(task_id, error=f"{type(exc).__name__}: {exc}"))
+                if actor is not None:
+                    self._replace_actor(actor)
+                    actor = None
+            if actor is not None:
+                self._idle.append(actor)
         return outcomes
 
     def cancel(self, task_id: int) -> None:
@@ -128,15 +177,23 @@ class RayPool(WorkerPool):
 
         for ref, tid in list(self._refs.items()):
             if tid == task_id:
-                ray.cancel(ref, force=True)
                 del self._refs[ref]
+                actor = self._busy.pop(ref, None)
+                if actor is None:
+                    ray.cancel(ref, force=True)
+                else:  # a running actor call cannot be force-cancelled: replace the actor
+                    self._replace_actor(actor)
 
     def close(self) -> None:
         import ray
 
         for ref in list(self._refs):
-            ray.cancel(ref, force=True)
+            if ref not in self._busy:
+                ray.cancel(ref, force=True)
+        for actor in [*self._idle, *self._busy.values()]:
+            ray.kill(actor)
         self._refs.clear()
+        self._idle, self._busy = [], {}
         self._evaluate_ref = None
         if self._started_ray:
             ray.shutdown()
