@@ -101,19 +101,8 @@ def optimize(
         max_retries=max_retries,
         actors=ray_actors,
     )
-    if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
-        raise ValueError(
-            "A persistent storage needs a study_name, so the search can be found and resumed."
-        )
-    store = make_storage(storage)
-    # The real sampler is seeded from the trial count, so a resumed search does not replay
-    # the proposals of the first run; so it is set once the study is open.
-    study = open_study(
-        storage=store,
-        study_name=study_name,
-        objectives=objset,
-        sampler=optuna.samplers.RandomSampler(),
-    )
+    store, study = _open(storage, study_name, objset)
+    # Seeded from the trial count, so a resumed search does not replay the first run's proposals.
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(
         optimizer,
@@ -123,39 +112,59 @@ def optimize(
         n_workers=pool.n_workers,
         seed=None if seed is None else seed + existing,
     )
-    done = count_done(study)
-    logger.info("study %r: %d/%d trials done", study.study_name, done, n_trials)
+    driver = Driver(
+        study=study,
+        storage=store,
+        space=space,
+        objectives=objset,
+        pool=pool,
+        evaluate=evaluate,
+        n_trials=n_trials,
+        timeout=timeout,
+        trial_timeout=trial_timeout,
+        reference=_as_list(fixed_reference(study, objset), objset),
+    )
+    _run_with_progress(driver, n_trials=n_trials, show=show_progress)
+    result = SearchResult(study, objset)
+    _record_reference(study, result)
+    logger.info("%s", result.summary())
+    return result
+
+
+def _open(
+    storage: str | BaseStorage | None, study_name: str | None, objset: ObjectiveSet
+) -> tuple[BaseStorage, optuna.Study]:
+    if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
+        raise ValueError(
+            "A persistent storage needs a study_name, so the search can be found and resumed."
+        )
+    store = make_storage(storage)
+    # The sampler is replaced once the study is open (see optimize).
+    placeholder = optuna.samplers.RandomSampler()
+    study = open_study(storage=store, study_name=study_name, objectives=objset, sampler=placeholder)
+    return store, study
+
+
+def _run_with_progress(driver: Driver, *, n_trials: int, show: bool) -> None:
+    """Run the driver under a progress bar: trials done, Pareto-set size, hypervolume."""
+    done = count_done(driver.study)
+    logger.info("study %r: %d/%d trials done", driver.study.study_name, done, n_trials)
     with tqdm(
         total=n_trials,
         initial=min(done, n_trials),
-        disable=not show_progress,
         desc="tradeoff",
         unit="trial",
         dynamic_ncols=True,
+        disable=not show,
     ) as bar:
 
         def progress(n_done: int, size: int, hv: float) -> None:
             bar.update(min(n_done, n_trials) - bar.n)
             bar.set_postfix(pareto=size, hv=f"{hv:.4g}", refresh=False)
 
-        driver = Driver(
-            study=study,
-            storage=store,
-            space=space,
-            objectives=objset,
-            pool=pool,
-            evaluate=evaluate,
-            n_trials=n_trials,
-            timeout=timeout,
-            trial_timeout=trial_timeout,
-            on_progress=progress if show_progress else None,
-            reference=_as_list(fixed_reference(study, objset), objset),
-        )
+        if show:
+            driver.on_progress = progress
         driver.run()
-    result = SearchResult(study, objset)
-    _record_reference(study, result)
-    logger.info("%s", result.summary())
-    return result
 
 
 def _check_inputs(

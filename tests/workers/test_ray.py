@@ -12,6 +12,18 @@ from ..conftest import ZDT_OBJECTIVES, ZDT_SPACE, zdt1
 pytestmark = pytest.mark.ray
 
 
+def run_on_ray(evaluate, **kwargs):
+    options = {
+        "objectives": ZDT_OBJECTIVES,
+        "optimizer": "random",
+        "n_workers": 2,
+        "backend": "ray",
+        "show_progress": False,
+        **kwargs,
+    }
+    return tradeoff.optimize(evaluate, ZDT_SPACE, **options)
+
+
 def collect(pool, n):
     outcomes = []
     while len(outcomes) < n:
@@ -64,38 +76,14 @@ def slow_zdt1(config):
 
 def test_end_to_end_on_ray_with_sqlite(ray_session, tmp_path):
     url = f"sqlite:///{tmp_path / 'ray.db'}"
-    result = tradeoff.optimize(
-        slow_zdt1,
-        ZDT_SPACE,
-        objectives=ZDT_OBJECTIVES,
-        optimizer="random",
-        n_trials=16,
-        n_workers=2,
-        backend="ray",
-        storage=url,
-        study_name="zdt-ray",
-        seed=0,
-        show_progress=False,
-    )
+    result = run_on_ray(slow_zdt1, n_trials=16, storage=url, study_name="zdt-ray", seed=0)
     trials = result.trials
     assert len(trials) == 16 and (trials["status"] == "complete").all()
     assert trials["worker"].nunique() >= 2  # evaluated by more than one Ray worker
     assert trials["node"].notna().all()
     assert len(result.pareto) >= 1 and result.hypervolume() > 0
     # The same search file-free resume works on Ray too.
-    again = tradeoff.optimize(
-        zdt1,
-        ZDT_SPACE,
-        objectives=ZDT_OBJECTIVES,
-        optimizer="random",
-        n_trials=20,
-        n_workers=2,
-        backend="ray",
-        storage=url,
-        study_name="zdt-ray",
-        seed=0,
-        show_progress=False,
-    )
+    again = run_on_ray(zdt1, n_trials=20, storage=url, study_name="zdt-ray", seed=0)
     assert len(again.trials) == 20
 
 
@@ -109,18 +97,7 @@ def test_ray_failures_and_timeouts_are_recorded(ray_session):
             time.sleep(60)
         return zdt1(config)
 
-    result = tradeoff.optimize(
-        evaluate,
-        ZDT_SPACE,
-        objectives=ZDT_OBJECTIVES,
-        optimizer="random",
-        n_trials=20,
-        n_workers=2,
-        backend="ray",
-        seed=1,
-        trial_timeout=2.0,
-        show_progress=False,
-    )
+    result = run_on_ray(evaluate, n_trials=20, seed=1, trial_timeout=2.0)
     trials = result.trials
     failed = trials[trials["status"] == "failed"]
     assert len(trials) == 20
@@ -163,18 +140,7 @@ def test_a_dying_actor_fails_only_its_trial(ray_session):
             os._exit(1)  # the worker process dies mid-trial
         return zdt1(config)
 
-    result = tradeoff.optimize(
-        evaluate,
-        ZDT_SPACE,
-        objectives=ZDT_OBJECTIVES,
-        optimizer="random",
-        n_trials=10,
-        n_workers=2,
-        backend="ray",
-        ray_actors=True,
-        seed=3,
-        show_progress=False,
-    )
+    result = run_on_ray(evaluate, n_trials=10, ray_actors=True, seed=3)
     trials = result.trials
     failed = trials[trials["status"] == "failed"]
     assert len(trials) == 10
