@@ -4,12 +4,15 @@ Two measurements, in one run:
 
 1. Driver overhead on a 2-objective ZDT1 objective that returns instantly (RandomSampler and
    in-memory storage everywhere, so the sampler costs the same tiny amount): plain Optuna
-   ``study.optimize`` (the baseline), ``tradeoff.optimize`` on the local and Ray backends, and
-   Ray Tune with ``OptunaSearch``. Since the objective costs ~0, ms per trial = overhead.
+   ``study.optimize`` (the baseline), ``tradeoff.optimize`` on the local and Ray backends (Ray
+   tasks, and ``ray_actors=True``), and Ray Tune with ``OptunaSearch``. Since the objective
+   costs ~0, ms per trial = overhead.
 2. Parallel efficiency on an objective that sleeps: ideal wall = trials * sleep / n_workers,
    efficiency = ideal / measured.
 
-Ray is started once (startup excluded) and warmed up before the Ray measurements.
+Both also time bare Ray tasks (no engine): the floor a Ray-based engine can reach here. Ray
+is started once (startup excluded) and warmed up before the Ray measurements; each case is
+run ``repeats`` times and the median wall time is reported (Ray Tune: once).
 
 Usage:
     python benchmarks/engine_overhead.py [--quick] [--out PATH]
@@ -49,6 +52,21 @@ N_PARAMS = 4
 RAY_CPUS = 4
 TARGET_OVERHEAD_MS = 5.0  # tradeoff on Ray, per trial
 TARGET_EFFICIENCY = 0.95  # tradeoff on Ray with 2 workers
+OVERHEAD_COLUMNS = [
+    ("engine", "engine", ""),
+    ("workers", "n_workers", "d"),
+    ("trials", "trials", "d"),
+    ("wall s", "wall_s", ".3f"),
+    ("ms/trial", "ms_per_trial", ".2f"),
+]
+PARALLEL_COLUMNS = [
+    ("engine", "engine", ""),
+    ("workers", "n_workers", "d"),
+    ("trials", "trials", "d"),
+    ("ideal s", "ideal_s", ".2f"),
+    ("wall s", "wall_s", ".3f"),
+    ("efficiency", "efficiency", ".1%"),
+]
 # Tune writes no per-trial logger files (fair: tradeoff writes none either) and prints nothing.
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 
@@ -157,6 +175,7 @@ def run_optuna(trials: int) -> None:
 
 
 def run_tradeoff(evaluate: Callable[..., Any], trials: int, backend: str, n_workers: int) -> None:
+    """``backend``: "local", "ray" (a Ray task per trial) or "ray-actors" (persistent actors)."""
     space = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(N_PARAMS)})
     result = tradeoff.optimize(
         evaluate,
@@ -165,7 +184,8 @@ def run_tradeoff(evaluate: Callable[..., Any], trials: int, backend: str, n_work
         optimizer="random",
         n_trials=trials,
         n_workers=n_workers,
-        backend=backend,
+        backend=backend.removesuffix("-actors"),
+        ray_actors=backend == "ray-actors",
         seed=0,
         show_progress=False,
     )
@@ -187,7 +207,8 @@ def run_tune(trials: int) -> None:
             run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
         )
         results = tuner.fit()
-    check_done("ray tune", sum("f2" in r.metrics for r in results), trials)
+    completed = sum("f2" in (results[i].metrics or {}) for i in range(len(results)))
+    check_done("ray tune", completed, trials)
 
 
 def run_raw_ray(evaluate: Callable[..., Any], trials: int, n_workers: int) -> None:
@@ -213,33 +234,44 @@ def check_done(engine: str, completed: int, expected: int) -> None:
 # Sections -----------------------------------------------------------------------------------
 def measure_overhead(s: Settings) -> tuple[list[Overhead], dict[str, float]]:
     n, r = s.n_trials, s.repeats
-    on_ray = partial(run_tradeoff, instant, n, "ray", 2)
+
+    def on(backend: str, n_workers: int) -> Callable[[], None]:
+        return partial(run_tradeoff, instant, n, backend, n_workers)
+
     # The first Ray call starts the worker processes and imports tradeoff there: kept apart.
-    warmup = {"tradeoff_ray_first_call_s": timed(on_ray)}
-    rows = [
-        overhead("optuna study.optimize", 1, n, partial(run_optuna, n), r),
-        overhead("tradeoff local", 1, n, partial(run_tradeoff, instant, n, "local", 1), r),
-        overhead("tradeoff ray", 2, n, on_ray, r),
-        overhead("raw ray tasks (floor)", 2, n, partial(run_raw_ray, instant, n, 2), r),
+    warmup = {"tradeoff_ray_first_call_s": timed(on("ray", 2))}
+    cases: list[tuple[str, int, Callable[[], object]]] = [
+        ("optuna study.optimize", 1, partial(run_optuna, n)),
+        ("tradeoff local", 1, on("local", 1)),
+        ("tradeoff ray", 2, on("ray", 2)),
+        ("raw ray tasks (floor)", 2, partial(run_raw_ray, instant, n, 2)),
+        # Last: each call starts and kills its actors, which loads the CPUs for a while after.
+        ("tradeoff ray, ray_actors", 2, on("ray-actors", 2)),
     ]
+    rows = [overhead(name, k, n, fn, r) for name, k, fn in cases]
     warmup["ray_tune_2_trials_s"] = timed(partial(run_tune, 2))
     tune_n = s.tune_trials  # Tune is slow: fewer trials, run once
     rows.append(overhead("ray tune + OptunaSearch", 2, tune_n, partial(run_tune, tune_n)))
     return rows, warmup
 
 
-def measure_parallel(s: Settings, warmup: dict[str, float]) -> list[Parallel]:
+def measure_parallel(s: Settings) -> tuple[list[Parallel], dict[str, float]]:
     n, sleep, r = s.sleep_trials, s.sleep_s, s.repeats
     sleeper = make_sleeper(sleep)
+
+    def on(backend: str, n_workers: int) -> Callable[[], None]:
+        return partial(run_tradeoff, sleeper, n, backend, n_workers)
+
     # Tune's actors took over Ray's worker processes; have two task workers ready again.
-    warmup["tradeoff_ray_sleep_4_trials_s"] = timed(partial(run_tradeoff, sleeper, 4, "ray", 2))
+    warmup = {"tradeoff_ray_sleep_s": timed(on("ray", 2))}
     cases: list[tuple[str, int, Callable[[], object]]] = [
-        ("tradeoff ray", 1, partial(run_tradeoff, sleeper, n, "ray", 1)),
-        ("tradeoff ray", 2, partial(run_tradeoff, sleeper, n, "ray", 2)),
-        ("tradeoff local", 2, partial(run_tradeoff, sleeper, n, "local", 2)),
+        ("tradeoff ray", 1, on("ray", 1)),
+        ("tradeoff ray", 2, on("ray", 2)),
+        ("tradeoff local", 2, on("local", 2)),
         ("raw ray tasks (floor)", 2, partial(run_raw_ray, sleeper, n, 2)),
+        ("tradeoff ray, ray_actors", 2, on("ray-actors", 2)),  # last, as above
     ]
-    return [parallel(name, k, n, sleep, fn, r) for name, k, fn in cases]
+    return [parallel(name, k, n, sleep, fn, r) for name, k, fn in cases], warmup
 
 
 # Report -------------------------------------------------------------------------------------
@@ -260,7 +292,7 @@ def check_targets(rows: list[Overhead], par: list[Parallel]) -> dict[str, dict[s
     }
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -269,61 +301,52 @@ def machine_info() -> dict[str, Any]:
         "ray": ray.__version__,
         "tradeoff": tradeoff.__version__,
         "ray_num_cpus": RAY_CPUS,
+        # Other processes on the machine skew every number here: check these first.
+        "load_avg_1_5_15_at_start": [round(x, 2) for x in load_at_start],
+        "load_avg_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+def format_table(columns: list[tuple[str, str, str]], rows: list[dict[str, Any]]) -> str:
+    """Aligned plain-text table; ``columns`` are (header, key, format spec)."""
+    cells = [[header for header, _, _ in columns]]
+    cells += [[format(row[key], spec) for _, key, spec in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        for row in [headers, *rows]
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))
+        )
+        for line in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def print_report(report: dict[str, Any]) -> None:
-    over = [
-        [
-            o["engine"],
-            str(o["n_workers"]),
-            str(o["trials"]),
-            f"{o['wall_s']:.3f}",
-            f"{o['ms_per_trial']:.2f}",
-        ]
-        for o in report["overhead"]
-    ]
-    par = [
-        [
-            p["engine"],
-            str(p["n_workers"]),
-            str(p["trials"]),
-            f"{p['ideal_s']:.2f}",
-            f"{p['wall_s']:.3f}",
-            f"{100 * p['efficiency']:.1f}%",
-        ]
-        for p in report["parallel"]
-    ]
+    m = report["machine"]
+    print(
+        f"\n{m['cpu_count']} CPUs, Python {m['python']}, Optuna {m['optuna']}, Ray {m['ray']}; "
+        f"load avg {m['load_avg_1_5_15_at_start']} -> {m['load_avg_1_5_15_at_end']}"
+    )
     print("\n1. Driver overhead, instant 2-objective ZDT1, RandomSampler, in-memory storage")
-    print(format_table(["engine", "workers", "trials", "wall s", "ms/trial"], over))
+    print(format_table(OVERHEAD_COLUMNS, report["overhead"]))
     print(f"\n2. Parallel efficiency, objective sleeps {report['parallel'][0]['sleep_s']} s")
-    print(format_table(["engine", "workers", "trials", "ideal s", "wall s", "efficiency"], par))
-    print(f"\nwarm-up (excluded above): {_fmt(report['warmup'])}")
+    print(format_table(PARALLEL_COLUMNS, report["parallel"]))
+    print(
+        "\nwarm-up (excluded above): "
+        + ", ".join(f"{k}={v:.2f}" for k, v in report["warmup"].items())
+    )
     print("\ntargets:")
     for name, t in report["targets"].items():
-        print(
-            f"  {name}: {t['measured']:.3f} (target {t['target']}) "
-            f"{'MET' if t['met'] else 'MISSED'}"
-        )
-
-
-def _fmt(values: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:.2f}" for k, v in values.items())
+        verdict = "MET" if t["met"] else "MISSED"
+        print(f"  {name}: {t['measured']:.3f} (target {t['target']}) {verdict}")
 
 
 # Main ---------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="few trials (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     return parser.parse_args(argv)
@@ -335,7 +358,6 @@ def quiet() -> None:
         os.environ.setdefault(key, value)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Without logger callbacks Tune cannot re-read result files; the results are in memory.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
@@ -344,28 +366,36 @@ def start_ray() -> bool:
     """Start a local Ray unless one runs in this process; True if we started it."""
     # Ship this module's functions by value, so Ray workers need not import it (when imported
     # as a module, e.g. by a smoke test, rather than run as a script).
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
     if ray.is_initialized():
         return False
-    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level=logging.WARNING)
+    # log_to_driver=False: Tune's actors print tracebacks when killed at the end of a fit.
+    # Failed trials are still caught: every run checks that all its trials completed.
+    ray.init(
+        num_cpus=RAY_CPUS,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
     return True
 
 
 def run(settings: Settings) -> dict[str, Any]:
+    load, timestamp = os.getloadavg(), datetime.now(timezone.utc)
     started = start_ray()
     try:
         rows, warmup = measure_overhead(settings)
-        par = measure_parallel(settings, warmup)
+        par, more_warmup = measure_parallel(settings)
     finally:
         if started:
             ray.shutdown()
     return {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "timestamp": timestamp.isoformat(timespec="seconds"),
+        "machine": machine_info(load),
         "settings": asdict(settings),
         "overhead": [asdict(o) for o in rows],
         "parallel": [asdict(p) for p in par],
-        "warmup": warmup,
+        "warmup": {**warmup, **more_warmup},
         "targets": check_targets(rows, par),
     }
 

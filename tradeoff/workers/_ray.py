@@ -18,6 +18,11 @@ from tradeoff.workers._base import (
 
 logger = logging.getLogger(__name__)
 
+# An evaluate function that pickles to at most this many bytes travels inside the remote
+# function, which Ray exports once per worker; a larger one (it closes over a model or data)
+# goes to the object store once, and each task reads it from there.
+INLINE_LIMIT_BYTES = 1 << 20
+
 
 def _remote_evaluate(evaluate: Evaluate, config: dict[str, Any], task_id: int) -> Outcome:
     import ray
@@ -25,6 +30,13 @@ def _remote_evaluate(evaluate: Evaluate, config: dict[str, Any], task_id: int) -
     ctx = ray.get_runtime_context()
     worker = host_worker_id(ctx.get_worker_id()[:12])
     return run_evaluation(evaluate, config, task_id, worker, ctx.get_node_id())
+
+
+def _bind(evaluate: Evaluate) -> Any:
+    def evaluate_task(config: dict[str, Any], task_id: int) -> Outcome:
+        return _remote_evaluate(evaluate, config, task_id)
+
+    return evaluate_task
 
 
 class _Evaluator:
@@ -88,7 +100,9 @@ class RayPool(WorkerPool):
         self._busy: dict[Any, Any] = {}  # ref -> actor running it
         self._actor_cls: Any = None
         self._remote: Any = None
+        self._args: tuple[Any, ...] = ()
         self._evaluate_ref: Any = None
+        self._opened = False
 
     def open(self, evaluate: Evaluate) -> None:
         try:
@@ -103,15 +117,19 @@ class RayPool(WorkerPool):
             "resources": self.resources or None,
             "runtime_env": self.runtime_env,
         }
-        # Ship the function (and whatever it closes over, e.g. a model) once, not per trial.
-        self._evaluate_ref = ray.put(evaluate)
+        task_options = {"max_retries": self.max_retries, "retry_exceptions": False, **resources}
         if self.actors:
+            self._evaluate_ref = ray.put(evaluate)
             self._actor_cls = ray.remote(_Evaluator).options(max_restarts=0, **resources)
             self._idle = [self._new_actor() for _ in range(self.n_workers)]
+        elif len(ray.cloudpickle.dumps(evaluate)) <= INLINE_LIMIT_BYTES:  # type: ignore[no-untyped-call]
+            self._remote = ray.remote(_bind(evaluate)).options(**task_options)
+            self._args = ()
         else:
-            self._remote = ray.remote(_remote_evaluate).options(
-                max_retries=self.max_retries, retry_exceptions=False, **resources
-            )
+            self._evaluate_ref = ray.put(evaluate)
+            self._remote = ray.remote(_remote_evaluate).options(**task_options)
+            self._args = (self._evaluate_ref,)
+        self._opened = True
 
     def _init_ray(self, ray: Any) -> None:
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": False}
@@ -136,7 +154,7 @@ class RayPool(WorkerPool):
         self._idle.append(self._new_actor())
 
     def submit(self, task_id: int, config: dict[str, Any]) -> None:
-        if self._evaluate_ref is None:
+        if not self._opened:
             raise RuntimeError("RayPool.submit called before open().")
         if self.actors:
             if not self._idle:
@@ -145,7 +163,7 @@ class RayPool(WorkerPool):
             ref = actor.run.remote(config, task_id)
             self._busy[ref] = actor
         else:
-            ref = self._remote.remote(self._evaluate_ref, config, task_id)
+            ref = self._remote.remote(*self._args, config, task_id)
         self._refs[ref] = task_id
 
     def wait(self, timeout: float | None) -> list[Outcome]:
@@ -194,6 +212,7 @@ class RayPool(WorkerPool):
             ray.kill(actor)
         self._refs.clear()
         self._idle, self._busy = [], {}
+        self._opened = False
         self._evaluate_ref = None
         if self._started_ray:
             ray.shutdown()
