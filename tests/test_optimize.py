@@ -324,3 +324,50 @@ def test_progress_bar_shows_pareto_size_and_hypervolume(capsys):
     assert "5/5" in err
     assert f"pareto={len(result.pareto)}" in err
     assert f"hv={result.hypervolume():.4g}" in err  # same reference as the result
+
+
+def test_known_cost_function_that_raises_fails_the_trial_without_running_it():
+    def size(config):
+        if config["x0"] > 0.5:
+            raise KeyError("fc3")
+        return 1.0
+
+    counting = Counting()
+    result = run(counting, objectives=[*ZDT_OBJECTIVES, Objective("size", fn=size)], n_trials=8)
+    failed = result.trials[result.trials["status"] == "failed"]
+    assert len(result.trials) == 8 and len(failed) >= 1
+    assert failed["failure"].str.contains("known-cost objective raised: KeyError").all()
+    assert all(c["x0"] <= 0.5 for c in counting.calls)
+
+
+def test_an_unsatisfiable_known_constraint_stops_the_search_without_evaluating():
+    from tradeoff.workers._driver import MAX_INFEASIBLE_STREAK
+
+    space = SearchSpace({"bits": Ordinal([2, 4, 8])})
+    counting = Counting(lambda c: {"error": 1.0 / c["bits"]})
+    result = run(
+        counting,
+        space=space,
+        objectives=[Objective("error"), Objective("size", fn=lambda c: float(c["bits"]))],
+        constraints=[Constraint("size", "<=", 1.0)],
+        n_trials=5,
+    )
+    assert counting.calls == []
+    assert len(result.trials) == MAX_INFEASIBLE_STREAK
+    assert (result.trials["status"] == "infeasible").all()
+    assert result.pareto.empty and result.hypervolume() == 0.0
+
+
+def test_single_objective_search():
+    space = SearchSpace({"x": Float(-2.0, 2.0)})
+    result = run(
+        lambda c: {"loss": (c["x"] - 1) ** 2},
+        space=space,
+        objectives=[Objective("loss")],
+        optimizer="tpe",
+        n_trials=30,
+    )
+    best = result.pareto
+    assert len(best) == 1
+    assert best["loss"].iloc[0] == result.trials["loss"].min()
+    assert best["trial"].iloc[0] == result.study.best_trial.number

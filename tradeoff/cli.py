@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", default=None, help="'auto' joins a cluster; default local")
     run.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per trial (Ray)")
     run.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (Ray)")
+    run.add_argument(
+        "--ray-actors", action="store_true", help="keep evaluate loaded in persistent Ray actors"
+    )
     run.add_argument("--storage", default="sqlite:///tradeoff.db")
     run.add_argument("--study", default=None, help="study name (default: the file's stem)")
     run.add_argument("--optimizer", default="auto")
@@ -112,6 +115,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         num_cpus=args.num_cpus,
         num_gpus=args.num_gpus,
+        ray_actors=args.ray_actors,
         storage=args.storage,
         study_name=study,
         seed=args.seed,
