@@ -113,6 +113,38 @@ class SearchSpace(Mapping[str, Parameter]):
         merged._children = dict(named)
         return merged
 
+    def apply(self, model: Any, config: Mapping[str, Any], *, inplace: bool = False) -> Any:
+        """Apply a merged Config to a model: each model-aware part gets its own sub-Config, in
+        the stage order arch -> prune -> quant -> peft (see ``tradeoff.spaces.STAGES``).
+
+        Parts that are plain spaces (training hyperparameters, say) are not applied. The
+        original model is untouched unless ``inplace``.
+
+        Raises:
+            TypeError: no part of this space is model-aware.
+            ValueError: ``config`` is not a Config of this space.
+        """
+        from tradeoff.spaces._model import STAGES
+
+        parts = {k: c for k, c in self._children.items() if getattr(c, "stage", None) in STAGES}
+        if not parts:
+            raise TypeError(
+                "This space has no model-aware part to apply; build it with e.g. "
+                "SearchSpace.merge(quant=QuantizationSpace.for_model(model), ...)."
+            )
+        if not self.contains(config):
+            raise ValueError(
+                f"config is not in this space: expected keys {sorted(self)}, got {sorted(config)}."
+            )
+        import copy
+
+        result = model if inplace else copy.deepcopy(model)
+        ordered = sorted(parts.items(), key=lambda kv: STAGES.index(getattr(kv[1], "stage")))
+        for prefix, part in ordered:
+            sub = {k[len(prefix) + 1 :]: v for k, v in config.items() if k.startswith(prefix + ".")}
+            result = part.apply(result, sub, inplace=True)  # type: ignore[attr-defined]
+        return result
+
     @property
     def children(self) -> Mapping[str, SearchSpace]:
         """The spaces this one was merged from, by namespace (empty for a plain space)."""

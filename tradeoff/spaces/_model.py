@@ -1,0 +1,192 @@
+"""Model-aware search spaces: built from a torch model, they apply a Config to a copy of it.
+
+A :class:`ModelSpace` names its parameters after the model's modules (``fc1.bits``,
+``features.0.sparsity``) and implements ``_apply``. Spaces compose with
+``SearchSpace.merge(arch=..., prune=..., quant=..., peft=...)``; the merged space applies its
+parts in the order of :data:`STAGES`, whatever the keyword order:
+
+1. ``arch``: architecture first, since it decides which layers exist at all;
+2. ``prune``: then pruning, on full-precision weights (magnitudes are meaningful there, and a
+   channel pruned away needs no bits);
+3. ``quant``: then quantization of the weights that remain, so scales fit the surviving values;
+4. ``peft``: adapters last, on top of the compressed base model, as QLoRA-style fine-tuning
+   trains float adapters next to frozen compressed weights.
+
+Every stage records what it did on the modules it changed (:class:`QuantInfo`,
+:class:`PruneInfo` under :data:`QUANT_ATTR` / :data:`PRUNE_ATTR`), which the cost functions in
+:mod:`tradeoff.objectives` read. A layer an earlier stage removed is skipped by later stages.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tradeoff.spaces._space import SearchSpace
+
+STAGES = ("arch", "prune", "quant", "peft")
+
+QUANT_ATTR = "tradeoff_quant"
+PRUNE_ATTR = "tradeoff_prune"
+
+DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    """How a layer's weight was quantized (set as ``module.tradeoff_quant``).
+
+    Attributes:
+        bits: Bits per stored weight value.
+        fmt: ``"int"`` (symmetric integer) or a float format such as ``"fp8_e4m3"``.
+        granularity: ``"tensor"``, ``"channel"`` (per output channel) or ``"group"``.
+        group_size: Input elements sharing a scale (``"group"`` only).
+        n_scales: Number of scales stored (each a float16).
+        act_bits: Bits of the layer's input activations, or ``None`` if left in float.
+    """
+
+    bits: int
+    fmt: str = "int"
+    granularity: str = "channel"
+    group_size: int | None = None
+    n_scales: int = 1
+    act_bits: int | None = None
+
+
+@dataclass(frozen=True)
+class PruneInfo:
+    """How a layer was pruned (set as ``module.tradeoff_prune``).
+
+    Attributes:
+        pattern: ``"unstructured"``, ``"n:m"`` or ``"channel"``.
+        sparsity: Requested fraction of weights (or output channels) removed.
+        n: Non-zeros kept per group (``"n:m"`` only).
+        m: Group size (``"n:m"`` only).
+        original_out: Output channels before channel pruning (``"channel"`` only).
+    """
+
+    pattern: str
+    sparsity: float
+    n: int | None = None
+    m: int | None = None
+    original_out: int | None = None
+
+
+class ModelSpace(SearchSpace):
+    """A search space tied to a model's layers, that can apply a Config to the model.
+
+    Subclasses set :attr:`stage` (one of :data:`STAGES`) and implement :meth:`_apply`; they are
+    usually built by a ``for_model(model, ...)`` class method that validates the model.
+    """
+
+    stage: ClassVar[str]
+
+    def apply(
+        self, model: nn.Module, config: Mapping[str, Any], *, inplace: bool = False
+    ) -> nn.Module:
+        """A model with ``config`` applied; ``model`` itself is untouched unless ``inplace``.
+
+        Raises:
+            ValueError: ``config`` is not a Config of this space.
+        """
+        if not self.contains(config):
+            raise ValueError(
+                f"{type(self).__name__}.apply: config is not in this space "
+                f"(expected keys {sorted(self)}, got {sorted(config)})."
+            )
+        target = model if inplace else copy.deepcopy(model)
+        return self._apply(target, config)
+
+    @abc.abstractmethod
+    def _apply(self, model: nn.Module, config: Mapping[str, Any]) -> nn.Module:
+        """Apply ``config`` to ``model`` in place (it is already a copy) and return the result
+        (the same model, or a wrapper such as a PEFT model)."""
+
+
+def select_layers(
+    model: nn.Module,
+    *,
+    types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    what: str = "layers",
+) -> dict[str, nn.Module]:
+    """The model's modules of ``types`` whose names match ``include`` and not ``exclude``.
+
+    Patterns are shell-style globs (``"encoder.*.attention.*"``) or regular expressions prefixed
+    with ``re:`` (``"re:.*\\.(query|key)$"``).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: nothing matches (the message lists the candidate layer names).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}.")
+    candidates = {n: m for n, m in model.named_modules() if n and isinstance(m, tuple(types))}
+    chosen = {
+        name: module
+        for name, module in candidates.items()
+        if (include is None or _matches(name, include)) and not _matches(name, exclude or ())
+    }
+    if not chosen:
+        kinds = ", ".join(t.__name__ for t in types)
+        raise ValueError(
+            f"No {what} to search: the model has no {kinds} modules matching include={include!r}"
+            f", exclude={exclude!r}. Candidates: {_preview(candidates)}."
+        )
+    return chosen
+
+
+def find_module(model: nn.Module, name: str) -> nn.Module | None:
+    """The submodule called ``name``, or ``None`` if an earlier stage removed it."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule ``name`` (dotted path) with ``module``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def layer_param_name(layer: str, knob: str) -> str:
+    """The parameter name of ``knob`` for ``layer``: ``features.0`` + ``bits`` ->
+    ``features.0.bits``."""
+    return f"{layer}.{knob}"
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _matches(name: str, patterns: str | Iterable[str]) -> bool:
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    for pattern in patterns:
+        if pattern.startswith("re:"):
+            if re.fullmatch(pattern[3:], name):
+                return True
+        elif fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def _preview(names: Iterable[str], limit: int = 12) -> str:
+    items = list(names)
+    shown = ", ".join(items[:limit])
+    more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+    return f"[{shown}{more}]" if items else "(none)"
