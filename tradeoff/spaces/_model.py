@@ -130,7 +130,9 @@ def select_layers(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}.")
-    candidates = {n: m for n, m in model.named_modules() if n and isinstance(m, tuple(types))}
+    candidates: dict[str, nn.Module] = {
+        n: m for n, m in model.named_modules() if n and isinstance(m, tuple(types))
+    }
     chosen = {
         name: module
         for name, module in candidates.items()

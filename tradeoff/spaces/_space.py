@@ -139,7 +139,7 @@ class SearchSpace(Mapping[str, Parameter]):
         import copy
 
         result = model if inplace else copy.deepcopy(model)
-        ordered = sorted(parts.items(), key=lambda kv: STAGES.index(getattr(kv[1], "stage")))
+        ordered = sorted(parts.items(), key=lambda kv: STAGES.index(kv[1].stage))  # type: ignore[attr-defined]
         for prefix, part in ordered:
             sub = {k[len(prefix) + 1 :]: v for k, v in config.items() if k.startswith(prefix + ".")}
             result = part.apply(result, sub, inplace=True)  # type: ignore[attr-defined]
