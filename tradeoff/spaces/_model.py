@@ -130,18 +130,20 @@ def select_layers(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}.")
-    candidates: dict[str, nn.Module] = {
-        n: m for n, m in model.named_modules() if n and isinstance(m, tuple(types))
-    }
+    kinds = tuple(types)
+    candidates: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if name and isinstance(module, kinds):
+            candidates[name] = module
     chosen = {
         name: module
         for name, module in candidates.items()
         if (include is None or _matches(name, include)) and not _matches(name, exclude or ())
     }
     if not chosen:
-        kinds = ", ".join(t.__name__ for t in types)
+        kind_names = ", ".join(t.__name__ for t in kinds)
         raise ValueError(
-            f"No {what} to search: the model has no {kinds} modules matching include={include!r}"
+            f"No {what} to search: the model has no {kind_names} modules matching include={include!r}"
             f", exclude={exclude!r}. Candidates: {_preview(candidates)}."
         )
     return chosen
