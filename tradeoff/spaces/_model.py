@@ -143,8 +143,8 @@ def select_layers(
     if not chosen:
         kind_names = ", ".join(t.__name__ for t in kinds)
         raise ValueError(
-            f"No {what} to search: the model has no {kind_names} modules matching include={include!r}"
-            f", exclude={exclude!r}. Candidates: {_preview(candidates)}."
+            f"No {what} to search: the model has no {kind_names} modules matching "
+            f"include={include!r}, exclude={exclude!r}. Candidates: {_preview(candidates)}."
         )
     return chosen
 
