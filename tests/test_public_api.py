@@ -18,7 +18,8 @@ def test_top_level_names_are_pinned():
 
 def test_subpackage_names_are_pinned():
     assert sorted(spaces.__all__) == [
-        *["Choice", "Config", "Float", "Int", "ModelSpace", "Ordinal", "Parameter"],
+        *["ArchitectureSpace", "Choice", "Config", "Float", "Int", "ModelSpace", "Ordinal"],
+        "Parameter",
         *["PruneInfo", "QuantInfo", "STAGES", "SearchSpace", "select_layers"],
     ]
     assert sorted(objectives.__all__) == ["Constraint", "Objective", "ObjectiveSet"]

@@ -12,6 +12,7 @@ from tradeoff.spaces._params import Choice, Float, Int, Ordinal, Parameter
 from tradeoff.spaces._space import Config, SearchSpace
 
 _LAZY = {
+    "ArchitectureSpace": "tradeoff.spaces._arch",
     "ModelSpace": "tradeoff.spaces._model",
     "QuantInfo": "tradeoff.spaces._model",
     "PruneInfo": "tradeoff.spaces._model",

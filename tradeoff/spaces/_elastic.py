@@ -1,0 +1,170 @@
+"""Elastic transforms of transformer models: drop blocks, slice FFN width, drop heads.
+
+Blocks are found as the model's largest ``nn.ModuleList`` of same-class modules (BERT's
+``encoder.layer``, Llama's ``model.layers``...). Inside a block, layers are recognized by shape:
+*up* projections map the hidden size to the FFN width, *down* projections map it back; the
+attention projections by their usual names (``query``/``q_proj``, ``key``/``k_proj``,
+``value``/``v_proj``, ``attention.output.dense``/``o_proj``/``out_proj``).
+
+A dropped block becomes a :class:`SkipBlock` in place, so module names (and hence the names of
+later stages' parameters) stay the same.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tradeoff.spaces._model import set_module
+
+_Q = ("query", "q_proj", "q")
+_K = ("key", "k_proj", "k")
+_V = ("value", "v_proj", "v")
+_O = ("attention.output.dense", "o_proj", "out_proj")
+
+
+class SkipBlock(nn.Module):
+    """Stands in for a dropped transformer block: returns its hidden-states input unchanged."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return hidden_states
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Where the FFN and attention projections of one block are (module names in the block)."""
+
+    ups: tuple[str, ...]
+    downs: tuple[str, ...]
+    ffn_width: int
+    q: str | None
+    k: str | None
+    v: str | None
+    o: str | None
+    n_heads: int | None
+
+
+def find_blocks(model: nn.Module) -> str:
+    """The dotted name of the model's ModuleList of transformer blocks.
+
+    Raises:
+        ValueError: no ModuleList of at least two same-class blocks with Linear layers.
+    """
+    best, best_size = None, 0
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) < 2:
+            continue
+        if len({type(b) for b in module}) != 1:
+            continue
+        if not any(isinstance(m, nn.Linear) for m in module[0].modules()):
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        if size > best_size:
+            best, best_size = str(name), size
+    if best is None:
+        raise ValueError(
+            "No transformer blocks found: the model has no nn.ModuleList of two or more "
+            "same-class blocks with Linear layers. Pass blocks='<name of the ModuleList>'."
+        )
+    return best
+
+
+def block_layout(block: nn.Module, n_heads: int | None) -> BlockLayout:
+    """Find the FFN and attention projections of ``block`` (see the module docstring)."""
+    linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+    q, k, v, o = (_by_suffix(linears, names) for names in (_Q, _K, _V, _O))
+    hidden = linears[q].in_features if q else Counter(m.in_features for m in linears.values())
+    hidden = hidden if isinstance(hidden, int) else hidden.most_common(1)[0][0]
+    widths = Counter(m.out_features for m in linears.values() if m.out_features != hidden)
+    if not widths:
+        return BlockLayout((), (), 0, q, k, v, o, n_heads)
+    width = widths.most_common(1)[0][0]
+    ups = tuple(n for n, m in linears.items() if (m.in_features, m.out_features) == (hidden, width))
+    downs = tuple(
+        n for n, m in linears.items() if (m.in_features, m.out_features) == (width, hidden)
+    )
+    return BlockLayout(ups, downs, width, q, k, v, o, n_heads)
+
+
+def drop_block(blocks: nn.ModuleList, index: int) -> None:
+    blocks[index] = SkipBlock()
+
+
+@torch.no_grad()
+def slice_ffn(block: nn.Module, layout: BlockLayout, keep: int) -> None:
+    """Keep the ``keep`` FFN neurons with the largest weight norms (MatFormer-style)."""
+    if keep >= layout.ffn_width:
+        return
+    score = torch.zeros(layout.ffn_width, device=_linear(block, layout.ups[0]).weight.device)
+    for name in layout.ups:
+        score += _linear(block, name).weight.pow(2).sum(dim=1)
+    for name in layout.downs:
+        score += _linear(block, name).weight.pow(2).sum(dim=0)
+    kept = torch.topk(score, keep).indices.sort().values
+    for name in layout.ups:
+        set_module(block, name, _slice_linear(_linear(block, name), rows=kept))
+    for name in layout.downs:
+        set_module(block, name, _slice_linear(_linear(block, name), cols=kept))
+
+
+@torch.no_grad()
+def drop_heads(block: nn.Module, layout: BlockLayout, keep: int) -> None:
+    """Keep the ``keep`` attention heads whose output-projection columns have the largest norm."""
+    assert layout.q and layout.k and layout.v and layout.o and layout.n_heads
+    if keep >= layout.n_heads:
+        return
+    o_proj = _linear(block, layout.o)
+    head_dim = o_proj.in_features // layout.n_heads
+    norms = o_proj.weight.reshape(o_proj.out_features, layout.n_heads, head_dim).pow(2).sum((0, 2))
+    heads = torch.topk(norms, keep).indices.sort().values
+    idx = (heads[:, None] * head_dim + torch.arange(head_dim, device=heads.device)).flatten()
+    for name in (layout.q, layout.k, layout.v):
+        set_module(block, name, _slice_linear(_linear(block, name), rows=idx))
+    set_module(block, layout.o, _slice_linear(o_proj, cols=idx))
+    attention = block.get_submodule(layout.q.rpartition(".")[0]) if "." in layout.q else block
+    # Keep the attention module's bookkeeping consistent (BERT reads all_head_size).
+    for attr, value in (
+        ("num_attention_heads", keep),
+        ("num_heads", keep),
+        ("all_head_size", keep * head_dim),
+    ):
+        if hasattr(attention, attr):
+            setattr(attention, attr, value)
+
+
+def _linear(block: nn.Module, name: str) -> nn.Linear:
+    module = block.get_submodule(name)
+    assert isinstance(module, nn.Linear), name
+    return module
+
+
+def _slice_linear(
+    layer: nn.Linear, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
+) -> nn.Linear:
+    weight = layer.weight
+    if rows is not None:
+        weight = weight[rows]
+    if cols is not None:
+        weight = weight[:, cols]
+    new = nn.Linear(
+        weight.shape[1],
+        weight.shape[0],
+        bias=layer.bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
+    new.weight.copy_(weight)
+    if layer.bias is not None:
+        new.bias.copy_(layer.bias if rows is None else layer.bias[rows])
+    return new
+
+
+def _by_suffix(linears: dict[str, nn.Linear], names: tuple[str, ...]) -> str | None:
+    for suffix in names:
+        for name in linears:
+            if name == suffix or name.endswith("." + suffix):
+                return name
+    return None
