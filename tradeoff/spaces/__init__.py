@@ -14,6 +14,9 @@ from tradeoff.spaces._space import Config, SearchSpace
 _LAZY = {
     "ArchitectureSpace": "tradeoff.spaces._arch",
     "ModelSpace": "tradeoff.spaces._model",
+    "PEFTSpace": "tradeoff.spaces._peft",
+    "PruningSpace": "tradeoff.spaces._prune",
+    "QuantizationSpace": "tradeoff.spaces._quant",
     "QuantInfo": "tradeoff.spaces._model",
     "PruneInfo": "tradeoff.spaces._model",
     "STAGES": "tradeoff.spaces._model",

@@ -1,0 +1,336 @@
+"""PruningSpace: per-layer sparsity (and optionally pattern) of a model's weights.
+
+Parameters, for each searched layer (``fc1``, ``features.0``, ...):
+
+- ``<layer>.sparsity``: :class:`Ordinal` of sparsity levels in ``[0, 1)``; 0.0 leaves the
+  layer untouched.
+- ``<layer>.pattern``: :class:`Choice` of patterns, only when several are searched
+  (``pattern=("unstructured", "channel")``); each layer lists the patterns it can take.
+
+Patterns:
+
+- ``"unstructured"``: zero the ``round(numel * sparsity)`` weights of smallest magnitude.
+- ``"n:m"``: in every group of ``m`` consecutive weights along the input dimension (for a
+  convolution, ``in_channels * kh * kw`` flattened), keep the ``n`` largest. Its sparsity is
+  fixed at ``1 - n/m``, so ``sparsity`` acts as an on/off switch: with ``pattern="n:m"`` the
+  levels are ``[0.0, 1 - n/m]`` (dense or n:m, whatever ``sparsity`` says); when ``"n:m"`` is
+  one of several searched patterns, any level above 0.0 means n:m.
+- ``"channel"``: remove the ``round(C * sparsity)`` output channels of lowest L2 weight norm
+  (keeping at least one), with the matching inputs of the next layer and any BatchNorm in
+  between, so the model really shrinks (see :mod:`tradeoff.spaces._channels` for which layers
+  qualify). Channel pruning runs before the weight patterns, so their sparsity is exact on the
+  final shapes.
+
+Each pruned module gets a :class:`PruneInfo` under :data:`PRUNE_ATTR`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from tradeoff.spaces._channels import ChannelGroup, channel_groups, prune_channels
+from tradeoff.spaces._model import (
+    DEFAULT_LAYER_TYPES,
+    PRUNE_ATTR,
+    ModelSpace,
+    PruneInfo,
+    find_module,
+    layer_param_name,
+    select_layers,
+)
+from tradeoff.spaces._params import Choice, Ordinal, Parameter
+
+PATTERNS = ("unstructured", "n:m", "channel")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer can be pruned with.
+
+    Attributes:
+        patterns: The patterns searched for this layer, a subset of :data:`PATTERNS`.
+        group: The modules channel pruning changes (``"channel"`` only).
+    """
+
+    patterns: tuple[str, ...]
+    group: ChannelGroup | None = None
+
+
+class PruningSpace(ModelSpace):
+    """Per-layer pruning sparsity (and pattern) of a model; build it with :meth:`for_model`.
+
+    Args:
+        plans: Layer name -> what it can be pruned with. Must not be empty.
+        sparsity: Sparsity levels, each in ``[0, 1)``.
+        n_m: ``(n, m)`` of the ``"n:m"`` pattern.
+        search_pattern: Add a ``<layer>.pattern`` parameter to every layer.
+    """
+
+    stage: ClassVar[str] = "prune"
+
+    def __init__(
+        self,
+        plans: Mapping[str, LayerPlan],
+        *,
+        sparsity: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
+        n_m: tuple[int, int] = (2, 4),
+        search_pattern: bool = False,
+    ) -> None:
+        self.levels = _check_sparsity(sparsity)
+        self.n, self.m = _check_n_m(n_m)
+        self.plans = dict(plans)
+        params: dict[str, Parameter] = {}
+        for layer, plan in self.plans.items():
+            params.update(self._layer_params(layer, plan, search_pattern))
+        super().__init__(params)
+
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        sparsity: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
+        *,
+        pattern: str | Sequence[str] = "unstructured",
+        n_m: tuple[int, int] = (2, 4),
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
+        sample_input: Any = None,
+    ) -> PruningSpace:
+        """The pruning space of ``model``'s layers of ``types`` matching ``include``/``exclude``.
+
+        A layer keeps the requested patterns it can take. One that can take none is an error
+        if ``include`` named it, or if ``"n:m"`` does not fit it (exclude it or change ``m``);
+        otherwise (a layer that cannot be channel-pruned, such as the output layer or one
+        feeding a residual add) it is left out of the space.
+
+        Args:
+            model: The model; not modified.
+            sparsity: Sparsity levels, each in ``[0, 1)`` (ignored when only ``"n:m"``).
+            pattern: ``"unstructured"``, ``"n:m"``, ``"channel"``, or a tuple to search.
+            n_m: ``(n, m)``: keep ``n`` of every ``m`` weights, ``0 < n < m``.
+            include: Layer name patterns to search (globs, or ``re:`` regexes).
+            exclude: Layer name patterns to leave out.
+            types: Module types to search.
+            sample_input: One batch of model input, needed for channel pruning of a
+                convolution flattened into a ``Linear`` (only its shape and dtype are used).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: no layer matches, a sparsity is outside ``[0, 1)``, the pattern or
+                ``n_m`` is invalid, or a layer cannot take the requested pattern.
+        """
+        patterns = _check_patterns(pattern)
+        levels, (n, m) = _check_sparsity(sparsity), _check_n_m(n_m)
+        layers = select_layers(
+            model, types=types, include=include, exclude=exclude, what="prunable layers"
+        )
+        weights = {name: _weight(name, module) for name, module in layers.items()}
+        nm_why = {
+            name: _nm_problem(w, m) if "n:m" in patterns else "" for name, w in weights.items()
+        }
+        groups: dict[str, ChannelGroup] = {}
+        channel_why: dict[str, str] = {}
+        if "channel" in patterns:
+            groups, channel_why = channel_groups(model, layers, sample_input)
+        plans = _plans(patterns, layers, nm_why, groups, channel_why, explicit=include is not None)
+        return cls(plans, sparsity=levels, n_m=(n, m), search_pattern=not isinstance(pattern, str))
+
+    def _layer_params(
+        self, layer: str, plan: LayerPlan, search_pattern: bool
+    ) -> dict[str, Parameter]:
+        if plan.patterns == ("n:m",):
+            levels: Sequence[float] = (0.0, 1 - self.n / self.m)
+        else:
+            levels = self.levels
+        params: dict[str, Parameter] = {layer_param_name(layer, "sparsity"): Ordinal(levels)}
+        if search_pattern:
+            params[layer_param_name(layer, "pattern")] = Choice(plan.patterns)
+        return params
+
+    def _choice(self, config: Mapping[str, Any], layer: str) -> tuple[str, float]:
+        plan = self.plans[layer]
+        pattern = config.get(layer_param_name(layer, "pattern"), plan.patterns[0])
+        return str(pattern), float(config[layer_param_name(layer, "sparsity")])
+
+    def _apply(self, model: nn.Module, config: Mapping[str, Any]) -> nn.Module:
+        chosen = {layer: self._choice(config, layer) for layer in self.plans}
+        # Structure first: weight patterns then see the final shapes.
+        for layer, (pattern, s) in chosen.items():
+            if pattern == "channel" and s > 0:
+                self._prune_channels(model, layer, s, chosen)
+        for layer, (pattern, s) in chosen.items():
+            module = find_module(model, layer)
+            if module is None or s == 0 or pattern == "channel":
+                continue
+            if pattern == "n:m":
+                _prune_n_m(module, layer, self.n, self.m)
+            else:
+                _prune_unstructured(module, layer, s)
+        return model
+
+    def _prune_channels(
+        self, model: nn.Module, layer: str, s: float, chosen: Mapping[str, tuple[str, float]]
+    ) -> None:
+        group = self.plans[layer].group
+        if group is None:  # unreachable: plans offer "channel" only with a group
+            return
+        consumer_pattern, consumer_s = chosen.get(group.consumer, ("", 0.0))
+        consumer_m = self.m if consumer_pattern == "n:m" and consumer_s > 0 else None
+        original = prune_channels(model, group, s, consumer_m=consumer_m)
+        if original is not None:
+            info = PruneInfo("channel", s, original_out=original)
+            setattr(model.get_submodule(layer), PRUNE_ATTR, info)
+
+
+# Weight patterns ---------------------------------------------------------------------------
+def _prune_unstructured(module: nn.Module, layer: str, sparsity: float) -> None:
+    """Zero exactly ``round(numel * sparsity)`` weights of smallest magnitude, permanently.
+
+    Pruning counts weights, not a magnitude threshold, so ties and weights that are already
+    zero do not change the count (zeros go first); a layer already sparser stays as it is.
+    """
+    weight = _weight(layer, module)
+    amount = round(weight.numel() * sparsity)
+    if amount == 0:
+        return
+    # A contiguous copy of the scores: prune flattens them with view(), which channels_last
+    # weights do not support.
+    scores = weight.detach().contiguous()
+    prune.l1_unstructured(module, "weight", amount=amount, importance_scores=scores)  # type: ignore[no-untyped-call]
+    prune.remove(module, "weight")  # type: ignore[no-untyped-call]
+    setattr(module, PRUNE_ATTR, PruneInfo("unstructured", sparsity))
+
+
+def _prune_n_m(module: nn.Module, layer: str, n: int, m: int) -> None:
+    """Keep the ``n`` largest-magnitude weights of every ``m`` consecutive inputs."""
+    weight = _weight(layer, module)
+    problem = _nm_problem(weight, m)
+    if problem:
+        raise ValueError(f"Cannot n:m-prune {layer!r}: {problem}.")
+    groups = weight.detach().reshape(weight.shape[0], -1, m)
+    top = groups.abs().topk(n, dim=-1).indices
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, top, True)
+    with torch.no_grad():
+        weight.mul_(mask.reshape(weight.shape))
+    setattr(module, PRUNE_ATTR, PruneInfo("n:m", 1 - n / m, n=n, m=m))
+
+
+def _nm_problem(weight: torch.Tensor, m: int) -> str:
+    per_output = math.prod(weight.shape[1:])
+    if per_output % m == 0:
+        return ""
+    dims = " * ".join(str(d) for d in weight.shape[1:])
+    return (
+        f"its {per_output} input weights per output ({dims}) are not divisible by m={m}; "
+        f"choose an m that divides {per_output}"
+    )
+
+
+# Validation --------------------------------------------------------------------------------
+def _plans(
+    patterns: tuple[str, ...],
+    layers: Mapping[str, nn.Module],
+    nm_why: Mapping[str, str],
+    groups: Mapping[str, ChannelGroup],
+    channel_why: Mapping[str, str],
+    *,
+    explicit: bool,
+) -> dict[str, LayerPlan]:
+    plans: dict[str, LayerPlan] = {}
+    refused: dict[str, dict[str, str]] = {}
+    for name in layers:
+        why = {"n:m": nm_why.get(name, ""), "channel": channel_why.get(name, "")}
+        ok = tuple(p for p in patterns if not why.get(p))
+        if ok:
+            plans[name] = LayerPlan(ok, groups.get(name) if "channel" in ok else None)
+        else:
+            refused[name] = {p: why[p] for p in patterns}
+    fatal = {k: v for k, v in refused.items() if explicit or v.get("n:m")}
+    if fatal or not plans:
+        raise _refusal(fatal or refused, patterns)
+    return plans
+
+
+def _refusal(refused: Mapping[str, Mapping[str, str]], patterns: tuple[str, ...]) -> ValueError:
+    details = "; ".join(
+        f"{layer!r} ({', '.join(f'{p}: {r}' for p, r in why.items())})"
+        for layer, why in refused.items()
+    )
+    names = list(refused)
+    return ValueError(
+        f"Cannot prune these layers with pattern {_show(patterns)}: {details}. Exclude them "
+        f"(exclude={names!r}) or use a pattern they can take."
+    )
+
+
+def _check_patterns(pattern: str | Sequence[str]) -> tuple[str, ...]:
+    patterns = (pattern,) if isinstance(pattern, str) else pattern
+    if not isinstance(patterns, Sequence) or not patterns:
+        raise TypeError(
+            f"pattern must be one of {list(PATTERNS)} or a non-empty tuple of them, "
+            f"got {pattern!r}."
+        )
+    unknown = [p for p in patterns if p not in PATTERNS]
+    if unknown:
+        raise ValueError(
+            f"Unknown pruning pattern {unknown[0]!r}: use one of {list(PATTERNS)}, or a tuple "
+            "of them to search per layer."
+        )
+    if len(set(patterns)) != len(patterns):
+        raise ValueError(f"pattern lists a pattern twice: {list(patterns)}.")
+    return tuple(patterns)
+
+
+def _check_sparsity(sparsity: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(sparsity, (str, bytes)) or not isinstance(sparsity, Sequence):
+        raise TypeError(f"sparsity takes a list of levels such as (0.0, 0.5), got {sparsity!r}.")
+    for s in sparsity:
+        if isinstance(s, bool) or not isinstance(s, (int, float)):
+            raise TypeError(f"sparsity levels must be numbers, got {s!r}.")
+        if not 0.0 <= s < 1.0:
+            raise ValueError(
+                f"sparsity {s!r} is outside [0, 1): it is the fraction of weights removed, and "
+                "at least one must stay. Use levels such as (0.0, 0.5, 0.9)."
+            )
+    levels = tuple(float(s) for s in sparsity)
+    if len(set(levels)) < 2 or len(set(levels)) != len(levels):
+        raise ValueError(
+            f"sparsity needs at least two distinct levels, got {list(sparsity)!r}; "
+            "e.g. (0.0, 0.5) to search pruning a layer by half or not."
+        )
+    return levels
+
+
+def _check_n_m(n_m: tuple[int, int]) -> tuple[int, int]:
+    valid = isinstance(n_m, (tuple, list)) and len(n_m) == 2
+    if not valid or not all(isinstance(v, int) and not isinstance(v, bool) for v in n_m):
+        raise TypeError(f"n_m must be a pair of integers (n, m) such as (2, 4), got {n_m!r}.")
+    n, m = n_m
+    if not 0 < n < m:
+        raise ValueError(
+            f"n_m={n_m!r} is invalid: n:m keeps n of every m weights, so it needs 0 < n < m, "
+            "e.g. (2, 4)."
+        )
+    return n, m
+
+
+def _weight(layer: str, module: nn.Module) -> torch.Tensor:
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        raise TypeError(
+            f"Layer {layer!r} ({type(module).__name__}) has no 2-D or larger weight to prune; "
+            "leave it out with exclude= or types=."
+        )
+    return weight
+
+
+def _show(patterns: tuple[str, ...]) -> str:
+    return repr(patterns[0]) if len(patterns) == 1 else repr(patterns)
