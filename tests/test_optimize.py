@@ -371,3 +371,13 @@ def test_single_objective_search():
     assert len(best) == 1
     assert best["loss"].iloc[0] == result.trials["loss"].min()
     assert best["trial"].iloc[0] == result.study.best_trial.number
+
+
+def test_configs_line_up_with_the_pareto_rows():
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    result = run(lambda c: {"f1": c["x"], "f2": 1 - c["x"] + c["y"]}, space=space, n_trials=20)
+    front = result.pareto
+    assert not front["trial"].is_monotonic_increasing  # sorted by f1, not by trial number
+    for (_, row), config in zip(front.iterrows(), result.configs(), strict=True):
+        assert config == {"x": row["x"], "y": row["y"]}
+    assert len(result.configs(pareto=False)) == 20

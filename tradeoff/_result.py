@@ -84,9 +84,11 @@ class SearchResult:
         return self._frame.loc[mask, ["trial", "status", "failure"]].reset_index(drop=True)
 
     def configs(self, *, pareto: bool = True) -> list[dict[str, Any]]:
-        """The Configs of the Pareto set (or of every trial that has one)."""
-        trials = [t for t in self._trials if not pareto or self._pareto_numbers.get(t.number)]
-        return [_config_of(t) for t in trials]
+        """The Configs of the Pareto set, row for row in the order of :attr:`pareto` (or of
+        every trial, in the order of :attr:`trials`)."""
+        by_number = {t.number: t for t in self._trials}
+        numbers = (self.pareto if pareto else self._frame)["trial"]
+        return [_config_of(by_number[int(n)]) for n in numbers]
 
     # Hypervolume ----------------------------------------------------------------------------
     def reference_point(self) -> dict[str, float] | None:
@@ -193,7 +195,6 @@ class SearchResult:
                 self.objectives.directions,
             )
             frame.loc[done, "pareto"] = _pareto.non_dominated(y)
-        self._pareto_numbers = dict(zip(frame["trial"], frame["pareto"]))
         return frame
 
     def _row(self, trial: FrozenTrial) -> dict[str, Any]:
