@@ -21,6 +21,7 @@ def test_subpackage_names_are_pinned():
         *["ArchitectureSpace", "Choice", "Config", "Float", "Int", "ModelSpace", "Ordinal"],
         *["Parameter", "PEFTSpace", "PruningSpace", "QuantizationSpace"],
         *["PruneInfo", "QuantInfo", "STAGES", "SearchSpace", "select_layers"],
+        "to_int8_runtime",
     }
     assert sorted(objectives.__all__) == [
         *["Constraint", "Objective", "ObjectiveSet", "bitops", "latency_ms", "macs"],

@@ -17,6 +17,7 @@ _LAZY = {
     "PEFTSpace": "tradeoff.spaces._peft",
     "PruningSpace": "tradeoff.spaces._prune",
     "QuantizationSpace": "tradeoff.spaces._quant",
+    "to_int8_runtime": "tradeoff.spaces._quant",
     "QuantInfo": "tradeoff.spaces._model",
     "PruneInfo": "tradeoff.spaces._model",
     "STAGES": "tradeoff.spaces._model",

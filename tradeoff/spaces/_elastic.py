@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tradeoff.spaces._model import set_module
+from tradeoff.spaces._model import find_block_stack, set_module
 
 _Q = ("query", "q_proj", "q")
 _K = ("key", "k_proj", "k")
@@ -51,25 +51,15 @@ def find_blocks(model: nn.Module) -> str:
     """The dotted name of the model's ModuleList of transformer blocks.
 
     Raises:
-        ValueError: no ModuleList of at least two same-class blocks with Linear layers.
+        ValueError: no ModuleList of same-class blocks with Linear layers.
     """
-    best, best_size = None, 0
-    for name, module in model.named_modules():
-        if not isinstance(module, nn.ModuleList) or len(module) < 2:
-            continue
-        if len({type(b) for b in module}) != 1:
-            continue
-        if not any(isinstance(m, nn.Linear) for m in module[0].modules()):
-            continue
-        size = sum(p.numel() for p in module.parameters())
-        if size > best_size:
-            best, best_size = str(name), size
-    if best is None:
+    name = find_block_stack(model)
+    if name is None:
         raise ValueError(
-            "No transformer blocks found: the model has no nn.ModuleList of two or more "
-            "same-class blocks with Linear layers. Pass blocks='<name of the ModuleList>'."
+            "No transformer blocks found: the model has no nn.ModuleList of same-class "
+            "blocks with Linear layers. Pass blocks='<name of the ModuleList>'."
         )
-    return best
+    return name
 
 
 def block_layout(block: nn.Module, n_heads: int | None) -> BlockLayout:

@@ -149,6 +149,25 @@ def select_layers(
     return chosen
 
 
+def find_block_stack(model: nn.Module) -> str | None:
+    """The dotted name of the model's largest ``nn.ModuleList`` of same-class blocks (not
+    Linears themselves) holding Linear layers: BERT's ``encoder.layer``, Llama's
+    ``model.layers``. ``None`` when the model has no such list."""
+    best, best_size = None, 0
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        first = module[0]
+        if len({type(b) for b in module}) != 1 or isinstance(first, nn.Linear):
+            continue
+        if not any(isinstance(m, nn.Linear) for m in first.modules()):
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        if size > best_size:
+            best, best_size = str(name), size
+    return best
+
+
 def find_module(model: nn.Module, name: str) -> nn.Module | None:
     """The submodule called ``name``, or ``None`` if an earlier stage removed it."""
     try:

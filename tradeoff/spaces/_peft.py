@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "PEFTSpace needs the peft package; install it with: pip install 'tradeoff[peft]'."
     ) from exc
 
-from tradeoff.spaces._model import ModelSpace, _preview, select_layers
+from tradeoff.spaces._model import ModelSpace, _preview, find_block_stack, select_layers
 from tradeoff.spaces._params import Choice, Int, Ordinal, Parameter
 
 METHODS = ("lora", "dora", "ia3")
@@ -344,19 +344,16 @@ def _target_linears(
 
 
 def _find_stack(model: nn.Module) -> tuple[str, int]:
-    """The largest ``nn.ModuleList`` of same-class blocks (not Linear) holding Linear layers."""
-    sizes = {
-        (name, len(m)): sum(p.numel() for p in m.parameters())
-        for name, m in model.named_modules()
-        if isinstance(m, nn.ModuleList) and len(m) and len({type(b) for b in m}) == 1
-        if not isinstance(m[0], nn.Linear) and any(isinstance(x, nn.Linear) for x in m[0].modules())
-    }
-    if not sizes:
+    """The name and length of the model's stack of transformer blocks."""
+    name = find_block_stack(model)
+    if name is None:
         raise ValueError(
             "layers and per_layer_rank need a stack of transformer blocks (an nn.ModuleList of "
             "same-class modules with Linears); the model has none, so leave both unset."
         )
-    return max(sizes, key=lambda k: sizes[k])
+    stack = model.get_submodule(name)
+    assert isinstance(stack, nn.ModuleList)
+    return name, len(stack)
 
 
 def _check_reachable(linears: dict[str, list[str]], layers: Layers, n: int, stack: str) -> None:
