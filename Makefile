@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install run zdt test lint typecheck pytest bench dashboard clean
+.PHONY: install postgres run zdt test lint typecheck pytest bench dashboard clean
 
 install: $(STAMP)
 
@@ -35,7 +35,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# The storage tests start a real PostgreSQL server: Debian's package, installed when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+pytest: install postgres
 	$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest

@@ -32,3 +32,14 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (see tests/servers)."""
+    from tests.servers.postgres import pg_bin, postgres_server
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    with postgres_server() as url:
+        yield url
