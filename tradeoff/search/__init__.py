@@ -1,5 +1,20 @@
 """Who proposes: optimizers, all of them Optuna samplers."""
 
+from importlib import import_module
+from typing import Any
+
 from tradeoff.search._presets import OPTIMIZERS, auto_optimizer, check_optimizer, make_sampler
 
-__all__ = ["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler"]
+_LAZY = {
+    "EvolutionSampler": "tradeoff.search._evolution",
+    "LayerCrossover": "tradeoff.search._operators",
+    "NeighbourMutation": "tradeoff.search._operators",
+}
+
+__all__ = ["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tradeoff.search' has no attribute {name!r}")

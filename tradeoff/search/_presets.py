@@ -24,7 +24,7 @@ import optuna
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.spaces import Choice, SearchSpace
 
-OPTIMIZERS = ("auto", "random", "nsga2", "tpe", "gp")
+OPTIMIZERS = ("auto", "random", "nsga2", "tpe", "gp", "evolution")
 """Names accepted by ``optimize(..., optimizer=...)``, besides any ``BaseSampler``."""
 
 _GP_MAX_TRIALS = 300
@@ -84,6 +84,12 @@ def make_sampler(
         if name == "nsga2":
             population = max(8, min(50, n_trials // 4))
             return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        if name == "evolution":
+            from tradeoff.search._evolution import EvolutionSampler
+
+            return EvolutionSampler(
+                seed=seed, space=space, objectives=objectives, n_trials=n_trials
+            )
         if name == "tpe":
             return optuna.samplers.TPESampler(
                 seed=seed,

@@ -1,0 +1,434 @@
+"""EvolutionSampler: a multi-objective evolutionary sampler that knows the space and the budget."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from tradeoff._pareto import hypervolume
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._operators import (
+    Crossover,
+    Dists,
+    KnownCostGuard,
+    LayerCrossover,
+    Layers,
+    Mutation,
+    NeighbourMutation,
+    Params,
+    Rng,
+    group_layers,
+    uniform,
+)
+from tradeoff.spaces import SearchSpace
+
+SURVIVALS = ("crowding", "hv")
+_RANDOM_DRAWS = 4  # uniform draws tried before a random candidate is repaired
+_SHRINK_PROB = 0.5  # share of random candidates walked toward the cheapest Config
+
+
+class EvolutionSampler(optuna.samplers.BaseSampler):
+    """Multi-objective evolutionary sampler that knows the space and the known-cost budget.
+
+    Steady-state and elitist: each proposal rebuilds the population from the study's completed
+    trials (the ``population_size`` best by constrained non-dominated sorting, then crowding
+    distance or hypervolume contribution), picks two parents by binary tournament, crosses
+    them layer by layer and mutates the child. Only caches live in memory: a study resumed
+    from storage carries on where it stopped. Until ``population_size`` trials are complete or
+    running, proposals are random.
+
+    * Known-cost constraints (a ``Constraint`` on an ``Objective(fn=...)``): no proposal
+      violates one (:class:`KnownCostGuard`). A share ``switch_prob`` of the mutations are
+      EvoPress level switches (a layer one level up, another one down, within budget);
+      infeasible candidates are repaired toward the cheap levels; half of the random ones walk
+      a random way toward the cheapest Config, so the first population spans the cost range
+      (uniform per-layer draws all cost about the mean). If the cheapest Config is
+      infeasible, the first proposal raises ``ValueError``.
+    * Measured constraints (``trial.constraints``) rank by constrained domination as in
+      Optuna's NSGA-II. FAIL and PRUNED trials (driver-rejected ones too) are not selected.
+    * The Config of an existing trial (complete, running or failed) is proposed again only if
+      none of ``max_tries`` candidates is new.
+    * Parallel workers: each proposal has its own random stream, seeded by ``(seed,
+      trial.number)``, and running trials count as existing, so concurrent proposals differ.
+      Generations are implicit: the population changes whenever a trial completes.
+    * Parameters outside the relative search space are drawn uniformly at random.
+
+    Args:
+        population_size: Survivors kept as parents. ``None``: ``min(64, 8 + 4 * ceil(sqrt(d)))``
+            for ``d`` parameters, at most ``max(8, n_trials // 4)`` when ``n_trials`` is given.
+        n_trials: The evaluation budget if known (only sizes the default population).
+        seed: Seed; with sequential ask/tell the same seed gives the same proposals.
+        space: The search space: its distributions are the relative search space from the first
+            trial on, and ``objectives.known_values`` gets ``space.decode(params)``.
+        objectives: Its known-cost constraints bound every proposal (needs ``space``).
+        mutation_prob: Per-parameter probability of the default mutation (``None``: ``1 / d``).
+        crossover_prob: Probability of crossing two parents (else the first is copied).
+        switch_prob: Probability that a level switch replaces the mutation (with known costs).
+        survival: ``"crowding"`` (NSGA-II) or ``"hv"`` (hypervolume contribution, SMS-EMOA).
+        crossover: Crossover operator (default :class:`LayerCrossover`).
+        mutation: Mutation operator (default :class:`NeighbourMutation`).
+        max_tries: Candidates tried per proposal before an existing Config is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        population_size: int | None = None,
+        n_trials: int | None = None,
+        seed: int | None = None,
+        space: SearchSpace | None = None,
+        objectives: ObjectiveSet | None = None,
+        mutation_prob: float | None = None,
+        crossover_prob: float = 0.9,
+        switch_prob: float = 0.5,
+        survival: str = "crowding",
+        crossover: Crossover | None = None,
+        mutation: Mutation | None = None,
+        max_tries: int = 16,
+    ) -> None:
+        _check_inputs(space, objectives, seed, survival, mutation, mutation_prob)
+        for name, n, low in (("population_size", population_size, 2), ("n_trials", n_trials, 1)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < low):
+                raise ValueError(f"{name} must be an integer >= {low} or None, got {n!r}.")
+        for name, p in (("crossover_prob", crossover_prob), ("switch_prob", switch_prob)):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
+        if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
+            raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}.")
+        self._population_size, self._n_trials = population_size, n_trials
+        self._space, self._objectives = space, objectives
+        self._crossover_prob, self._switch_prob = float(crossover_prob), float(switch_prob)
+        self._survival, self._max_tries = survival, max_tries
+        self._crossover: Crossover = crossover or LayerCrossover()
+        self._mutation: Mutation = mutation or NeighbourMutation(prob=mutation_prob)
+        self._seed = _entropy(seed)
+        self._intersection = IntersectionSearchSpace()
+        # Caches only: all rebuilt from the study when missing.
+        self._guard: KnownCostGuard | None = None
+        self._layers: dict[tuple[str, ...], Layers] = {}
+        self._fits: dict[tuple[str, tuple[str, ...]], dict[int, bool]] = {}
+        self._survivors: tuple[Any, _Population] | None = None
+
+    # BaseSampler ----------------------------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._seed = _entropy(None)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self._space is not None:
+            return self._space.distributions()
+        inferred = self._intersection.calculate(study).items()
+        return {name: dist for name, dist in inferred if not dist.single()}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        rng = np.random.default_rng([self._seed, trial.number])
+        return self._propose(self._history(study, trial, search_space), search_space, rng)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        salt = zlib.crc32(param_name.encode())
+        return uniform(param_distribution, np.random.default_rng([self._seed, trial.number, salt]))
+
+    def population_size(self, n_params: int) -> int:
+        """The population size for ``n_params`` parameters (see ``population_size``)."""
+        if self._population_size is not None:
+            return self._population_size
+        size = min(64, 8 + 4 * math.ceil(math.sqrt(n_params)))
+        return size if self._n_trials is None else min(size, max(8, self._n_trials // 4))
+
+    # Proposal -------------------------------------------------------------------------------
+    def _propose(self, history: _History, dists: Dists, rng: Rng) -> Params:
+        guard = self._guard_for(dists)
+        started = history.n_complete + history.n_running >= self.population_size(len(dists))
+        evolve = started and len(history.population.members) >= 2
+        n_children = self._max_tries - self._max_tries // 4 if evolve else 0
+        fallback: Params | None = None
+        for attempt in range(self._max_tries):
+            if attempt < n_children:
+                candidate: Params | None = self._child(history.population, dists, guard, rng)
+            else:
+                candidate = self._random(dists, guard, rng)
+            if guard is not None and candidate is not None:
+                candidate = guard.repair(candidate, rng)
+            if candidate is None:
+                continue
+            if tuple(candidate[name] for name in dists) not in history.seen:
+                return candidate
+            fallback = fallback or candidate
+        if fallback is None:  # every repair failed (costs not monotone in the levels)
+            assert guard is not None  # without a guard every candidate is kept
+            return dict(guard.cheapest)
+        return fallback
+
+    def _child(
+        self, population: _Population, dists: Dists, guard: KnownCostGuard | None, rng: Rng
+    ) -> Params:
+        first = population.tournament(rng)
+        second = population.tournament(rng, avoid=first)
+        parent, other = population.members[first], population.members[second]
+        layers = self._layers_for(tuple(dists))
+        child = dict(parent)
+        if rng.random() < self._crossover_prob:
+            child = self._crossover(parent, other, layers=layers, rng=rng)
+        if guard is not None and rng.random() < self._switch_prob:
+            switched = guard.switch(child, layers, rng)
+            if switched is not None:
+                return switched
+        return self._mutation(child, distributions=dists, rng=rng)
+
+    def _random(self, dists: Dists, guard: KnownCostGuard | None, rng: Rng) -> Params:
+        for _ in range(_RANDOM_DRAWS):
+            candidate = {name: uniform(dist, rng) for name, dist in dists.items()}
+            if guard is None or guard.feasible(candidate):
+                break
+        if guard is not None and guard.feasible(candidate) and rng.random() < _SHRINK_PROB:
+            return guard.shrink(candidate, rng)
+        return candidate
+
+    def _guard_for(self, dists: Dists) -> KnownCostGuard | None:
+        space, objectives = self._space, self._objectives
+        if space is None or objectives is None or not objectives.known_constraints():
+            return None
+        if self._guard is None and set(dists) == set(space):
+            self._guard = KnownCostGuard(space, objectives, dists)
+        return self._guard
+
+    def _layers_for(self, names: tuple[str, ...]) -> Layers:
+        if names not in self._layers:
+            namespaces = set(self._space.children) if self._space is not None else set()
+            self._layers[names] = group_layers(names, namespaces or None)
+        return self._layers[names]
+
+    # State rebuilt from storage -------------------------------------------------------------
+    def _history(self, study: optuna.Study, trial: FrozenTrial, dists: Dists) -> _History:
+        history = _History()
+        fits = self._fits.setdefault((study.study_name, tuple(dists)), {})
+        complete: list[FrozenTrial] = []
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            history.n_running += t.state == TrialState.RUNNING
+            if not dists.keys() <= t.params.keys():
+                continue
+            history.seen.add(tuple(t.params[name] for name in dists))
+            if t.state != TrialState.COMPLETE or t.values is None:
+                continue
+            if t.number not in fits:  # trials of an older, different space are not parents
+                fits[t.number] = all(t.distributions[n] == d for n, d in dists.items())
+            if fits[t.number]:
+                complete.append(t)
+        history.n_complete = len(complete)
+        history.population = self._select(study, complete, tuple(dists))
+        return history
+
+    def _select(
+        self, study: optuna.Study, complete: list[FrozenTrial], names: tuple[str, ...]
+    ) -> _Population:
+        key = (study.study_name, names, tuple(t.number for t in complete))
+        if self._survivors is not None and self._survivors[0] == key:
+            return self._survivors[1]
+        population = _Population()
+        if complete:
+            sign = np.array(
+                [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+            )
+            values = np.array([t.values for t in complete], dtype=float) * sign
+            penalty = np.array([sum(max(v, 0.0) for v in t.constraints.values()) for t in complete])
+            size = self.population_size(len(names))
+            chosen, ranks, scores = select_survivors(values, penalty, size, method=self._survival)
+            members = [{n: complete[i].params[n] for n in names} for i in chosen]
+            population = _Population(members, ranks[chosen], scores[chosen])
+        self._survivors = (key, population)
+        return population
+
+
+@dataclass
+class _Population:
+    """Survivors' params, rank (lower is better) and score within their front (higher is)."""
+
+    members: list[Params] = field(default_factory=list)
+    ranks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def tournament(self, rng: Rng, avoid: int | None = None) -> int:
+        """Index of the better of two random members other than ``avoid`` (if possible)."""
+        pool = [i for i in range(len(self.members)) if i != avoid] or [0]
+        i, j = (pool[int(k)] for k in rng.choice(len(pool), size=2, replace=len(pool) < 2))
+        fitness_i = (self.ranks[i], -self.scores[i])
+        fitness_j = (self.ranks[j], -self.scores[j])
+        if fitness_i == fitness_j:
+            return i if rng.random() < 0.5 else j
+        return i if fitness_i < fitness_j else j
+
+
+@dataclass
+class _History:
+    population: _Population = field(default_factory=_Population)
+    seen: set[tuple[Any, ...]] = field(default_factory=set)
+    n_complete: int = 0
+    n_running: int = 0
+
+
+# Survival -------------------------------------------------------------------------------------
+def select_survivors(
+    values: np.ndarray, penalty: np.ndarray, size: int, *, method: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pick ``size`` survivors by constrained non-dominated sorting.
+
+    Args:
+        values: ``(n, n_objectives)`` objective values, all minimized.
+        penalty: ``(n,)`` total constraint violation (``0`` when feasible).
+        size: How many survive.
+        method: How the front that fits partly is cut: ``"crowding"`` by crowding distance
+            (NSGA-II), ``"hv"`` by dropping the least hypervolume contribution one point at a
+            time (SMS-EMOA; all at once above two objectives).
+
+    Returns:
+        Survivor indices, and for every point its rank and its score within its front
+        (crowding distance or hypervolume contribution, ``-penalty`` when infeasible).
+    """
+    y = _normalize(values)
+    ranks = constrained_ranks(y, penalty, limit=size)
+    scores = np.zeros(len(y))
+    chosen: list[int] = []
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        feasible = penalty[members[0]] <= 0
+        front = y[members]
+        scores[members] = -penalty[members]
+        if feasible:
+            scores[members] = (
+                hv_contributions(front) if method == "hv" else crowding_distance(front)
+            )
+        room = size - len(chosen)
+        if len(members) > room and feasible and method == "hv" and y.shape[1] == 2:
+            members = members[_hv_truncate(front, room)]
+        elif len(members) > room:
+            members = members[np.argsort(-scores[members], kind="stable")[:room]]
+        chosen.extend(int(i) for i in members)
+        if len(chosen) >= size:
+            break
+    return np.array(chosen, dtype=int), ranks, scores
+
+
+def constrained_ranks(values: np.ndarray, penalty: np.ndarray, *, limit: int) -> np.ndarray:
+    """Non-domination rank of each point (minimization), infeasible points (``penalty > 0``)
+    after all feasible ones by increasing penalty. Feasible points beyond the first fronts
+    holding ``limit`` points share the next rank."""
+    feasible = penalty <= 0
+    ranks = np.zeros(len(values), dtype=int)
+    ranks[feasible] = _pareto_ranks(values[feasible], limit)
+    worst = ranks[feasible].max() + 1 if feasible.any() else 0
+    ranks[~feasible] = worst + np.unique(penalty[~feasible], return_inverse=True)[1].reshape(-1)
+    return ranks
+
+
+def _pareto_ranks(y: np.ndarray, limit: int) -> np.ndarray:
+    dominates = np.all(y[:, None] <= y[None], axis=-1) & np.any(y[:, None] < y[None], axis=-1)
+    count = dominates.sum(axis=0)
+    ranks = np.zeros(len(y), dtype=int)
+    left = np.ones(len(y), dtype=bool)
+    rank = 0
+    while left.any() and (~left).sum() < limit:
+        front = left & (count == 0)
+        ranks[front], left = rank, left & ~front
+        count = count - dominates[front].sum(axis=0)
+        rank += 1
+    ranks[left] = rank
+    return ranks
+
+
+def _normalize(values: np.ndarray) -> np.ndarray:
+    y = np.nan_to_num(np.asarray(values, dtype=float), posinf=1e300, neginf=-1e300)
+    low, high = y.min(axis=0), y.max(axis=0)
+    return np.asarray((y - low) / np.where(high > low, high - low, 1.0))
+
+
+def crowding_distance(y: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of each point of one front; the extremes get ``inf``."""
+    distance = np.zeros(len(y))
+    for j in range(y.shape[1]):
+        order = np.argsort(y[:, j], kind="stable")
+        span = y[order[-1], j] - y[order[0], j]
+        if span > 0:
+            distance[order[1:-1]] += (y[order[2:], j] - y[order[:-2], j]) / span
+            distance[order[[0, -1]]] = np.inf
+    return distance
+
+
+def hv_contributions(y: np.ndarray, *, reference: float = 1.1) -> np.ndarray:
+    """Hypervolume each point of one front adds alone (reference ``reference`` per objective)."""
+    n, m = y.shape
+    if m == 1 or n == 1:
+        return np.zeros(n) if m == 1 else np.ones(n)
+    if m == 2:
+        order = np.lexsort((y[:, 1], y[:, 0]))
+        f1, f2 = y[order, 0], y[order, 1]
+        right = np.append(f1[1:], reference) - f1
+        above = np.insert(f2[:-1], 0, reference) - f2
+        out = np.empty(n)
+        out[order] = np.maximum(right, 0) * np.maximum(above, 0)
+        return out
+    # Point i's box minus what the others, clipped into that box, cover (fast: few survive).
+    ref = np.full(m, reference)
+    return np.array(
+        [
+            np.prod(ref - y[i]) - hypervolume(np.maximum(np.delete(y, i, 0), y[i]), ref)
+            for i in range(n)
+        ]
+    )
+
+
+def _hv_truncate(y: np.ndarray, keep: int) -> np.ndarray:
+    idx = np.arange(len(y))
+    while len(idx) > keep:
+        idx = np.delete(idx, int(np.argmin(hv_contributions(y[idx]))))
+    return idx
+
+
+def _entropy(seed: int | None) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    return int(seed) % 2**64
+
+
+def _check_inputs(
+    space: Any, objectives: Any, seed: Any, survival: Any, mutation: Any, mutation_prob: Any
+) -> None:
+    if space is not None and not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a tradeoff.spaces.SearchSpace, got {space!r}.")
+    if objectives is not None and not isinstance(objectives, ObjectiveSet):
+        raise TypeError(
+            "objectives must be an ObjectiveSet, e.g. "
+            f"ObjectiveSet.build([Objective(...)], constraints), got {objectives!r}."
+        )
+    if objectives is not None and objectives.known_constraints() and space is None:
+        raise ValueError(
+            "Known-cost constraints need the space to decode params into Configs: "
+            "EvolutionSampler(space=space, objectives=...)."
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+    if survival not in SURVIVALS:
+        raise ValueError(f"Unknown survival {survival!r}; use one of {list(SURVIVALS)}.")
+    if mutation is not None and mutation_prob is not None:
+        raise ValueError("Give mutation_prob or a mutation operator, not both.")
