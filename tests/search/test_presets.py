@@ -1,7 +1,7 @@
 import optuna
 import pytest
 
-from tradeoff.objectives import ObjectiveSet
+from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import OPTIMIZERS, auto_optimizer, make_sampler
 from tradeoff.spaces import Choice, Float, Ordinal, SearchSpace
 
@@ -42,6 +42,11 @@ def test_auto_rule():
     wide = SearchSpace({f"l{i}.bits": Ordinal([2, 4, 8]) for i in range(40)})
     assert auto_optimizer(wide, n_trials=100) == "tpe"
     assert "auto" in OPTIMIZERS
+    budget = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=lambda c: 1.0)], [Constraint("size", "<=", 1)]
+    )
+    assert auto_optimizer(mixed, n_trials=100, objectives=budget) == "evolution"
+    assert auto_optimizer(ZDT_SPACE, n_trials=100, objectives=OBJS) == "gp"
 
 
 @pytest.mark.parametrize("name", ["random", "nsga2", "tpe", "gp"])

@@ -4,13 +4,16 @@ Every optimizer is an ``optuna.samplers.BaseSampler``. Constraints reach the sam
 ``trial.constraints`` (written by the driver before ``tell``), so no ``constraints_func`` is
 needed. The ``"auto"`` rule (:func:`auto_optimizer`):
 
-1. A space with an unordered :class:`~tradeoff.spaces.Choice` -> ``"tpe"`` (multivariate TPE
+1. A known-cost constraint (a budget over an ``Objective(fn=...)``) -> ``"evolution"``: its
+   level-switch mutation and repair never propose a Config over the budget, where the other
+   samplers spend proposals (and, without the driver's check, evaluations) on them.
+2. A space with an unordered :class:`~tradeoff.spaces.Choice` -> ``"tpe"`` (multivariate TPE
    models categories natively; the GP relaxes them).
-2. Otherwise, a budget of at most 300 trials over at most 30 dimensions, with torch and scipy
+3. Otherwise, a budget of at most 300 trials over at most 30 dimensions, with torch and scipy
    installed -> ``"gp"`` (Optuna's GP sampler is the most sample-efficient on small budgets).
-3. Otherwise a budget of at least 1,000 trials -> ``"nsga2"`` (cheap proposals, keeps improving
+4. Otherwise a budget of at least 1,000 trials -> ``"nsga2"`` (cheap proposals, keeps improving
    the whole front when there are many evaluations).
-4. Otherwise -> ``"tpe"``.
+5. Otherwise -> ``"tpe"``.
 """
 
 from __future__ import annotations
@@ -43,8 +46,12 @@ def check_optimizer(optimizer: Any) -> None:
         )
 
 
-def auto_optimizer(space: SearchSpace, *, n_trials: int) -> str:
+def auto_optimizer(
+    space: SearchSpace, *, n_trials: int, objectives: ObjectiveSet | None = None
+) -> str:
     """The optimizer ``"auto"`` picks for this space and budget (see the module docstring)."""
+    if objectives is not None and objectives.known_constraints():
+        return "evolution"
     if any(isinstance(p, Choice) for p in space.values()):
         return "tpe"
     if n_trials <= _GP_MAX_TRIALS and len(space) <= _GP_MAX_DIM and _has_gp_deps():
@@ -76,7 +83,9 @@ def make_sampler(
     check_optimizer(optimizer)
     if isinstance(optimizer, optuna.samplers.BaseSampler):
         return optimizer
-    name = auto_optimizer(space, n_trials=n_trials) if optimizer == "auto" else optimizer
+    name = optimizer
+    if optimizer == "auto":
+        name = auto_optimizer(space, n_trials=n_trials, objectives=objectives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "random":
