@@ -27,7 +27,7 @@ import optuna
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.spaces import Choice, SearchSpace
 
-OPTIMIZERS = ("auto", "random", "nsga2", "tpe", "gp", "evolution")
+OPTIMIZERS = ("auto", "random", "nsga2", "tpe", "gp", "mobo", "evolution")
 """Names accepted by ``optimize(..., optimizer=...)``, besides any ``BaseSampler``."""
 
 _GP_MAX_TRIALS = 300
@@ -93,6 +93,15 @@ def make_sampler(
         if name == "nsga2":
             population = max(8, min(50, n_trials // 4))
             return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        if name == "mobo":
+            if not _has_bo_deps():
+                raise ImportError("optimizer='mobo' needs BoTorch: pip install 'tradeoff[bayes]'.")
+            from tradeoff.search._mobo import MOBOSampler
+
+            startup = max(5, min(10, n_trials // 10))
+            return MOBOSampler(
+                seed=seed, space=space, objectives=objectives, n_startup_trials=startup
+            )
         if name == "evolution":
             from tradeoff.search._evolution import EvolutionSampler
 
@@ -113,6 +122,10 @@ def make_sampler(
         return optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=max(5, min(10, n_trials // 10))
         )
+
+
+def _has_bo_deps() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "botorch"))
 
 
 def _has_gp_deps() -> bool:

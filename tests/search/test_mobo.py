@@ -1,0 +1,317 @@
+"""MOBOSampler: BoTorch multi-objective BO with exact known costs, as an Optuna sampler."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+pytest.importorskip("botorch")
+
+import tradeoff
+from tradeoff import _pareto
+from tradeoff.objectives import Constraint, Objective, ObjectiveSet
+from tradeoff.search import _bo_acqf
+from tradeoff.search._mobo import REFERENCE_ATTR, MOBOSampler
+from tradeoff.spaces import Choice, Float, Int, Ordinal, SearchSpace
+
+from ..conftest import ZDT_SPACE, zdt1
+
+MIXED = SearchSpace(
+    {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "x": Float(0.0, 1.0),
+        "drop": Float(0.0, 0.5, step=0.1),
+        "depth": Int(1, 6),
+        "bits": Ordinal([2, 3, 4, 8]),
+        "method": Choice(["lora", "ia3", "none"]),
+    }
+)
+
+
+def size(config: dict[str, Any]) -> float:
+    return float(config["bits"] * config["depth"])
+
+
+def error(config: dict[str, Any]) -> float:
+    penalty = {"lora": 0.0, "ia3": 0.1, "none": 0.3}[config["method"]]
+    err = (math.log10(config["lr"]) + 2.5) ** 2 + (config["x"] - 0.3) ** 2 + penalty
+    return err / config["bits"] ** 0.5 + config["drop"] + 1.0 / config["depth"]
+
+
+KNOWN = ObjectiveSet.build([Objective("error"), Objective("size", fn=size)])
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def ask_tell(
+    sampler: optuna.samplers.BaseSampler,
+    n: int,
+    *,
+    space: SearchSpace = MIXED,
+    values: Any = None,
+    study: optuna.Study | None = None,
+) -> optuna.Study:
+    """Sequential ask/tell; ``values(config)`` gives the objective values (default error, size)."""
+    study = study or optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    for _ in range(n):
+        trial = study.ask(space.distributions())
+        config = space.decode(trial.params)
+        study.tell(trial, values(config) if values else [error(config), size(config)])
+    return study
+
+
+def configs(study: optuna.Study, space: SearchSpace = MIXED) -> list[dict[str, Any]]:
+    return [space.decode(t.params) for t in study.trials]
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Records, per proposal, the GPs fitted and the pending points passed to BoTorch."""
+    calls: list[dict[str, Any]] = []
+    fit, propose = _bo_acqf.fit_gps, _bo_acqf.propose
+
+    def fit_gps(*args: Any, **kwargs: Any) -> Any:
+        models = fit(*args, **kwargs)
+        calls[-1]["n_gps"] = len(models.models)
+        return models
+
+    def spy_propose(
+        train_x: Any, train_obj: Any, train_con: Any, pending_x: Any, problem: Any
+    ) -> Any:
+        pending = None if pending_x is None else tuple(pending_x.shape)
+        calls.append({"pending": pending, "n_obs": len(train_x), "acqf": problem.acquisition})
+        return propose(train_x, train_obj, train_con, pending_x, problem)
+
+    monkeypatch.setattr(_bo_acqf, "fit_gps", fit_gps)
+    monkeypatch.setattr(_bo_acqf, "propose", spy_propose)
+    return calls
+
+
+def test_proposals_stay_inside_a_mixed_space(spy: list[dict[str, Any]]) -> None:
+    study = ask_tell(MOBOSampler(seed=0, space=MIXED, n_startup_trials=5), 10)
+    assert len(spy) == 5  # every trial after the startup came from the model
+    assert all(MIXED.contains(c) for c in configs(study))
+
+
+def test_reproducible_with_a_seed() -> None:
+    first = configs(ask_tell(MOBOSampler(seed=3, space=MIXED, n_startup_trials=4), 7))
+    again = configs(ask_tell(MOBOSampler(seed=3, space=MIXED, n_startup_trials=4), 7))
+    other = configs(ask_tell(MOBOSampler(seed=4, space=MIXED, n_startup_trials=4), 4))
+    assert first == again
+    assert first[:4] != other
+
+
+def test_wide_integer_ranges_are_relaxed_but_proposals_stay_integer() -> None:
+    space = SearchSpace({"n": Int(1, 5000, log=True), "x": Float(0.0, 1.0)})
+    sampler = MOBOSampler(seed=0, space=space, n_startup_trials=4)
+    study = ask_tell(sampler, 7, space=space, values=lambda c: [c["x"], math.log(c["n"]) - c["x"]])
+    assert all(isinstance(c["n"], int) and space.contains(c) for c in configs(study, space))
+
+
+@pytest.mark.parametrize("n_objectives", [2, 3])
+def test_two_and_three_objectives(n_objectives: int, spy: list[dict[str, Any]]) -> None:
+    directions = ["minimize", "minimize", "maximize"][:n_objectives]
+    study = optuna.create_study(
+        directions=directions, sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5)
+    )
+
+    def values(c: dict[str, Any]) -> list[float]:
+        return [error(c), size(c), c["x"]][:n_objectives]
+
+    ask_tell(study.sampler, 8, values=values, study=study)
+    assert [c["n_gps"] for c in spy] == [n_objectives] * 3
+    reference = study.user_attrs[REFERENCE_ATTR]
+    assert len(reference) == n_objectives
+    observed = np.array([t.values for t in study.trials])
+    # The derived reference is worse than the Pareto set in every objective.
+    front = observed[_pareto.non_dominated(_pareto.to_minimization(observed, directions))]
+    worse = _pareto.to_minimization(np.array(reference), directions)
+    assert np.all(worse >= _pareto.to_minimization(front, directions).max(axis=0))
+
+
+def test_user_reference_is_used_and_recorded() -> None:
+    objectives = ObjectiveSet.build(
+        [Objective("error", reference=5.0), Objective("size", fn=size, reference=40.0)]
+    )
+    sampler = MOBOSampler(seed=0, space=MIXED, objectives=objectives, n_startup_trials=4)
+    study = ask_tell(sampler, 5)
+    assert study.user_attrs[REFERENCE_ATTR] == [5.0, 40.0]
+
+
+def test_known_cost_is_exact_and_not_modelled(spy: list[dict[str, Any]]) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def counted_size(config: dict[str, Any]) -> float:
+        calls.append(config)
+        return size(config)
+
+    objectives = ObjectiveSet.build([Objective("error"), Objective("size", fn=counted_size)])
+    sampler = MOBOSampler(seed=0, space=MIXED, objectives=objectives, n_startup_trials=5)
+    ask_tell(sampler, 8)
+    assert [c["n_gps"] for c in spy] == [1, 1, 1]  # only "error" is modelled
+    assert len(calls) > 50  # the acquisition scored candidates with the exact known cost
+    assert all(MIXED.contains(c) for c in calls)  # on complete Configs
+
+
+def test_exact_known_cost_drives_proposals() -> None:
+    # "size" is a known cost; the measured objective is flat, so only the exact size can
+    # steer the search: after startup it should stay at the cheap corner (bits 2, depth 1).
+    objectives = ObjectiveSet.build([Objective("error"), Objective("size", fn=size)])
+    sampler = MOBOSampler(seed=1, space=MIXED, objectives=objectives, n_startup_trials=5)
+    study = ask_tell(sampler, 9, values=lambda c: [1.0, size(c)])
+    proposed = configs(study)[5:]
+    assert min(size(c) for c in proposed) == 2.0
+
+
+def test_known_constraint_is_never_violated() -> None:
+    objectives = [Objective("error"), Objective("size", fn=size)]
+    constraints = [Constraint("size", "<=", 8.0)]
+    sampler = MOBOSampler(
+        seed=0,
+        space=MIXED,
+        objectives=ObjectiveSet.build(objectives, constraints),
+        n_startup_trials=4,
+    )
+    result = tradeoff.optimize(
+        lambda c: {"error": error(c)},
+        MIXED,
+        objectives=objectives,
+        constraints=constraints,
+        optimizer=sampler,
+        n_trials=10,
+        show_progress=False,
+    )
+    trials = result.study.trials
+    assert len(trials) == 10  # no Config was rejected as infeasible, startup included
+    assert all(size(MIXED.decode(t.params)) <= 8.0 for t in trials)
+
+
+def test_measured_constraints_get_their_own_gps(spy: list[dict[str, Any]]) -> None:
+    study = optuna.create_study(
+        directions=["minimize", "minimize"],
+        sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5),
+    )
+    for _ in range(7):
+        trial = study.ask(MIXED.distributions())
+        config = MIXED.decode(trial.params)
+        trial.set_constraint("x_max", config["x"] - 0.5)
+        study.tell(trial, [error(config), size(config)])
+    assert [c["n_gps"] for c in spy] == [3, 3]
+
+
+def test_failed_trials_are_ignored() -> None:
+    study = optuna.create_study(
+        directions=["minimize", "minimize"],
+        sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=4),
+    )
+    for i in range(10):
+        trial = study.ask(MIXED.distributions())
+        config = MIXED.decode(trial.params)
+        if i % 3 == 1:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, [error(config), size(config)])
+    assert all(MIXED.contains(c) for c in configs(study))
+    assert REFERENCE_ATTR in study.user_attrs  # the model took over despite the failures
+
+
+def test_resumes_from_sqlite(tmp_path: Any, spy: list[dict[str, Any]]) -> None:
+    url = f"sqlite:///{tmp_path / 'mobo.db'}"
+    first = optuna.create_study(
+        storage=url, study_name="s", directions=["minimize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )  # fmt: skip
+    ask_tell(first.sampler, 6, study=first)
+    resumed = optuna.load_study(
+        study_name="s", storage=url, sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=4)
+    )
+    ask_tell(resumed.sampler, 2, study=resumed)
+    assert len(resumed.trials) == 8
+    assert len(spy) == 2 and spy[0]["n_gps"] == 2  # modelled from the stored trials
+    assert REFERENCE_ATTR in optuna.load_study(study_name="s", storage=url).user_attrs
+
+
+def test_pending_trials_lead_to_distinct_proposals(spy: list[dict[str, Any]]) -> None:
+    sampler = MOBOSampler(seed=0, space=ZDT_SPACE, n_startup_trials=6)
+    study = ask_tell(sampler, 6, space=ZDT_SPACE, values=lambda c: list(zdt1(c).values()))
+    first = study.ask(ZDT_SPACE.distributions())
+    second = study.ask(ZDT_SPACE.distributions())
+    assert spy[0]["pending"] is None and spy[1]["pending"] == (1, 4)
+    a, b = (np.array(list(t.params.values())) for t in (first, second))
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_parego_and_max_observations(spy: list[dict[str, Any]]) -> None:
+    sampler = MOBOSampler(
+        seed=0,
+        space=MIXED,
+        objectives=KNOWN,
+        n_startup_trials=4,
+        acquisition="qnparego",
+        max_observations=5,
+    )
+    study = ask_tell(sampler, 7)
+    assert all(MIXED.contains(c) for c in configs(study))
+    # 4 then 5 completed trials, then capped at max_observations=5.
+    assert [(c["acqf"], c["n_obs"]) for c in spy] == [("qnparego", n) for n in (4, 5, 5)]
+    assert MOBOSampler().acquisition_for(4) == "qlognehvi"
+    assert MOBOSampler().acquisition_for(5) == "qnparego"
+
+
+def test_plain_optuna_define_by_run() -> None:
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        k = trial.suggest_int("k", 1, 4)
+        return x * k, (1 - x) ** 2 + 1 / k
+
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=MOBOSampler(seed=0, n_startup_trials=4)
+    )
+    study.optimize(objective, n_trials=7)
+    assert len(study.trials) == 7 and REFERENCE_ATTR in study.user_attrs
+
+
+def test_zdt1_beats_random_search_on_a_small_budget() -> None:
+    reference = np.array([1.1, 11.0])
+
+    def hypervolume(sampler: optuna.samplers.BaseSampler) -> float:
+        study = ask_tell(sampler, 20, space=ZDT_SPACE, values=lambda c: list(zdt1(c).values()))
+        return _pareto.hypervolume(np.array([t.values for t in study.trials]), reference)
+
+    mobo = hypervolume(MOBOSampler(seed=0, space=ZDT_SPACE, n_startup_trials=6))
+    random = hypervolume(optuna.samplers.RandomSampler(seed=0))
+    assert mobo > random + 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error_type", "match"),
+    [
+        ({"acquisition": "ehvi"}, ValueError, "Unknown acquisition 'ehvi'"),
+        ({"n_startup_trials": -1}, ValueError, "n_startup_trials must be"),
+        ({"max_observations": 1}, ValueError, "max_observations must be"),
+        ({"space": {"x": Float(0, 1)}}, TypeError, "space must be a SearchSpace"),
+        ({"objectives": [Objective("a")]}, TypeError, "ObjectiveSet"),
+        ({"seed": 1.5}, TypeError, "seed must be an int"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs: dict[str, Any], error_type: type, match: str) -> None:
+    with pytest.raises(error_type, match=match):
+        MOBOSampler(**kwargs)
+
+
+def test_study_must_match() -> None:
+    single = optuna.create_study(sampler=MOBOSampler(seed=0))
+    with pytest.raises(ValueError, match="multi-objective"):
+        single.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    flipped = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=MOBOSampler(objectives=KNOWN)
+    )
+    with pytest.raises(ValueError, match="study's order"):
+        flipped.ask(MIXED.distributions())

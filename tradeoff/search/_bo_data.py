@@ -1,0 +1,207 @@
+"""Study trials -> arrays for MOBOSampler, and the exact known costs of candidate points.
+
+Arrays follow BoTorch's maximization convention: a minimized objective is negated. Shapes:
+``n`` completed trials, ``p`` running ones, ``d`` columns, ``m`` objectives, ``c`` measured
+constraints, ``k`` known-cost objectives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from tradeoff import _pareto
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._bo_encode import Encoding, FloatArray
+from tradeoff.spaces import SearchSpace
+
+REFERENCE_MARGIN = 0.1
+ToTensor = Callable[[Any], Any]  # NumPy array -> torch tensor (torch is imported lazily)
+TensorFn = Callable[[Any], Any]  # torch tensor -> torch tensor
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Completed trials in the unit cube and the maximization convention.
+
+    Attributes:
+        x: ``(n, d)`` points.
+        y: ``(n, m)`` objective values, maximized.
+        con: ``(n, c)`` measured constraint values (``<= 0`` feasible), or ``None``.
+        feasible: ``(n,)`` whether every constraint of the trial holds.
+        pending: ``(p, d)`` points of running trials.
+    """
+
+    x: FloatArray
+    y: FloatArray
+    con: FloatArray | None
+    feasible: NDArray[np.bool_]
+    pending: FloatArray
+
+
+def gather(
+    study: Study, enc: Encoding, current: int, objectives: ObjectiveSet | None
+) -> Observations:
+    """Completed trials with finite values -> observations; running trials other than
+    ``current`` -> pending points. Trials without a valid value for every column are skipped.
+    """
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    done = [t for t in trials if t.state == TrialState.COMPLETE and _usable(t, enc)]
+    running = [
+        t
+        for t in trials
+        if t.state == TrialState.RUNNING and t.number != current and enc.covers(t.params)
+    ]
+    keys = _measured_constraint_keys(done, objectives)
+    sign = signs(study)
+    con = np.array([[t.constraints[k] for k in keys] for t in done], dtype=float)
+    return Observations(
+        x=_points(done, enc),
+        y=np.array([t.values for t in done], dtype=float).reshape(-1, len(sign)) * sign,
+        con=con if keys else None,
+        feasible=np.array([all(v <= 0 for v in t.constraints.values()) for t in done], bool),
+        pending=_points(running, enc),
+    )
+
+
+def _usable(trial: FrozenTrial, enc: Encoding) -> bool:
+    values = trial.values
+    return values is not None and all(map(math.isfinite, values)) and enc.covers(trial.params)
+
+
+def _points(trials: list[FrozenTrial], enc: Encoding) -> FloatArray:
+    return np.array([enc.encode(t.params) for t in trials], dtype=float).reshape(-1, enc.dim)
+
+
+def _measured_constraint_keys(
+    trials: list[FrozenTrial], objectives: ObjectiveSet | None
+) -> list[str]:
+    """Constraint keys every trial has, minus those over known costs (checked exactly)."""
+    if not trials:
+        return []
+    common = set.intersection(*(set(t.constraints) for t in trials))
+    keys = [k for k in trials[0].constraints if k in common]
+    if objectives is None:
+        return keys
+    known = {o.name for o in objectives.known}
+    names = [c.name for c in objectives.constraints]
+    return [k for k in keys if not (k.isdigit() and int(k) < len(names) and names[int(k)] in known)]
+
+
+class KnownCosts:
+    """Exact known-cost values and known-constraint feasibility of unit points.
+
+    Each distinct Config is evaluated once per proposal. A ``fn`` that raises or returns a
+    non-finite value makes the point infeasible.
+    """
+
+    def __init__(self, enc: Encoding, space: SearchSpace | None, objectives: ObjectiveSet) -> None:
+        self._enc, self._space = enc, space
+        self._objectives = objectives.known
+        self._constraints = objectives.known_constraints()
+        self._signs = [1.0 if o.direction == "maximize" else -1.0 for o in self._objectives]
+        self._fixed = _single_values(space, enc)
+        self._cache: dict[bytes, tuple[FloatArray, bool]] = {}
+
+    def evaluate(self, x: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """``(N, d)`` points -> ``(N, k)`` maximized values (NaN on failure), ``(N,)`` ok."""
+        xs = self._enc.snap(x)
+        uniq, inverse = np.unique(xs, axis=0, return_inverse=True)
+        rows = [self._row(u) for u in uniq]
+        values = np.array([r[0] for r in rows], dtype=float).reshape(len(uniq), -1)
+        ok = np.array([r[1] for r in rows], dtype=bool)
+        inverse = inverse.reshape(-1)
+        return values[inverse], ok[inverse]
+
+    def values_fn(self, to_tensor: ToTensor, reference: FloatArray) -> TensorFn:
+        """Tensor ``(N, d) -> (N, k)``; a failed point sits below ``reference`` (no volume)."""
+
+        def values(x: Any) -> Any:
+            v = self.evaluate(_np(x))[0]
+            return to_tensor(np.where(np.isnan(v), reference - 1.0, v))
+
+        return values
+
+    def feasible_fn(self, to_tensor: ToTensor) -> TensorFn:
+        """Tensor ``(N, d) -> (N,)`` bool: every known-cost constraint holds."""
+        return lambda x: to_tensor(self.evaluate(_np(x))[1]).bool()
+
+    def _row(self, u: FloatArray) -> tuple[FloatArray, bool]:
+        key = u.tobytes()
+        if key not in self._cache:
+            self._cache[key] = self._compute(u)
+        return self._cache[key]
+
+    def _compute(self, u: FloatArray) -> tuple[FloatArray, bool]:
+        params = {**self._fixed, **self._enc.decode(u)}
+        config = self._space.decode(params) if self._space is not None else params
+        failed = np.full(len(self._objectives), np.nan)
+        try:
+            raw = {o.name: float(o.fn(config)) for o in self._objectives if o.fn is not None}
+        except Exception:  # a broken fn rules the point out; the driver reports the error
+            return failed, False
+        if not all(math.isfinite(v) for v in raw.values()):
+            return failed, False
+        ok = all(c.violation(raw[c.name]) <= 0 for c in self._constraints)
+        values = np.array([s * raw[o.name] for o, s in zip(self._objectives, self._signs)])
+        return values, ok
+
+
+def _np(x: Any) -> FloatArray:
+    return np.asarray(x.detach().cpu().numpy(), dtype=float)
+
+
+def _single_values(space: SearchSpace | None, enc: Encoding) -> dict[str, Any]:
+    """Values of single-valued parameters, left out of the encoding but part of a Config."""
+    if space is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, dist in space.distributions().items():
+        if name in enc.names:
+            continue
+        if isinstance(dist, CategoricalDistribution):
+            out[name] = dist.choices[0]
+        elif isinstance(dist, (FloatDistribution, IntDistribution)):
+            out[name] = dist.low
+    return out
+
+
+def reference_point(data: Observations, user: list[float | None]) -> FloatArray:
+    """``(m,)`` reference point (maximized): the user's coordinates, else the worst feasible
+    observed value minus 10% of the observed range, as ``SearchResult.hypervolume`` derives it.
+    """
+    y = data.y[data.feasible] if data.feasible.any() else data.y
+    derived = -_pareto.derive_reference(-y, margin=REFERENCE_MARGIN)
+    return np.array([d if u is None else u for d, u in zip(derived, user)], dtype=float)
+
+
+def subsample(data: Observations, max_observations: int | None) -> Observations:
+    """Keep the feasible Pareto set, then the most recent trials, up to ``max_observations``."""
+    n, cap = len(data.x), max_observations
+    if cap is None or n <= cap:
+        return data
+    front = np.flatnonzero(_pareto.non_dominated(-data.y) & data.feasible)[-cap:]
+    rest = np.setdiff1d(np.arange(n), front)[::-1][: cap - len(front)]
+    keep = np.sort(np.concatenate([front, rest]))
+    con = None if data.con is None else data.con[keep]
+    return replace(data, x=data.x[keep], y=data.y[keep], con=con, feasible=data.feasible[keep])
+
+
+def scale_constraints(con: FloatArray) -> FloatArray:
+    """Divide each constraint by its spread (sign kept) so the sigmoid's width fits it."""
+    spread = con.std(axis=0)
+    spread = np.where(spread > 0, spread, np.maximum(np.abs(con).max(axis=0), 1.0))
+    return np.asarray(con / spread, dtype=float)
+
+
+def signs(study: Study) -> FloatArray:
+    """``(m,)``: +1 for maximized objectives, -1 for minimized ones."""
+    return np.array([1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions])

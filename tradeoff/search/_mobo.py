@@ -1,0 +1,297 @@
+"""MOBOSampler: multi-objective Bayesian optimization (BoTorch) as an Optuna sampler.
+
+Each proposal is rebuilt from the study's trials alone (nothing is kept between calls):
+
+1. Completed trials -> unit-cube points (:mod:`~tradeoff.search._bo_encode`), objectives in
+   BoTorch's maximization convention, and the measured constraint values of
+   ``trial.constraints``. Failed and pruned trials are ignored; running trials are *pending*.
+2. One GP per measured objective and per measured constraint. Known-cost objectives
+   (``Objective(fn=...)``) are not modelled: a deterministic model decodes candidates to
+   Configs and calls their ``fn`` (once per distinct Config); known-cost constraints are
+   checked exactly and a violating candidate is never returned (unless nothing feasible is
+   found).
+3. qLogNEHVI (qLogNParEGO beyond four objectives), with pending points as ``X_pending``, is
+   maximized without rounding a continuous optimum: BoTorch's mixed alternating optimizer
+   (L-BFGS on continuous columns, neighbour moves on integer and ordinal levels, every
+   alternative of a categorical one), or L-BFGS-B alone when all columns are continuous; both
+   start from random points and sprays around the observed Pareto set
+   (:mod:`~tradeoff.search._bo_acqf`).
+
+The hypervolume reference point is recorded on the study as the user attribute
+``"tradeoff.mobo_reference"`` (objective values in the study's directions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial
+
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._bo_data import (
+    KnownCosts,
+    Observations,
+    gather,
+    reference_point,
+    scale_constraints,
+    signs,
+    subsample,
+)
+from tradeoff.search._bo_encode import Encoding, FloatArray
+from tradeoff.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    import torch
+
+REFERENCE_ATTR = "tradeoff.mobo_reference"
+Acquisition = Literal["auto", "qlognehvi", "qnparego"]
+ACQUISITIONS: tuple[Acquisition, ...] = ("auto", "qlognehvi", "qnparego")
+_NEHVI_MAX_OBJECTIVES = 4
+_MAX_DEFAULT_STARTUP = 20
+_STARTUP_TRIES = 256
+
+
+class MOBOSampler(BaseSampler):
+    """Multi-objective Bayesian optimization with exact known costs and pending trials.
+
+    Works in any multi-objective Optuna study (``study.ask()`` or ``study.optimize``), and
+    as ``tradeoff.optimize(..., optimizer=MOBOSampler(...))``.
+
+    Args:
+        seed: Makes proposals reproducible when trials are asked and told one at a time.
+        space: The search space; gives known-cost ``fn`` their Config. Without it the relative
+            search space is the intersection of completed trials' parameters and ``fn``
+            receives ``trial.params``.
+        objectives: Which objectives are known costs (exact, not modelled), their ``fn``,
+            known-cost constraints and user reference points; their order must be the study's.
+            Without it every objective and constraint is modelled.
+        n_startup_trials: Random proposals before the first model, counted in completed trials.
+            Defaults to ``min(max(5, 2 * d), 20)`` for ``d`` parameters.
+        acquisition: ``"qlognehvi"``, ``"qnparego"``, or ``"auto"`` (qLogNEHVI up to four
+            objectives, qLogNParEGO beyond).
+        device: Torch device of the models; defaults to CUDA when available, else the CPU.
+        max_observations: Fit on at most this many completed trials (the feasible Pareto set,
+            then the most recent); ``None`` uses them all.
+
+    Raises:
+        TypeError, ValueError: an argument is invalid (the message says which).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        space: SearchSpace | None = None,
+        objectives: ObjectiveSet | None = None,
+        n_startup_trials: int | None = None,
+        acquisition: Acquisition = "auto",
+        device: str | torch.device | None = None,
+        max_observations: int | None = None,
+    ) -> None:
+        _check_args(seed, space, objectives, n_startup_trials, acquisition, max_observations)
+        self._base_seed = _fresh_seed() if seed is None else seed
+        self._space, self._objectives = space, objectives
+        self._n_startup, self._acquisition = n_startup_trials, acquisition
+        self._device, self._max_observations = device, max_observations
+        self._random = RandomSampler(seed=seed)
+        self._intersection = IntersectionSearchSpace()
+
+    # BaseSampler ---------------------------------------------------------------------------
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        _check_study(study, self._objectives)
+        if self._space is not None:
+            source = self._space.distributions()
+        else:
+            source = self._intersection.calculate(study)
+        return {name: dist for name, dist in source.items() if not dist.single()}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        enc = Encoding(search_space)
+        data = gather(study, enc, trial.number, self._objectives)
+        seed = int(np.random.SeedSequence([self._base_seed, trial.number]).generate_state(1)[0])
+        is_known = self._is_known(len(study.directions))
+        known = self._known_costs(enc)
+        if len(data.x) < max(2, self.n_startup_trials(enc.dim)) or all(is_known):
+            return enc.decode(_startup_point(enc, known, seed))
+        ref = reference_point(data, self._user_reference(study))
+        _record_reference(study, ref)
+        x = self._propose(enc, subsample(data, self._max_observations), ref, is_known, known, seed)
+        return enc.decode(x)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        self._base_seed = _fresh_seed()
+        self._random.reseed_rng()
+
+    # Helpers -------------------------------------------------------------------------------
+    def n_startup_trials(self, dim: int) -> int:
+        """Completed trials needed before the first model, for ``dim`` parameters."""
+        if self._n_startup is not None:
+            return self._n_startup
+        return min(max(5, 2 * dim), _MAX_DEFAULT_STARTUP)
+
+    def acquisition_for(self, n_objectives: int) -> str:
+        """The acquisition function used for ``n_objectives`` objectives."""
+        if self._acquisition != "auto":
+            return self._acquisition
+        return "qlognehvi" if n_objectives <= _NEHVI_MAX_OBJECTIVES else "qnparego"
+
+    def _known_costs(self, enc: Encoding) -> KnownCosts | None:
+        if self._objectives is None or not self._objectives.known:
+            return None
+        return KnownCosts(enc, self._space, self._objectives)
+
+    def _is_known(self, n_objectives: int) -> tuple[bool, ...]:
+        if self._objectives is None:
+            return (False,) * n_objectives
+        return tuple(o.known for o in self._objectives.objectives)
+
+    def _user_reference(self, study: Study) -> list[float | None]:
+        """User reference coordinates in the maximization convention (``None``: derive)."""
+        sign = signs(study)
+        if self._objectives is None:
+            return [None] * len(sign)
+        refs = [o.reference for o in self._objectives.objectives]
+        return [None if r is None else s * r for r, s in zip(refs, sign)]
+
+    def _propose(
+        self,
+        enc: Encoding,
+        data: Observations,
+        ref: FloatArray,
+        is_known: tuple[bool, ...],
+        known: KnownCosts | None,
+        seed: int,
+    ) -> FloatArray:
+        import torch
+
+        from tradeoff.search import _bo_acqf
+
+        device = _resolve_device(self._device)
+
+        def t(a: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=float), dtype=torch.double, device=device)
+
+        problem = _bo_acqf.Problem(
+            is_known=is_known,
+            ref_point=t(ref),
+            discrete_dims=enc.discrete_dims,
+            cat_dims=enc.cat_dims,
+            snap=lambda x: t(enc.snap(x.detach().cpu().numpy())),
+            known_values=None if known is None else known.values_fn(t, ref[list(is_known)]),
+            known_feasible=None if known is None else known.feasible_fn(t),
+            acquisition=self.acquisition_for(len(is_known)),
+            seed=seed,
+        )
+        measured = [j for j, k in enumerate(is_known) if not k]
+        con = None if data.con is None else t(scale_constraints(data.con))
+        pending = t(data.pending) if len(data.pending) else None
+        with _one_torch_thread():
+            x = _bo_acqf.propose(t(data.x), t(data.y[:, measured]), con, pending, problem)
+        return np.asarray(x.cpu().numpy()[0], dtype=float)
+
+
+def _startup_point(enc: Encoding, known: KnownCosts | None, seed: int) -> FloatArray:
+    """A random ``(d,)`` point, satisfying the known-cost constraints when one is found."""
+    pool = enc.sample(np.random.default_rng(seed), 1 if known is None else _STARTUP_TRIES)
+    for x in pool:
+        if known is None or known.evaluate(x[np.newaxis])[1][0]:
+            return np.asarray(x, dtype=float)
+    return np.asarray(pool[0], dtype=float)
+
+
+def _record_reference(study: Study, ref: FloatArray) -> None:
+    value = [float(r) for r in ref * signs(study)]
+    if study.user_attrs.get(REFERENCE_ATTR) != value:
+        study.set_user_attr(REFERENCE_ATTR, value)
+
+
+def _resolve_device(device: Any) -> torch.device:
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Small GP linear algebra is fastest (and not starved by other work) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+def _check_study(study: Study, objectives: ObjectiveSet | None) -> None:
+    directions = [
+        "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in study.directions
+    ]
+    if len(directions) < 2:
+        raise ValueError(
+            "MOBOSampler needs a multi-objective study (at least two directions); "
+            "use optuna.samplers.GPSampler for a single objective."
+        )
+    if objectives is not None and objectives.directions != directions:
+        raise ValueError(
+            f"MOBOSampler(objectives=...) has directions {objectives.directions}, the study "
+            f"{directions}; give the objectives in the study's order."
+        )
+
+
+def _check_args(
+    seed: Any,
+    space: Any,
+    objectives: Any,
+    n_startup_trials: Any,
+    acquisition: Any,
+    max_observations: Any,
+) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}.")
+    if space is not None and not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a SearchSpace or None, got {type(space).__name__}.")
+    if objectives is not None and not isinstance(objectives, ObjectiveSet):
+        raise TypeError(
+            "objectives must be an ObjectiveSet (ObjectiveSet.build([...])) or None, "
+            f"got {type(objectives).__name__}."
+        )
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"Unknown acquisition {acquisition!r}; use one of {list(ACQUISITIONS)}.")
+    for name, value, low in (
+        ("n_startup_trials", n_startup_trials, 0),
+        ("max_observations", max_observations, 2),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}.")
