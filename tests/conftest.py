@@ -43,3 +43,16 @@ def postgres_url():
         pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
     with postgres_server() as url:
         yield url
+
+
+def tiny_bert(num_hidden_layers: int = 2, *, seed: int = 0):
+    """A 32-wide BERT classifier built from a config (random weights, nothing downloaded)."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=num_hidden_layers,
+        num_attention_heads=4, intermediate_size=64,
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(config).eval()

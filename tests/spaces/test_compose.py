@@ -18,18 +18,12 @@ from tradeoff.spaces import (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
+from ..conftest import tiny_bert  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def bert():
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-    )
-    return transformers.BertForSequenceClassification(config).eval()
+    return tiny_bert(2)
 
 
 @pytest.fixture(scope="module")
