@@ -1,3 +1,5 @@
+import time
+
 import optuna
 import pytest
 
@@ -34,19 +36,34 @@ def test_presets_build_optuna_samplers(name, cls):
 
 
 def test_auto_rule():
-    assert auto_optimizer(ZDT_SPACE, n_trials=100) == "gp"
+    assert auto_optimizer(ZDT_SPACE, n_trials=100) == "mobo"
     mixed = SearchSpace({"m": Choice(["lora", "ia3"]), "r": Ordinal([4, 8, 16])})
-    assert auto_optimizer(mixed, n_trials=100) == "tpe"
+    assert auto_optimizer(mixed, n_trials=100) == "mobo"
+    assert auto_optimizer(mixed, n_trials=500) == "tpe"
     assert auto_optimizer(ZDT_SPACE, n_trials=5000) == "nsga2"
     assert auto_optimizer(ZDT_SPACE, n_trials=500) == "tpe"
     wide = SearchSpace({f"l{i}.bits": Ordinal([2, 4, 8]) for i in range(40)})
     assert auto_optimizer(wide, n_trials=100) == "tpe"
     assert "auto" in OPTIMIZERS
-    budget = ObjectiveSet.build(
+
+
+def test_auto_avoids_mobo_when_known_costs_are_expensive():
+    def slow_size(config):
+        time.sleep(0.01)  # like model_cost: applies the Config to a model copy
+        return 1.0
+
+    cheap = ObjectiveSet.build(
         [Objective("error"), Objective("size", fn=lambda c: 1.0)], [Constraint("size", "<=", 1)]
     )
-    assert auto_optimizer(mixed, n_trials=100, objectives=budget) == "evolution"
-    assert auto_optimizer(ZDT_SPACE, n_trials=100, objectives=OBJS) == "gp"
+    costly = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=slow_size)], [Constraint("size", "<=", 1)]
+    )
+    mixed = SearchSpace({"m": Choice(["lora", "ia3"]), "r": Ordinal([4, 8, 16])})
+    assert auto_optimizer(mixed, n_trials=100, objectives=cheap) == "mobo"
+    assert auto_optimizer(mixed, n_trials=100, objectives=costly) == "evolution"
+    unconstrained = ObjectiveSet.build([Objective("error"), Objective("size", fn=slow_size)])
+    assert auto_optimizer(mixed, n_trials=100, objectives=unconstrained) == "tpe"
+    assert auto_optimizer(ZDT_SPACE, n_trials=100, objectives=unconstrained) == "gp"
 
 
 @pytest.mark.parametrize("name", ["random", "nsga2", "tpe", "gp"])
