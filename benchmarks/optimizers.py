@@ -75,7 +75,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "optimizers.json"
 def _botorch(seed: int) -> optuna.samplers.BaseSampler:
     from optuna_integration import BoTorchSampler
 
-    return BoTorchSampler(seed=seed)
+    sampler: optuna.samplers.BaseSampler = BoTorchSampler(seed=seed)
+    return sampler
 
 
 S = optuna.samplers
@@ -291,10 +292,8 @@ def contenders(s: Settings, quick: bool) -> list[str]:
     """Requested names in order: tradeoff's (as listed at run time), then Optuna's."""
     if s.optimizers:
         return list(dict.fromkeys(s.optimizers))
-    names = list(dict.fromkeys([*OPTIMIZERS, *QUICK_OPTIMIZERS, *OPTUNA_SAMPLERS]))
-    if quick:
-        return [n for n in names if n in QUICK_OPTIMIZERS and (n in OPTIMIZERS or "-" in n)]
-    return [n for n in names if n in OPTIMIZERS or n in OPTUNA_SAMPLERS]
+    names = [*OPTIMIZERS, *OPTUNA_SAMPLERS]
+    return [n for n in names if n in QUICK_OPTIMIZERS] if quick else names
 
 
 def shared_runs(problem: Problem, names: Sequence[str], s: Settings) -> dict[str, str]:
@@ -318,7 +317,7 @@ def _may_share(a: str, b: str, problem: Problem) -> bool:
     return a != b and (not problem.constraints or OPTUNA_SAMPLERS.keys().isdisjoint((a, b)))
 
 
-def _fingerprint(problem: Problem, name: str, s: Settings) -> tuple[Any, ...] | None:
+def _fingerprint(problem: Problem, name: str, s: Settings) -> Any:
     """The sampler's class and settings (seed 0), or None if it does not build."""
     try:
         if name in OPTUNA_SAMPLERS:
@@ -551,6 +550,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", module=r"botorch\.")  # e.g. random initial conditions
     logging.getLogger("tradeoff").setLevel(logging.ERROR)  # infeasible/failed trials are counted
 
 

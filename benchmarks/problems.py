@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,7 @@ from tradeoff.spaces import Config, Float, Ordinal, SearchSpace
 CACHE = Path(os.environ.get("TRADEOFF_CACHE", Path.home() / ".cache" / "tradeoff"))
 FloatArray = NDArray[np.float64]
 Evaluate = Callable[[Config], dict[str, float]]
+Direction = Literal["minimize", "maximize"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Problem:
         return [o.name for o in self.objectives]
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [o.direction for o in self.objectives]
 
     @property
@@ -86,7 +87,7 @@ class Problem:
         measured = self.evaluate(config)
         return [o.fn(config) if o.fn is not None else measured[o.name] for o in self.objectives]
 
-    def violations(self, values: Sequence[float]) -> list[float]:
+    def violations(self, values: Iterable[float]) -> list[float]:
         """Constraint values (``<= 0`` when satisfied), in constraint order."""
         named = dict(zip(self.names, values))
         return [c.violation(named[c.name]) for c in self.constraints]
@@ -128,7 +129,7 @@ def _front_index_2d(y: FloatArray) -> NDArray[np.intp]:
     order = np.lexsort((y[:, 1], y[:, 0]))
     second = y[order, 1]
     keep = second < np.minimum.accumulate(np.r_[np.inf, second[:-1]])
-    return order[keep]
+    return np.asarray(order[keep], dtype=np.intp)
 
 
 def _nadir_reference(front_min: FloatArray, directions: Sequence[str]) -> list[float]:
@@ -283,7 +284,7 @@ def _bits_problem(name: str, budget: bool) -> Problem:
     model = BitModel.draw()
     keys = [f"layer{i}.bits" for i in range(N_LAYERS)]
 
-    def bits_of(config: Config) -> FloatArray:
+    def bits_of(config: Mapping[str, Any]) -> FloatArray:
         return np.array([config[k] for k in keys], dtype=float)
 
     def evaluate(config: Config) -> dict[str, float]:
@@ -295,11 +296,11 @@ def _bits_problem(name: str, budget: bool) -> Problem:
         grid = grid[model.size_mb(grid) <= limit]
     y = np.stack([model.error(grid), model.size_mb(grid)], axis=1)
     front = _front_2d(y)
-    objectives = (
+    unreferenced = (
         Objective("error"),
         Objective("size_mb", fn=lambda c: float(model.size_mb(bits_of(c)))),
     )
-    objectives = _with_reference(objectives, _nadir_reference(front, ["minimize"] * 2))
+    objectives = _with_reference(unreferenced, _nadir_reference(front, ["minimize"] * 2))
     where = f", size <= {limit:g} MB ({BUDGET_BITS} bits on average)" if budget else ""
     problem = Problem(
         name=name,
