@@ -10,6 +10,10 @@ _LAZY = {
     "LayerCrossover": "tradeoff.search._operators",
     "MOBOSampler": "tradeoff.search._mobo",
     "NeighbourMutation": "tradeoff.search._operators",
+    "ProxyResult": "tradeoff.search._baselines",
+    "additive_proxy": "tradeoff.search._baselines",
+    "additive_proxy_front": "tradeoff.search._baselines",
+    "uniform_configs": "tradeoff.search._baselines",
 }
 
 __all__ = ["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler", *_LAZY]
