@@ -240,6 +240,7 @@ def test_stale_trials_of_a_dead_driver_are_failed_and_reenqueued(tmp_path):
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
     study = optuna.load_study(study_name="s", storage=storage)
     lost = study.ask(ZDT_SPACE.distributions())
+    lost.set_user_attr("tradeoff.config", ZDT_SPACE.decode(lost.params))  # as a driver does
     storage.record_heartbeat(lost._trial_id)
     time.sleep(2.5)
     counting = Counting()

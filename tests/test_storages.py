@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 
@@ -54,3 +56,58 @@ def test_postgres_result_loads_through_the_cli(postgres_url, capsys):
     search(postgres_url, 6, study="cli-pg")
     assert main(["pareto", "--storage", postgres_url, "--study", "cli-pg", "--format", "csv"]) == 0
     assert "f1" in capsys.readouterr().out
+
+
+SHARED_CLIENT = """
+import json, sys, time
+import tradeoff
+from tests.conftest import ZDT_OBJECTIVES, ZDT_SPACE, zdt1
+
+url, name, log = sys.argv[1], sys.argv[2], sys.argv[3]
+n_trials, seed = int(sys.argv[4]), int(sys.argv[5])
+
+def evaluate(config):
+    time.sleep(0.02)
+    with open(log, "a") as f:
+        f.write(json.dumps(config, sort_keys=True) + "\\n")
+    return zdt1(config)
+
+tradeoff.optimize(
+    evaluate, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer="random", n_trials=n_trials,
+    n_workers=2, storage=url, study_name=name, seed=seed, show_progress=False,
+)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_two_drivers_sharing_a_study_stop_at_exactly_the_budget(backend, tmp_path, request):
+    """The service case: two clients on one study, each asking for the same total."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+    name = f"shared-{backend}"
+    log, n_trials = tmp_path / "evaluations.jsonl", 40
+    root = Path(__file__).resolve().parents[1]
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARED_CLIENT, url, name, str(log), str(n_trials), str(seed)],
+            cwd=root,
+        )
+        for seed in (1, 2)
+    ]
+    assert [c.wait(timeout=300) for c in clients] == [0, 0]
+    study = optuna.load_study(study_name=name, storage=tradeoff._study.make_storage(url))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == n_trials
+    evaluated = log.read_text().splitlines()
+    assert len(evaluated) == n_trials  # nothing evaluated twice, no surplus trial evaluated
+    recorded = {json.dumps(t.user_attrs["tradeoff.config"], sort_keys=True) for t in complete}
+    assert recorded == set(evaluated)
+    others = [t for t in study.trials if t.state != optuna.trial.TrialState.COMPLETE]
+    assert all(t.user_attrs.get("tradeoff.status") == "surplus" for t in others)

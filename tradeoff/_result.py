@@ -17,11 +17,12 @@ from tradeoff._study import (
     ATTR_CONFIG,
     ATTR_REASON,
     ATTR_RESULT,
-    ATTR_STATUS,
+    STALE_REASON,
     fixed_reference,
     load_spec,
     make_storage,
     redact,
+    trial_status,
 )
 from tradeoff.objectives import ObjectiveSet
 
@@ -211,14 +212,14 @@ class SearchResult:
         row["duration_s"] = run.get("duration_s")
         row["worker"] = run.get("worker")
         row["node"] = run.get("node")
-        row["failure"] = attrs.get(ATTR_REASON)
+        row["failure"] = attrs.get(ATTR_REASON, STALE_REASON if row["status"] == "stale" else None)
         return row
 
 
 def _status(trial: FrozenTrial) -> str:
-    status = trial.user_attrs.get(ATTR_STATUS)
+    status = trial_status(trial)
     if status is not None:
-        return str(status)
+        return status
     return {
         TrialState.COMPLETE: "complete",
         TrialState.FAIL: "failed",

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import warnings
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff.objectives import ObjectiveSet
 
@@ -28,6 +30,7 @@ ATTR_STATUS = "tradeoff.status"  # only on trials that did not complete: failed,
 ATTR_REASON = "tradeoff.reason"  # one line: why it did not complete
 ATTR_ERROR = "tradeoff.error"  # the full traceback of a failed evaluation
 ATTR_RETRY_OF = "tradeoff.retry_of"  # on a re-enqueued trial: the number of the lost one
+STALE_REASON = "its driver stopped (heartbeat went stale); the Config was re-enqueued"
 REFERENCE_ATTR = "tradeoff.reference_point"
 LEGACY_CONSTRAINTS_KEY = "constraints"  # read by optuna-dashboard 0.21 and by Optuna 5 alike
 
@@ -39,6 +42,31 @@ GRACE_PERIOD_S = 20
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (safe to log or show)."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def trial_status(trial: FrozenTrial) -> str | None:
+    """tradeoff's status of a finished trial that did not complete, or None.
+
+    A FAIL trial of ours without a status was failed by Optuna's heartbeat check (its driver
+    died): it is ``"stale"``.
+    """
+    status = trial.user_attrs.get(ATTR_STATUS)
+    if status is None and trial.state == TrialState.FAIL and ATTR_CONFIG in trial.user_attrs:
+        return "stale"
+    return None if status is None else str(status)
+
+
+def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """RDBStorage's ``heartbeat_stale_trial_callback``: enqueue a stale trial's parameters again.
+
+    Optuna calls it once per trial, in the process whose heartbeat check failed the trial, so
+    drivers sharing a study never enqueue one lost trial twice.
+    """
+    if ATTR_CONFIG not in trial.user_attrs or not trial.params:
+        return  # not one of ours
+    origin = trial.user_attrs.get(ATTR_RETRY_OF, trial.number)
+    study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: origin})
+    logger.warning("trial %d: %s", trial.number, STALE_REASON)
 
 
 def make_storage(storage: str | BaseStorage | None) -> BaseStorage:
@@ -65,20 +93,36 @@ def make_storage(storage: str | BaseStorage | None) -> BaseStorage:
             f"storage {storage!r} is not a URL; use e.g. 'sqlite:///tradeoff.db', "
             "'postgresql://user:pass@host/db', or a journal file path ending in '.log'."
         )
-    try:
-        with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                storage,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
-                engine_kwargs=_engine_kwargs(storage),
-            )
-    except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"
-        raise ValueError(
-            f"Cannot open storage {redact(storage)!r}: {type(exc).__name__}: "
-            f"{_first_line(exc)}. Check the URL, that the server is reachable, and credentials."
-        ) from None
+    return _open_rdb(storage)
+
+
+def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """An RDBStorage with heartbeats; retries a schema-creation race between clients.
+
+    Several clients opening a fresh database at once all try to create Optuna's tables; the
+    losers get an IntegrityError (PostgreSQL's catalogue) and succeed on a second try.
+    """
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=requeue_stale,
+                    engine_kwargs=_engine_kwargs(url),
+                )
+        except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"
+            racing = type(exc).__name__ == "IntegrityError" or "already exists" in str(exc)
+            if racing and attempt + 1 < attempts:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ValueError(
+                f"Cannot open storage {redact(url)!r}: {type(exc).__name__}: "
+                f"{_first_line(exc)}. Check the URL, that the server is reachable, and credentials."
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def open_study(

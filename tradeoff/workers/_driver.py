@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff import _pareto
 from tradeoff._study import (
@@ -29,7 +29,10 @@ from tradeoff._study import (
     ATTR_RESULT,
     ATTR_RETRY_OF,
     ATTR_STATUS,
+    GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
+    requeue_stale,
+    trial_status,
     write_constraints,
 )
 from tradeoff.objectives import ObjectiveSet
@@ -39,7 +42,7 @@ from tradeoff.workers._base import Outcome, WorkerPool
 logger = logging.getLogger("tradeoff")
 
 # Statuses of FAIL trials that do not use up the evaluation budget.
-NOT_COUNTED = ("infeasible", "stale", "interrupted")
+NOT_COUNTED = ("infeasible", "stale", "interrupted", "surplus")
 MAX_INFEASIBLE_STREAK = 1000
 
 
@@ -87,13 +90,21 @@ class _Front:
 
 def count_done(study: optuna.Study) -> int:
     """Trials that used up budget: completed, pruned, or failed in evaluation."""
-    n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            n += 1
-        elif t.state == TrialState.FAIL and t.user_attrs.get(ATTR_STATUS) not in NOT_COUNTED:
-            n += 1
-    return n
+    return sum(_counts(t) for t in study.get_trials(deepcopy=False))
+
+
+def _counts(t: FrozenTrial) -> bool:
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return t.state == TrialState.FAIL and trial_status(t) not in NOT_COUNTED
+
+
+def _claims(trials: Sequence[FrozenTrial], *, up_to: int | None = None) -> int:
+    """Trials holding budget (done, or running anywhere), optionally up to a trial number."""
+    return sum(
+        (_counts(t) or t.state == TrialState.RUNNING) and (up_to is None or t.number <= up_to)
+        for t in trials
+    )
 
 
 class Driver:
@@ -136,6 +147,7 @@ class Driver:
         self._in_flight: dict[int, _InFlight] = {}
         self._front = _Front(objectives.directions, reference)
         self._last_beat = 0.0
+        self._last_recover = time.monotonic()
         self._heartbeat = _heartbeat_enabled(storage)
         self._study_id = storage.get_study_id_from_name(study.study_name)
         self._infeasible_streak = 0
@@ -152,10 +164,14 @@ class Driver:
         self.pool.open(self.evaluate)
         try:
             while True:
-                if self.timeout is None or time.monotonic() - start < self.timeout:
+                expired = self.timeout is not None and time.monotonic() - start >= self.timeout
+                if not expired:
                     self._fill()
                 if not self._in_flight:
-                    break
+                    if expired or not self._others_hold_budget():
+                        break
+                    time.sleep(HEARTBEAT_INTERVAL_S / 2)  # a co-driver's trials may yet fail
+                    continue
                 for outcome in self.pool.wait(timeout=self._wait_s()):
                     self._finish(outcome)
                 self._expire()
@@ -166,40 +182,40 @@ class Driver:
         finally:
             self.pool.close()
 
-    def recover(self) -> list[int]:
+    def recover(self) -> None:
         """Fail trials a dead driver left RUNNING and enqueue their Configs again.
 
         With heartbeats (RDB storages) only trials whose heartbeat went stale count as lost,
-        so drivers sharing a study leave each other's live trials alone; without, every
-        RUNNING trial is taken as lost.
+        so drivers sharing a study leave each other's live trials alone; the storage's
+        stale-trial callback (:func:`~tradeoff._study.requeue_stale`, installed unless the
+        user set one) enqueues each exactly once. Without heartbeats every RUNNING trial is
+        taken as lost: such storages suit one driver at a time.
         """
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if self._heartbeat:
-            before = {t.number for t in running}
-            optuna.storages.fail_stale_trials(self.study)
-            after = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            lost = sorted(before - {t.number for t in after})
-            for number in lost:
-                self._mark_lost(number, tell=False)
-        else:
-            lost = [t.number for t in running]
-            for number in lost:
-                self._mark_lost(number, tell=True)
-        if lost:
-            logger.warning("re-enqueued %d trial(s) a previous driver left unfinished", len(lost))
-        return lost
+            storage: Any = self.storage
+            if storage.get_heartbeat_stale_trial_callback() is None:
+                storage.heartbeat_stale_trial_callback = requeue_stale
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            return
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in running:
+            self._mark_lost(t.number)
+        if running:
+            logger.warning("re-enqueued %d trial(s) a stopped driver left unfinished", len(running))
 
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
-        while (
-            len(self._in_flight) < self.pool.n_workers
-            and self.done + len(self._in_flight) < self.n_trials
-            and self.stopped_reason is None
-        ):
+        while len(self._in_flight) < self.pool.n_workers and self.stopped_reason is None:
+            if self._budget_left() <= 0:
+                return
             with warnings.catch_warnings():
                 # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = self.study.ask(self._distributions)
+            if not self._claim(trial):
+                return
             config = self.space.decode(trial.params)
             trial.set_user_attr(ATTR_CONFIG, config)
             try:
@@ -217,6 +233,42 @@ class Driver:
                 self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
             self._in_flight[trial.number] = flight
             self.pool.submit(trial.number, config)
+
+    def _budget_left(self) -> int:
+        """``n_trials`` minus the study's trials that are done or running (any driver's)."""
+        trials = self.study.get_trials(deepcopy=False)
+        self.done = sum(_counts(t) for t in trials)
+        return self.n_trials - _claims(trials)
+
+    def _claim(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` fits the budget, given drivers that asked at the same moment.
+
+        Trial numbers order the claims: the trial holding the ``n_trials``-th claim (done or
+        running, counted in number order) is the last one in; later ones are recorded as
+        ``surplus`` (not counted) and their fixed parameters are enqueued again.
+        """
+        claims = _claims(self.study.get_trials(deepcopy=False), up_to=trial.number)
+        if claims <= self.n_trials:
+            return True
+        reason = "the budget was filled by another driver sharing the study"
+        self._fail(trial, "surplus", reason, None, {})
+        fixed = self.study.get_trials(deepcopy=False)[trial.number].system_attrs
+        if "fixed_params" in fixed:
+            self._requeue(trial.params, trial.user_attrs.get(ATTR_RETRY_OF, trial.number))
+        return False
+
+    def _others_hold_budget(self) -> bool:
+        """Budget is left but other drivers' trials still run (they may fail and free it).
+
+        Only with heartbeats: a dead co-driver's trials then go stale and are recovered here.
+        Without heartbeats a RUNNING trial of another driver cannot be told from a lost one.
+        """
+        if not self._heartbeat or self.stopped_reason is not None:
+            return False
+        self.recover()
+        return self._budget_left() > 0 and any(
+            t.state == TrialState.RUNNING for t in self.study.get_trials(deepcopy=False)
+        )
 
     def _reject_infeasible(self, trial: optuna.Trial, known: dict[str, float]) -> bool:
         """Record a Config that violates a known-cost constraint without evaluating it."""
@@ -298,14 +350,13 @@ class Driver:
         else:
             logger.info("trial %d %s: %s", number, status, reason)
 
-    def _mark_lost(self, number: int, *, tell: bool) -> None:
+    def _mark_lost(self, number: int) -> None:
         trial = self.study.get_trials(deepcopy=False)[number]
         reason = "left unfinished by a driver that stopped; the Config is re-enqueued"
         trial_id = self._trial_id(number)
         self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
         self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
-        if tell:
-            self.study.tell(number, state=TrialState.FAIL)
+        self.study.tell(number, state=TrialState.FAIL)
         self._requeue(trial.params, trial.user_attrs.get(ATTR_RETRY_OF, number))
 
     def _requeue(self, params: dict[str, Any], origin: int) -> None:
@@ -340,6 +391,9 @@ class Driver:
             for flight in self._in_flight.values():
                 if flight.trial_id is not None:
                     self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+        if self._heartbeat and now - self._last_recover >= GRACE_PERIOD_S:
+            self._last_recover = now
+            self.recover()  # a co-driver that died leaves stale trials holding budget
 
     def _wait_s(self) -> float:
         wait = float(HEARTBEAT_INTERVAL_S)
@@ -368,8 +422,13 @@ class Driver:
 
 
 def _heartbeat_enabled(storage: BaseStorage) -> bool:
-    check = getattr(storage, "is_heartbeat_enabled", None)
-    return bool(check()) if callable(check) else False
+    """Whether ``storage`` records heartbeats (RDBStorage with ``heartbeat_interval``).
+
+    Duck-typed on the public methods: Optuna's own check lives in a private module.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    beats = callable(getattr(storage, "record_heartbeat", None))
+    return beats and callable(interval) and interval() is not None
 
 
 def _line(exc: BaseException) -> str:
