@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +16,10 @@ from tradeoff._result import META_COLUMNS, SearchResult
 from tradeoff._study import REFERENCE_ATTR, fixed_reference, make_storage, open_study
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import check_optimizer, make_sampler
+from tradeoff.search._asha import Fidelity, Promoter
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import LocalPool, RayPool, WorkerPool
-from tradeoff.workers._base import check_n_workers
+from tradeoff.workers._base import AtBudget, check_n_workers
 from tradeoff.workers._driver import Driver, count_done
 
 logger = logging.getLogger("tradeoff")
@@ -48,6 +50,7 @@ def optimize(
     max_retries: int = 3,
     ray_actors: bool = False,
     show_progress: bool = True,
+    fidelity: Fidelity | None = None,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
 
@@ -82,6 +85,11 @@ def optimize(
         ray_actors: On Ray, evaluate on ``n_workers`` persistent actors that keep ``evaluate``
             (and the model it closes over) loaded, instead of one task per trial.
         show_progress: Show a progress bar with the Pareto-set size and hypervolume.
+        fidelity: Multi-fidelity search (:class:`~tradeoff.search.Fidelity`, a budget ladder):
+            ``evaluate(config, budget)`` then runs every Config at the lowest budget and moves
+            the best ``1/eta`` of each rung up (asynchronous successive halving, ranked by
+            non-dominated sorting and hypervolume contribution). ``n_trials`` counts Configs;
+            only evaluations at the top budget complete and form the Pareto set.
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -91,6 +99,7 @@ def optimize(
     """
     objset = ObjectiveSet.build(objectives, constraints, metrics)
     _check_inputs(evaluate, space, objset, optimizer, n_trials, timeout, trial_timeout)
+    _check_fidelity(evaluate, fidelity)
     pool = _make_pool(
         backend,
         n_workers,
@@ -118,11 +127,12 @@ def optimize(
         space=space,
         objectives=objset,
         pool=pool,
-        evaluate=evaluate,
+        evaluate=evaluate if fidelity is None else AtBudget(evaluate),
         n_trials=n_trials,
         timeout=timeout,
         trial_timeout=trial_timeout,
         reference=_as_list(fixed_reference(study, objset), objset),
+        promoter=None if fidelity is None else Promoter(fidelity, objset.names, objset.directions),
     )
     _run_with_progress(driver, n_trials=n_trials, show=show_progress)
     result = SearchResult(study, objset)
@@ -193,6 +203,24 @@ def _check_inputs(
     for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}.")
+
+
+def _check_fidelity(evaluate: Any, fidelity: Any) -> None:
+    if fidelity is None:
+        return
+    if not isinstance(fidelity, Fidelity):
+        raise TypeError(
+            f"fidelity must be a tradeoff.search.Fidelity (a budget ladder), got {fidelity!r}."
+        )
+    try:
+        inspect.signature(evaluate).bind({}, fidelity.budgets[0])
+    except TypeError:
+        raise TypeError(
+            "With fidelity=..., evaluate is called as evaluate(config, budget); "
+            f"{getattr(evaluate, '__name__', evaluate)!r} does not take a budget argument."
+        ) from None
+    except ValueError:  # no signature (some builtins): let the first call tell
+        pass
 
 
 def _make_pool(backend: str | WorkerPool, n_workers: int, **ray_options: Any) -> WorkerPool:

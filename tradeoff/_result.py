@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tradeoff import _pareto
 from tradeoff._study import (
     ATTR_CONFIG,
+    ATTR_FIDELITY,
     ATTR_REASON,
     ATTR_RESULT,
     STALE_REASON,
@@ -184,7 +185,12 @@ class SearchResult:
         return arr
 
     def _build_frame(self) -> pd.DataFrame:
-        rows = [self._row(t) for t in self._trials]
+        promoted = {
+            t.user_attrs[ATTR_FIDELITY].get("promoted_from")
+            for t in self._trials
+            if ATTR_FIDELITY in t.user_attrs
+        }
+        rows = [self._row(t, promoted) for t in self._trials]
         columns = _column_order(rows, self.objectives)
         frame = pd.DataFrame(rows, columns=columns)
         frame["feasible"] = frame["feasible"].astype(bool)
@@ -198,9 +204,11 @@ class SearchResult:
             frame.loc[done, "pareto"] = _pareto.non_dominated(y)
         return frame
 
-    def _row(self, trial: FrozenTrial) -> dict[str, Any]:
+    def _row(self, trial: FrozenTrial, promoted: set[Any]) -> dict[str, Any]:
         attrs = trial.user_attrs
         row: dict[str, Any] = {"trial": trial.number, "status": _status(trial)}
+        if row["status"] == "pruned" and ATTR_FIDELITY in attrs:  # a lower-budget evaluation
+            row["status"] = "promoted" if trial.number in promoted else "stopped"
         row.update(_config_of(trial))
         run = attrs.get(ATTR_RESULT, {})
         row.update(run.get("values", {}))
@@ -213,6 +221,10 @@ class SearchResult:
         row["worker"] = run.get("worker")
         row["node"] = run.get("node")
         row["failure"] = attrs.get(ATTR_REASON, STALE_REASON if row["status"] == "stale" else None)
+        if ATTR_FIDELITY in attrs:
+            tag = attrs[ATTR_FIDELITY]
+            row.update(budget=tag["budget"], rung=tag["rung"])
+            row["promoted_from"] = tag.get("promoted_from")
         return row
 
 

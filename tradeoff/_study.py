@@ -30,6 +30,7 @@ ATTR_STATUS = "tradeoff.status"  # only on trials that did not complete: failed,
 ATTR_REASON = "tradeoff.reason"  # one line: why it did not complete
 ATTR_ERROR = "tradeoff.error"  # the full traceback of a failed evaluation
 ATTR_RETRY_OF = "tradeoff.retry_of"  # on a re-enqueued trial: the number of the lost one
+ATTR_FIDELITY = "tradeoff.fidelity"  # multi-fidelity: {"rung", "budget", "name", "promoted_from"}
 STALE_REASON = "its driver stopped (heartbeat went stale); the Config was re-enqueued"
 REFERENCE_ATTR = "tradeoff.reference_point"
 LEGACY_CONSTRAINTS_KEY = "constraints"  # read by optuna-dashboard 0.21 and by Optuna 5 alike
@@ -56,6 +57,14 @@ def trial_status(trial: FrozenTrial) -> str | None:
     return None if status is None else str(status)
 
 
+def retry_attrs(number: int, user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """User attributes of the trial that retries trial ``number`` (its fidelity rung kept)."""
+    attrs = {ATTR_RETRY_OF: user_attrs.get(ATTR_RETRY_OF, number)}
+    if ATTR_FIDELITY in user_attrs:
+        attrs[ATTR_FIDELITY] = user_attrs[ATTR_FIDELITY]
+    return attrs
+
+
 def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """RDBStorage's ``heartbeat_stale_trial_callback``: enqueue a stale trial's parameters again.
 
@@ -64,8 +73,7 @@ def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """
     if ATTR_CONFIG not in trial.user_attrs or not trial.params:
         return  # not one of ours
-    origin = trial.user_attrs.get(ATTR_RETRY_OF, trial.number)
-    study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: origin})
+    study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial.number, trial.user_attrs))
     logger.warning("trial %d: %s", trial.number, STALE_REASON)
 
 

@@ -164,3 +164,22 @@ def test_large_evaluate_closures_go_through_the_object_store(ray_session):
     result = run_on_ray(evaluate, n_trials=4, seed=0)
     assert (result.trials["status"] == "complete").all()
     assert (result.trials["f2"] == weights[-1] - result.trials["x0"]).all()
+
+
+def zdt1_at_budget(config, budget):
+    """ZDT1 with an offset of ``1 / budget`` on f2 (runs in a Ray worker)."""
+    values = zdt1(config)
+    return {"f1": values["f1"], "f2": values["f2"] + 1.0 / budget}
+
+
+def test_multi_fidelity_runs_on_ray(ray_session):
+    from tradeoff.search import Fidelity
+
+    result = run_on_ray(zdt1_at_budget, n_trials=12, fidelity=Fidelity((1, 4), eta=2))
+    trials = result.trials
+    assert (trials["rung"] == 0).sum() == 12 and (trials["rung"] == 1).sum() >= 1
+    assert (trials.loc[trials["status"] == "complete", "budget"] == 4).all()
+    # The budget reached the workers: each evaluation carries its own budget's offset.
+    for _, row in trials[trials["status"] != "failed"].iterrows():
+        config = {name: row[name] for name in ZDT_SPACE}
+        assert row["f2"] == pytest.approx(zdt1(config)["f2"] + 1.0 / row["budget"])

@@ -54,6 +54,20 @@ def run_evaluation(
     return Outcome(task_id, metrics, error, time.perf_counter() - start, worker, node)
 
 
+class AtBudget:
+    """Multi-fidelity: ``evaluate(config, budget)`` behind the pools' one-argument call.
+
+    The driver submits ``{"config": ..., "budget": ...}`` payloads; picklable, so it ships to
+    Ray workers like the function it wraps.
+    """
+
+    def __init__(self, evaluate: Callable[..., Mapping[str, Any]]) -> None:
+        self.evaluate = evaluate
+
+    def __call__(self, payload: dict[str, Any]) -> Mapping[str, Any]:
+        return self.evaluate(payload["config"], payload["budget"])
+
+
 def host_worker_id(suffix: str = "") -> str:
     base = f"{socket.gethostname()}:{os.getpid()}"
     return f"{base}:{suffix}" if suffix else base

@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import optuna
@@ -25,13 +25,14 @@ from tradeoff import _pareto
 from tradeoff._study import (
     ATTR_CONFIG,
     ATTR_ERROR,
+    ATTR_FIDELITY,
     ATTR_REASON,
     ATTR_RESULT,
-    ATTR_RETRY_OF,
     ATTR_STATUS,
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
     requeue_stale,
+    retry_attrs,
     trial_status,
     write_constraints,
 )
@@ -46,6 +47,18 @@ NOT_COUNTED = ("infeasible", "stale", "interrupted", "surplus")
 MAX_INFEASIBLE_STREAK = 1000
 
 
+class Promoting(Protocol):
+    """Multi-fidelity scheduling (``tradeoff.search.Promoter``); the driver only calls it."""
+
+    @property
+    def top(self) -> int: ...
+
+    def tag(self, rung: int, promoted_from: int | None = None) -> dict[str, Any]: ...
+
+    def next(self, trials: Sequence[FrozenTrial]) -> Any:
+        """A promotion (``.number``, ``.params``, ``.rung``) or None."""
+
+
 @dataclass
 class _InFlight:
     trial: optuna.Trial
@@ -53,6 +66,7 @@ class _InFlight:
     known: dict[str, float]
     deadline: float
     trial_id: int | None = None
+    rung: dict[str, Any] | None = None  # the tradeoff.fidelity tag, with multi-fidelity
 
 
 class _Front:
@@ -94,6 +108,8 @@ def count_done(study: optuna.Study) -> int:
 
 
 def _counts(t: FrozenTrial) -> bool:
+    if _rung(t) > 0:
+        return False  # a promotion: the budget counts Configs, not evaluations
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return t.state == TrialState.FAIL and trial_status(t) not in NOT_COUNTED
@@ -102,9 +118,14 @@ def _counts(t: FrozenTrial) -> bool:
 def _claims(trials: Sequence[FrozenTrial], *, up_to: int | None = None) -> int:
     """Trials holding budget (done, or running anywhere), optionally up to a trial number."""
     return sum(
-        (_counts(t) or t.state == TrialState.RUNNING) and (up_to is None or t.number <= up_to)
+        (_counts(t) or (t.state == TrialState.RUNNING and _rung(t) == 0))
+        and (up_to is None or t.number <= up_to)
         for t in trials
     )
+
+
+def _rung(t: FrozenTrial) -> int:
+    return int(t.user_attrs.get(ATTR_FIDELITY, {}).get("rung", 0))
 
 
 class Driver:
@@ -122,6 +143,9 @@ class Driver:
         trial_timeout: Fail (and cancel) a trial running longer than this, in seconds.
         on_progress: Called after each finished trial with (done, pareto size, hypervolume).
         reference: Hypervolume reference point for progress; derived from the data if None.
+        promoter: Multi-fidelity: ``n_trials`` then counts Configs started at the lowest
+            budget; ``pool`` evaluates ``{"config": ..., "budget": ...}`` payloads, and
+            evaluations below the top budget end PRUNED with their metrics recorded.
     """
 
     def __init__(
@@ -138,11 +162,12 @@ class Driver:
         trial_timeout: float | None = None,
         on_progress: Callable[[int, int, float], None] | None = None,
         reference: Sequence[float] | None = None,
+        promoter: Promoting | None = None,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         self.pool, self.evaluate, self.n_trials = pool, evaluate, n_trials
         self.timeout, self.trial_timeout = timeout, trial_timeout
-        self.on_progress = on_progress
+        self.on_progress, self.promoter = on_progress, promoter
         self._distributions = space.distributions()
         self._in_flight: dict[int, _InFlight] = {}
         self._front = _Front(objectives.directions, reference)
@@ -208,7 +233,13 @@ class Driver:
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
         while len(self._in_flight) < self.pool.n_workers and self.stopped_reason is None:
-            if self._budget_left() <= 0:
+            trials = self.study.get_trials(deepcopy=False)
+            self.done = sum(_counts(t) for t in trials)
+            promotion = None if self.promoter is None else self.promoter.next(trials)
+            if promotion is not None:
+                tag = self.promoter.tag(promotion.rung, promotion.number)  # type: ignore[union-attr]
+                self.study.enqueue_trial(promotion.params, user_attrs={ATTR_FIDELITY: tag})
+            elif self.n_trials - _claims(trials) <= 0:
                 return
             with warnings.catch_warnings():
                 # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
@@ -216,23 +247,32 @@ class Driver:
                 trial = self.study.ask(self._distributions)
             if not self._claim(trial):
                 return
-            config = self.space.decode(trial.params)
-            trial.set_user_attr(ATTR_CONFIG, config)
-            try:
-                known = self.objectives.known_values(config)
-            except Exception as exc:
-                self._fail(trial, "failed", f"known-cost objective raised: {_line(exc)}", None, {})
-                self.done += 1
-                continue
-            if self._reject_infeasible(trial, known):
-                continue
-            self._infeasible_streak = 0
-            flight = _InFlight(trial, config, known, self._deadline())
-            if self._heartbeat:
-                flight.trial_id = self._trial_id(trial.number)
-                self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
-            self._in_flight[trial.number] = flight
-            self.pool.submit(trial.number, config)
+            self._start(trial)
+
+    def _start(self, trial: optuna.Trial) -> None:
+        config = self.space.decode(trial.params)
+        trial.set_user_attr(ATTR_CONFIG, config)
+        rung = None
+        if self.promoter is not None:
+            rung = trial.user_attrs.get(ATTR_FIDELITY) or self.promoter.tag(0)
+            if ATTR_FIDELITY not in trial.user_attrs:
+                trial.set_user_attr(ATTR_FIDELITY, rung)
+        try:
+            known = self.objectives.known_values(config)
+        except Exception as exc:
+            self._fail(trial, "failed", f"known-cost objective raised: {_line(exc)}", None, {})
+            self.done += 1
+            return
+        if self._reject_infeasible(trial, known):
+            return
+        self._infeasible_streak = 0
+        flight = _InFlight(trial, config, known, self._deadline(), rung=rung)
+        if self._heartbeat:
+            flight.trial_id = self._trial_id(trial.number)
+            self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+        self._in_flight[trial.number] = flight
+        payload = config if rung is None else {"config": config, "budget": rung["budget"]}
+        self.pool.submit(trial.number, payload)
 
     def _budget_left(self) -> int:
         """``n_trials`` minus the study's trials that are done or running (any driver's)."""
@@ -254,7 +294,7 @@ class Driver:
         self._fail(trial, "surplus", reason, None, {})
         fixed = self.study.get_trials(deepcopy=False)[trial.number].system_attrs
         if "fixed_params" in fixed:
-            self._requeue(trial.params, trial.user_attrs.get(ATTR_RETRY_OF, trial.number))
+            self._requeue(trial.params, retry_attrs(trial.number, trial.user_attrs))
         return False
 
     def _others_hold_budget(self) -> bool:
@@ -320,10 +360,26 @@ class Driver:
             run["constraints"] = dict(zip(labels, violations))
             write_constraints(self.storage, self.study, flight.trial.number, violations)
         flight.trial.set_user_attr(ATTR_RESULT, run)
+        if flight.rung is not None and flight.rung["rung"] < self.promoter.top:  # type: ignore[union-attr]
+            self._stop_at_rung(flight)
+            return
         objective_values = [values[n] for n in self.objectives.names]
         self.study.tell(flight.trial, objective_values)
         if all(v <= 0 for v in violations):
             self._front.add(objective_values)
+
+    def _stop_at_rung(self, flight: _InFlight) -> None:
+        """End a lower-budget evaluation PRUNED; its metrics stay in ``tradeoff.result``."""
+        assert flight.rung is not None and self.promoter is not None
+        top = self.promoter.tag(self.promoter.top)
+        reason = (
+            f"evaluated at {flight.rung['name']}={flight.rung['budget']:g} (rung "
+            f"{flight.rung['rung'] + 1} of {top['rung'] + 1}); it moves up to "
+            f"{top['name']}={top['budget']:g} only while in its rung's best by "
+            "non-dominated rank (see later trials' tradeoff.fidelity.promoted_from)"
+        )
+        self.storage.set_trial_user_attr(self._trial_id(flight.trial.number), ATTR_REASON, reason)
+        self.study.tell(flight.trial, state=TrialState.PRUNED)
 
     def _fail(
         self,
@@ -357,18 +413,18 @@ class Driver:
         self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
         self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
         self.study.tell(number, state=TrialState.FAIL)
-        self._requeue(trial.params, trial.user_attrs.get(ATTR_RETRY_OF, number))
+        self._requeue(trial.params, retry_attrs(number, trial.user_attrs))
 
-    def _requeue(self, params: dict[str, Any], origin: int) -> None:
+    def _requeue(self, params: dict[str, Any], attrs: dict[str, Any]) -> None:
         if set(params) == set(self._distributions):
-            self.study.enqueue_trial(params, user_attrs={ATTR_RETRY_OF: origin})
+            self.study.enqueue_trial(params, user_attrs=attrs)
 
     def _abandon(self, status: str, reason: str) -> None:
         for number, flight in list(self._in_flight.items()):
             try:
                 self.pool.cancel(number)
                 self._fail(number, status, reason, None, flight.known)
-                self._requeue(flight.trial.params, number)
+                self._requeue(flight.trial.params, retry_attrs(number, flight.trial.user_attrs))
             except Exception:  # never mask the original exception
                 logger.exception("could not record trial %d as %s", number, status)
         self._in_flight.clear()

@@ -1,0 +1,177 @@
+"""Multi-fidelity search: the budget ladder, MO-ASHA's ranking, and whole searches."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import optuna
+import pytest
+
+import tradeoff
+from tradeoff.objectives import Constraint, Objective
+from tradeoff.search import Fidelity
+from tradeoff.search._asha import rank
+from tradeoff.spaces import Float, SearchSpace
+
+SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(3)})
+LADDER = Fidelity((1, 3, 9), eta=3, name="steps")
+
+
+class Noisy:
+    """ZDT1-like objectives seen through noise that shrinks as the budget grows."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[float, ...], float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, config, budget):
+        x = np.array([config[f"x{i}"] for i in range(3)])
+        g = 1 + 9 * x[1:].mean()
+        f1, f2 = x[0], g * (1 - math.sqrt(x[0] / g))
+        rng = np.random.default_rng(int(1e6 * x.sum()) + int(budget))
+        noise = 0.2 / budget
+        with self.lock:
+            self.calls.append((tuple(x), budget))
+        return {"f1": f1 + noise * rng.normal(), "f2": f2 + noise * rng.normal()}
+
+
+def run(evaluate, n_trials, **kwargs):
+    kwargs.setdefault("optimizer", "random")
+    return tradeoff.optimize(
+        evaluate, SPACE, objectives=[Objective("f1"), Objective("f2")], n_trials=n_trials,
+        fidelity=LADDER, seed=0, show_progress=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_fidelity_rejects_bad_ladders():
+    with pytest.raises(ValueError, match="at least two budgets"):
+        Fidelity((10,))
+    with pytest.raises(ValueError, match="must increase"):
+        Fidelity((10, 5))
+    with pytest.raises(ValueError, match="positive"):
+        Fidelity((0, 5))
+    with pytest.raises(ValueError, match="eta must be"):
+        Fidelity((1, 2), eta=1)
+
+
+def test_geometric_ladder_ends_at_the_full_budget():
+    assert Fidelity.geometric(10, 270, eta=3).budgets == (10, 30, 90, 270)
+    assert Fidelity.geometric(10, 300, eta=3).budgets == (11, 33, 100, 300)
+    assert Fidelity.geometric(0.1, 1.0, eta=3).budgets == pytest.approx((1 / 9, 1 / 3, 1.0))
+
+
+def test_rank_puts_feasible_fronts_first_then_violations():
+    values = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.9, 0.9], [0.0, 0.0], [0.2, 0.2]])
+    violation = np.array([0.0, 0.0, 0.0, 0.0, 2.0, 1.0])
+    order = rank(values, violation)
+    assert set(order[:3]) == {0, 1, 2}  # the first front
+    assert order[3] == 3  # dominated, feasible
+    assert order[4:] == [5, 4]  # infeasible, least violation first
+
+
+def test_rank_orders_a_front_by_hypervolume_contribution():
+    # The middle point of this front adds the most area; the crowded one adds little.
+    values = np.array([[0.0, 1.0], [0.5, 0.5], [0.95, 0.06], [1.0, 0.0]])
+    order = rank(values, np.zeros(4))
+    assert order[0] == 1
+    assert order[-1] in (2, 3)
+
+
+def test_search_runs_every_config_at_the_lowest_budget_and_promotes_the_best():
+    evaluate = Noisy()
+    result = run(evaluate, 27)
+    trials = result.trials
+    first = trials[trials["rung"] == 0]
+    assert len(first) == 27 and (first["budget"] == 1).all()
+    # Promotions happen, fewer at each rung, and only of configs already seen below.
+    by_rung = trials.groupby("rung").size().to_dict()
+    assert by_rung[0] > by_rung[1] > by_rung[2] >= 1
+    configs = {
+        n: tuple(r[f"x{i}"] for i in range(3)) for n, r in trials.set_index("trial").iterrows()
+    }
+    for _, row in trials[trials["rung"] > 0].iterrows():
+        source = trials.set_index("trial").loc[int(row["promoted_from"])]
+        assert source["rung"] == row["rung"] - 1
+        assert configs[int(row["trial"])] == configs[int(row["promoted_from"])]
+    # Only full-budget evaluations complete; the Pareto set comes from them.
+    assert (trials.loc[trials["status"] == "complete", "budget"] == 9).all()
+    assert set(trials["status"]) <= {"complete", "promoted", "stopped"}
+    assert len(result.pareto) >= 1 and (result.pareto["budget"] == 9).all()
+    # Evaluations cost far less than running every Config at full budget.
+    cost = sum(b for _, b in evaluate.calls)
+    assert cost < 0.7 * 27 * 9
+
+
+def test_lower_budget_metrics_are_stored_where_a_reader_sees_them():
+    result = run(Noisy(), 9)
+    study = result.study
+    stopped = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert stopped
+    for t in stopped:
+        assert set(t.user_attrs["tradeoff.result"]["values"]) == {"f1", "f2"}
+        assert t.user_attrs["tradeoff.fidelity"]["name"] == "steps"
+        assert (
+            "steps=1" in t.user_attrs["tradeoff.reason"]
+            or "steps=3" in t.user_attrs["tradeoff.reason"]
+        )
+
+
+def test_promotions_follow_the_non_dominated_rank_of_their_rung():
+    result = run(Noisy(), 18)
+    trials = result.trials.set_index("trial")
+    rung0 = trials[trials["rung"] == 0]
+    promoted = rung0[rung0["status"] == "promoted"]
+    # Every promoted config is non-dominated among the rung-0 results seen when it moved up;
+    # at least, no promoted config is dominated by two-thirds of its rung.
+    y = rung0[["f1", "f2"]].to_numpy()
+    for number in promoted.index:
+        p = trials.loc[number, ["f1", "f2"]].to_numpy(dtype=float)
+        dominated_by = np.sum(np.all(y <= p, axis=1) & np.any(y < p, axis=1))
+        assert dominated_by < len(y) * (1 - 1 / 3)
+
+
+def test_measured_constraints_count_at_every_rung():
+    def evaluate(config, budget):
+        return {"f1": config["x0"], "f2": 1 - config["x0"], "mem": config["x1"]}
+
+    result = tradeoff.optimize(
+        evaluate, SPACE, objectives=[Objective("f1"), Objective("f2")], metrics=["mem"],
+        constraints=[Constraint("mem", "<=", 0.5)], n_trials=18, fidelity=LADDER,
+        optimizer="random", seed=1, show_progress=False,
+    )  # fmt: skip
+    promoted = result.trials[result.trials["rung"] > 0]
+    assert len(promoted) and (promoted["mem"] <= 0.5).all()
+
+
+def test_resume_never_reevaluates_a_finished_rung(tmp_path):
+    url = f"sqlite:///{tmp_path / 'mf.db'}"
+    first, more = Noisy(), Noisy()
+    run(first, 9, storage=url, study_name="mf")
+    result = run(more, 18, storage=url, study_name="mf")
+    assert not set(first.calls) & set(more.calls)
+    assert (result.trials["rung"] == 0).sum() == 18
+
+
+def test_an_evaluate_without_a_budget_argument_is_rejected_before_any_trial():
+    with pytest.raises(TypeError, match=r"evaluate\(config, budget\)"):
+        run(lambda config: {"f1": 0.0, "f2": 0.0}, 5)
+    with pytest.raises(TypeError, match=r"tradeoff\.search\.Fidelity"):
+        tradeoff.optimize(
+            lambda c, b: {}, SPACE, objectives=[Objective("f1"), Objective("f2")],
+            fidelity=(1, 3), show_progress=False,
+        )  # fmt: skip
+
+
+def test_a_failing_lower_budget_evaluation_is_not_promoted():
+    def evaluate(config, budget):
+        if config["x0"] > 0.7:
+            raise RuntimeError("out of memory")
+        return {"f1": config["x0"], "f2": 1 - config["x0"] + config["x1"]}
+
+    result = run(evaluate, 18)
+    failed = result.trials[result.trials["status"] == "failed"]
+    assert len(failed) and (failed["rung"] == 0).all()
+    promoted_sources = set(result.trials["promoted_from"].dropna().astype(int))
+    assert not promoted_sources & set(failed["trial"])
