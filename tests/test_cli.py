@@ -46,6 +46,13 @@ def test_run_then_pareto_and_studies(tmp_path, capsys):
     assert main(["run", str(ZDT), "--n-trials", "12", "--storage", url, "--no-progress"]) == 0
     assert "12 trials: 12 complete" in capsys.readouterr().out
 
+    out_dir = tmp_path / "plots"
+    args = ["plot", "--storage", url, "--study", "zdt", "--out", str(out_dir)]
+    assert main([*args, "--format", "png", "--format", "html"]) == 0
+    written = [Path(line) for line in capsys.readouterr().out.split()]
+    assert written and all(p.parent == out_dir and p.stat().st_size > 0 for p in written)
+    assert {p.suffix for p in written} == {".png", ".html"}
+
 
 def test_run_file_missing_definitions(tmp_path, capsys):
     bad = tmp_path / "bad.py"
@@ -76,5 +83,5 @@ def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("run", "pareto", "studies", "dashboard"):
+    for command in ("run", "pareto", "studies", "plot", "dashboard"):
         assert command in out

@@ -11,7 +11,8 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("[!
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_search_file_runs(path):
+def test_example_search_file_runs(path, monkeypatch):
+    monkeypatch.setenv("TRADEOFF_SMOKE", "1")  # real models and data, tiny subsets and budgets
     namespace = runpy.run_path(str(path), run_name="__tradeoff__")
     result = tradeoff.optimize(
         namespace["evaluate"],
@@ -19,6 +20,7 @@ def test_example_search_file_runs(path):
         objectives=namespace["objectives"],
         constraints=namespace.get("constraints", ()),
         metrics=namespace.get("metrics", ()),
+        fidelity=namespace.get("fidelity"),
         optimizer="random",
         n_trials=6,
         seed=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import optuna
@@ -26,6 +26,9 @@ from tradeoff._study import (
     trial_status,
 )
 from tradeoff.objectives import ObjectiveSet
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 META_COLUMNS = ("trial", "status", "feasible", "pareto", "duration_s", "worker", "node", "failure")
 
@@ -125,6 +128,61 @@ class SearchResult:
             _pareto.to_minimization(values, directions),
             _pareto.to_minimization(ref[None, :], directions)[0],
         )
+
+    # Plots (matplotlib: pip install 'tradeoff[plot]') -------------------------------------
+    def plot_pareto(
+        self,
+        path: str | Path | None = None,
+        *,
+        objectives: Sequence[str] | None = None,
+        annotate: bool = True,
+    ) -> Figure:
+        """The trials with the Pareto set highlighted; see :func:`tradeoff._plot.plot_pareto`."""
+        from tradeoff import _plot
+
+        return _plot.plot_pareto(self, path, objectives=objectives, annotate=annotate)
+
+    def hypervolume_curve(
+        self,
+        *,
+        x: Literal["trial", "time"] = "trial",
+        reference: Sequence[float] | Mapping[str, float] | None = None,
+    ) -> pd.DataFrame:
+        """Hypervolume after each finished trial (columns ``x``, ``number``, ``hypervolume``)."""
+        from tradeoff import _plot
+
+        return _plot.hypervolume_curve(self, x=x, reference=reference)
+
+    def plot_hypervolume(
+        self,
+        path: str | Path | None = None,
+        *,
+        x: Literal["trial", "time"] = "trial",
+        reference: Sequence[float] | Mapping[str, float] | None = None,
+    ) -> Figure:
+        """Hypervolume over trials or seconds; ``tradeoff._plot.plot_hypervolume`` compares
+        several results."""
+        from tradeoff import _plot
+
+        return _plot.plot_hypervolume(self, path, x=x, reference=reference)
+
+    def plot_allocation(
+        self,
+        path: str | Path | None = None,
+        *,
+        trials: Sequence[int] | None = None,
+        knobs: Sequence[str] | None = None,
+    ) -> Figure:
+        """Per-layer knobs (bits, sparsity...) of the Pareto trials, one heatmap per knob."""
+        from tradeoff import _plot
+
+        return _plot.plot_allocation(self, path, trials=trials, knobs=knobs)
+
+    def write_plots(self, out_dir: str | Path, *, formats: Sequence[str] = ("png",)) -> list[Path]:
+        """Write the Pareto, hypervolume and allocation plots into ``out_dir``."""
+        from tradeoff import _plot
+
+        return _plot.write_plots(self, out_dir, formats=formats)
 
     # Export ---------------------------------------------------------------------------------
     def to_csv(self, path: str | Path, *, which: Which = "pareto") -> None:

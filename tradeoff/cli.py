@@ -65,6 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_storage(studies)
     studies.set_defaults(func=_cmd_studies)
 
+    plot = sub.add_parser("plot", help="write the Pareto, hypervolume and allocation plots")
+    _add_storage(plot)
+    plot.add_argument("--study", required=True)
+    plot.add_argument("--out", type=Path, default=Path("plots"), help="output directory")
+    plot.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=["png", "svg", "html"],
+        help="repeat for several (default: png)",
+    )
+    plot.set_defaults(func=_cmd_plot)
+
     dash = sub.add_parser("dashboard", help="serve optuna-dashboard for a storage")
     _add_storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
@@ -155,6 +168,16 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     for s in summaries:
         directions = ",".join(d.name.lower() for d in s.directions)
         print(f"{s.study_name}\t{s.n_trials} trials\t{directions}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from tradeoff import SearchResult
+    from tradeoff._plot import write_plots
+
+    result = SearchResult.load(args.storage, args.study)
+    for path in write_plots(result, args.out, formats=args.formats or ("png",)):
+        print(path)
     return 0
 
 
