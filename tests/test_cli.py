@@ -85,3 +85,12 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for command in ("run", "pareto", "studies", "plot", "dashboard"):
         assert command in out
+
+
+def test_storage_url_from_the_environment(tmp_path, capsys, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("TRADEOFF_STORAGE", url)
+    assert main(["run", str(ZDT), "--n-trials", "3", "--optimizer", "random", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["studies"]) == 0
+    assert "zdt\t3 trials" in capsys.readouterr().out

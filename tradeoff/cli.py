@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import runpy
 import sys
 from collections.abc import Sequence
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 REQUIRED = ("space", "objectives", "evaluate")
-OPTIONAL = ("constraints", "metrics")
+OPTIONAL = ("constraints", "metrics", "fidelity")
+STORAGE_ENV = "TRADEOFF_STORAGE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--ray-actors", action="store_true", help="keep evaluate loaded in persistent Ray actors"
     )
-    run.add_argument("--storage", default="sqlite:///tradeoff.db")
+    run.add_argument(
+        "--storage",
+        default=os.environ.get(STORAGE_ENV, "sqlite:///tradeoff.db"),
+        help=f"storage URL (default: ${STORAGE_ENV}, else sqlite:///tradeoff.db)",
+    )
     run.add_argument("--study", default=None, help="study name (default: the file's stem)")
     run.add_argument("--optimizer", default="auto")
     run.add_argument("--seed", type=int, default=None)
@@ -87,7 +93,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", required=True, help="e.g. sqlite:///tradeoff.db")
+    # From the environment, a database password stays out of shell history and `ps`.
+    default = os.environ.get(STORAGE_ENV)
+    p.add_argument(
+        "--storage",
+        default=default,
+        required=default is None,
+        help=f"storage URL, e.g. sqlite:///tradeoff.db (default: ${STORAGE_ENV})",
+    )
 
 
 def load_search_file(path: Path) -> dict[str, Any]:
@@ -121,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         objectives=definition["objectives"],
         constraints=definition.get("constraints", ()),
         metrics=definition.get("metrics", ()),
+        fidelity=definition.get("fidelity"),
         optimizer=args.optimizer,
         n_trials=args.n_trials,
         n_workers=args.n_workers,
