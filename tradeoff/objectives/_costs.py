@@ -9,12 +9,13 @@ tuple of positional inputs (``model(*x)``) or a mapping of keyword inputs (``mod
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,12 +24,17 @@ from tradeoff.objectives._objective import CostFn
 from tradeoff.spaces._model import PRUNE_ATTR, QUANT_ATTR, PruneInfo, QuantInfo, model_device
 from tradeoff.spaces._space import SearchSpace
 
+if TYPE_CHECKING:
+    from tradeoff.objectives._analytic import ModelCost
+
 COUNTED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # the layers macs/bitops count
 _Layer = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d
 
 # Layer name -> (output numel / out channels summed over calls, input dtype bits); MACs =
 # that * weight numel, for Linear and any Conv.
 _Trace = dict[str, tuple[int, int]]
+
+logger = logging.getLogger("tradeoff")
 
 
 # Parameter counts and storage ---------------------------------------------------------------
@@ -86,17 +92,33 @@ def _param_bytes(weight: torch.Tensor, layer: nn.Module | None) -> float:
     quant: QuantInfo | None = getattr(layer, QUANT_ATTR, None)
     prune: PruneInfo | None = getattr(layer, PRUNE_ATTR, None)
     bits = quant.bits if quant is not None else _dtype_bits(weight)
-    scales = 2.0 * quant.n_scales if quant is not None else 0.0  # float16 scales
-    numel = weight.numel()
+    pattern = prune.pattern if prune is not None else None
+    nonzeros = int(torch.count_nonzero(weight).item()) if pattern == "unstructured" else 0
+    n_scales = quant.n_scales if quant is not None else 0
+    n, m = (prune.n, prune.m) if prune is not None else (None, None)
+    return stored_bytes(weight.numel(), bits, n_scales, pattern, nonzeros, n, m)
+
+
+def stored_bytes(
+    numel: int,
+    bits: int,
+    n_scales: int,
+    pattern: str | None = None,
+    nonzeros: int = 0,
+    n: int | None = None,
+    m: int | None = None,
+) -> float:
+    """Bytes of one weight of ``numel`` values at ``bits`` each with ``n_scales`` float16
+    scales, pruned with ``pattern`` (``None`` or ``"channel"``: stored dense) to ``nonzeros``
+    non-zero values (``"unstructured"``) or ``n`` of every ``m`` (``"n:m"``)."""
+    scales = 2.0 * n_scales
     dense = numel * bits / 8
-    if prune is None or prune.pattern == "channel":
+    if pattern is None or pattern == "channel":
         return dense + scales
-    if prune.pattern == "unstructured":
-        nonzeros = int(torch.count_nonzero(weight).item())
+    if pattern == "unstructured":
         return min(dense, nonzeros * bits / 8 + numel / 8) + scales
-    if prune.pattern != "n:m":
-        raise ValueError(f"Unknown PruneInfo pattern {prune.pattern!r}; use 'unstructured', 'n:m'.")
-    n, m = prune.n, prune.m
+    if pattern != "n:m":
+        raise ValueError(f"Unknown PruneInfo pattern {pattern!r}; use 'unstructured', 'n:m'.")
     if n is None or m is None or not 0 < n <= m:
         raise ValueError(f"PruneInfo with pattern 'n:m' needs 0 < n <= m, got n={n}, m={m}.")
     return math.ceil(numel * n / m) * (bits + math.ceil(math.log2(m))) / 8 + scales
@@ -255,14 +277,21 @@ def _cpu_peak_bytes(run: Callable[[], None]) -> int:
 # Known costs for Objective(fn=...) -----------------------------------------------------------
 def model_cost(
     space: SearchSpace, model: nn.Module, metric: Callable[..., float], *, sample_input: Any = None
-) -> CostFn:
+) -> ModelCost:
     """A known cost for ``Objective(fn=...)``: ``fn(config) = metric(space.apply(model,
     config)[, sample_input])`` (``sample_input`` passed when given).
 
-    Each call costs a ``space.apply`` (deep copy plus compression). :func:`macs` and
-    :func:`bitops` trace ``model`` once, on the first call, then need no forward pass (pruning
-    and quantization keep each layer's output positions), unless the applied model has a layer
-    the trace did not see (e.g. PEFT adapters) or ``space`` has an ``arch`` part.
+    For this module's :func:`parameters`, :func:`trainable_parameters`,
+    :func:`nonzero_parameters`, :func:`weight_storage_bytes`, :func:`macs` and :func:`bitops`
+    on a space whose model-aware parts are a ``PruningSpace`` and/or a ``QuantizationSpace``,
+    ``fn`` computes the same number from per-layer tables, without copying the model
+    (``fn.analytic`` is True; microseconds, plus one pass over a layer's weight the first time
+    a Config puts it in a new state; see :mod:`tradeoff.objectives._analytic`).
+    :func:`macs` and :func:`bitops` then trace ``model`` once, here. Any other metric or space
+    (architecture or PEFT parts, your own spaces) costs a ``space.apply`` per call (deep copy
+    plus compression; :func:`macs` and :func:`bitops` trace on the first call and retrace only
+    for an ``arch`` part or layers the trace did not see, such as PEFT adapters).
+    ``fn.batch(configs)`` returns the costs of many Configs as an array.
 
     Raises:
         TypeError: ``space``, ``model`` or ``metric`` has the wrong type.
@@ -275,6 +304,25 @@ def model_cost(
         raise TypeError(f"model_cost: metric must be callable, got {metric!r}.")
     if metric in (macs, bitops, latency_ms, peak_memory_mb):
         _require_input(sample_input, getattr(metric, "__name__", "metric"))
+    from tradeoff.objectives._analytic import KINDS, ModelCost, Table, Unsupported
+
+    fallback = _applied_cost(space, model, metric, sample_input)
+    kind = next((k for fn, k in KINDS.items() if fn is metric), None)
+    if kind is None:  # the user's own metric: only the apply path knows it
+        return ModelCost(fallback)
+    traced = metric is macs or metric is bitops
+    try:
+        table = Table(space, model, (lambda: _trace(model, sample_input, kind)) if traced else None)
+    except Unsupported as e:
+        logger.debug("model_cost(%s): %s, so each call applies the Config to a copy.", kind, e)
+        return ModelCost(fallback)
+    return ModelCost(fallback, table.fast(kind))
+
+
+def _applied_cost(
+    space: SearchSpace, model: nn.Module, metric: Callable[..., float], sample_input: Any
+) -> CostFn:
+    """``fn(config)`` that applies the Config to a copy of ``model`` and measures it."""
     if metric is macs or metric is bitops:
         return _traced_cost(space, model, metric is bitops, sample_input)
 

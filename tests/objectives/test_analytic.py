@@ -1,0 +1,237 @@
+"""model_cost's analytic path: the apply path's numbers, without copying the model."""
+
+import logging
+import os
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tradeoff.objectives import (
+    bitops,
+    macs,
+    model_cost,
+    nonzero_parameters,
+    parameters,
+    trainable_parameters,
+    weight_storage_bytes,
+)
+from tradeoff.spaces import ArchitectureSpace, Float, PruningSpace, QuantizationSpace, SearchSpace
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+METRICS = [parameters, trainable_parameters, nonzero_parameters, weight_storage_bytes, macs, bitops]
+TRACED = (macs, bitops)
+FORMATS = ("int", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
+GRANULARITIES = ("tensor", "channel", "group")
+
+
+def mnist_cnn():
+    """The CNN of examples/mnist_compression.py, randomly initialized."""
+    torch.manual_seed(0)
+    layers = [
+        ("conv1", nn.Conv2d(1, 16, 3, padding=1)), ("bn1", nn.BatchNorm2d(16)),
+        ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(16, 32, 3, padding=1)), ("bn2", nn.BatchNorm2d(32)),
+        ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(32 * 7 * 7, 64)), ("relu3", nn.ReLU()),
+        ("fc2", nn.Linear(64, 10)),
+    ]  # fmt: skip
+    return nn.Sequential(OrderedDict(layers)).eval(), torch.randn(2, 1, 28, 28)
+
+
+class MLP(nn.Module):
+    """fc1 -> bn -> fc2 -> fc3 -> out, with the layers registered out of call order, so
+    channel pruning processes fc2's group before fc1's (whose consumer fc2 is)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.fc2 = nn.Linear(24, 16)
+        self.fc1 = nn.Linear(12, 24)
+        self.bn = nn.BatchNorm1d(24)
+        self.fc3 = nn.Linear(16, 8, bias=False)
+        self.out = nn.Linear(8, 4)
+        self.frozen = nn.Parameter(torch.ones(3), requires_grad=False)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.fc1(x)))
+        return self.out(torch.relu(self.fc3(torch.relu(self.fc2(x))))) * self.frozen.sum()
+
+
+def mlp():
+    return MLP().eval(), torch.randn(3, 12)
+
+
+def bert():
+    from ..conftest import tiny_bert
+
+    return tiny_bert(2), torch.randint(0, 100, (2, 7))
+
+
+def cnn_space(model, x):
+    return SearchSpace.merge(
+        quant=QuantizationSpace.for_model(
+            model, bits=(2, 3, 4, 8), act_bits=(4, 8, None), formats=FORMATS,
+            granularity=GRANULARITIES, group_size=(8, 32),
+        ),
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.25, 0.5, 0.75), pattern=("unstructured", "channel", "n:m"),
+            sample_input=x,
+        ),
+    )  # fmt: skip
+
+
+def mlp_space(model, x):
+    return SearchSpace.merge(
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.3, 0.6, 0.9), pattern=("channel", "n:m", "unstructured")
+        ),
+        quant=QuantizationSpace.for_model(
+            model, bits=(2, 4, 8), act_bits=(8, None), granularity=GRANULARITIES, group_size=(5,)
+        ),
+        train=SearchSpace({"lr": Float(1e-4, 1e-1)}),
+    )
+
+
+def bert_space(model, x):
+    return SearchSpace.merge(
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.5, 0.9), pattern=("unstructured", "n:m")
+        ),
+        quant=QuantizationSpace.for_model(
+            model, bits=(3, 4, 8), act_bits=(8, None), formats=FORMATS,
+            granularity=GRANULARITIES, group_size=(8, 16), exclude="classifier",
+        ),
+    )  # fmt: skip
+
+
+CASES = {"mnist_cnn": (mnist_cnn, cnn_space), "mlp": (mlp, mlp_space), "bert": (bert, bert_space)}
+
+
+def reference(metric, model, x):
+    return float(metric(model, x) if metric in TRACED else metric(model))
+
+
+def snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_analytic_costs_equal_the_apply_path(case):
+    if case == "bert":
+        pytest.importorskip("transformers")
+    build, make_space = CASES[case]
+    model, x = build()
+    space = make_space(model, x)
+    before = snapshot(model)
+    costs = {
+        m: model_cost(space, model, m, sample_input=x if m in TRACED else None) for m in METRICS
+    }
+    assert all(cost.analytic for cost in costs.values())
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        config = space.sample(rng)
+        applied = space.apply(model, config)
+        for metric, cost in costs.items():
+            expected = reference(metric, applied, x)
+            assert cost(config) == pytest.approx(expected, rel=1e-12), (metric.__name__, config)
+    after = snapshot(model)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(
+        hasattr(m, "tradeoff_quant") or hasattr(m, "tradeoff_prune") for m in model.modules()
+    )
+
+
+def test_tied_magnitudes_prune_exactly_as_the_apply_path():
+    """Weights on a coarse grid (as in an already-rounded model) tie at every cut."""
+    model, x = mlp()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_((p * 4).round() / 4)
+    space = mlp_space(model, x)
+    costs = {m: model_cost(space, model, m) for m in (nonzero_parameters, weight_storage_bytes)}
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        config = space.sample(rng)
+        applied = space.apply(model, config)
+        for metric, cost in costs.items():
+            assert cost(config) == reference(metric, applied, x)
+
+
+def test_batch_returns_one_cost_per_config():
+    model, x = mnist_cnn()
+    space = cnn_space(model, x)
+    cost = model_cost(space, model, bitops, sample_input=x)
+    configs = [space.sample(i) for i in range(5)]
+    values = cost.batch(configs)
+    assert values.dtype == np.float64 and values.shape == (5,)
+    assert values.tolist() == [cost(c) for c in configs]
+
+
+def test_invalid_config_raises_the_apply_path_error():
+    model, x = mnist_cnn()
+    space = cnn_space(model, x)
+    config = space.sample(0)
+    for key, bad in (("quant.fc1.bits", 5), ("prune.fc1.sparsity", False), ("quant.fc1.bits", "8")):
+        cost = model_cost(space, model, weight_storage_bytes)
+        with pytest.raises(ValueError, match="config is not in this space"):
+            cost({**config, key: bad})
+    with pytest.raises(ValueError, match="config is not in this space"):
+        cost({k: v for k, v in config.items() if k != "quant.fc2.bits"})
+
+
+def test_custom_metrics_fall_back_silently(caplog):
+    model, x = mnist_cnn()
+    space = cnn_space(model, x)
+    with caplog.at_level(logging.DEBUG, logger="tradeoff"):
+        cost = model_cost(space, model, lambda m: float(len(list(m.modules()))))
+    assert not cost.analytic
+    assert not [r for r in caplog.records if r.name == "tradeoff"]
+    assert cost(space.sample(0)) == len(list(model.modules()))
+
+
+def test_architecture_parts_fall_back_with_a_debug_log(caplog):
+    pytest.importorskip("transformers")
+    model, x = bert()
+    space = SearchSpace.merge(
+        arch=ArchitectureSpace.elastic(model, ffn_ratios=(0.5, 1.0)),
+        quant=QuantizationSpace.for_model(model, bits=(4, 8)),
+    )
+    with caplog.at_level(logging.DEBUG, logger="tradeoff"):
+        cost = model_cost(space, model, macs, sample_input=x)
+    assert not cost.analytic
+    assert "ArchitectureSpace" in caplog.text
+    config = space.sample(3)
+    assert cost(config) == macs(space.apply(model, config), x)
+
+
+def test_shared_weights_and_compressed_models_fall_back():
+    model, x = mlp()
+    space = mlp_space(model, x)
+    compressed = space.apply(model, space.sample(0))
+    assert not model_cost(space, compressed, parameters).analytic
+    tied = MLP()
+    tied.extra = nn.Linear(16, 8, bias=False)
+    tied.extra.weight = tied.fc3.weight  # shared with a searched layer
+    space = SearchSpace.merge(
+        prune=PruningSpace.for_model(tied, sparsity=(0.0, 0.5)),
+        quant=QuantizationSpace.for_model(tied, bits=(2, 8)),
+    )
+    cost = model_cost(space, tied, weight_storage_bytes)
+    assert not cost.analytic
+    config = space.sample(2)
+    assert cost(config) == weight_storage_bytes(space.apply(tied, config))
+
+
+def test_single_part_space_and_quantization_only():
+    model, x = mnist_cnn()
+    quant = QuantizationSpace.for_model(model, bits=(2, 8), act_bits=(4, 8))
+    cost = model_cost(quant, model, bitops, sample_input=x)
+    assert cost.analytic
+    for config in (quant.sample(i) for i in range(5)):
+        assert cost(config) == bitops(quant.apply(model, config), x)
