@@ -339,3 +339,22 @@ def test_sample_input_that_does_not_fit():
 def test_no_channel_prunable_layer():
     with pytest.raises(ValueError, match=r"'0' \(channel: its output is the model's output"):
         PruningSpace.for_model(nn.Sequential(nn.Linear(3, 3)), pattern="channel")
+
+
+class WithUnusedHead(nn.Module):
+    """An MLP with a layer its forward never calls (e.g. an auxiliary head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.extra = nn.Linear(8, 16), nn.Linear(16, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_channel_pruning_skips_a_layer_forward_never_calls():
+    from tradeoff.spaces._channels import channel_groups
+
+    groups, why = channel_groups(WithUnusedHead(), ["fc1", "fc2", "extra"], torch.randn(2, 8))
+    assert set(groups) == {"fc1"}
+    assert why["extra"] == "it is not called in forward"

@@ -92,14 +92,17 @@ class _Graph:
 
     def problem(self, name: str) -> str:
         """Why the layer ``name`` cannot change size, or ``""``."""
-        module, calls = self.module(name), self.calls[name]
+        calls = self.calls[name]
+        if calls == 0:  # the traced GraphModule keeps only the modules forward calls
+            return "it is not called in forward"
+        module = self.module(name)
         if type(module) not in PRODUCER_TYPES:
             kind = type(module).__name__
             return f"only plain Linear and Conv1d/2d/3d layers are supported, not {kind}"
         if getattr(module, "groups", 1) != 1:
             return "it is a grouped (or depthwise) convolution"
         if calls != 1:
-            return "it is not called in forward" if calls == 0 else f"it is called {calls} times"
+            return f"it is called {calls} times"
         return "its weight is shared with another layer" if id(module.weight) in self.shared else ""
 
 
