@@ -251,6 +251,36 @@ def test_stale_trials_of_a_dead_driver_are_failed_and_reenqueued(tmp_path):
     assert stale["trial"].tolist() == [lost.number]
 
 
+def test_a_trial_its_driver_never_beat_for_is_recovered(tmp_path):
+    """Killed between ask() and its first heartbeat: Optuna alone never fails such a trial."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run(zdt1, n_trials=3, storage=url, study_name="s")
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    study = optuna.load_study(study_name="s", storage=storage)
+    orphan = study.ask(ZDT_SPACE.distributions())  # no heartbeat, no Config recorded
+    time.sleep(1.5)
+    counting = Counting()
+    result = run(counting, n_trials=6, storage=storage, study_name="s")
+    assert (result.trials["status"] == "complete").sum() == 6
+    assert ZDT_SPACE.decode(orphan.params) in counting.calls  # re-run, not dropped
+    assert result.trials.set_index("trial").loc[orphan.number, "status"] == "stale"
+
+
+def test_rerun_right_after_a_crash_waits_for_the_dead_drivers_trials(tmp_path):
+    """Its trials still have fresh heartbeats: they go stale later and must still be run."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run(zdt1, n_trials=3, storage=url, study_name="s")
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="s", storage=storage)
+    lost = study.ask(ZDT_SPACE.distributions())
+    lost.set_user_attr("tradeoff.config", ZDT_SPACE.decode(lost.params))
+    storage.record_heartbeat(lost._trial_id)  # fresh: the driver "just" died
+    counting = Counting()
+    result = run(counting, n_trials=6, storage=storage, study_name="s")
+    assert (result.trials["status"] == "complete").sum() == 6
+    assert ZDT_SPACE.decode(lost.params) in counting.calls
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -176,6 +177,7 @@ class Driver:
         self._heartbeat = _heartbeat_enabled(storage)
         self._study_id = storage.get_study_id_from_name(study.study_name)
         self._infeasible_streak = 0
+        self._adopted: set[int] = set()
         self.done = 0
         self.stopped_reason: str | None = None
 
@@ -223,12 +225,36 @@ class Driver:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
+            self._adopt_unbeaten()
             return
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t in running:
             self._mark_lost(t.number)
         if running:
             logger.warning("re-enqueued %d trial(s) a stopped driver left unfinished", len(running))
+
+    def _adopt_unbeaten(self) -> None:
+        """Beat once for other drivers' RUNNING trials older than the grace period.
+
+        Optuna only fails trials whose heartbeat went stale, never one without any: a driver
+        killed between ``ask()`` and its first heartbeat leaves such a trial RUNNING for good,
+        holding budget. One beat makes it stale 20 s later if nobody owns it (a live driver's
+        trial is merely refreshed); each driver beats a trial at most once.
+        """
+        grace = getattr(self.storage, "grace_period", None) or GRACE_PERIOD_S
+        cutoff = datetime.now() - timedelta(seconds=grace)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in self._in_flight or t.number in self._adopted:
+                continue
+            if t.datetime_start is None or t.datetime_start >= cutoff:
+                continue
+            self._adopted.add(t.number)
+            trial_id = self._trial_id(t.number)
+            if ATTR_CONFIG not in t.user_attrs and set(t.params) == set(self._distributions):
+                # Died before recording its Config: make it ours, so it is re-enqueued.
+                config = self.space.decode(t.params)
+                self.storage.set_trial_user_attr(trial_id, ATTR_CONFIG, config)
+            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -245,11 +271,14 @@ class Driver:
                 # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = self.study.ask(self._distributions)
+            trial_id = self._trial_id(trial.number) if self._heartbeat else None
+            if trial_id is not None:  # at once: a trial that never beats never goes stale
+                self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
             if not self._claim(trial):
                 return
-            self._start(trial)
+            self._start(trial, trial_id)
 
-    def _start(self, trial: optuna.Trial) -> None:
+    def _start(self, trial: optuna.Trial, trial_id: int | None) -> None:
         config = self.space.decode(trial.params)
         trial.set_user_attr(ATTR_CONFIG, config)
         rung = None
@@ -266,10 +295,7 @@ class Driver:
         if self._reject_infeasible(trial, known):
             return
         self._infeasible_streak = 0
-        flight = _InFlight(trial, config, known, self._deadline(), rung=rung)
-        if self._heartbeat:
-            flight.trial_id = self._trial_id(trial.number)
-            self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+        flight = _InFlight(trial, config, known, self._deadline(), trial_id=trial_id, rung=rung)
         self._in_flight[trial.number] = flight
         payload = config if rung is None else {"config": config, "budget": rung["budget"]}
         self.pool.submit(trial.number, payload)
@@ -298,17 +324,17 @@ class Driver:
         return False
 
     def _others_hold_budget(self) -> bool:
-        """Budget is left but other drivers' trials still run (they may fail and free it).
+        """The study is short of ``n_trials`` though this driver has nothing to start: other
+        drivers' trials hold the rest (live ones finish, a dead driver's go stale and are
+        re-enqueued for the next fill), so wait for them.
 
-        Only with heartbeats: a dead co-driver's trials then go stale and are recovered here.
-        Without heartbeats a RUNNING trial of another driver cannot be told from a lost one.
+        Only with heartbeats: without, a RUNNING trial of another driver cannot be told from a
+        lost one.
         """
         if not self._heartbeat or self.stopped_reason is not None:
             return False
         self.recover()
-        return self._budget_left() > 0 and any(
-            t.state == TrialState.RUNNING for t in self.study.get_trials(deepcopy=False)
-        )
+        return count_done(self.study) < self.n_trials
 
     def _reject_infeasible(self, trial: optuna.Trial, known: dict[str, float]) -> bool:
         """Record a Config that violates a known-cost constraint without evaluating it."""
