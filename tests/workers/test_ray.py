@@ -60,6 +60,20 @@ def test_ray_pool_reports_exceptions(ray_session):
     assert "MemoryError: worker ran out of memory" in outcome.error
 
 
+def test_ray_pool_warns_when_no_node_can_run_a_trial(ray_session, caplog):
+    pool = RayPool(1, resources={"tpu_v9": 1})  # a typo or a node that is not there
+    with caplog.at_level("WARNING", logger="tradeoff"):
+        pool.open(worker_pid)
+    pool.close()
+    assert "No node of the Ray cluster offers {'CPU': 1.0, 'tpu_v9': 1}" in caplog.text
+    caplog.clear()
+    pool = RayPool(1, num_cpus=0.5)
+    with caplog.at_level("WARNING", logger="tradeoff"):
+        pool.open(worker_pid)
+    pool.close()
+    assert "No node" not in caplog.text
+
+
 def test_ray_pool_validates_resources():
     with pytest.raises(ValueError, match="num_cpus and num_gpus must be >= 0"):
         RayPool(1, num_gpus=-1)

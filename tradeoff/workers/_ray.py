@@ -111,6 +111,7 @@ class RayPool(WorkerPool):
             raise ImportError("backend='ray' needs Ray: pip install 'tradeoff[ray]'.") from None
         if not ray.is_initialized():
             self._init_ray(ray)
+        self._warn_if_unschedulable(ray)
         resources = {
             "num_cpus": self.num_cpus,
             "num_gpus": self.num_gpus,
@@ -143,6 +144,19 @@ class RayPool(WorkerPool):
         logger.info("starting Ray (%s)", self.ray_address or "local")
         ray.init(**kwargs)
         self._started_ray = True
+
+    def _warn_if_unschedulable(self, ray: Any) -> None:
+        """Warn when no live node offers one trial's resources: Ray would queue it silently."""
+        need = {"CPU": self.num_cpus, "GPU": self.num_gpus, **self.resources}
+        need = {name: amount for name, amount in need.items() if amount > 0}
+        offers = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        if any(all(offer.get(k, 0.0) >= v for k, v in need.items()) for offer in offers):
+            return
+        logger.warning(
+            "No node of the Ray cluster offers %s for one trial; trials wait until such a node "
+            "joins (e.g. through an autoscaler). Check num_cpus, num_gpus and resources.",
+            need,
+        )
 
     def _new_actor(self) -> Any:
         return self._actor_cls.remote(self._evaluate_ref)
