@@ -94,3 +94,13 @@ def test_storage_url_from_the_environment(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["studies"]) == 0
     assert "zdt\t3 trials" in capsys.readouterr().out
+
+
+def test_run_resources_flag_must_be_a_json_object(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with pytest.raises(SystemExit):
+        main(["run", str(ZDT), "--storage", url, "--resources", "worker_node=1"])
+    assert "not JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", str(ZDT), "--storage", url, "--resources", '{"gpu": "a"}'])
+    assert "expected" in capsys.readouterr().err

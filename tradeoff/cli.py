@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import runpy
@@ -44,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", default=None, help="'auto' joins a cluster; default local")
     run.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per trial (Ray)")
     run.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (Ray)")
+    run.add_argument(
+        "--resources",
+        type=_json_resources,
+        default=None,
+        help="custom Ray resources per trial, as JSON, e.g. '{\"worker_node\": 0.5}'",
+    )
+    run.add_argument("--max-retries", type=int, default=3, help="Ray re-runs of dead workers")
     run.add_argument(
         "--ray-actors", action="store_true", help="keep evaluate loaded in persistent Ray actors"
     )
@@ -90,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=8080)
     dash.set_defaults(func=_cmd_dashboard)
     return parser
+
+
+def _json_resources(text: str) -> dict[str, float]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise argparse.ArgumentTypeError(f'expected {{"name": amount, ...}}, got {text!r}')
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
@@ -142,6 +162,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         num_cpus=args.num_cpus,
         num_gpus=args.num_gpus,
+        resources=args.resources,
+        max_retries=args.max_retries,
         ray_actors=args.ray_actors,
         storage=args.storage,
         study_name=study,
