@@ -106,7 +106,8 @@ def test_two_drivers_sharing_a_study_stop_at_exactly_the_budget(backend, tmp_pat
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(complete) == n_trials
     evaluated = log.read_text().splitlines()
-    assert len(evaluated) == n_trials  # nothing evaluated twice, no surplus trial evaluated
+    assert len(evaluated) == n_trials  # no surplus trial evaluated
+    assert len(set(evaluated)) == n_trials  # the two clients never proposed the same Config
     recorded = {json.dumps(t.user_attrs["tradeoff.config"], sort_keys=True) for t in complete}
     assert recorded == set(evaluated)
     others = [t for t in study.trials if t.state != optuna.trial.TrialState.COMPLETE]

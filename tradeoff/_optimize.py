@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import BaseStorage
 from tqdm.auto import tqdm
@@ -74,7 +75,8 @@ def optimize(
         storage: ``None`` (in memory), a database URL (``sqlite:///x.db``,
             ``postgresql://...``), a journal file ``*.log``, or a ``BaseStorage``.
         study_name: Study to create or resume (required to resume from a persistent storage).
-        seed: Makes proposals reproducible (with ``n_workers=1``).
+        seed: Makes proposals reproducible (with ``n_workers=1``). Clients sharing a study
+            need distinct seeds (or none), or they propose the same Configs.
         timeout: Stop proposing new trials after this many seconds.
         trial_timeout: Fail a trial running longer than this many seconds (Ray cancels it).
         ray_address: ``None`` starts local Ray, ``"auto"`` joins a cluster, or an address.
@@ -111,7 +113,9 @@ def optimize(
         actors=ray_actors,
     )
     store, study = _open(storage, study_name, objset)
-    # Seeded from the trial count, so a resumed search does not replay the first run's proposals.
+    # Seeded from (seed, trial count): a resumed search does not replay the first run's
+    # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
+    # seed + count would, once one has k more trials to start from).
     existing = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(
         optimizer,
@@ -119,7 +123,7 @@ def optimize(
         objectives=objset,
         n_trials=n_trials,
         n_workers=pool.n_workers,
-        seed=None if seed is None else seed + existing,
+        seed=None if seed is None else _mix_seed(seed, existing),
     )
     driver = Driver(
         study=study,
@@ -203,6 +207,10 @@ def _check_inputs(
     for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}.")
+
+
+def _mix_seed(seed: int, existing: int) -> int:
+    return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
 def _check_fidelity(evaluate: Any, fidelity: Any) -> None:

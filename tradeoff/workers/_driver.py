@@ -436,9 +436,15 @@ class Driver:
         trial = self.study.get_trials(deepcopy=False)[number]
         reason = "left unfinished by a driver that stopped; the Config is re-enqueued"
         trial_id = self._trial_id(number)
-        self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
-        self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
-        self.study.tell(number, state=TrialState.FAIL)
+        try:
+            self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
+            self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
+            self.study.tell(number, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # It finished meanwhile: another driver owns it (storages without heartbeats
+            # support one driver at a time; see the README's storage table).
+            logger.warning("trial %d finished while being recovered; left as it is", number)
+            return
         self._requeue(trial.params, retry_attrs(number, trial.user_attrs))
 
     def _requeue(self, params: dict[str, Any], attrs: dict[str, Any]) -> None:
