@@ -7,8 +7,11 @@ Two measurements, in one run:
    ``study.optimize`` (the baseline), ``tradeoff.optimize`` on the local and Ray backends (Ray
    tasks, and ``ray_actors=True``), and Ray Tune with ``OptunaSearch``. Since the objective
    costs ~0, ms per trial = overhead.
-2. Parallel efficiency on an objective that sleeps: ideal wall = trials * sleep / n_workers,
-   efficiency = ideal / measured.
+2. Parallel efficiency on an objective that sleeps, with 1, 2 and 4 workers: tradeoff on local
+   threads and on Ray, and Ray Tune with ``OptunaSearch`` (2 and 4 workers; it takes ~1 min
+   per run) on the same sleeping objective.
+   Ideal wall = trials * sleep / n_workers, efficiency = ideal / measured, and the overhead per
+   trial = (measured - ideal) / trials.
 
 Both also time bare Ray tasks (no engine): the floor a Ray-based engine can reach here. Ray
 is started once (startup excluded) and warmed up before the Ray measurements; each case is
@@ -58,6 +61,7 @@ OVERHEAD_COLUMNS = [
     ("trials", "trials", "d"),
     ("wall s", "wall_s", ".3f"),
     ("ms/trial", "ms_per_trial", ".2f"),
+    ("trials/s", "trials_per_s", ".1f"),
 ]
 PARALLEL_COLUMNS = [
     ("engine", "engine", ""),
@@ -66,6 +70,8 @@ PARALLEL_COLUMNS = [
     ("ideal s", "ideal_s", ".2f"),
     ("wall s", "wall_s", ".3f"),
     ("efficiency", "efficiency", ".1%"),
+    ("trials/s", "trials_per_s", ".2f"),
+    ("overhead ms/trial", "overhead_ms_per_trial", ".1f"),
 ]
 # Tune writes no per-trial logger files (fair: tradeoff writes none either) and prints nothing.
 TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
@@ -80,6 +86,8 @@ class Settings:
     sleep_trials: int = 20
     sleep_s: float = 0.2
     repeats: int = 3
+    worker_counts: tuple[int, ...] = (1, 2, 4)  # parallel efficiency
+    tune_worker_counts: tuple[int, ...] = (2, 4)  # Tune on the sleeping objective: ~1 min each
 
 
 QUICK = Settings(n_trials=20, tune_trials=3, sleep_trials=4, sleep_s=0.2, repeats=1)
@@ -94,6 +102,7 @@ class Overhead:
     trials: int
     wall_s: float
     ms_per_trial: float
+    trials_per_s: float
     walls_s: list[float] = field(default_factory=list)
 
 
@@ -108,6 +117,8 @@ class Parallel:
     ideal_s: float
     wall_s: float
     efficiency: float
+    trials_per_s: float
+    overhead_ms_per_trial: float  # (wall - ideal) / trials
     walls_s: list[float] = field(default_factory=list)
 
 
@@ -138,6 +149,14 @@ def tune_trainable(config: dict[str, Any]) -> None:
     tune.report(instant(config))
 
 
+def make_tune_sleeper(sleep_s: float) -> Callable[[dict[str, Any]], None]:
+    def tune_sleeper(config: dict[str, Any]) -> None:
+        time.sleep(sleep_s)
+        tune.report(instant(config))
+
+    return tune_sleeper
+
+
 # Timing helpers -----------------------------------------------------------------------------
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
@@ -154,7 +173,7 @@ def overhead(
 ) -> Overhead:
     walls = repeat_walls(fn, repeats)
     wall = statistics.median(walls)
-    return Overhead(engine, n_workers, trials, wall, 1e3 * wall / trials, walls)
+    return Overhead(engine, n_workers, trials, wall, 1e3 * wall / trials, trials / wall, walls)
 
 
 def parallel(
@@ -163,7 +182,10 @@ def parallel(
     walls = repeat_walls(fn, repeats)
     wall = statistics.median(walls)
     ideal = trials * sleep_s / n_workers
-    return Parallel(engine, n_workers, trials, sleep_s, ideal, wall, ideal / wall, walls)
+    extra = 1e3 * (wall - ideal) / trials
+    return Parallel(
+        engine, n_workers, trials, sleep_s, ideal, wall, ideal / wall, trials / wall, extra, walls
+    )
 
 
 # Engines ------------------------------------------------------------------------------------
@@ -192,17 +214,19 @@ def run_tradeoff(evaluate: Callable[..., Any], trials: int, backend: str, n_work
     check_done(f"tradeoff/{backend}", int((result.trials["status"] == "complete").sum()), trials)
 
 
-def run_tune(trials: int) -> None:
+def run_tune(
+    trials: int, trainable: Callable[[dict[str, Any]], None] = tune_trainable, n_workers: int = 2
+) -> None:
     search = OptunaSearch(
         metric=["f1", "f2"], mode=["min", "min"], sampler=optuna.samplers.RandomSampler(seed=0)
     )
     space = {f"x{i}": tune.uniform(0.0, 1.0) for i in range(N_PARAMS)}
     with tempfile.TemporaryDirectory(prefix="tune-bench-") as storage:
         tuner = tune.Tuner(
-            tune_trainable,
+            trainable,
             param_space=space,
             tune_config=tune.TuneConfig(
-                search_alg=search, num_samples=trials, max_concurrent_trials=2
+                search_alg=search, num_samples=trials, max_concurrent_trials=n_workers
             ),
             run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
         )
@@ -262,16 +286,26 @@ def measure_parallel(s: Settings) -> tuple[list[Parallel], dict[str, float]]:
     def on(backend: str, n_workers: int) -> Callable[[], None]:
         return partial(run_tradeoff, sleeper, n, backend, n_workers)
 
-    # Tune's actors took over Ray's worker processes; have two task workers ready again.
-    warmup = {"tradeoff_ray_sleep_s": timed(on("ray", 2))}
+    # Tune's actors took over Ray's worker processes: start as many task workers as the most
+    # workers below (tasks that sleep long enough to all need one), then import tradeoff there.
+    counts = sorted(s.worker_counts, reverse=True)
+    warmup = {
+        "ray_workers_start_s": timed(partial(run_raw_ray, make_sleeper(2.0), counts[0], counts[0])),
+        "tradeoff_ray_sleep_s": timed(on("ray", counts[0])),
+    }
     cases: list[tuple[str, int, Callable[[], object]]] = [
-        ("tradeoff ray", 1, on("ray", 1)),
-        ("tradeoff ray", 2, on("ray", 2)),
-        ("tradeoff local", 2, on("local", 2)),
+        # Most workers first, right after the warm-up started that many worker processes.
+        *((f"tradeoff {b}", k, on(b, k)) for b in ("ray", "local") for k in counts),
         ("raw ray tasks (floor)", 2, partial(run_raw_ray, sleeper, n, 2)),
-        ("tradeoff ray, ray_actors", 2, on("ray-actors", 2)),  # last, as above
+        ("tradeoff ray, ray_actors", 2, on("ray-actors", 2)),  # after the tasks, as above
     ]
-    return [parallel(name, k, n, sleep, fn, r) for name, k, fn in cases], warmup
+    rows = [parallel(name, k, n, sleep, fn, r) for name, k, fn in cases]
+    tune_sleeper = make_tune_sleeper(sleep)
+    rows += [  # Tune is slow: run once
+        parallel("ray tune + OptunaSearch", k, n, sleep, partial(run_tune, n, tune_sleeper, k), 1)
+        for k in s.tune_worker_counts
+    ]
+    return rows, warmup
 
 
 # Report -------------------------------------------------------------------------------------

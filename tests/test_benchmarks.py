@@ -34,4 +34,54 @@ def test_engine_overhead_quick(tmp_path):
     assert any("tune" in e for e in engines)
     assert all(row["ms_per_trial"] > 0 for row in report["overhead"])
     assert all(0 < row["efficiency"] <= 1.05 for row in report["parallel"])
+    cases = {(row["engine"], row["n_workers"]) for row in report["parallel"]}
+    for engine in ("tradeoff ray", "tradeoff local"):
+        assert {(engine, k) for k in (1, 2, 4)} <= cases
+    assert {("ray tune + OptunaSearch", k) for k in (2, 4)} <= cases
     assert "tradeoff ray" in proc.stdout
+
+
+@pytest.mark.slow
+def test_storage_load_quick(tmp_path):
+    out = tmp_path / "load.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "storage_load.py"),
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    n = report["settings"]["n_trials"]
+    rows = {(row["storage"], row["drivers"]): row for row in report["rows"]}
+    assert set(rows) == {("memory", 1), ("sqlite", 1), ("journal", 1), ("sqlite", 2)}
+    for row in rows.values():  # the count check: exactly the budget, nothing twice, nothing lost
+        assert (row["complete"], row["duplicates"], row["lost"]) == (n, 0, 0), row
+        assert row["evaluations"] == n and row["ms_per_trial"] > 0
+    assert rows[("sqlite", 1)]["commits_per_trial"] > 0  # SQL counted on database storages
+    assert "sqlite" in proc.stdout and report["machine"]["load_avg_1_5_15_at_start"]
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+@pytest.mark.ray
+def test_faults_quick(tmp_path):
+    out = tmp_path / "faults.json"
+    script = str(ROOT / "benchmarks" / "faults.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())["results"]
+    assert r["trials_lost"] == 0
+    assert r["completed"] + r["failed"] == r["trials_requested"]  # a trial may fail its retries
+    assert r["finished_trials_rerun"] == 0 and r["worker_kills"] >= 1

@@ -112,3 +112,11 @@ def test_two_drivers_sharing_a_study_stop_at_exactly_the_budget(backend, tmp_pat
     assert recorded == set(evaluated)
     others = [t for t in study.trials if t.state != optuna.trial.TrialState.COMPLETE]
     assert all(t.user_attrs.get("tradeoff.status") == "surplus" for t in others)
+
+
+def test_sqlite_studies_use_write_ahead_logging(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "wal.db"
+    search(f"sqlite:///{path}", 3, study="wal")
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)

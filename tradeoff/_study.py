@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sqlite3
 import time
 import warnings
+from contextlib import closing
 from typing import Any
 
 import optuna
@@ -110,6 +113,7 @@ def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     Several clients opening a fresh database at once all try to create Optuna's tables; the
     losers get an IntegrityError (PostgreSQL's catalogue) and succeed on a second try.
     """
+    _sqlite_wal(url)
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
@@ -208,6 +212,26 @@ def write_constraints(
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     storage.set_trial_system_attr(trial_id, LEGACY_CONSTRAINTS_KEY, list(values))
+
+
+def _sqlite_wal(url: str) -> None:
+    """Put a SQLite study file in write-ahead-log mode (a property of the file).
+
+    Every trial is ~16 commits; in WAL mode a commit is one fsync instead of several and
+    readers do not block the writer: about 2x the trials/s of the default rollback journal
+    with one driver, 2.6x with two (``benchmarks/storage_load.py``). WAL needs a local file
+    system, as SQLite itself does for reliable locking.
+    """
+    if not url.startswith("sqlite:///"):
+        return
+    path = url[len("sqlite:///") :].split("?", 1)[0]
+    if not path or path == ":memory:" or not os.path.isdir(os.path.dirname(path) or "."):
+        return
+    try:
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:  # e.g. a read-only file: keep its mode
+        logger.debug("could not switch %s to WAL mode: %s", path, exc)
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
