@@ -32,7 +32,7 @@ def test_subpackage_names_are_pinned():
         *["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler"],
         *["EvolutionSampler", "LayerCrossover", "MOBOSampler", "NeighbourMutation"],
         *["ProxyResult", "additive_proxy", "additive_proxy_front", "uniform_configs"],
-        "Fidelity",
+        *["Fidelity", "HandoverSampler"],
     }
     assert sorted(workers.__all__) == ["Evaluate", "LocalPool", "Outcome", "RayPool", "WorkerPool"]
     for module in (tradeoff, spaces, objectives, search, workers):

@@ -129,8 +129,9 @@ def test_two_and_three_objectives(n_objectives: int, spy: list[dict[str, Any]]) 
     assert [c["n_gps"] for c in spy] == [n_objectives] * 3
     reference = study.user_attrs[REFERENCE_ATTR]
     assert len(reference) == n_objectives
-    observed = np.array([t.values for t in study.trials])
-    # The derived reference is worse than the Pareto set in every objective.
+    # The reference derived for the last proposal is worse, in every objective, than the
+    # Pareto set of the trials it was derived from (all but that last one).
+    observed = np.array([t.values for t in study.trials[:-1]])
     front = observed[_pareto.non_dominated(_pareto.to_minimization(observed, directions))]
     worse = _pareto.to_minimization(np.array(reference), directions)
     assert np.all(worse >= _pareto.to_minimization(front, directions).max(axis=0))
@@ -296,6 +297,7 @@ def test_zdt1_beats_random_search_on_a_small_budget() -> None:
         ({"acquisition": "ehvi"}, ValueError, "Unknown acquisition 'ehvi'"),
         ({"n_startup_trials": -1}, ValueError, "n_startup_trials must be"),
         ({"max_observations": 1}, ValueError, "max_observations must be"),
+        ({"max_enumerated": None}, ValueError, "max_enumerated must be an integer >= 0, got"),
         ({"space": {"x": Float(0, 1)}}, TypeError, "space must be a SearchSpace"),
         ({"objectives": [Objective("a")]}, TypeError, "ObjectiveSet"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
@@ -315,3 +317,58 @@ def test_study_must_match() -> None:
     )
     with pytest.raises(ValueError, match="study's order"):
         flipped.ask(MIXED.distributions())
+
+
+GRID = SearchSpace({f"l{i}.bits": Ordinal([2, 4, 8]) for i in range(3)} | {"m": Choice(["a", "b"])})
+
+
+def grid_values(config: dict[str, Any]) -> list[float]:
+    bits = [config[f"l{i}.bits"] for i in range(3)]
+    error = sum(1.0 / b for b in bits) + (0.2 if config["m"] == "b" else 0.0) + bits[0] * 0.01
+    return [error, float(sum(bits))]
+
+
+KNOWN_GRID = ObjectiveSet.build(
+    [Objective("error"), Objective("size", fn=lambda c: grid_values(c)[1])]
+)
+
+
+def test_small_discrete_space_is_scored_exactly_and_never_repeats(
+    spy: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[int] = []
+    best_of = _bo_acqf._best_of
+
+    def spy_best_of(acqf: Any, pool: Any, batch: int) -> Any:
+        scored.append(len(pool))
+        return best_of(acqf, pool, batch)
+
+    monkeypatch.setattr(_bo_acqf, "_best_of", spy_best_of)
+    sampler = MOBOSampler(seed=0, space=GRID, objectives=KNOWN_GRID, n_startup_trials=4)
+    study = ask_tell(sampler, 30, space=GRID, values=grid_values)
+    keys = [tuple(sorted(c.items())) for c in configs(study, GRID)]
+    assert len(set(keys)) == 30  # 54 Configs: none proposed twice
+    # Every model-based proposal scored each of the Configs not tried yet, and only those.
+    assert scored == [54 - n for n in range(4, 30)]
+    assert len(spy) == 26
+
+
+def test_known_constraint_filters_the_enumerated_configs() -> None:
+    objectives = ObjectiveSet.build(KNOWN_GRID.objectives, [Constraint("size", "<=", 12.0)])
+    sampler = MOBOSampler(seed=0, space=GRID, objectives=objectives, n_startup_trials=4)
+    study = ask_tell(sampler, 14, space=GRID, values=grid_values)
+    proposed = configs(study, GRID)
+    assert all(grid_values(c)[1] <= 12.0 for c in proposed)
+    assert len({tuple(sorted(c.items())) for c in proposed}) == 14
+
+
+def test_searched_discrete_space_avoids_tried_configs() -> None:
+    space = SearchSpace({f"b{i}": Ordinal([0, 1]) for i in range(4)})  # 16 Configs
+
+    def values(c: dict[str, Any]) -> list[float]:
+        ones = sum(c.values())
+        return [abs(ones - 2) + 0.1 * c["b0"], float(ones)]
+
+    sampler = MOBOSampler(seed=0, space=space, n_startup_trials=4, max_enumerated=0)
+    study = ask_tell(sampler, 14, space=space, values=values)
+    assert len({tuple(sorted(c.items())) for c in configs(study, space)}) == 14

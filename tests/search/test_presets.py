@@ -5,6 +5,7 @@ import pytest
 
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import OPTIMIZERS, auto_optimizer, make_sampler
+from tradeoff.search._presets import HANDOVER
 from tradeoff.spaces import Choice, Float, Ordinal, SearchSpace
 
 from ..conftest import ZDT_OBJECTIVES, ZDT_SPACE
@@ -37,14 +38,18 @@ def test_presets_build_optuna_samplers(name, cls):
 
 def test_auto_rule():
     assert auto_optimizer(ZDT_SPACE, n_trials=100) == "mobo"
+    assert auto_optimizer(ZDT_SPACE, n_trials=300) == "mobo"
     mixed = SearchSpace({"m": Choice(["lora", "ia3"]), "r": Ordinal([4, 8, 16])})
     assert auto_optimizer(mixed, n_trials=100) == "mobo"
-    assert auto_optimizer(mixed, n_trials=500) == "tpe"
-    assert auto_optimizer(ZDT_SPACE, n_trials=5000) == "nsga2"
-    assert auto_optimizer(ZDT_SPACE, n_trials=500) == "tpe"
+    # Large budgets: mobo, then evolution (tests/search/test_handover.py).
+    assert auto_optimizer(mixed, n_trials=301) == HANDOVER == "mobo>evolution"
+    assert auto_optimizer(ZDT_SPACE, n_trials=5000) == HANDOVER
     wide = SearchSpace({f"l{i}.bits": Ordinal([2, 4, 8]) for i in range(40)})
     assert auto_optimizer(wide, n_trials=100) == "tpe"
-    assert "auto" in OPTIMIZERS
+    assert auto_optimizer(wide, n_trials=5000) == "nsga2"
+    wide_float = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(40)})
+    assert auto_optimizer(wide_float, n_trials=500) == "tpe"
+    assert "auto" in OPTIMIZERS and HANDOVER not in OPTIMIZERS
 
 
 def test_auto_avoids_mobo_when_known_costs_are_expensive():
@@ -61,9 +66,30 @@ def test_auto_avoids_mobo_when_known_costs_are_expensive():
     mixed = SearchSpace({"m": Choice(["lora", "ia3"]), "r": Ordinal([4, 8, 16])})
     assert auto_optimizer(mixed, n_trials=100, objectives=cheap) == "mobo"
     assert auto_optimizer(mixed, n_trials=100, objectives=costly) == "evolution"
+    assert auto_optimizer(mixed, n_trials=1000, objectives=costly) == "evolution"
     unconstrained = ObjectiveSet.build([Objective("error"), Objective("size", fn=slow_size)])
     assert auto_optimizer(mixed, n_trials=100, objectives=unconstrained) == "tpe"
     assert auto_optimizer(ZDT_SPACE, n_trials=100, objectives=unconstrained) == "gp"
+
+
+def test_auto_times_known_costs_after_their_first_call():
+    # Like the analytic model_cost: the first call builds layer shapes (slow), later ones
+    # are microseconds. auto must judge by the later calls.
+    calls = []
+
+    def size_with_warmup(config):
+        calls.append(config)
+        if len(calls) == 1:
+            time.sleep(0.05)
+        return 1.0
+
+    objectives = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=size_with_warmup)],
+        [Constraint("size", "<=", 1)],
+    )
+    mixed = SearchSpace({"m": Choice(["lora", "ia3"]), "r": Ordinal([4, 8, 16])})
+    assert auto_optimizer(mixed, n_trials=100, objectives=objectives) == "mobo"
+    assert len(calls) > 2
 
 
 @pytest.mark.parametrize("name", ["random", "nsga2", "tpe", "gp"])

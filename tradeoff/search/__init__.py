@@ -8,6 +8,7 @@ from tradeoff.search._presets import OPTIMIZERS, auto_optimizer, check_optimizer
 _LAZY = {
     "EvolutionSampler": "tradeoff.search._evolution",
     "Fidelity": "tradeoff.search._asha",
+    "HandoverSampler": "tradeoff.search._handover",
     "LayerCrossover": "tradeoff.search._operators",
     "MOBOSampler": "tradeoff.search._mobo",
     "NeighbourMutation": "tradeoff.search._operators",

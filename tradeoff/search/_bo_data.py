@@ -38,6 +38,7 @@ class Observations:
         con: ``(n, c)`` measured constraint values (``<= 0`` feasible), or ``None``.
         feasible: ``(n,)`` whether every constraint of the trial holds.
         pending: ``(p, d)`` points of running trials.
+        tried: ``(t, d)`` points of every other trial, whatever its state.
     """
 
     x: FloatArray
@@ -45,21 +46,21 @@ class Observations:
     con: FloatArray | None
     feasible: NDArray[np.bool_]
     pending: FloatArray
+    tried: FloatArray
 
 
 def gather(
     study: Study, enc: Encoding, current: int, objectives: ObjectiveSet | None
 ) -> Observations:
     """Completed trials with finite values -> observations; running trials other than
-    ``current`` -> pending points. Trials without a valid value for every column are skipped.
+    ``current`` -> pending points; every trial other than ``current`` -> tried points. Trials
+    without a valid value for every column are skipped.
     """
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    done = [t for t in trials if t.state == TrialState.COMPLETE and _usable(t, enc)]
-    running = [
-        t
-        for t in trials
-        if t.state == TrialState.RUNNING and t.number != current and enc.covers(t.params)
+    trials = [
+        t for t in study.get_trials(deepcopy=False) if t.number != current and enc.covers(t.params)
     ]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and _usable(t, enc)]
+    running = [t for t in trials if t.state == TrialState.RUNNING]
     keys = _measured_constraint_keys(done, objectives)
     sign = signs(study)
     con = np.array([[t.constraints[k] for k in keys] for t in done], dtype=float)
@@ -69,12 +70,23 @@ def gather(
         con=con if keys else None,
         feasible=np.array([all(v <= 0 for v in t.constraints.values()) for t in done], bool),
         pending=_points(running, enc),
+        tried=_points(trials, enc),
     )
 
 
 def _usable(trial: FrozenTrial, enc: Encoding) -> bool:
-    values = trial.values
-    return values is not None and all(map(math.isfinite, values)) and enc.covers(trial.params)
+    return trial.values is not None and all(map(math.isfinite, trial.values))
+
+
+def untried_mask(enc: Encoding, tried: FloatArray, x: FloatArray) -> NDArray[np.bool_]:
+    """``(N,)`` bool: each row of ``x`` (a discrete space's points) is none of ``tried``."""
+    keys = {row.tobytes() for row in enc.indices(tried)}
+    return np.array([row.tobytes() not in keys for row in enc.indices(x)], dtype=bool)
+
+
+def untried_fn(enc: Encoding, tried: FloatArray, to_tensor: ToTensor) -> TensorFn:
+    """Tensor ``(N, d) -> (N,)`` bool: :func:`untried_mask` for tensors."""
+    return lambda x: to_tensor(untried_mask(enc, tried, _np(x))).bool()
 
 
 def _points(trials: list[FrozenTrial], enc: Encoding) -> FloatArray:
@@ -110,6 +122,11 @@ class KnownCosts:
         self._signs = [1.0 if o.direction == "maximize" else -1.0 for o in self._objectives]
         self._fixed = _single_values(space, enc)
         self._cache: dict[bytes, tuple[FloatArray, bool]] = {}
+
+    @property
+    def has_constraints(self) -> bool:
+        """Whether some known-cost constraint can rule a point out."""
+        return bool(self._constraints)
 
     def evaluate(self, x: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
         """``(N, d)`` points -> ``(N, k)`` maximized values (NaN on failure), ``(N,)`` ok."""

@@ -76,6 +76,28 @@ class Encoding:
             j: _levels(c).tolist() for j, c in enumerate(self.columns) if c.kind == "categorical"
         }
 
+    @property
+    def discrete(self) -> bool:
+        """Whether every column is discrete or categorical (the space is a finite grid)."""
+        return all(c.kind != "continuous" for c in self.columns)
+
+    def grid(self, limit: int) -> FloatArray | None:
+        """``(N, d)`` every allowed point (in C order), if the space is a grid of at most
+        ``limit`` points; else ``None``."""
+        if not self.discrete or math.prod(c.n_levels for c in self.columns) > limit:
+            return None
+        mesh = np.meshgrid(*(_levels(c) for c in self.columns), indexing="ij")
+        return np.stack([m.reshape(-1) for m in mesh], axis=-1).reshape(-1, self.dim)
+
+    def indices(self, x: FloatArray) -> NDArray[np.int64]:
+        """``(n, d)`` unit points of a discrete space -> ``(n, d)`` indices of their levels
+        (robust to rounding, unlike the unit values themselves)."""
+        if not self.discrete:
+            raise ValueError("indices() needs a space without continuous columns.")
+        x = np.clip(np.asarray(x, dtype=float).reshape(-1, self.dim), 0.0, 1.0)
+        columns = [_index_of_unit(c, x[:, j]) for j, c in enumerate(self.columns)]
+        return np.stack(columns, axis=-1).reshape(-1, self.dim)
+
     def covers(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` has a valid value for every column (extra names are ignored)."""
         return all(c.name in params and _valid(c, params[c.name]) for c in self.columns)

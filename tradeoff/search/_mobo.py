@@ -1,21 +1,24 @@
 """MOBOSampler: multi-objective Bayesian optimization (BoTorch) as an Optuna sampler.
 
-Each proposal is rebuilt from the study's trials alone (nothing is kept between calls):
+Each proposal is rebuilt from the study's trials (only caches are kept between calls):
 
 1. Completed trials -> unit-cube points (:mod:`~tradeoff.search._bo_encode`), objectives in
    BoTorch's maximization convention, and the measured constraint values of
    ``trial.constraints``. Failed and pruned trials are ignored; running trials are *pending*.
 2. One GP per measured objective and per measured constraint. Known-cost objectives
    (``Objective(fn=...)``) are not modelled: a deterministic model decodes candidates to
-   Configs and calls their ``fn`` (once per distinct Config); known-cost constraints are
-   checked exactly and a violating candidate is never returned (unless nothing feasible is
-   found).
+   Configs and calls their ``fn`` (once per distinct Config, cached); known-cost
+   constraints are checked exactly and a violating candidate is never returned (unless
+   nothing feasible is found).
 3. qLogNEHVI (qLogNParEGO beyond four objectives), with pending points as ``X_pending``, is
-   maximized without rounding a continuous optimum: BoTorch's mixed alternating optimizer
+   maximized without rounding a continuous optimum. In a discrete space of at most
+   ``max_enumerated`` Configs (after the known-cost constraints) every Config not tried yet
+   is scored: the maximum is exact. Otherwise BoTorch's mixed alternating optimizer
    (L-BFGS on continuous columns, neighbour moves on integer and ordinal levels, every
-   alternative of a categorical one), or L-BFGS-B alone when all columns are continuous; both
-   start from random points and sprays around the observed Pareto set
-   (:mod:`~tradeoff.search._bo_acqf`).
+   alternative of a categorical one), or L-BFGS-B alone when all columns are continuous;
+   both start from random points and sprays around the observed Pareto set
+   (:mod:`~tradeoff.search._bo_acqf`). In a discrete space a Config already tried is not
+   proposed again while the search scores another.
 
 The hypervolume reference point is recorded on the study as the user attribute
 ``"tradeoff.mobo_reference"`` (objective values in the study's directions).
@@ -43,6 +46,8 @@ from tradeoff.search._bo_data import (
     scale_constraints,
     signs,
     subsample,
+    untried_fn,
+    untried_mask,
 )
 from tradeoff.search._bo_encode import Encoding, FloatArray
 from tradeoff.spaces import SearchSpace
@@ -56,6 +61,7 @@ ACQUISITIONS: tuple[Acquisition, ...] = ("auto", "qlognehvi", "qnparego")
 _NEHVI_MAX_OBJECTIVES = 4
 _MAX_DEFAULT_STARTUP = 20
 _STARTUP_TRIES = 256
+_GRID_FILTER_FACTOR = 4  # enumerate grids this much larger when known constraints may thin them
 
 
 class MOBOSampler(BaseSampler):
@@ -79,6 +85,13 @@ class MOBOSampler(BaseSampler):
         device: Torch device of the models; defaults to CUDA when available, else the CPU.
         max_observations: Fit on at most this many completed trials (the feasible Pareto set,
             then the most recent); ``None`` uses them all.
+        max_enumerated: When every parameter is discrete (Int, Ordinal, Choice, stepped
+            Float) and at most this many Configs satisfy the known-cost constraints, the
+            acquisition is maximized exactly by scoring each one not tried yet; ``0`` always
+            searches. In every discrete space a Config already tried (or running) is
+            proposed again only if the search scores no other.
+
+    Only a cache lives in memory between proposals: the known costs of Configs.
 
     Raises:
         TypeError, ValueError: an argument is invalid (the message says which).
@@ -94,14 +107,18 @@ class MOBOSampler(BaseSampler):
         acquisition: Acquisition = "auto",
         device: str | torch.device | None = None,
         max_observations: int | None = None,
+        max_enumerated: int = 4096,
     ) -> None:
         _check_args(seed, space, objectives, n_startup_trials, acquisition, max_observations)
+        _check_count("max_enumerated", max_enumerated, 0, optional=False)
         self._base_seed = _fresh_seed() if seed is None else seed
         self._space, self._objectives = space, objectives
         self._n_startup, self._acquisition = n_startup_trials, acquisition
         self._device, self._max_observations = device, max_observations
         self._random = RandomSampler(seed=seed)
+        self._max_enumerated = max_enumerated
         self._intersection = IntersectionSearchSpace()
+        self._known: tuple[Any, KnownCosts | None] | None = None
 
     # BaseSampler ---------------------------------------------------------------------------
     def infer_relative_search_space(
@@ -123,9 +140,9 @@ class MOBOSampler(BaseSampler):
         data = gather(study, enc, trial.number, self._objectives)
         seed = int(np.random.SeedSequence([self._base_seed, trial.number]).generate_state(1)[0])
         is_known = self._is_known(len(study.directions))
-        known = self._known_costs(enc)
+        known = self._known_costs(enc, search_space)
         if len(data.x) < max(2, self.n_startup_trials(enc.dim)) or all(is_known):
-            return enc.decode(_startup_point(enc, known, seed))
+            return enc.decode(_startup_point(enc, known, seed, data.tried))
         ref = reference_point(data, self._user_reference(study))
         _record_reference(study, ref)
         x = self._propose(enc, subsample(data, self._max_observations), ref, is_known, known, seed)
@@ -157,10 +174,31 @@ class MOBOSampler(BaseSampler):
             return self._acquisition
         return "qlognehvi" if n_objectives <= _NEHVI_MAX_OBJECTIVES else "qnparego"
 
-    def _known_costs(self, enc: Encoding) -> KnownCosts | None:
-        if self._objectives is None or not self._objectives.known:
+    def _known_costs(
+        self, enc: Encoding, search_space: dict[str, BaseDistribution]
+    ) -> KnownCosts | None:
+        """Known costs of this search space's Configs (cached: costs depend on Configs only)."""
+        key = tuple(search_space.items())
+        if self._known is None or self._known[0] != key:
+            costs = None
+            if self._objectives is not None and self._objectives.known:
+                costs = KnownCosts(enc, self._space, self._objectives)
+            self._known = (key, costs)
+        return self._known[1]
+
+    def _candidates(
+        self, enc: Encoding, known: KnownCosts | None, tried: FloatArray
+    ) -> FloatArray | None:
+        """Every known-feasible, untried point of a small discrete space, else ``None``."""
+        filters = known is not None and known.has_constraints
+        grid = enc.grid(self._max_enumerated * (_GRID_FILTER_FACTOR if filters else 1))
+        if grid is None:
             return None
-        return KnownCosts(enc, self._space, self._objectives)
+        if known is not None and filters:
+            grid = grid[known.evaluate(grid)[1]]
+        if len(grid) > self._max_enumerated:
+            return None
+        return grid[untried_mask(enc, tried, grid)]
 
     def _is_known(self, n_objectives: int) -> tuple[bool, ...]:
         if self._objectives is None:
@@ -193,6 +231,7 @@ class MOBOSampler(BaseSampler):
         def t(a: Any) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, dtype=float), dtype=torch.double, device=device)
 
+        candidates = self._candidates(enc, known, data.tried)
         problem = _bo_acqf.Problem(
             is_known=is_known,
             ref_point=t(ref),
@@ -203,6 +242,8 @@ class MOBOSampler(BaseSampler):
             known_feasible=None if known is None else known.feasible_fn(t),
             acquisition=self.acquisition_for(len(is_known)),
             seed=seed,
+            candidates=None if candidates is None else t(candidates),
+            untried=untried_fn(enc, data.tried, t) if enc.discrete else None,
         )
         measured = [j for j, k in enumerate(is_known) if not k]
         con = None if data.con is None else t(scale_constraints(data.con))
@@ -212,13 +253,16 @@ class MOBOSampler(BaseSampler):
         return np.asarray(x.cpu().numpy()[0], dtype=float)
 
 
-def _startup_point(enc: Encoding, known: KnownCosts | None, seed: int) -> FloatArray:
-    """A random ``(d,)`` point, satisfying the known-cost constraints when one is found."""
-    pool = enc.sample(np.random.default_rng(seed), 1 if known is None else _STARTUP_TRIES)
-    for x in pool:
-        if known is None or known.evaluate(x[np.newaxis])[1][0]:
-            return np.asarray(x, dtype=float)
-    return np.asarray(pool[0], dtype=float)
+def _startup_point(
+    enc: Encoding, known: KnownCosts | None, seed: int, tried: FloatArray
+) -> FloatArray:
+    """A random ``(d,)`` point: the first of a random pool that satisfies the known-cost
+    constraints and (in a discrete space) was not tried yet, else the first feasible one."""
+    pool = enc.sample(np.random.default_rng(seed), _STARTUP_TRIES)
+    feasible = np.ones(len(pool), dtype=bool) if known is None else known.evaluate(pool)[1]
+    fresh = untried_mask(enc, tried, pool) if enc.discrete else feasible
+    best = np.flatnonzero(feasible & fresh)
+    return np.asarray(pool[best[0] if len(best) else int(np.argmax(feasible))], dtype=float)
 
 
 def _record_reference(study: Study, ref: FloatArray) -> None:
@@ -268,6 +312,15 @@ def _check_study(study: Study, objectives: ObjectiveSet | None) -> None:
         )
 
 
+def _check_count(name: str, value: Any, low: int, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(
+            f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {value!r}."
+        )
+
+
 def _check_args(
     seed: Any,
     space: Any,
@@ -287,11 +340,5 @@ def _check_args(
         )
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"Unknown acquisition {acquisition!r}; use one of {list(ACQUISITIONS)}.")
-    for name, value, low in (
-        ("n_startup_trials", n_startup_trials, 0),
-        ("max_observations", max_observations, 2),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < low
-        ):
-            raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}.")
+    _check_count("n_startup_trials", n_startup_trials, 0)
+    _check_count("max_observations", max_observations, 2)

@@ -1,0 +1,265 @@
+"""Proposal speed: seconds per proposal with 200 observations, mobo against Optuna's GPSampler.
+
+For each problem of ``problems.py`` named in ``--problems`` (default ZDT1, DTLZ2, bits8 and
+digits), a study is filled with ``--n-obs`` completed trials from a seeded sampler (random,
+or NSGA-II with ``--fill nsga2``: a history with larger Pareto sets, as after a long search);
+each contender then gets its own copy of that study (in-memory storage), with
+``--workers - 1`` extra trials left RUNNING (the pending points the driver's other workers
+would have), and makes ``--proposals`` proposals in a row: each is timed as
+``study.ask(distributions)`` (which calls the sampler), then told its true values, so the
+proposals see 200, 201, ... observations. A warm-up on a tiny study first, so that no timed
+proposal pays for a lazy import.
+
+Contenders: ``mobo`` (and any other name of ``tradeoff.search.OPTIMIZERS``) built by
+``make_sampler`` as ``tradeoff.optimize`` builds it, and Optuna's ``GPSampler`` (``optuna-gp``)
+with its defaults. Both run in the same process, one after the other, problem by problem, so
+both see the same machine load; the load average is recorded at the start and the end. Wall
+and CPU seconds of this process are both recorded: other processes inflate the first, and
+a sampler using several threads (Optuna's GP does) shows CPU above wall.
+
+Usage:
+    python benchmarks/proposal_speed.py [--problems zdt1,dtlz2,bits8,digits]
+        [--samplers mobo,optuna-gp] [--n-obs 200] [--proposals 5] [--workers 2]
+        [--fill random|nsga2] [--seed 0] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optimizers import machine_info, quiet, source_info
+from optuna.trial import TrialState, create_trial
+from problems import PROBLEMS, Problem, make_problems
+
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search import OPTIMIZERS, make_sampler
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "proposal_speed.json"
+DEFAULT_PROBLEMS = ("zdt1", "dtlz2", "bits8", "digits")
+DEFAULT_SAMPLERS = ("mobo", "optuna-gp")
+TARGET_S = 1.0  # mobo, median seconds per proposal at 200 observations
+BUDGET = 300  # n_trials given to make_sampler (sizes startup trials only)
+
+
+@dataclass
+class Timing:
+    """One contender on one problem: seconds of each proposal, in order."""
+
+    problem: str
+    sampler: str
+    n_obs: int
+    pending: int
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def median_s(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def max_s(self) -> float | None:
+        return max(self.seconds) if self.seconds else None
+
+
+def build_sampler(name: str, problem: Problem, seed: int) -> optuna.samplers.BaseSampler:
+    """``optuna-gp`` -> Optuna's GPSampler; a tradeoff name -> ``make_sampler``'s sampler."""
+    if name == "optuna-gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name not in OPTIMIZERS:
+        raise SystemExit(f"unknown sampler {name!r}; use optuna-gp or one of {list(OPTIMIZERS)}")
+    objset = ObjectiveSet.build(problem.objectives, problem.constraints)
+    return make_sampler(name, space=problem.space, objectives=objset, n_trials=BUDGET, seed=seed)
+
+
+def random_trial(problem: Problem, study: optuna.Study) -> tuple[optuna.Trial, dict[str, Any]]:
+    """Ask ``study`` (driven by a random sampler) for a trial; returns it with its Config."""
+    trial = study.ask(problem.space.distributions())
+    return trial, problem.space.decode(trial.params)
+
+
+FILLS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+}
+
+
+def filled_trials(
+    problem: Problem, n_obs: int, pending: int, seed: int, fill: str = "random"
+) -> list[Any]:
+    """``n_obs`` completed trials proposed by the ``fill`` sampler, then ``pending`` RUNNING
+    ones (frozen)."""
+    sampler = FILLS[fill](seed)
+    study = optuna.create_study(directions=problem.directions, sampler=sampler)
+    for _ in range(n_obs):
+        trial, config = random_trial(problem, study)
+        study.tell(trial, problem.values(config))
+    trials = list(study.get_trials(deepcopy=False))
+    for _ in range(pending):
+        trial, _config = random_trial(problem, study)
+        frozen = study.trials[trial.number]
+        trials.append(
+            create_trial(
+                state=TrialState.RUNNING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+            )
+        )
+    return trials
+
+
+def time_proposals(
+    problem: Problem, name: str, trials: list[Any], proposals: int, seed: int
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (this process) of each of ``proposals`` asks on a copy of
+    ``trials``; CPU time is what other processes on the machine do not inflate."""
+    study = optuna.create_study(
+        directions=problem.directions, sampler=build_sampler(name, problem, seed)
+    )
+    study.add_trials(trials)
+    distributions = problem.space.distributions()
+    wall, cpu = [], []
+    for _ in range(proposals):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        trial = study.ask(distributions)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        study.tell(trial, problem.values(problem.space.decode(trial.params)))
+    return wall, cpu
+
+
+def warm_up(names: tuple[str, ...]) -> None:
+    """A few proposals of each contender on a tiny problem, so that no timed proposal pays
+    for a lazy import or a first call."""
+    problem = make_problems(["zdt1"])[0]
+    trials = filled_trials(problem, 12, 0, seed=0)
+    for name in names:
+        time_proposals(problem, name, trials, 2, seed=0)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    warm_up(args.samplers)
+    load, timestamp, sources = os.getloadavg(), datetime.now(timezone.utc), source_info()
+    timings: list[Timing] = []
+    for problem in make_problems(args.problems):
+        trials = filled_trials(problem, args.n_obs, args.workers - 1, args.seed, args.fill)
+        for name in args.samplers:
+            timing = Timing(problem.name, name, args.n_obs, args.workers - 1)
+            try:
+                timing.seconds, timing.cpu_seconds = time_proposals(
+                    problem, name, trials, args.proposals, args.seed
+                )
+            except Exception as exc:
+                timing.error = f"{type(exc).__name__}: {exc}"
+            _log(timing)
+            timings.append(timing)
+    return {
+        "timestamp": timestamp.isoformat(timespec="seconds"),
+        "machine": {**machine_info(load), **sources},
+        "settings": {
+            "problems": list(args.problems),
+            "samplers": list(args.samplers),
+            "n_obs": args.n_obs,
+            "proposals": args.proposals,
+            "workers": args.workers,
+            "fill": args.fill,
+            "seed": args.seed,
+            "target_s": TARGET_S,
+        },
+        "median_s": _nested(timings, lambda t: t.median_s),
+        "max_s": _nested(timings, lambda t: t.max_s),
+        "median_cpu_s": _nested(
+            timings, lambda t: statistics.median(t.cpu_seconds) if t.cpu_seconds else None
+        ),
+        "timings": [{**asdict(t), "median_s": t.median_s, "max_s": t.max_s} for t in timings],
+    }
+
+
+def _nested(timings: list[Timing], key: Any) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for t in timings:
+        out.setdefault(t.problem, {})[t.sampler] = key(t)
+    return out
+
+
+def _log(t: Timing) -> None:
+    what = t.error or " ".join(f"{s:.3f}" for s in t.seconds)
+    print(f"  {t.problem:<8} {t.sampler:<10} s per proposal: {what}", file=sys.stderr)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m, s = report["machine"], report["settings"]
+    print(
+        f"\n{s['fill']} observations; {m['cpu_count']} CPUs, Optuna {m['optuna']}, "
+        f"BoTorch {m['botorch']}, torch {m['torch']}; load avg {m['load_avg_1_5_15_at_start']} -> "
+        f"{m['load_avg_1_5_15_at_end']}; {s['n_obs']} observations, {s['workers'] - 1} "
+        f"pending, {s['proposals']} proposals each (the first one cold)"
+    )
+    rows = [["problem", "sampler", "median s", "max s", "median CPU s", "seconds"]]
+    for t in report["timings"]:
+        cpu = statistics.median(t["cpu_seconds"]) if t["cpu_seconds"] else None
+        cells = [_fmt(t["median_s"]), _fmt(t["max_s"]), _fmt(cpu)]
+        detail = t["error"] or " ".join(f"{x:.2f}" for x in t["seconds"])
+        rows.append([t["problem"], t["sampler"], *cells, detail])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) if j in (0, 1, 5) else c.rjust(w) for j, (c, w) in
+                        enumerate(zip(r, widths))))  # fmt: skip
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--problems", type=_names, default=DEFAULT_PROBLEMS,
+                        help=f"comma-separated, of {list(PROBLEMS)}")  # fmt: skip
+    parser.add_argument("--samplers", type=_names, default=DEFAULT_SAMPLERS,
+                        help="comma-separated: optuna-gp and tradeoff optimizer names")  # fmt: skip
+    parser.add_argument("--n-obs", type=int, default=200, help="completed trials before timing")
+    parser.add_argument("--proposals", type=int, default=5, help="timed proposals per sampler")
+    parser.add_argument("--workers", type=int, default=2, help="workers - 1 trials are pending")
+    parser.add_argument("--fill", choices=list(FILLS), default="random",
+                        help="who proposed the observations (NSGA-II: larger fronts)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.problems if p not in PROBLEMS]
+    if unknown or args.n_obs < 1 or args.proposals < 1 or args.workers < 1:
+        parser.error(f"unknown problems {unknown}, or a count < 1")
+    return args
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet()
+    report = run(args)
+    print_report(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
