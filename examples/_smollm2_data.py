@@ -51,8 +51,8 @@ def keep_param(i: int) -> str:
 
 
 def bits_param(i: int) -> str:
-    """The Config key of block ``i``'s weight bits (its layers are tied, named after q_proj)."""
-    return f"quant.{BLOCKS}.{i}.self_attn.q_proj.bits"
+    """The Config key of block ``i``'s weight bits (its layers are tied, named after it)."""
+    return f"quant.{BLOCKS}.{i}.bits"
 
 
 # Files shipped in wheels ----------------------------------------------------------------------

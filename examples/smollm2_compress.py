@@ -43,7 +43,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _smollm2_data, also under runpy
@@ -78,7 +77,9 @@ N_BLOCKS = len(SKELETON.get_submodule(data.BLOCKS))
 space = SearchSpace.merge(
     arch=ArchitectureSpace.elastic(SKELETON, drop_blocks=True, blocks=data.BLOCKS),
     quant=QuantizationSpace.for_model(
-        SKELETON, tie=[f"{data.BLOCKS}.{i}.*" for i in range(N_BLOCKS)], **QUANT_KW
+        SKELETON,
+        tie={f"{data.BLOCKS}.{i}": f"{data.BLOCKS}.{i}.*" for i in range(N_BLOCKS)},
+        **QUANT_KW,
     ),
 )
 
@@ -173,9 +174,8 @@ def measure(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"kl": evaluate(config)["kl"], "size_mb": size, "within_budget": size <= BUDGET_MB}
 
 
-# additive_proxy groups knobs into layers by name; the quantization space names a block's tied
-# group after its first layer (model.layers.3.self_attn.q_proj), the architecture space after the
-# block (model.layers.3). Renamed so both knobs of a block form one layer: its options are then
+# additive_proxy groups knobs into layers by name: the short names make a block's two knobs
+# (arch.model.layers.3.keep, quant.model.layers.3.bits) one layer, whose options are then
 # "dropped" or "kept at b bits", and the size is additive over blocks.
 PROXY_NAMES = {
     **{f"{data.BLOCKS}.{i}.keep": data.keep_param(i) for i in range(N_BLOCKS)},
@@ -226,11 +226,11 @@ def proxy_baselines(
 
 
 # Searches -------------------------------------------------------------------------------------
-def make_optimizer(name: str, *, seed: int, population: int) -> Any:
-    """``"evolution"``: the EvolutionSampler with a small population (the preset sizes it for
-    the trial count, larger than the few top-rung Configs a multi-fidelity run completes);
-    any other name is passed to ``optimize`` as is."""
-    if name != "evolution":
+def make_optimizer(name: str, *, seed: int, population: int | None) -> Any:
+    """``"evolution"`` with ``population``: the EvolutionSampler with that population (else
+    the preset's, which fills from lower rungs under multi-fidelity); any other name is passed
+    to ``optimize`` as is."""
+    if name != "evolution" or population is None:
         return name
     objset = ObjectiveSet.build(objectives, constraints)
     return EvolutionSampler(population_size=population, seed=seed, space=space, objectives=objset)
@@ -243,15 +243,10 @@ def ship_helper_to_ray() -> None:
     ray.cloudpickle.register_pickle_by_value(data)
 
 
-def seeded_study(name: str) -> optuna.storages.BaseStorage:
-    """An in-memory study whose first trials are the uniform Configs within the budget: as
-    EvoPress, the search starts from uniform compression (random Configs drop half the blocks)."""
-    storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(storage=storage, study_name=name, directions=["minimize"] * 2)
-    for bits in BITS:
-        if size_mb(uniform(bits)) <= BUDGET_MB:
-            study.enqueue_trial(space.encode(uniform(bits)))
-    return storage
+def uniform_starts() -> list[dict[str, Any]]:
+    """The uniform Configs within the budget: as EvoPress, the search starts from uniform
+    compression (random Configs drop half the blocks)."""
+    return [uniform(bits) for bits in BITS if size_mb(uniform(bits)) <= BUDGET_MB]
 
 
 def search(args: argparse.Namespace, *, multi_fidelity: bool, **kwargs: Any) -> dict[str, Any]:
@@ -264,7 +259,7 @@ def search(args: argparse.Namespace, *, multi_fidelity: bool, **kwargs: Any) -> 
     load_start, start = os.getloadavg()[0], time.perf_counter()
     result = tradeoff.optimize(
         evaluate, space, objectives=objectives, constraints=constraints,
-        storage=seeded_study(name), study_name=name,
+        study_name=name, initial_configs=uniform_starts(),
         fidelity=fidelity if multi_fidelity else None,
         optimizer=make_optimizer(optimizer, seed=args.seed, population=args.population),
         n_workers=args.n_workers, backend=args.backend, ray_actors=args.backend == "ray",
@@ -402,7 +397,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-trials", type=int, default=100, help="Configs of the MF search")
     parser.add_argument("--optimizer", default="evolution")
-    parser.add_argument("--population", type=int, default=4, help="evolution's population")
+    parser.add_argument("--population", type=int, default=None,
+                        help="evolution's population (default: the preset's)")  # fmt: skip
     parser.add_argument("--also", nargs="*", default=[], help="more MF runs: optimizer names")
     parser.add_argument("--backend", default="local", choices=["local", "ray"])
     parser.add_argument("--n-workers", type=int, default=1)

@@ -213,6 +213,19 @@ def test_resume_runs_only_the_missing_trials(tmp_path):
     assert third.calls == []
 
 
+def test_initial_configs_run_first_once_and_count_toward_the_budget(tmp_path):
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    corners = [{name: value for name in ZDT_SPACE} for value in (0.0, 1.0)]
+    first = Counting()
+    result = run(first, n_trials=5, storage=url, study_name="s", initial_configs=corners)
+    assert first.calls[:2] == corners and len(first.calls) == 5
+    assert result.trials["status"].eq("complete").all()
+    # Resuming with the same initial Configs does not evaluate them again.
+    second = Counting()
+    run(second, n_trials=8, storage=url, study_name="s", initial_configs=corners)
+    assert len(second.calls) == 3 and not any(c in corners for c in second.calls)
+
+
 def test_interrupted_search_reenqueues_its_running_trials(tmp_path):
     url = f"sqlite:///{tmp_path / 'i.db'}"
 
@@ -302,6 +315,14 @@ def test_rerun_right_after_a_crash_waits_for_the_dead_drivers_trials(tmp_path):
         ({"space": {"x": Float(0, 1)}}, TypeError, "must be a tradeoff.spaces.SearchSpace"),
         ({"space": SearchSpace({"f1": Float(0, 1)})}, ValueError, "clash"),
         ({"trial_timeout": -1}, ValueError, "trial_timeout must be a positive"),
+        ({"initial_configs": {"x0": 0.5}}, TypeError, "must be a list of Configs"),
+        ({"initial_configs": [{"x0": 0.5}]}, ValueError, r"initial_configs\[0\].*missing"),
+        (
+            {"initial_configs": [{f"x{i}": 2.0 for i in range(4)}]},
+            ValueError,
+            r"initial_configs\[0\] has values outside the search space: x0=2.0",
+        ),
+        ({"initial_configs": [{}] * 13}, ValueError, "has 13 Configs but n_trials=12"),
     ],
 )
 def test_bad_input_fails_before_any_trial(kwargs, error, match):

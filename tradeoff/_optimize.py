@@ -52,6 +52,7 @@ def optimize(
     ray_actors: bool = False,
     show_progress: bool = True,
     fidelity: Fidelity | None = None,
+    initial_configs: Sequence[Mapping[str, Any]] | None = None,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
 
@@ -92,6 +93,10 @@ def optimize(
             the best ``1/eta`` of each rung up (asynchronous successive halving, ranked by
             non-dominated sorting and hypervolume contribution). ``n_trials`` counts Configs;
             only evaluations at the top budget complete and form the Pareto set.
+        initial_configs: Configs to evaluate first, before the optimizer proposes any
+            (e.g. uniform int8 and int4, or a known good setting, so the front starts from
+            them). They count toward ``n_trials``; one the study already has (any trial with
+            the same parameters, as when a search resumes) is not added again.
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -102,6 +107,7 @@ def optimize(
     objset = ObjectiveSet.build(objectives, constraints, metrics)
     _check_inputs(evaluate, space, objset, optimizer, n_trials, timeout, trial_timeout)
     _check_fidelity(evaluate, fidelity)
+    initial = _check_initial(space, initial_configs, n_trials)
     pool = _make_pool(
         backend,
         n_workers,
@@ -117,6 +123,8 @@ def optimize(
     # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
     # seed + count would, once one has k more trials to start from).
     existing = len(study.get_trials(deepcopy=False))
+    for params in initial:
+        study.enqueue_trial(params, skip_if_exists=True)
     study.sampler = make_sampler(
         optimizer,
         space=space,
@@ -207,6 +215,38 @@ def _check_inputs(
     for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}.")
+
+
+def _check_initial(space: SearchSpace, configs: Any, n_trials: int) -> list[dict[str, Any]]:
+    """``initial_configs`` -> the trial params to enqueue; a clear error for a bad one."""
+    if configs is None:
+        return []
+    if isinstance(configs, Mapping) or not isinstance(configs, Sequence):
+        raise TypeError(
+            "initial_configs must be a list of Configs (dicts of parameter -> value), "
+            f"got {type(configs).__name__}."
+        )
+    if len(configs) > n_trials:
+        raise ValueError(
+            f"initial_configs has {len(configs)} Configs but n_trials={n_trials}: raise "
+            "n_trials or pass fewer Configs."
+        )
+    params = []
+    for i, config in enumerate(configs):
+        if not isinstance(config, Mapping):
+            raise TypeError(f"initial_configs[{i}] must be a dict, got {type(config).__name__}.")
+        bad = {k: config[k] for k in space if k in config and not space[k].contains(config[k])}
+        if bad:
+            raise ValueError(
+                f"initial_configs[{i}] has values outside the search space: "
+                + ", ".join(f"{k}={v!r} (allowed: {space[k]!r})" for k, v in bad.items())
+            )
+        try:
+            encoded = space.encode(config)
+        except ValueError as error:
+            raise ValueError(f"initial_configs[{i}]: {error}") from None
+        params.append(encoded)
+    return params
 
 
 def _mix_seed(seed: int, existing: int) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 REQUIRED = ("space", "objectives", "evaluate")
-OPTIONAL = ("constraints", "metrics", "fidelity")
+OPTIONAL = ("constraints", "metrics", "fidelity", "initial_configs")
 STORAGE_ENV = "TRADEOFF_STORAGE"
 
 
@@ -155,6 +155,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         constraints=definition.get("constraints", ()),
         metrics=definition.get("metrics", ()),
         fidelity=definition.get("fidelity"),
+        initial_configs=definition.get("initial_configs"),
         optimizer=args.optimizer,
         n_trials=args.n_trials,
         n_workers=args.n_workers,

@@ -395,3 +395,61 @@ def test_beats_random_search_on_a_small_bit_allocation_budget():
         evolution = search(bits_sampler(seed=0, n_trials=60))
         random = search("random")
     assert evolution > random * 1.05
+
+
+def _rung_result(study, params, dists, values, rung, state=TrialState.PRUNED):
+    from tradeoff._study import ATTR_FIDELITY, ATTR_RESULT
+
+    names = study.metric_names
+    attrs = {ATTR_FIDELITY: {"rung": rung, "budget": 10 * (rung + 1), "name": "steps"}}
+    attrs[ATTR_RESULT] = {"values": dict(zip(names, values)), "constraints": {}}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            params=params,
+            distributions=dists,
+            user_attrs=attrs,
+            values=values if state == TrialState.COMPLETE else None,
+        )
+    )
+
+
+def test_multi_fidelity_parents_come_from_lower_rungs_before_any_trial_completes():
+    # Under multi-fidelity only a few Configs reach the top rung; evolution must already
+    # breed from the PRUNED lower-rung results (their metrics are in tradeoff.result).
+    layers = [f"l{i}.bits" for i in range(8)]
+    space = SearchSpace({name: Ordinal([2, 4, 8]) for name in layers})
+    dists = space.distributions()
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.set_metric_names(["error", "size"])
+    for i, name in enumerate(layers):  # parents: every layer at 2 bits but one at 4
+        params = {n: 1 if n == name else 0 for n in layers}
+        _rung_result(study, params, dists, [1.0 - 0.1 * i, 1.0 + 0.1 * i], rung=0)
+    sampler = EvolutionSampler(seed=0, space=space, population_size=8)
+    study.sampler = sampler
+    low = []
+    for _ in range(20):
+        trial = study.ask(dists)
+        low.append(np.mean([trial.params[n] == 0 for n in layers]))
+        study.tell(trial, state=TrialState.FAIL)
+    assert np.mean(low) > 0.6  # random proposals: 1/3 of the layers at the lowest level
+
+
+def test_multi_fidelity_top_rung_results_outrank_lower_rungs():
+    layers = [f"l{i}.bits" for i in range(4)]
+    space = SearchSpace({name: Ordinal([2, 4, 8]) for name in layers})
+    dists = space.distributions()
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.set_metric_names(["error", "size"])
+    top = {n: 2 for n in layers}
+    _rung_result(study, top, dists, [0.9, 0.9], rung=1, state=TrialState.COMPLETE)
+    # Better-looking numbers at the lower rung (another budget: not comparable).
+    for i in range(3):
+        params = {n: 0 if j == i else 1 for j, n in enumerate(layers)}
+        _rung_result(study, params, dists, [0.1, 0.1], rung=0)
+    _rung_result(study, top, dists, [0.95, 0.95], rung=0)  # the top Config's lower rung
+    sampler = EvolutionSampler(seed=0, space=space, population_size=3)
+    trial = study.ask(dists)
+    population = sampler._history(study, trial, dists).population
+    assert population.members[0] == top and population.ranks[0] == 0
+    assert len(population.members) == 3 and min(population.ranks[1:]) > 0

@@ -199,6 +199,20 @@ def test_tied_layers_share_one_setting():
     assert [getattr(q[i], QUANT_ATTR).bits for i in (0, 2, 4)] == [3, 3, 8]
 
 
+def test_named_tie_groups_name_their_parameters():
+    # A block's parameters named after the block: they group with the block's other
+    # spaces' parameters as one layer (crossover, baselines, allocation plots).
+    space = QuantizationSpace.for_model(_mlp(sizes=(16, 16, 16, 8)), tie={"block0": ["0", "2"]})
+    assert space.groups == {"block0": ("0", "2"), "4": ("4",)}
+    assert sorted(space) == ["4.bits", "block0.bits"]
+    q = space.apply(_mlp(sizes=(16, 16, 16, 8)), {"block0.bits": 3, "4.bits": 8})
+    assert [getattr(q[i], QUANT_ATTR).bits for i in (0, 2, 4)] == [3, 3, 8]
+    with pytest.raises(ValueError, match=r"tie group names \['4'\] are used twice"):
+        QuantizationSpace.for_model(_mlp(sizes=(16, 16, 16, 8)), tie={"4": ["0", "2"]})
+    with pytest.raises(TypeError, match="tie as a dict maps a group name"):
+        QuantizationSpace.for_model(_mlp(sizes=(16, 16, 16, 8)), tie={"b": [0]})
+
+
 def test_layers_sharing_a_weight_are_tied_automatically():
     model = _mlp(sizes=(16, 16, 16))
     model[2].weight = model[0].weight

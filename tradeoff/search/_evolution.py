@@ -15,6 +15,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff._pareto import hypervolume
+from tradeoff._study import ATTR_FIDELITY, ATTR_RESULT
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search._operators import (
     Crossover,
@@ -54,7 +55,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
       (uniform per-layer draws all cost about the mean). If the cheapest Config is
       infeasible, the first proposal raises ``ValueError``.
     * Measured constraints (``trial.constraints``) rank by constrained domination as in
-      Optuna's NSGA-II. FAIL and PRUNED trials (driver-rejected ones too) are not selected.
+      Optuna's NSGA-II. FAIL and PRUNED trials (driver-rejected ones too) are not selected,
+      except under multi-fidelity (``optimize(..., fidelity=...)``): a Config stopped below
+      the top rung is a parent by its highest rung's metrics, ranked below every Config of a
+      higher rung, so evolution starts once ``population_size`` Configs have any result.
     * The Config of an existing trial (complete, running or failed) is proposed again only if
       none of ``max_tries`` candidates is new.
     * Parallel workers: each proposal has its own random stream, seeded by ``(seed,
@@ -222,43 +226,92 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
     def _history(self, study: optuna.Study, trial: FrozenTrial, dists: Dists) -> _History:
         history = _History()
         fits = self._fits.setdefault((study.study_name, tuple(dists)), {})
-        complete: list[FrozenTrial] = []
+        best: dict[tuple[Any, ...], _Result] = {}  # each Config's highest-rung result
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number:
                 continue
             history.n_running += t.state == TrialState.RUNNING
             if not dists.keys() <= t.params.keys():
                 continue
-            history.seen.add(tuple(t.params[name] for name in dists))
-            if t.state != TrialState.COMPLETE or t.values is None:
+            key = tuple(t.params[name] for name in dists)
+            history.seen.add(key)
+            result = _result(study, t)
+            if result is None:
                 continue
             if t.number not in fits:  # trials of an older, different space are not parents
                 fits[t.number] = all(t.distributions[n] == d for n, d in dists.items())
-            if fits[t.number]:
-                complete.append(t)
-        history.n_complete = len(complete)
-        history.population = self._select(study, complete, tuple(dists))
+            if fits[t.number] and (key not in best or best[key].rung < result.rung):
+                best[key] = result
+        history.n_complete = len(best)
+        results = sorted(best.values(), key=lambda r: r.trial.number)
+        history.population = self._select(study, results, tuple(dists))
         return history
 
     def _select(
-        self, study: optuna.Study, complete: list[FrozenTrial], names: tuple[str, ...]
+        self, study: optuna.Study, results: list[_Result], names: tuple[str, ...]
     ) -> _Population:
-        key = (study.study_name, names, tuple(t.number for t in complete))
+        """Survivors, highest rung first: the best of the completed trials, then (when fewer
+        than the population size completed, as early in a multi-fidelity search) the best
+        results of the next rung down, and so on; a lower-rung member ranks below every
+        higher-rung one in tournaments."""
+        key = (study.study_name, names, tuple((r.trial.number, r.rung) for r in results))
         if self._survivors is not None and self._survivors[0] == key:
             return self._survivors[1]
-        population = _Population()
-        if complete:
-            sign = np.array(
-                [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+        sign = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
+        room = self.population_size(len(names))
+        members: list[Params] = []
+        all_ranks: list[np.ndarray] = []
+        all_scores: list[np.ndarray] = []
+        offset = 0
+        for rung in sorted({r.rung for r in results}, reverse=True):
+            if room <= 0:
+                break
+            group = [r for r in results if r.rung == rung]
+            values = np.array([r.values for r in group], dtype=float) * sign
+            penalty = np.array([r.violation for r in group])
+            chosen, ranks, scores = select_survivors(
+                values, penalty, min(room, len(group)), method=self._survival
             )
-            values = np.array([t.values for t in complete], dtype=float) * sign
-            penalty = np.array([sum(max(v, 0.0) for v in t.constraints.values()) for t in complete])
-            size = self.population_size(len(names))
-            chosen, ranks, scores = select_survivors(values, penalty, size, method=self._survival)
-            members = [{n: complete[i].params[n] for n in names} for i in chosen]
-            population = _Population(members, ranks[chosen], scores[chosen])
+            members += [{n: group[i].trial.params[n] for n in names} for i in chosen]
+            all_ranks.append(ranks[chosen] + offset)
+            all_scores.append(scores[chosen])
+            offset += int(ranks[chosen].max()) + 1
+            room -= len(chosen)
+        population = _Population()
+        if members:
+            population = _Population(members, np.concatenate(all_ranks), np.concatenate(all_scores))
         self._survivors = (key, population)
         return population
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One evaluated trial: its objective values, total constraint violation and rung
+    (``math.inf`` for a completed trial; a multi-fidelity rung below the top otherwise)."""
+
+    trial: FrozenTrial
+    values: tuple[float, ...]
+    violation: float
+    rung: float
+
+
+def _result(study: optuna.Study, trial: FrozenTrial) -> _Result | None:
+    """The result of a completed trial, or of a PRUNED one that tradeoff's multi-fidelity
+    driver stopped below the top rung with its metrics (``tradeoff.result``), else None."""
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        violation = sum(max(v, 0.0) for v in trial.constraints.values())
+        return _Result(trial, tuple(trial.values), violation, math.inf)
+    tag, run = trial.user_attrs.get(ATTR_FIDELITY), trial.user_attrs.get(ATTR_RESULT)
+    names = study.metric_names
+    if trial.state != TrialState.PRUNED or tag is None or not isinstance(run, dict) or not names:
+        return None
+    try:
+        values = tuple(float(run["values"][name]) for name in names)
+        constraints = run.get("constraints", {})
+        violation = sum(max(float(v), 0.0) for v in constraints.values())
+        return _Result(trial, values, violation, float(tag["rung"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass

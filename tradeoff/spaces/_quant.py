@@ -10,8 +10,9 @@ Parameters of each layer (or tied group) ``<name>``; a knob given one option is 
 * ``<name>.format`` / ``<name>.granularity``: ``Choice`` of :data:`FORMATS` / :data:`GRANULARITIES`;
   ``<name>.group_size``: ``Ordinal``, only if ``"group"`` is an option.
 
-A tied group (``tie=``) gets one set of parameters named after its first layer in model order
-(:attr:`QuantizationSpace.groups`). Layers sharing one weight tensor are tied automatically.
+A tied group (``tie=``) gets one set of parameters named after its first layer in model order,
+or the name it is given (``tie={"blocks.0": "blocks.0.*"}``; :attr:`QuantizationSpace.groups`).
+Layers sharing one weight tensor are tied automatically.
 Quantization is simulated (quantize-dequantize in place, keeping dtype and device), the standard
 way to evaluate mixed precision anywhere; :func:`to_int8_runtime` gives real int8 CPU kernels.
 """
@@ -90,7 +91,7 @@ class QuantizationSpace(ModelSpace):
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
-        tie: Sequence[str | Sequence[str]] = (),
+        tie: Sequence[str | Sequence[str]] | Mapping[str, str | Sequence[str]] = (),
     ) -> QuantizationSpace:
         """The space of ``model``'s layers; each knob takes one option or a sequence of them.
 
@@ -105,7 +106,11 @@ class QuantizationSpace(ModelSpace):
             exclude: Layer-name patterns to leave in float.
             types: Module types to quantize.
             tie: Groups of layers sharing one setting, each a pattern or a list of patterns:
-                ``tie=[("lm_head", "embed_out"), "blocks.0.attn.*_proj"]``.
+                ``tie=[("lm_head", "embed_out"), "blocks.0.attn.*_proj"]``, named after
+                their first layer; or a dict that names them, ``tie={"blocks.0":
+                "blocks.0.*"}`` (parameters ``blocks.0.bits``...), so that a block's
+                parameters of several spaces group as one layer for crossover and
+                baselines.
 
         Raises:
             TypeError: an argument has the wrong type, or a layer has no float weight.
@@ -355,33 +360,59 @@ def _distinct(name: str, items: list[Any]) -> list[Any]:
     return items
 
 
-def _tie_patterns(tie: Any) -> list[list[str]]:
+def _tie_patterns(tie: Any) -> list[tuple[str | None, list[str]]]:
+    """``tie=`` -> ``(name or None, patterns)`` per group."""
+    if isinstance(tie, Mapping):
+        named = [(k, [v] if isinstance(v, str) else v) for k, v in tie.items()]
+        if all(isinstance(k, str) and k for k, _ in named) and all(
+            v and isinstance(v, Sequence) and _strs(v) for _, v in named
+        ):
+            return [(k, list(v)) for k, v in named]
+        raise TypeError(
+            "tie as a dict maps a group name to a pattern or a list of patterns, e.g. "
+            f"tie={{'blocks.0': 'blocks.0.*'}}; got {tie!r}."
+        )
     ok = isinstance(tie, Sequence) and not isinstance(tie, str)
     groups = [[g] if isinstance(g, str) else g for g in tie] if ok else []
     if not ok or not all(g and isinstance(g, Sequence) and _strs(g) for g in groups):
         raise TypeError(
             "tie takes a list of groups, each a pattern or a list of patterns, e.g. "
-            f"tie=[('lm_head', 'embed_out'), 'blocks.0.attn.*']; got {tie!r}."
+            f"tie=[('lm_head', 'embed_out'), 'blocks.0.attn.*'], or a dict naming them; "
+            f"got {tie!r}."
         )
-    return [list(g) for g in groups]
+    return [(None, list(g)) for g in groups]
 
 
 def _strs(items: Sequence[Any]) -> bool:
     return all(isinstance(p, str) for p in items)
 
 
-def _tie_layers(layers: Mapping[str, nn.Module], tie: list[list[str]]) -> dict[str, list[str]]:
-    """Parameter prefix (first layer in model order) -> layers, from ties and shared weights."""
+def _tie_layers(
+    layers: Mapping[str, nn.Module], tie: list[tuple[str | None, list[str]]]
+) -> dict[str, list[str]]:
+    """Parameter prefix (the group's name, else its first layer in model order) -> layers,
+    from ties and shared weights."""
     order = {name: i for i, name in enumerate(layers)}
     label = {name: name for name in layers}  # each layer's group, named by its first layer
     by_weight: dict[int, list[str]] = {}
     for name, module in layers.items():
         by_weight.setdefault(id(module.weight), []).append(name)
-    for members in [*_tie_members(layers, tie), *by_weight.values()]:
+    members_of = _tie_members(layers, [patterns for _, patterns in tie])
+    for members in [*members_of, *by_weight.values()]:
         old = {label[m] for m in members}
         new = min(old, key=order.__getitem__)
         label.update({name: new for name, group in label.items() if group in old})
-    return {g: [n for n in layers if label[n] == g] for g in dict.fromkeys(label.values())}
+    groups = {g: [n for n in layers if label[n] == g] for g in dict.fromkeys(label.values())}
+    names = {label[members[0]]: name for (name, _), members in zip(tie, members_of) if name}
+    keys = [names.get(g, g) for g in groups]
+    clash = sorted({k for k in keys if keys.count(k) > 1})
+    if clash:
+        raise ValueError(
+            f"tie group names {clash} are used twice (two groups, or a group and a layer): "
+            "give each group a name of its own."
+        )
+    renamed = dict(zip(keys, groups.values()))
+    return renamed
 
 
 def _tie_members(layers: Mapping[str, nn.Module], tie: list[list[str]]) -> list[list[str]]:
