@@ -21,6 +21,7 @@ def test_example_search_file_runs(path, monkeypatch):
         constraints=namespace.get("constraints", ()),
         metrics=namespace.get("metrics", ()),
         fidelity=namespace.get("fidelity"),
+        initial_configs=namespace.get("initial_configs"),
         optimizer="random",
         n_trials=6,
         seed=0,
