@@ -85,3 +85,21 @@ def test_faults_quick(tmp_path):
     assert r["trials_lost"] == 0
     assert r["completed"] + r["failed"] == r["trials_requested"]  # a trial may fail its retries
     assert r["finished_trials_rerun"] == 0 and r["worker_kills"] >= 1
+
+
+def test_multi_fidelity_quick(tmp_path):
+    out = tmp_path / "mf.json"
+    script = ROOT / "benchmarks" / "multi_fidelity.py"
+    args = ["--problems", "bits8", "--optimizers", "evolution,random", "--n-trials", "12"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args, "--seeds", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["median_hv_fraction"]["bits8"]) == {"evolution", "random"}
+    for run in report["runs"]:
+        assert 0 < run["hv_fraction"] <= 1
+        assert int(run["evaluations_by_rung"]["0"]) == 12  # every Config at the lowest budget
