@@ -71,7 +71,9 @@ def true_fraction(problem: Problem, study: optuna.Study) -> float:
     return problem.hv_fraction(np.array(rows, dtype=float)) if rows else 0.0
 
 
-def run_one(problem: Problem, optimizer: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    problem: Problem, optimizer: str, seed: int, args: argparse.Namespace
+) -> dict[str, Any]:
     start = time.perf_counter()
     result = tradeoff.optimize(
         noisy(problem, args.noise), problem.space,
@@ -116,10 +118,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_info(load), **source_info()},
         "settings": {
-            "problems": list(args.problems), "optimizers": list(args.optimizers),
-            "n_trials": args.n_trials, "seeds": args.seeds, "noise": args.noise,
-            "ladder": list(LADDER.budgets), "eta": LADDER.eta,
-        },  # fmt: skip
+            "problems": list(args.problems),
+            "optimizers": list(args.optimizers),
+            "n_trials": args.n_trials,
+            "seeds": args.seeds,
+            "noise": args.noise,
+            "ladder": list(LADDER.budgets),
+            "eta": LADDER.eta,
+        },
         "median_hv_fraction": median,
         "runs": runs,
         "benchmark_wall_s": time.perf_counter() - start,
