@@ -108,7 +108,23 @@ def bert_space(model, x):
     )  # fmt: skip
 
 
-CASES = {"mnist_cnn": (mnist_cnn, cnn_space), "mlp": (mlp, mlp_space), "bert": (bert, bert_space)}
+def bert_block_space(model, x):
+    # One sparsity, pattern and bit-width per encoder block (named tie groups).
+    blocks = {f"block{i}": f"*encoder.layer.{i}.*" for i in range(2)}
+    return SearchSpace.merge(
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.5, 0.9), pattern=("unstructured", "n:m"), tie=blocks
+        ),
+        quant=QuantizationSpace.for_model(model, bits=(3, 4, 8), exclude="classifier", tie=blocks),
+    )
+
+
+CASES = {
+    "mnist_cnn": (mnist_cnn, cnn_space),
+    "mlp": (mlp, mlp_space),
+    "bert": (bert, bert_space),
+    "bert_blocks": (bert, bert_block_space),
+}
 
 
 def reference(metric, model, x):
@@ -122,7 +138,7 @@ def snapshot(model):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_analytic_costs_equal_the_apply_path(case):
-    if case == "bert":
+    if case.startswith("bert"):
         pytest.importorskip("transformers")
     build, make_space = CASES[case]
     model, x = build()

@@ -358,3 +358,26 @@ def test_channel_pruning_skips_a_layer_forward_never_calls():
     groups, why = channel_groups(WithUnusedHead(), ["fc1", "fc2", "extra"], torch.randn(2, 8))
     assert set(groups) == {"fc1"}
     assert why["extra"] == "it is not called in forward"
+
+
+def test_tied_layers_share_one_sparsity_and_pattern():
+    model = mlp()
+    space = PruningSpace.for_model(
+        model, pattern=("unstructured", "n:m"), tie={"hidden": ["0", "2"]}
+    )
+    assert space.ties == {"0": "hidden", "2": "hidden"}
+    assert sorted(space) == ["4.pattern", "4.sparsity", "hidden.pattern", "hidden.sparsity"]
+    pruned = space.apply(
+        model, {"hidden.sparsity": 0.5, "hidden.pattern": "unstructured", "4.sparsity": 0.0,
+                "4.pattern": "unstructured"},
+    )  # fmt: skip
+    assert [float((pruned[i].weight == 0).float().mean()) for i in (0, 2, 4)] == [0.5, 0.5, 0.0]
+
+
+def test_bad_ties_are_clear_errors():
+    with pytest.raises(ValueError, match=r"tie group names \['4'\] are used twice"):
+        PruningSpace.for_model(mlp(), tie={"4": ["0", "2"]})
+    with pytest.raises(ValueError, match="take different pruning patterns"):
+        PruningSpace.for_model(mlp(), pattern=("unstructured", "channel"), tie=[("2", "4")])
+    with pytest.raises(ValueError, match="tie pattern 'nope' matches none of the layers to prune"):
+        PruningSpace.for_model(mlp(), tie=["nope"])

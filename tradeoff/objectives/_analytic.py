@@ -375,7 +375,8 @@ def _prune_units(part: PruningSpace, prefix: str) -> _Units:
     """Per layer: its parameter names, and (their values) -> ``(pattern, sparsity)``."""
     units = []
     for layer in part.plans:
-        local = [n for k in ("sparsity", "pattern") if (n := layer_param_name(layer, k)) in part]
+        names = (layer_param_name(part.prefix(layer), k) for k in ("sparsity", "pattern"))
+        local = [n for n in names if n in part]
         table = {v: part._choice(dict(zip(local, v)), layer) for v in _combos(part, local)}
         units.append(([prefix + n for n in local], table))
     return units

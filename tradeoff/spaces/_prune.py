@@ -7,6 +7,9 @@ Parameters, for each searched layer (``fc1``, ``features.0``, ...):
 - ``<layer>.pattern``: :class:`Choice` of patterns, only when several are searched
   (``pattern=("unstructured", "channel")``); each layer lists the patterns it can take.
 
+A tied group (``tie=``) shares one sparsity (and pattern), named after its first layer or the
+name it is given: ``tie={"blocks.3": "blocks.3.*"}`` gives ``blocks.3.sparsity``.
+
 Patterns:
 
 - ``"unstructured"``: zero the ``round(numel * sparsity)`` weights of smallest magnitude.
@@ -71,6 +74,8 @@ class PruningSpace(ModelSpace):
         sparsity: Sparsity levels, each in ``[0, 1)``.
         n_m: ``(n, m)`` of the ``"n:m"`` pattern.
         search_pattern: Add a ``<layer>.pattern`` parameter to every layer.
+        ties: Layer -> the parameter prefix it shares with its tied group (layers not listed
+            have their own parameters).
     """
 
     stage: ClassVar[str] = "prune"
@@ -82,14 +87,20 @@ class PruningSpace(ModelSpace):
         sparsity: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
         n_m: tuple[int, int] = (2, 4),
         search_pattern: bool = False,
+        ties: Mapping[str, str] | None = None,
     ) -> None:
         self.levels = _check_sparsity(sparsity)
         self.n, self.m = _check_n_m(n_m)
         self.plans = dict(plans)
+        self.ties = {layer: prefix for layer, prefix in (ties or {}).items() if layer in plans}
         params: dict[str, Parameter] = {}
         for layer, plan in self.plans.items():
-            params.update(self._layer_params(layer, plan, search_pattern))
+            params.update(self._layer_params(self.prefix(layer), plan, search_pattern))
         super().__init__(params)
+
+    def prefix(self, layer: str) -> str:
+        """The parameter prefix of ``layer``: its tied group's name, else its own."""
+        return self.ties.get(layer, layer)
 
     @classmethod
     def for_model(
@@ -103,6 +114,7 @@ class PruningSpace(ModelSpace):
         exclude: str | Sequence[str] | None = None,
         types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
         sample_input: Any = None,
+        tie: Sequence[str | Sequence[str]] | Mapping[str, str | Sequence[str]] = (),
     ) -> PruningSpace:
         """The pruning space of ``model``'s layers of ``types`` matching ``include``/``exclude``.
 
@@ -121,6 +133,11 @@ class PruningSpace(ModelSpace):
             types: Module types to search.
             sample_input: One batch of model input, needed for channel pruning of a
                 convolution flattened into a ``Linear`` (only its shape and dtype are used).
+            tie: Groups of layers sharing one sparsity (and pattern), as in
+                ``QuantizationSpace.for_model``: a list of patterns or lists of patterns
+                (named after their first layer), or a dict naming them,
+                ``tie={"blocks.3": "blocks.3.*"}``. A group's layers must take the same
+                patterns.
 
         Raises:
             TypeError: an argument has the wrong type.
@@ -141,7 +158,13 @@ class PruningSpace(ModelSpace):
         if "channel" in patterns:
             groups, channel_why = channel_groups(model, layers, sample_input)
         plans = _plans(patterns, layers, nm_why, groups, channel_why, explicit=include is not None)
-        return cls(plans, sparsity=levels, n_m=(n, m), search_pattern=not isinstance(pattern, str))
+        return cls(
+            plans,
+            sparsity=levels,
+            n_m=(n, m),
+            search_pattern=not isinstance(pattern, str),
+            ties=_ties(plans, tie),
+        )
 
     def _layer_params(
         self, layer: str, plan: LayerPlan, search_pattern: bool
@@ -156,9 +179,9 @@ class PruningSpace(ModelSpace):
         return params
 
     def _choice(self, config: Mapping[str, Any], layer: str) -> tuple[str, float]:
-        plan = self.plans[layer]
-        pattern = config.get(layer_param_name(layer, "pattern"), plan.patterns[0])
-        return str(pattern), float(config[layer_param_name(layer, "sparsity")])
+        plan, prefix = self.plans[layer], self.prefix(layer)
+        pattern = config.get(layer_param_name(prefix, "pattern"), plan.patterns[0])
+        return str(pattern), float(config[layer_param_name(prefix, "sparsity")])
 
     def _apply(self, model: nn.Module, config: Mapping[str, Any]) -> nn.Module:
         chosen = {layer: self._choice(config, layer) for layer in self.plans}
@@ -188,6 +211,34 @@ class PruningSpace(ModelSpace):
         if original is not None:
             info = PruneInfo("channel", s, original_out=original)
             setattr(model.get_submodule(layer), PRUNE_ATTR, info)
+
+
+def _ties(plans: Mapping[str, LayerPlan], tie: Any) -> dict[str, str]:
+    """``tie=`` -> layer -> its group's parameter prefix (tied layers only)."""
+    from tradeoff.spaces._quant import _tie_members, _tie_patterns
+
+    named = _tie_patterns(tie)
+    members_of = _tie_members(plans, [patterns for _, patterns in named], what="prune")
+    ties: dict[str, str] = {}
+    for (name, _), members in zip(named, members_of):
+        kinds = {plans[m].patterns for m in members}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"Tied layers {members} take different pruning patterns "
+                f"({sorted(kinds)}); tie layers that take the same ones."
+            )
+        ties.update({m: name or members[0] for m in members})
+    owners: dict[str, set[tuple[str, str]]] = {}
+    for layer in plans:
+        owner = ("group", ties[layer]) if layer in ties else ("layer", layer)
+        owners.setdefault(ties.get(layer, layer), set()).add(owner)
+    clash = sorted(p for p, o in owners.items() if len(o) > 1)
+    if clash:
+        raise ValueError(
+            f"tie group names {clash} are used twice (two groups, or a group and a layer): "
+            "give each group a name of its own."
+        )
+    return ties
 
 
 # Weight patterns ---------------------------------------------------------------------------

@@ -415,12 +415,14 @@ def _tie_layers(
     return renamed
 
 
-def _tie_members(layers: Mapping[str, nn.Module], tie: list[list[str]]) -> list[list[str]]:
+def _tie_members(
+    layers: Mapping[str, Any], tie: list[list[str]], what: str = "quantize"
+) -> list[list[str]]:
     groups: list[list[str]] = []
     for i, patterns in enumerate(tie):
         for pattern in (p for p in patterns if not any(_matches(n, p) for n in layers)):
             raise ValueError(
-                f"tie pattern {pattern!r} matches none of the layers to quantize; "
+                f"tie pattern {pattern!r} matches none of the layers to {what}; "
                 f"candidates: {_preview(layers)}."
             )
         groups.append([name for name in layers if _matches(name, patterns)])
