@@ -20,7 +20,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optimizers import machine_info, quiet, source_info
+from optimizers import comma_names, machine_info, quiet, source_info, write_report
 from problems import PROBLEMS, Problem, make_problems
 
 import tradeoff
@@ -145,9 +144,9 @@ def print_report(report: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--problems", type=_names, default=DEFAULT_PROBLEMS,
+    parser.add_argument("--problems", type=comma_names, default=DEFAULT_PROBLEMS,
                         help=f"comma-separated, of {list(PROBLEMS)}")  # fmt: skip
-    parser.add_argument("--optimizers", type=_names, default=DEFAULT_OPTIMIZERS)
+    parser.add_argument("--optimizers", type=comma_names, default=DEFAULT_OPTIMIZERS)
     parser.add_argument("--n-trials", type=int, default=90, help="Configs per search")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.3, help="relative noise at budget 1")
@@ -159,17 +158,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet()
     report = run(args)
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -516,8 +516,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 30 trials, a subset")
-    parser.add_argument("--problems", type=_names, help=f"comma-separated, of {list(PROBLEMS)}")
-    parser.add_argument("--optimizers", type=_names, help="comma-separated optimizer names")
+    parser.add_argument(
+        "--problems", type=comma_names, help=f"comma-separated, of {list(PROBLEMS)}"
+    )
+    parser.add_argument("--optimizers", type=comma_names, help="comma-separated optimizer names")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3, quick 2)")
     parser.add_argument("--n-trials", type=int, help="budget per run (default 100, quick 30)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
@@ -526,8 +528,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _names(text: str) -> tuple[str, ...]:
+def comma_names(text: str) -> tuple[str, ...]:
+    """``"a, b,"`` -> ``("a", "b")``: an argparse type for comma-separated names."""
     return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """Write ``report`` as indented JSON to ``out``, creating its directory."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -584,8 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(settings, args.quick)
     report["benchmark_wall_s"] = time.perf_counter() - start
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
     print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
     return 0
 

@@ -26,7 +26,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optimizers import machine_info, quiet, source_info
+from optimizers import comma_names, machine_info, quiet, source_info, write_report
 from optuna.trial import TrialState, create_trial
 from problems import PROBLEMS, Problem, make_problems
 
@@ -228,9 +227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--problems", type=_names, default=DEFAULT_PROBLEMS,
+    parser.add_argument("--problems", type=comma_names, default=DEFAULT_PROBLEMS,
                         help=f"comma-separated, of {list(PROBLEMS)}")  # fmt: skip
-    parser.add_argument("--samplers", type=_names, default=DEFAULT_SAMPLERS,
+    parser.add_argument("--samplers", type=comma_names, default=DEFAULT_SAMPLERS,
                         help="comma-separated: optuna-gp and tradeoff optimizer names")  # fmt: skip
     parser.add_argument("--n-obs", type=int, default=200, help="completed trials before timing")
     parser.add_argument("--proposals", type=int, default=5, help="timed proposals per sampler")
@@ -246,17 +245,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet()
     report = run(args)
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -10,24 +10,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-@pytest.mark.ray
-def test_engine_overhead_quick(tmp_path):
-    out = tmp_path / "engine.json"
-    # Its own process: the script starts and stops its own Ray instance.
+def run_script(name, out, *args):
+    """Run ``benchmarks/<name>`` in its own process with ``--out out``; its process, after
+    checking it exited 0 (each script starts and stops whatever it needs, e.g. Ray)."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "engine_overhead.py"),
-            "--quick",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / name), *args, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_engine_overhead_quick(tmp_path):
+    out = tmp_path / "engine.json"
+    proc = run_script("engine_overhead.py", out, "--quick")
     report = json.loads(out.read_text())
     engines = {row["engine"] for row in report["overhead"]}
     assert {"optuna study.optimize", "tradeoff local", "tradeoff ray"} <= engines
@@ -44,19 +44,7 @@ def test_engine_overhead_quick(tmp_path):
 @pytest.mark.slow
 def test_storage_load_quick(tmp_path):
     out = tmp_path / "load.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "storage_load.py"),
-            "--quick",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script("storage_load.py", out, "--quick")
     report = json.loads(out.read_text())
     n = report["settings"]["n_trials"]
     rows = {(row["storage"], row["drivers"]): row for row in report["rows"]}
@@ -73,14 +61,7 @@ def test_storage_load_quick(tmp_path):
 @pytest.mark.ray
 def test_faults_quick(tmp_path):
     out = tmp_path / "faults.json"
-    script = str(ROOT / "benchmarks" / "faults.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script("faults.py", out, "--quick")
     r = json.loads(out.read_text())["results"]
     assert r["trials_lost"] == 0
     assert r["completed"] + r["failed"] == r["trials_requested"]  # a trial may fail its retries
@@ -89,15 +70,8 @@ def test_faults_quick(tmp_path):
 
 def test_multi_fidelity_quick(tmp_path):
     out = tmp_path / "mf.json"
-    script = ROOT / "benchmarks" / "multi_fidelity.py"
     args = ["--problems", "bits8", "--optimizers", "evolution,random", "--n-trials", "12"]
-    proc = subprocess.run(
-        [sys.executable, str(script), *args, "--seeds", "1", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script("multi_fidelity.py", out, *args, "--seeds", "1")
     report = json.loads(out.read_text())
     assert set(report["median_hv_fraction"]["bits8"]) == {"evolution", "random"}
     for run in report["runs"]:
