@@ -213,3 +213,60 @@ def _preview(names: Iterable[str], limit: int = 12) -> str:
     shown = ", ".join(items[:limit])
     more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
     return f"[{shown}{more}]" if items else "(none)"
+
+
+# Tied groups (QuantizationSpace, PruningSpace) -----------------------------------------------
+def tie_patterns(tie: Any) -> list[tuple[str | None, list[str]]]:
+    """``tie=`` -> ``(name or None, patterns)`` per group."""
+    if isinstance(tie, Mapping):
+        named = [(k, [v] if isinstance(v, str) else v) for k, v in tie.items()]
+        if all(isinstance(k, str) and k for k, _ in named) and all(
+            v and isinstance(v, Sequence) and _strs(v) for _, v in named
+        ):
+            return [(k, list(v)) for k, v in named]
+        raise TypeError(
+            "tie as a dict maps a group name to a pattern or a list of patterns, e.g. "
+            f"tie={{'blocks.0': 'blocks.0.*'}}; got {tie!r}."
+        )
+    ok = isinstance(tie, Sequence) and not isinstance(tie, str)
+    groups = [[g] if isinstance(g, str) else g for g in tie] if ok else []
+    if not ok or not all(g and isinstance(g, Sequence) and _strs(g) for g in groups):
+        raise TypeError(
+            "tie takes a list of groups, each a pattern or a list of patterns, e.g. "
+            f"tie=[('lm_head', 'embed_out'), 'blocks.0.attn.*'], or a dict naming them; "
+            f"got {tie!r}."
+        )
+    return [(None, list(g)) for g in groups]
+
+
+def _strs(items: Sequence[Any]) -> bool:
+    return all(isinstance(p, str) for p in items)
+
+
+def tie_members(
+    layers: Mapping[str, Any], tie: list[list[str]], what: str = "quantize"
+) -> list[list[str]]:
+    """The layers of each tie group (patterns -> names, in model order); a clear error for a
+    pattern that matches none of ``layers`` (the layers to ``what``) or a layer in two groups."""
+    groups: list[list[str]] = []
+    for i, patterns in enumerate(tie):
+        for pattern in (p for p in patterns if not any(_matches(n, p) for n in layers)):
+            raise ValueError(
+                f"tie pattern {pattern!r} matches none of the layers to {what}; "
+                f"candidates: {_preview(layers)}."
+            )
+        groups.append([name for name in layers if _matches(name, patterns)])
+        for j, name in ((j, n) for j, g in enumerate(groups[:-1]) for n in g if n in groups[-1]):
+            raise ValueError(f"Layer {name!r} is in tie groups {j} and {i}; merge them into one.")
+    return groups
+
+
+def check_group_names(names: list[str]) -> None:
+    """``names``: the parameter prefix of every group and untied layer of a space; each must
+    be used once."""
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ValueError(
+            f"tie group names {clash} are used twice (two groups, or a group and a layer): "
+            "give each group a name of its own."
+        )

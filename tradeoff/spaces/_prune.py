@@ -44,9 +44,12 @@ from tradeoff.spaces._model import (
     PRUNE_ATTR,
     ModelSpace,
     PruneInfo,
+    check_group_names,
     find_module,
     layer_param_name,
     select_layers,
+    tie_members,
+    tie_patterns,
 )
 from tradeoff.spaces._params import Choice, Ordinal, Parameter
 
@@ -215,10 +218,8 @@ class PruningSpace(ModelSpace):
 
 def _ties(plans: Mapping[str, LayerPlan], tie: Any) -> dict[str, str]:
     """``tie=`` -> layer -> its group's parameter prefix (tied layers only)."""
-    from tradeoff.spaces._quant import _tie_members, _tie_patterns
-
-    named = _tie_patterns(tie)
-    members_of = _tie_members(plans, [patterns for _, patterns in named], what="prune")
+    named = tie_patterns(tie)
+    members_of = tie_members(plans, [patterns for _, patterns in named], what="prune")
     ties: dict[str, str] = {}
     for (name, _), members in zip(named, members_of):
         kinds = {plans[m].patterns for m in members}
@@ -228,16 +229,8 @@ def _ties(plans: Mapping[str, LayerPlan], tie: Any) -> dict[str, str]:
                 f"({sorted(kinds)}); tie layers that take the same ones."
             )
         ties.update({m: name or members[0] for m in members})
-    owners: dict[str, set[tuple[str, str]]] = {}
-    for layer in plans:
-        owner = ("group", ties[layer]) if layer in ties else ("layer", layer)
-        owners.setdefault(ties.get(layer, layer), set()).add(owner)
-    clash = sorted(p for p, o in owners.items() if len(o) > 1)
-    if clash:
-        raise ValueError(
-            f"tie group names {clash} are used twice (two groups, or a group and a layer): "
-            "give each group a name of its own."
-        )
+    groups = [ties[members[0]] for members in members_of]
+    check_group_names(groups + [layer for layer in plans if layer not in ties])
     return ties
 
 

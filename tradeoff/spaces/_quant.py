@@ -34,11 +34,12 @@ from tradeoff.spaces._model import (
     QUANT_ATTR,
     ModelSpace,
     QuantInfo,
-    _matches,
-    _preview,
+    check_group_names,
     find_module,
     layer_param_name,
     select_layers,
+    tie_members,
+    tie_patterns,
 )
 from tradeoff.spaces._params import Choice, Ordinal, Parameter
 
@@ -118,7 +119,7 @@ class QuantizationSpace(ModelSpace):
                 layer, or every knob is fixed.
         """
         options = _normalize_options(bits, act_bits, formats, granularity, group_size)
-        tie_groups = _tie_patterns(tie)
+        tie_groups = tie_patterns(tie)
         if all(len(values) == 1 for values in options.values()):
             fixed = {k: v[0] for k, v in options.items()}
             raise ValueError(
@@ -360,33 +361,6 @@ def _distinct(name: str, items: list[Any]) -> list[Any]:
     return items
 
 
-def _tie_patterns(tie: Any) -> list[tuple[str | None, list[str]]]:
-    """``tie=`` -> ``(name or None, patterns)`` per group."""
-    if isinstance(tie, Mapping):
-        named = [(k, [v] if isinstance(v, str) else v) for k, v in tie.items()]
-        if all(isinstance(k, str) and k for k, _ in named) and all(
-            v and isinstance(v, Sequence) and _strs(v) for _, v in named
-        ):
-            return [(k, list(v)) for k, v in named]
-        raise TypeError(
-            "tie as a dict maps a group name to a pattern or a list of patterns, e.g. "
-            f"tie={{'blocks.0': 'blocks.0.*'}}; got {tie!r}."
-        )
-    ok = isinstance(tie, Sequence) and not isinstance(tie, str)
-    groups = [[g] if isinstance(g, str) else g for g in tie] if ok else []
-    if not ok or not all(g and isinstance(g, Sequence) and _strs(g) for g in groups):
-        raise TypeError(
-            "tie takes a list of groups, each a pattern or a list of patterns, e.g. "
-            f"tie=[('lm_head', 'embed_out'), 'blocks.0.attn.*'], or a dict naming them; "
-            f"got {tie!r}."
-        )
-    return [(None, list(g)) for g in groups]
-
-
-def _strs(items: Sequence[Any]) -> bool:
-    return all(isinstance(p, str) for p in items)
-
-
 def _tie_layers(
     layers: Mapping[str, nn.Module], tie: list[tuple[str | None, list[str]]]
 ) -> dict[str, list[str]]:
@@ -397,7 +371,7 @@ def _tie_layers(
     by_weight: dict[int, list[str]] = {}
     for name, module in layers.items():
         by_weight.setdefault(id(module.weight), []).append(name)
-    members_of = _tie_members(layers, [patterns for _, patterns in tie])
+    members_of = tie_members(layers, [patterns for _, patterns in tie])
     for members in [*members_of, *by_weight.values()]:
         old = {label[m] for m in members}
         new = min(old, key=order.__getitem__)
@@ -405,27 +379,5 @@ def _tie_layers(
     groups = {g: [n for n in layers if label[n] == g] for g in dict.fromkeys(label.values())}
     names = {label[members[0]]: name for (name, _), members in zip(tie, members_of) if name}
     keys = [names.get(g, g) for g in groups]
-    clash = sorted({k for k in keys if keys.count(k) > 1})
-    if clash:
-        raise ValueError(
-            f"tie group names {clash} are used twice (two groups, or a group and a layer): "
-            "give each group a name of its own."
-        )
-    renamed = dict(zip(keys, groups.values()))
-    return renamed
-
-
-def _tie_members(
-    layers: Mapping[str, Any], tie: list[list[str]], what: str = "quantize"
-) -> list[list[str]]:
-    groups: list[list[str]] = []
-    for i, patterns in enumerate(tie):
-        for pattern in (p for p in patterns if not any(_matches(n, p) for n in layers)):
-            raise ValueError(
-                f"tie pattern {pattern!r} matches none of the layers to {what}; "
-                f"candidates: {_preview(layers)}."
-            )
-        groups.append([name for name in layers if _matches(name, patterns)])
-        for j, name in ((j, n) for j, g in enumerate(groups[:-1]) for n in g if n in groups[-1]):
-            raise ValueError(f"Layer {name!r} is in tie groups {j} and {i}; merge them into one.")
-    return groups
+    check_group_names(keys)
+    return dict(zip(keys, groups.values()))
