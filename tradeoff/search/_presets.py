@@ -95,6 +95,8 @@ def _known_costs_cheap(space: SearchSpace, objectives: ObjectiveSet | None) -> b
             start = time.perf_counter()
             objectives.known_values(config)
             seconds.append(time.perf_counter() - start)
+            if sum(t >= _CHEAP_COST_S for t in seconds) > _CHEAP_TIMED // 2:
+                return False  # the median is slow already: spare a slow cost more calls
     except Exception:  # a failing cost function is not one to call thousands of times
         return False
     return float(np.median(seconds)) < _CHEAP_COST_S
