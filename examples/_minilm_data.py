@@ -99,6 +99,10 @@ class Split:
             mask[r, : len(row)] = 1
         return {"input_ids": ids, "attention_mask": mask}, self.labels[list(map(int, index))]
 
+    def head(self, n: int) -> Split:
+        """The first ``n`` snippets (a random subset: splits are drawn in a seeded order)."""
+        return Split(self.ids[:n], self.labels[:n])
+
 
 def load_splits(
     n_train: int, n_eval: int, *, max_length: int = 64, seed: int = 0

@@ -206,6 +206,19 @@ def test_per_layer_knobs_follow_the_model_order(quant):
     assert _plot.per_layer_knobs([{"x0": 1.0, "x1": 2.0}]) == {}
 
 
+def test_peft_targets_form_one_panel_with_a_column_per_module():
+    config = {"peft.method": "lora", "peft.layer.0.rank": 4, "peft.layer.1.rank": 8,
+              "peft.target.query": True, "peft.target.attention.output.dense": False}  # fmt: skip
+    knobs = _plot.per_layer_knobs([config])
+    assert knobs == {
+        "peft.rank": {"layer.0": "peft.layer.0.rank", "layer.1": "peft.layer.1.rank"},
+        "peft.target": {
+            "query": "peft.target.query",
+            "attention.output.dense": "peft.target.attention.output.dense",
+        },
+    }
+
+
 def test_allocation_has_a_panel_per_knob_and_a_row_per_pareto_trial(quant, tmp_path):
     fig = _plot.plot_allocation(quant, tmp_path / "alloc.svg")
     assert [ax.get_title() for ax in fig.axes] == ["quant.bits", "prune.sparsity"]

@@ -12,9 +12,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 import tradeoff
+from tradeoff import _pareto
 from tradeoff._pareto import hypervolume
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search._evolution import EvolutionSampler, hv_contributions, select_survivors
+from tradeoff.search._evolution import EvolutionSampler
 from tradeoff.search._operators import (
     KnownCostGuard,
     LayerCrossover,
@@ -22,6 +23,7 @@ from tradeoff.search._operators import (
     group_layers,
     layer_of,
 )
+from tradeoff.search._survival import hv_contributions, select_survivors
 from tradeoff.spaces import Choice, Float, Int, Ordinal, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -178,6 +180,18 @@ def test_survival_ranks_feasible_first_and_hv_keeps_the_extremes():
     ref = np.full(3, 1.1)
     naive = [hypervolume(front, ref) - hypervolume(np.delete(front, i, 0), ref) for i in range(12)]
     np.testing.assert_allclose(hv_contributions(front), naive, atol=1e-12)
+    for m in (2, 3):  # a reference point per objective, as multi-fidelity promotion uses
+        angles = np.sort(np.random.default_rng(m).random(9)) * np.pi / 2
+        front = np.stack([np.cos(angles), np.sin(angles), np.ones(9)][:m], axis=1)
+        if m == 3:
+            front[:, 2] = np.random.default_rng(7).random(9)
+            front = front[_pareto.non_dominated(front)]
+        ref = np.array([1.3, 2.0, 1.5][:m])
+        naive = [
+            hypervolume(front, ref) - hypervolume(np.delete(front, i, 0), ref)
+            for i in range(len(front))
+        ]
+        np.testing.assert_allclose(hv_contributions(front, reference=ref), naive, atol=1e-12)
 
 
 # Sampler --------------------------------------------------------------------------------------

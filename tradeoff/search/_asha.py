@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff import _pareto
 from tradeoff._study import ATTR_FIDELITY, ATTR_RESULT
+from tradeoff.search._survival import hv_contributions
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -172,12 +173,8 @@ def rank(values: FloatArray, violation: FloatArray) -> list[int]:
 
 def _by_contribution(front: FloatArray, reference: FloatArray, index: np.ndarray[Any, Any]) -> Any:
     """``index`` sorted by each point's exclusive hypervolume contribution, largest first."""
-    total = _pareto.hypervolume(front, reference)
-    contribution = [
-        total - _pareto.hypervolume(np.delete(front, i, axis=0), reference)
-        for i in range(len(front))
-    ]
-    return index[np.argsort(-np.array(contribution), kind="stable")]
+    contribution = hv_contributions(front, reference=reference)
+    return index[np.argsort(-contribution, kind="stable")]
 
 
 def _value(trial: FrozenTrial, name: str) -> float:
