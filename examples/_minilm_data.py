@@ -48,10 +48,18 @@ BF16 = _BF16 == "1" or (_BF16 == "auto" and bool(getattr(torch.cpu, "_is_avx512_
 
 
 @contextmanager
-def autocast() -> Iterator[None]:
-    """CPU bfloat16 autocast if :data:`BF16` (thread-local: enter it in the worker thread)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+def autocast(device: torch.device | str = "cpu") -> Iterator[None]:
+    """bfloat16 autocast on ``device``: on CPU if :data:`BF16`, on CUDA if the GPU has bf16
+    (thread-local: enter it in the worker thread)."""
+    kind = torch.device(device).type
+    enabled = BF16 if kind == "cpu" else kind == "cuda" and torch.cuda.is_bf16_supported()
+    with torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled):
         yield
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters are."""
+    return next(model.parameters()).device
 
 
 # Data -----------------------------------------------------------------------------------------
@@ -88,8 +96,11 @@ class Split:
     ids: list[list[int]]
     labels: torch.Tensor
 
-    def batch(self, index: torch.Tensor | list[int]) -> tuple[Batch, torch.Tensor]:
-        """Inputs padded to the longest snippet of ``index``, and its labels ``(len(index),)``."""
+    def batch(
+        self, index: torch.Tensor | list[int], device: torch.device | str = "cpu"
+    ) -> tuple[Batch, torch.Tensor]:
+        """Inputs padded to the longest snippet of ``index``, and its labels ``(len(index),)``,
+        on ``device``."""
         rows = [self.ids[int(i)] for i in index]
         width = max(map(len, rows))
         ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -97,7 +108,8 @@ class Split:
         for r, row in enumerate(rows):
             ids[r, : len(row)] = torch.tensor(row)
             mask[r, : len(row)] = 1
-        return {"input_ids": ids, "attention_mask": mask}, self.labels[list(map(int, index))]
+        labels = self.labels[list(map(int, index))]
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}, labels.to(device)
 
     def head(self, n: int) -> Split:
         """The first ``n`` snippets (a random subset: splits are drawn in a seeded order)."""
@@ -135,13 +147,15 @@ def load_model() -> nn.Module:
 def probe_head(model: nn.Module, data: Split, path: Path) -> None:
     """Set ``model.classifier`` to a linear probe of the frozen pooled features (LP-FT: fine-tuning
     then starts from a fitted head, so short runs already say something). Cached in ``path``."""
+    device = device_of(model)
     if not path.exists():
         encoder = model.get_submodule("bert")
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), autocast(device):
             chunks = [
                 list(range(i, min(i + 64, len(data.ids)))) for i in range(0, len(data.ids), 64)
             ]
-            feats = [encoder(**data.batch(c)[0]).pooler_output.float() for c in chunks]
+            feats = [encoder(**data.batch(c, device)[0]).pooler_output.float().cpu()
+                     for c in chunks]  # fmt: skip
         x, y = torch.cat(feats), data.labels
         head = nn.Linear(x.shape[1], 2)
         opt = torch.optim.LBFGS(head.parameters(), max_iter=200, line_search_fn="strong_wolfe")
@@ -155,7 +169,8 @@ def probe_head(model: nn.Module, data: Split, path: Path) -> None:
         opt.step(loss)  # type: ignore[no-untyped-call]
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(head.state_dict(), path)
-    model.get_submodule("classifier").load_state_dict(torch.load(path, weights_only=True))
+    head_state = torch.load(path, map_location=device, weights_only=True)
+    model.get_submodule("classifier").load_state_dict(head_state)
 
 
 def sample_batch(split: Split, size: int = 1, length: int = 32) -> Batch:
@@ -222,28 +237,42 @@ def train(
         opt.load_state_dict(copy.deepcopy(start.optimizer))  # AdamW updates its state in place
         step = start.step
     model.eval()
+    device = device_of(model)
     for k in range(step, steps):
         for group in opt.param_groups:
             group["lr"] = settings.rate(method) * min(1.0, (k + 1) / settings.warmup)
-        inputs, labels = data.batch(batch_at(k, len(data.ids), settings))
-        with autocast():
+        inputs, labels = data.batch(batch_at(k, len(data.ids), settings), device)
+        with autocast(device):
             loss = nn.functional.cross_entropy(model(**inputs).logits.float(), labels)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
-    snapshot = {n: params[n].detach().clone() for n in names}
-    return TrainState(max(steps, step), snapshot, copy.deepcopy(opt.state_dict()))
+    snapshot = {n: params[n].detach().to("cpu", copy=True) for n in names}
+    return TrainState(max(steps, step), snapshot, _to_cpu(opt.state_dict()))
+
+
+def _to_cpu(state: Any) -> Any:
+    """A copy of an optimizer state dict with every tensor on the CPU (AdamW's
+    ``load_state_dict`` moves them back to its parameters' device)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: _to_cpu(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_cpu(v) for v in state)
+    return copy.deepcopy(state)
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
     """Top-1 accuracy on ``data``; snippets batched by length, so little padding is computed."""
     model.eval()
+    device = device_of(model)
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
     hits = 0
-    with autocast():
+    with autocast(device):
         for start in range(0, len(order), batch_size):
-            inputs, labels = data.batch(order[start : start + batch_size])
+            inputs, labels = data.batch(order[start : start + batch_size], device)
             hits += int((model(**inputs).logits.argmax(-1) == labels).sum())
     return hits / len(data.ids)
 

@@ -158,8 +158,9 @@ def dense_reference(model: nn.Module, seq_len: int, n_seqs: int) -> np.ndarray:
         ids = calibration(seq_len, n_seqs)
         logger.info("dense reference: %d x %d tokens -> %s", n_seqs, seq_len, path)
         out = np.empty((n_seqs, seq_len, model.config.vocab_size), dtype=np.float32)
+        device = next(model.parameters()).device
         for i in range(n_seqs):
-            out[i] = log_probs(model, ids[i : i + 1])[0].numpy()
+            out[i] = log_probs(model, ids[i : i + 1].to(device))[0].cpu().numpy()
         _atomic(path, lambda p: np.save(p, out))
     ref: np.ndarray = np.load(path, mmap_mode="r")
     return ref
@@ -170,6 +171,7 @@ def sequence_kl(model: nn.Module, ids: torch.Tensor, ref: np.ndarray) -> float:
     ``ref``: its dense log-probs ``(L, vocab)``."""
     logq = log_probs(model, ids)[0]
     logp = torch.from_numpy(np.array(ref, dtype=np.float32))  # a copy: the memmap is read-only
+    logp = logp.to(logq.device)
     return float((logp.exp() * (logp - logq)).sum())
 
 
@@ -184,10 +186,10 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 class _Loaded:
     """What a worker loads once: the model, the calibration data and the quantized parts."""
 
-    def __init__(self, seq_len: int, n_seqs: int) -> None:
-        self.model = load_model()
+    def __init__(self, seq_len: int, n_seqs: int, device: str) -> None:
+        self.model = load_model().to(device)
         self.ref = dense_reference(self.model, seq_len, n_seqs)
-        self.ids = calibration(seq_len, n_seqs)
+        self.ids = calibration(seq_len, n_seqs).to(device)
         self.dense_blocks = list(self.model.get_submodule(BLOCKS))
         self.dense_head: nn.Module = self.model.lm_head
         self.dense_embed: nn.Module = self.model.get_submodule("model.embed_tokens")
@@ -211,13 +213,20 @@ class Workspace:
         quant_kw: ``QuantizationSpace.for_model`` keywords (bits, granularity, group_size).
         seq_len: Tokens per calibration sequence.
         n_seqs: Calibration sequences at the full budget.
+        device: Where each worker puts the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
     """
 
     def __init__(
-        self, space: Any, quant_kw: Mapping[str, Any], *, seq_len: int, n_seqs: int
+        self,
+        space: Any,
+        quant_kw: Mapping[str, Any],
+        *,
+        seq_len: int,
+        n_seqs: int,
+        device: str = "cpu",
     ) -> None:
         self.space, self.quant_kw = space, dict(quant_kw)
-        self.seq_len, self.n_seqs = seq_len, n_seqs
+        self.seq_len, self.n_seqs, self.device = seq_len, n_seqs, str(device)
         self.threads: int | None = None  # torch threads in the worker (None: torch's default)
         self.__setstate__(self.__getstate__())
 
@@ -258,7 +267,7 @@ class Workspace:
         if self._loaded is None:
             if self.threads:
                 torch.set_num_threads(self.threads)
-            self._loaded = _Loaded(self.seq_len, self.n_seqs)
+            self._loaded = _Loaded(self.seq_len, self.n_seqs, self.device)
         return self._loaded
 
     def _apply(self, loaded: _Loaded, config: Mapping[str, Any]) -> nn.Module:

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,6 +115,8 @@ def trained_cnn(device: str | torch.device = "cpu") -> nn.Module:
 
 # The search: a search file defines space, objectives and evaluate ------------------------------
 DEVICE = os.environ.get("TRADEOFF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+if torch.device(DEVICE).type == "cuda" and not torch.cuda.is_available():
+    sys.exit(f"TRADEOFF_DEVICE={DEVICE} but torch sees no CUDA device; use TRADEOFF_DEVICE=cpu.")
 MODEL = trained_cnn(DEVICE)
 _, _, X_TEST, Y_TEST = load_mnist()
 SAMPLE = X_TEST[:1].to(DEVICE)

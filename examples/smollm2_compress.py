@@ -28,7 +28,8 @@ faster here than two Ray actors, see ``--backend-timing``):
 
     python examples/smollm2_compress.py --backend-timing 8 --seed 0
 
-It is also a search file: ``tradeoff run examples/smollm2_compress.py``.
+It is also a search file: ``tradeoff run examples/smollm2_compress.py``. Each worker runs the
+model on ``TRADEOFF_DEVICE`` (default ``cuda`` when torch sees a GPU, else ``cpu``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _smollm2_data, also under runpy
 
@@ -61,6 +63,10 @@ from tradeoff.search import (
 from tradeoff.spaces import ArchitectureSpace, QuantizationSpace, SearchSpace
 
 SMOKE = os.environ.get("TRADEOFF_SMOKE") == "1"
+# Where each worker runs the model: TRADEOFF_DEVICE, default cuda when torch sees a GPU.
+DEVICE = os.environ.get("TRADEOFF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+if torch.device(DEVICE).type == "cuda" and not torch.cuda.is_available():
+    sys.exit(f"TRADEOFF_DEVICE={DEVICE} but torch sees no CUDA device; use TRADEOFF_DEVICE=cpu.")
 SEQ_LEN = 32 if SMOKE else 128  # tokens per calibration sequence
 LADDER = (1, 2) if SMOKE else (1, 3, 9)  # calibration sequences per rung
 BITS = (4, 8) if SMOKE else (3, 4, 5, 6, 8)  # the smoke test quantizes fewer block copies
@@ -133,7 +139,7 @@ objectives = [
 # Pareto set, of MO-ASHA's promotions and of evolution's parents (constrained domination).
 constraints = [Constraint("size_mb", "<=", BUDGET_MB), Constraint("kl", "<=", KL_MAX)]
 fidelity = Fidelity(tuple(n * SEQ_LEN for n in LADDER), eta=2 if SMOKE else 3, name="tokens")
-WORKSPACE = data.Workspace(space, QUANT_KW, seq_len=SEQ_LEN, n_seqs=LADDER[-1])
+WORKSPACE = data.Workspace(space, QUANT_KW, seq_len=SEQ_LEN, n_seqs=LADDER[-1], device=DEVICE)
 
 
 def evaluate(config: Mapping[str, Any], budget: float | None = None) -> dict[str, float]:
@@ -445,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     rep: dict[str, Any] = {"settings": {
         "command": " ".join(["python", *sys.argv]), "seq_len": SEQ_LEN,
         "fidelity_tokens": list(fidelity.budgets), "eta": fidelity.eta, "quant": QUANT_KW,
-        "budget_mb": BUDGET_MB, "reference": REFERENCE,
+        "budget_mb": BUDGET_MB, "reference": REFERENCE, "device": DEVICE,
         "dense_fp32_mb": weight_storage_bytes(SKELETON) / 1e6,
         "auto_resolves_to": auto_optimizer(
             space, n_trials=args.n_trials, objectives=ObjectiveSet.build(objectives, constraints)

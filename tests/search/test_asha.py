@@ -154,6 +154,28 @@ def test_resume_never_reevaluates_a_finished_rung(tmp_path):
     assert (result.trials["rung"] == 0).sum() == 18
 
 
+def test_a_config_promoted_twice_by_racing_drivers_runs_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'mf.db'}"
+    first, more = Noisy(), Noisy()
+    run(first, 9, storage=url, study_name="mf")
+    study = optuna.load_study(study_name="mf", storage=url)
+    promoted = next(
+        t
+        for t in study.trials
+        if t.user_attrs["tradeoff.fidelity"].get("promoted_from") is not None
+    )
+    tag = promoted.user_attrs["tradeoff.fidelity"]
+    # A second driver chose the same promotion at the same moment and enqueued it too.
+    study.enqueue_trial(promoted.params, user_attrs={"tradeoff.fidelity": tag})
+    result = run(more, 10, storage=url, study_name="mf")
+    x = tuple(promoted.params[f"x{i}"] for i in range(3))
+    assert (x, tag["budget"]) not in more.calls
+    twin = result.trials[result.trials["promoted_from"] == tag["promoted_from"]]
+    original = result.trials.set_index("trial").loc[promoted.number, "status"]
+    assert sorted(twin["status"]) == sorted([original, "surplus"])
+    assert (result.trials["rung"] == 0).sum() == 10  # the surplus twin took no Config's place
+
+
 def test_an_evaluate_without_a_budget_argument_is_rejected_before_any_trial():
     with pytest.raises(TypeError, match=r"evaluate\(config, budget\)"):
         run(lambda config: {"f1": 0.0, "f2": 0.0}, 5)

@@ -276,6 +276,8 @@ class Driver:
                 self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
             if not self._claim(trial):
                 return
+            if self._promoted_twice(trial):
+                continue
             self._start(trial, trial_id)
 
     def _start(self, trial: optuna.Trial, trial_id: int | None) -> None:
@@ -322,6 +324,24 @@ class Driver:
         if "fixed_params" in fixed:
             self._requeue(trial.params, retry_attrs(trial.number, trial.user_attrs))
         return False
+
+    def _promoted_twice(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` promotes a Config that an earlier trial (a lower number) already
+        promotes: drivers sharing a study that picked the same promotion at the same moment.
+        The later ones are recorded as ``surplus`` (not counted) and do not run."""
+        source = (trial.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from")
+        if source is None:
+            return False
+        first = min(
+            t.number
+            for t in self.study.get_trials(deepcopy=False)
+            if (t.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from") == source
+        )
+        if first == trial.number:
+            return False
+        reason = f"trial {first} already promotes trial {source}'s Config (another driver)"
+        self._fail(trial, "surplus", reason, None, {})
+        return True
 
     def _others_hold_budget(self) -> bool:
         """The study is short of ``n_trials`` though this driver has nothing to start: other
