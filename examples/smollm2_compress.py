@@ -197,10 +197,11 @@ def from_proxy(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def proxy_baselines(
     fractions: Sequence[float], *, drop: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """The additive-proxy optimum (per-block KL on the lowest rung, exact knapsack) at budgets
     ``fractions`` of the size budget, each measured at the full budget; ``drop=False``: over
-    bits only (HAWQ-style), all blocks kept. Per-block changes start from uniform 8-bit."""
+    bits only (HAWQ-style), all blocks kept. Per-block changes start from uniform 8-bit.
+    Returns the rows, the proxy's cost and the Configs."""
     names = {k: v for k, v in PROXY_NAMES.items() if drop or not k.endswith(".keep")}
     proxy_space = SearchSpace({short: space[name] for short, name in names.items()})
     base = {short: True if short.endswith(".keep") else max(BITS) for short in names}
@@ -215,12 +216,12 @@ def proxy_baselines(
         # takes block 0 dropped: min_depth keeps it anyway, so dropping it looks free
     )
     seconds, new = time.perf_counter() - start, len(set(WORKSPACE.scores) - known)
-    rows = []
+    rows, configs = [], []
     kind = "depth + bits" if drop else "bits only"
     for (budget, short), predicted in zip(proxy.configs, proxy.predicted_error):
-        config = from_proxy(short)
+        configs.append(from_proxy(short))
         row = {"baseline": f"proxy ({kind}) <= {budget:.1f} MB", "predicted_kl": predicted}
-        rows.append({**row, **measure(config), **describe(config)})
+        rows.append({**row, **measure(configs[-1]), **describe(configs[-1])})
     info = {
         "error_calls": proxy.calls,
         "new_evaluations": new,
@@ -228,7 +229,7 @@ def proxy_baselines(
         "cost_additive": proxy.cost_additive,
         "infeasible_budgets": proxy.infeasible,
     }
-    return rows, info
+    return rows, info, configs
 
 
 # Searches -------------------------------------------------------------------------------------
@@ -255,8 +256,15 @@ def uniform_starts() -> list[dict[str, Any]]:
     return [uniform(bits) for bits in BITS if size_mb(uniform(bits)) <= BUDGET_MB]
 
 
-def search(args: argparse.Namespace, *, multi_fidelity: bool, **kwargs: Any) -> dict[str, Any]:
-    """One search from a cold KL cache; its result, wall time and the machine's load."""
+def search(
+    args: argparse.Namespace,
+    *,
+    multi_fidelity: bool,
+    starts: Sequence[Mapping[str, Any]] = (),
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """One search from a cold KL cache, starting from the uniform Configs within the budget and
+    ``starts``; its result, wall time and the machine's load."""
     if args.backend == "ray":
         ship_helper_to_ray()
     WORKSPACE.scores.clear()  # no Config starts with KL sums from an earlier run
@@ -265,7 +273,7 @@ def search(args: argparse.Namespace, *, multi_fidelity: bool, **kwargs: Any) -> 
     load_start, start = os.getloadavg()[0], time.perf_counter()
     result = tradeoff.optimize(
         evaluate, space, objectives=objectives, constraints=constraints,
-        study_name=name, initial_configs=uniform_starts(),
+        study_name=name, initial_configs=_unique([*uniform_starts(), *starts]),
         fidelity=fidelity if multi_fidelity else None,
         optimizer=make_optimizer(optimizer, seed=args.seed, population=args.population),
         n_workers=args.n_workers, backend=args.backend, ray_actors=args.backend == "ray",
@@ -412,34 +420,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="skip the run without MF")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--proxy-starts", action="store_true",
+                        help="also start the searches from the proxy's Configs")  # fmt: skip
     parser.add_argument("--backend-timing", type=int, default=0, metavar="N",
                         help="first time N Configs on local vs Ray actors")  # fmt: skip
     parser.add_argument("--report", type=Path, default=RESULTS / "smollm2_compress.json")
     parser.add_argument("--plots", type=Path, default=RESULTS / "smollm2_compress")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.proxy_starts and args.no_baselines:
+        parser.error("--proxy-starts starts from the additive-proxy baseline: drop --no-baselines.")
+    return args
 
 
-def baselines_phase(rep: dict[str, Any]) -> list[dict[str, Any]]:
+def baselines_phase(rep: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The baselines' rows, and the additive proxy's Configs within the size budget."""
     start = time.perf_counter()
     WORKSPACE.scores.clear()
     rows = uniform_baselines()
     fractions = (0.5, 0.625, 0.75, 0.875, 1.0)
-    depth_rows, rep["additive_proxy"] = proxy_baselines(fractions, drop=True)
-    bits_rows, rep["additive_proxy_bits_only"] = proxy_baselines(fractions, drop=False)
+    depth_rows, rep["additive_proxy"], depth = proxy_baselines(fractions, drop=True)
+    bits_rows, rep["additive_proxy_bits_only"], bits = proxy_baselines(fractions, drop=False)
     rep["baselines_s"] = time.perf_counter() - start
-    return rows + depth_rows + bits_rows
+    proxy = [c for c in depth + bits if size_mb(c) <= BUDGET_MB]
+    return rows + depth_rows + bits_rows, proxy
 
 
-def searches_phase(args: argparse.Namespace, rep: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The MF search, any ``--also`` MF searches, then the full-budget one for as long."""
-    runs = {"multi-fidelity": search(args, multi_fidelity=True, n_trials=args.n_trials)}
+def _unique(configs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``configs`` without repeats (the same model twice), in order."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in configs:
+        seen.setdefault(WORKSPACE.key(c), dict(c))
+    return list(seen.values())
+
+
+def searches_phase(
+    args: argparse.Namespace, rep: dict[str, Any], starts: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The MF search, any ``--also`` MF searches, then the full-budget one for as long; all
+    start from the uniform Configs within the budget and ``starts``."""
+    runs = {"multi-fidelity": search(args, multi_fidelity=True, n_trials=args.n_trials,
+                                     starts=starts)}  # fmt: skip
     for name in args.also:
         runs[f"multi-fidelity, {name}"] = search(
-            args, multi_fidelity=True, n_trials=args.n_trials, optimizer=name
+            args, multi_fidelity=True, n_trials=args.n_trials, optimizer=name, starts=starts
         )
     if not args.no_full:
         wall = runs["multi-fidelity"]["wall_s"]
-        runs["full budget"] = search(args, multi_fidelity=False, n_trials=10_000, timeout=wall)
+        runs["full budget"] = search(
+            args, multi_fidelity=False, n_trials=10_000, timeout=wall, starts=starts
+        )
         rep["fidelity"] = compare_fidelity(runs["multi-fidelity"], runs["full budget"])
     return runs
 
@@ -463,8 +492,9 @@ def main(argv: list[str] | None = None) -> None:
     rep["setup_s"] = time.perf_counter() - start
     print(f"ready after {rep['setup_s']:.0f} s; size budget {BUDGET_MB:.1f} MB "
           f"(int{BUDGET_BITS}); auto: {rep['settings']['auto_resolves_to']}")  # fmt: skip
-    baselines = [] if args.no_baselines else baselines_phase(rep)
-    runs = searches_phase(args, rep)
+    baselines, proxy = ([], []) if args.no_baselines else baselines_phase(rep)
+    rep["settings"]["proxy_starts"] = len(proxy) if args.proxy_starts else 0
+    runs = searches_phase(args, rep, proxy if args.proxy_starts else [])
     rep["runs"] = {name: run_summary(run) for name, run in runs.items()}
     fronts = {name: run["pareto"] for name, run in rep["runs"].items()}
     rep["baselines"] = [{**b, "beaten_by": beaten_by(b, fronts)} for b in baselines]
