@@ -176,6 +176,32 @@ def test_a_config_promoted_twice_by_racing_drivers_runs_once(tmp_path):
     assert (result.trials["rung"] == 0).sum() == 10  # the surplus twin took no Config's place
 
 
+def test_a_lost_promotion_is_retried_not_taken_for_a_duplicate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'mf.db'}"
+    first, more = Noisy(), Noisy()
+    run(first, 9, storage=url, study_name="mf")
+    study = optuna.load_study(study_name="mf", storage=url)
+    promoted = {t.user_attrs["tradeoff.fidelity"].get("promoted_from") for t in study.trials}
+    source = next(t for t in study.trials if t.number not in promoted and t.state.name == "PRUNED")
+    tag = LADDER.tag(1, source.number)
+    attrs = {"tradeoff.fidelity": tag, "tradeoff.config": source.params}
+    # The promotion's driver died mid-evaluation: the heartbeat check failed it (no status:
+    # "stale") and enqueued a retry with the same fidelity tag.
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL, params=source.params,
+            distributions=source.distributions, user_attrs=attrs,
+        )
+    )  # fmt: skip
+    study.enqueue_trial(source.params, user_attrs={"tradeoff.fidelity": tag})
+    result = run(more, 10, storage=url, study_name="mf")
+    x = tuple(source.params[f"x{i}"] for i in range(3))
+    assert (x, tag["budget"]) in more.calls
+    retry = result.trials[result.trials["promoted_from"] == source.number]
+    assert retry["status"].iloc[0] == "stale"
+    assert retry["status"].iloc[1] in ("promoted", "stopped")  # evaluated at rung 1
+
+
 def test_an_evaluate_without_a_budget_argument_is_rejected_before_any_trial():
     with pytest.raises(TypeError, match=r"evaluate\(config, budget\)"):
         run(lambda config: {"f1": 0.0, "f2": 0.0}, 5)

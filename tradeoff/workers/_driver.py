@@ -328,7 +328,8 @@ class Driver:
     def _promoted_twice(self, trial: optuna.Trial) -> bool:
         """Whether ``trial`` promotes a Config that an earlier trial (a lower number) already
         promotes: drivers sharing a study that picked the same promotion at the same moment.
-        The later ones are recorded as ``surplus`` (not counted) and do not run."""
+        The later ones are recorded as ``surplus`` (not counted) and do not run. An earlier
+        trial that was given up (lost, interrupted, surplus) holds nothing: its retry runs."""
         source = (trial.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from")
         if source is None:
             return False
@@ -336,6 +337,7 @@ class Driver:
             t.number
             for t in self.study.get_trials(deepcopy=False)
             if (t.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from") == source
+            and (t.state != TrialState.FAIL or trial_status(t) not in NOT_COUNTED)
         )
         if first == trial.number:
             return False
