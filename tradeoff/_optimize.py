@@ -21,7 +21,8 @@ from tradeoff.search._asha import Fidelity, Promoter
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import LocalPool, RayPool, WorkerPool
 from tradeoff.workers._base import AtBudget, check_n_workers
-from tradeoff.workers._driver import Driver, count_done
+from tradeoff.workers._budget import count_done
+from tradeoff.workers._driver import Driver
 
 logger = logging.getLogger("tradeoff")
 

@@ -32,7 +32,7 @@ from tradeoff._figures import (
     _save,
 )
 from tradeoff._result import SearchResult
-from tradeoff.workers._driver import NOT_COUNTED
+from tradeoff.workers._budget import NOT_COUNTED
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import numpy as np
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from tradeoff import _pareto
 from tradeoff._study import (
     ATTR_CONFIG,
     ATTR_ERROR,
@@ -40,11 +38,11 @@ from tradeoff._study import (
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers._base import Outcome, WorkerPool
+from tradeoff.workers._budget import NOT_COUNTED, claims, count_done, counts
+from tradeoff.workers._front import Front
 
 logger = logging.getLogger("tradeoff")
 
-# Statuses of FAIL trials that do not use up the evaluation budget.
-NOT_COUNTED = ("infeasible", "stale", "interrupted", "surplus")
 MAX_INFEASIBLE_STREAK = 1000
 
 
@@ -68,65 +66,6 @@ class _InFlight:
     deadline: float
     trial_id: int | None = None
     rung: dict[str, Any] | None = None  # the tradeoff.fidelity tag, with multi-fidelity
-
-
-class _Front:
-    """Running Pareto set and provisional hypervolume, for the progress bar.
-
-    Keeps only the non-dominated points plus the per-objective worst and best values, so each
-    update costs O(front size), not O(trials).
-    """
-
-    def __init__(self, directions: Sequence[str], reference: Sequence[float] | None) -> None:
-        self.directions = directions
-        self.reference = (
-            None if reference is None else _pareto.to_minimization(np.array(reference), directions)
-        )
-        self.front = np.empty((0, len(directions)))
-        self.worst = np.full(len(directions), -np.inf)
-        self.best = np.full(len(directions), np.inf)
-
-    def add(self, values: list[float]) -> None:
-        y = _pareto.to_minimization(np.array(values, dtype=float), self.directions)
-        self.worst, self.best = np.maximum(self.worst, y), np.minimum(self.best, y)
-        if np.any(np.all(self.front <= y, axis=1) & np.any(self.front < y, axis=1)):
-            return
-        keep = ~(np.all(y <= self.front, axis=1) & np.any(y < self.front, axis=1))
-        self.front = np.vstack([self.front[keep], y])
-
-    def stats(self) -> tuple[int, float]:
-        if len(self.front) == 0:
-            return 0, 0.0
-        ref = self.reference
-        if ref is None:
-            ref = _pareto.derive_reference(np.stack([self.worst, self.best]))
-        return len(self.front), _pareto.hypervolume(self.front, ref)
-
-
-def count_done(study: optuna.Study) -> int:
-    """Trials that used up budget: completed, pruned, or failed in evaluation."""
-    return sum(_counts(t) for t in study.get_trials(deepcopy=False))
-
-
-def _counts(t: FrozenTrial) -> bool:
-    if _rung(t) > 0:
-        return False  # a promotion: the budget counts Configs, not evaluations
-    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return t.state == TrialState.FAIL and trial_status(t) not in NOT_COUNTED
-
-
-def _claims(trials: Sequence[FrozenTrial], *, up_to: int | None = None) -> int:
-    """Trials holding budget (done, or running anywhere), optionally up to a trial number."""
-    return sum(
-        (_counts(t) or (t.state == TrialState.RUNNING and _rung(t) == 0))
-        and (up_to is None or t.number <= up_to)
-        for t in trials
-    )
-
-
-def _rung(t: FrozenTrial) -> int:
-    return int(t.user_attrs.get(ATTR_FIDELITY, {}).get("rung", 0))
 
 
 class Driver:
@@ -171,7 +110,7 @@ class Driver:
         self.on_progress, self.promoter = on_progress, promoter
         self._distributions = space.distributions()
         self._in_flight: dict[int, _InFlight] = {}
-        self._front = _Front(objectives.directions, reference)
+        self._front = Front(objectives.directions, reference)
         self._last_beat = 0.0
         self._last_recover = time.monotonic()
         self._heartbeat = _heartbeat_enabled(storage)
@@ -260,12 +199,12 @@ class Driver:
     def _fill(self) -> None:
         while len(self._in_flight) < self.pool.n_workers and self.stopped_reason is None:
             trials = self.study.get_trials(deepcopy=False)
-            self.done = sum(_counts(t) for t in trials)
+            self.done = sum(counts(t) for t in trials)
             promotion = None if self.promoter is None else self.promoter.next(trials)
             if promotion is not None:
                 tag = self.promoter.tag(promotion.rung, promotion.number)  # type: ignore[union-attr]
                 self.study.enqueue_trial(promotion.params, user_attrs={ATTR_FIDELITY: tag})
-            elif self.n_trials - _claims(trials) <= 0:
+            elif self.n_trials - claims(trials) <= 0:
                 return
             with warnings.catch_warnings():
                 # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
@@ -305,8 +244,8 @@ class Driver:
     def _budget_left(self) -> int:
         """``n_trials`` minus the study's trials that are done or running (any driver's)."""
         trials = self.study.get_trials(deepcopy=False)
-        self.done = sum(_counts(t) for t in trials)
-        return self.n_trials - _claims(trials)
+        self.done = sum(counts(t) for t in trials)
+        return self.n_trials - claims(trials)
 
     def _claim(self, trial: optuna.Trial) -> bool:
         """Whether ``trial`` fits the budget, given drivers that asked at the same moment.
@@ -315,8 +254,8 @@ class Driver:
         running, counted in number order) is the last one in; later ones are recorded as
         ``surplus`` (not counted) and their fixed parameters are enqueued again.
         """
-        claims = _claims(self.study.get_trials(deepcopy=False), up_to=trial.number)
-        if claims <= self.n_trials:
+        held = claims(self.study.get_trials(deepcopy=False), up_to=trial.number)
+        if held <= self.n_trials:
             return True
         reason = "the budget was filled by another driver sharing the study"
         self._fail(trial, "surplus", reason, None, {})
@@ -409,14 +348,14 @@ class Driver:
             write_constraints(self.storage, self.study, flight.trial.number, violations)
         flight.trial.set_user_attr(ATTR_RESULT, run)
         if flight.rung is not None and flight.rung["rung"] < self.promoter.top:  # type: ignore[union-attr]
-            self._stop_at_rung(flight)
+            self._stop_atrung_of(flight)
             return
         objective_values = [values[n] for n in self.objectives.names]
         self.study.tell(flight.trial, objective_values)
         if all(v <= 0 for v in violations):
             self._front.add(objective_values)
 
-    def _stop_at_rung(self, flight: _InFlight) -> None:
+    def _stop_atrung_of(self, flight: _InFlight) -> None:
         """End a lower-budget evaluation PRUNED; its metrics stay in ``tradeoff.result``."""
         assert flight.rung is not None and self.promoter is not None
         top = self.promoter.tag(self.promoter.top)
