@@ -25,7 +25,13 @@ def counts(t: FrozenTrial) -> bool:
         return False  # a promotion: the budget counts Configs, not evaluations
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return t.state == TrialState.FAIL and trial_status(t) not in NOT_COUNTED
+    return t.state == TrialState.FAIL and not given_up(t)
+
+
+def given_up(t: FrozenTrial) -> bool:
+    """Whether ``t`` ended without using budget: lost, interrupted, surplus, or rejected as
+    infeasible before it ran."""
+    return t.state == TrialState.FAIL and trial_status(t) in NOT_COUNTED
 
 
 def claims(trials: Sequence[FrozenTrial], *, up_to: int | None = None) -> int:

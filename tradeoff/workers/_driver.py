@@ -32,13 +32,12 @@ from tradeoff._study import (
     HEARTBEAT_INTERVAL_S,
     requeue_stale,
     retry_attrs,
-    trial_status,
     write_constraints,
 )
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers._base import Outcome, WorkerPool
-from tradeoff.workers._budget import NOT_COUNTED, claims, count_done, counts
+from tradeoff.workers._budget import claims, count_done, counts, given_up
 from tradeoff.workers._front import Front
 
 logger = logging.getLogger("tradeoff")
@@ -276,7 +275,7 @@ class Driver:
             t.number
             for t in self.study.get_trials(deepcopy=False)
             if (t.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from") == source
-            and (t.state != TrialState.FAIL or trial_status(t) not in NOT_COUNTED)
+            and not given_up(t)
         )
         if first == trial.number:
             return False
@@ -348,14 +347,14 @@ class Driver:
             write_constraints(self.storage, self.study, flight.trial.number, violations)
         flight.trial.set_user_attr(ATTR_RESULT, run)
         if flight.rung is not None and flight.rung["rung"] < self.promoter.top:  # type: ignore[union-attr]
-            self._stop_atrung_of(flight)
+            self._stop_at_rung(flight)
             return
         objective_values = [values[n] for n in self.objectives.names]
         self.study.tell(flight.trial, objective_values)
         if all(v <= 0 for v in violations):
             self._front.add(objective_values)
 
-    def _stop_atrung_of(self, flight: _InFlight) -> None:
+    def _stop_at_rung(self, flight: _InFlight) -> None:
         """End a lower-budget evaluation PRUNED; its metrics stay in ``tradeoff.result``."""
         assert flight.rung is not None and self.promoter is not None
         top = self.promoter.tag(self.promoter.top)
