@@ -39,7 +39,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _minilm_data, also under runpy
 
@@ -60,8 +60,6 @@ from tradeoff.objectives import (
 from tradeoff.search import Fidelity, uniform_configs
 from tradeoff.spaces import (
     ArchitectureSpace,
-    ModelSpace,
-    Ordinal,
     PEFTSpace,
     PruningSpace,
     QuantizationSpace,
@@ -91,34 +89,6 @@ PLOTS = ROOT / "benchmarks" / "results" / "minilm_peft"
 logger = logging.getLogger("minilm_peft")
 
 
-class BlockPruning(ModelSpace):
-    """Unstructured sparsity per transformer block: ``<block>.sparsity`` prunes every Linear of
-    the block. (``PruningSpace`` searches layer by layer; it has no ``tie=`` as
-    ``QuantizationSpace`` has, so this wraps one and ties its layers by block.)"""
-
-    stage: ClassVar[str] = "prune"
-
-    def __init__(self, layers: PruningSpace, blocks: Mapping[str, Sequence[str]]) -> None:
-        self.layers, self.blocks = layers, {b: list(names) for b, names in blocks.items()}
-        super().__init__({f"{b}.sparsity": Ordinal(list(layers.levels)) for b in self.blocks})
-
-    @classmethod
-    def for_model(cls, model: nn.Module, sparsity: Sequence[float]) -> BlockPruning:
-        """Every Linear of the blocks of ``model.bert.encoder.layer``, tied by block."""
-        layers = PruningSpace.for_model(model, sparsity, include=f"{STACK}.*")
-        blocks = {f"{STACK}.{i}": [n for n in layers.plans if n.startswith(f"{STACK}.{i}.")]
-                  for i in range(N_BLOCKS)}  # fmt: skip
-        return cls(layers, blocks)
-
-    def per_layer(self, config: Mapping[str, Any]) -> dict[str, float]:
-        """The per-layer Config of the wrapped ``PruningSpace``."""
-        return {f"{name}.sparsity": config[f"{b}.sparsity"]
-                for b, names in self.blocks.items() for name in names}  # fmt: skip
-
-    def _apply(self, model: nn.Module, config: Mapping[str, Any]) -> nn.Module:
-        return self.layers.apply(model, self.per_layer(config), inplace=True)
-
-
 # The model, the data and the space ----------------------------------------------------------
 # Fine-tuning and accuracy run on DEVICE; BASE stays on the CPU, where the known costs and the
 # CPU latency table are built from it.
@@ -137,7 +107,12 @@ PEFT = PEFTSpace.for_model(
     dropouts=(0.0,), targets=TARGETS, layers="last", task_type="SEQ_CLS",
 )  # fmt: skip
 ARCH = ArchitectureSpace.elastic(BASE, ffn_ratios=FFN_RATIOS)
-PRUNE = BlockPruning.for_model(BASE, sparsity=SPARSITY)
+PRUNE = PruningSpace.for_model(  # one sparsity per block, for every Linear in it
+    BASE,
+    SPARSITY,
+    include=f"{STACK}.*",
+    tie={f"{STACK}.{i}": f"{STACK}.{i}.*" for i in range(N_BLOCKS)},
+)
 QUANT = QuantizationSpace.for_model(
     BASE, bits=BITS, types=(nn.Linear, nn.Embedding), include=[f"{STACK}.*", EMBED],
     tie=[f"{STACK}.{i}.*" for i in range(N_BLOCKS)], granularity="group", group_size=64,
@@ -213,8 +188,8 @@ def trainable_k(config: Mapping[str, Any]) -> float:
 
 
 def _uniform_layers(sparsity: float, bits: int, embed_bits: int) -> dict[str, Any]:
-    """A Config of prune-by-layer + quant with every block at (sparsity, bits)."""
-    out: dict[str, Any] = {f"prune.{k}": sparsity for k in PRUNE.layers}
+    """A Config of prune + quant with every block at (sparsity, bits)."""
+    out: dict[str, Any] = {f"prune.{k}": sparsity for k in PRUNE}
     for name in QUANT:
         out[f"quant.{name}"] = embed_bits if name.startswith(EMBED) else bits
     return out
@@ -233,7 +208,7 @@ def _storage_table(
     Args:
         models: FFN ratio -> ``BASE`` with every block's FFN at that ratio.
     """
-    inner = SearchSpace.merge(prune=PRUNE.layers, quant=QUANT)
+    inner = SearchSpace.merge(prune=PRUNE, quant=QUANT)
     cost = {r: model_cost(inner, m, weight_storage_bytes) for r, m in models.items()}
     levels = [(r, s, b) for r in FFN_RATIOS for s in SPARSITY for b in BITS]
     block = {(r, s, b): cost[r](_uniform_layers(s, b, 8)) for r, s, b in levels}
