@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -13,20 +12,31 @@ import optuna
 from optuna.storages import BaseStorage
 from tqdm.auto import tqdm
 
-from tradeoff._result import META_COLUMNS, SearchResult
+from tradeoff._result import SearchResult
 from tradeoff._study import REFERENCE_ATTR, fixed_reference, make_storage, open_study
+from tradeoff._validate import (
+    SPACE_ATTR,
+    check_arguments,
+    check_backend,
+    check_fidelity,
+    check_initial,
+    check_known_costs,
+    check_stored_space,
+    space_signature,
+    usage_errors,
+)
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search import check_optimizer, make_sampler
+from tradeoff.search import auto_optimizer, make_sampler
 from tradeoff.search._asha import Fidelity, Promoter
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import LocalPool, RayPool, WorkerPool
-from tradeoff.workers._base import AtBudget, check_n_workers
+from tradeoff.workers._base import AtBudget
 from tradeoff.workers._budget import count_done
 from tradeoff.workers._driver import Driver
 
 logger = logging.getLogger("tradeoff")
 
-BACKENDS = ("local", "ray")
+OPTIMIZER_ATTR = "tradeoff.optimizer"  # what optimizer="auto" picked for the study
 
 
 def optimize(
@@ -105,21 +115,37 @@ def optimize(
     Raises:
         ValueError, TypeError: bad input, before any trial runs.
     """
-    objset = ObjectiveSet.build(objectives, constraints, metrics)
-    _check_inputs(evaluate, space, objset, optimizer, n_trials, timeout, trial_timeout)
-    _check_fidelity(evaluate, fidelity)
-    initial = _check_initial(space, initial_configs, n_trials)
-    pool = _make_pool(
-        backend,
-        n_workers,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        resources=resources,
-        max_retries=max_retries,
-        actors=ray_actors,
-    )
-    store, study = _open(storage, study_name, objset)
+    ray_options = {
+        "ray_address": ray_address,
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "resources": resources,
+        "max_retries": max_retries,
+        "ray_actors": ray_actors,
+    }
+    with usage_errors():
+        objset = ObjectiveSet.build(objectives, constraints, metrics)
+        check_arguments(
+            evaluate,
+            space,
+            objset,
+            optimizer=optimizer,
+            n_trials=n_trials,
+            seed=seed,
+            timeout=timeout,
+            trial_timeout=trial_timeout,
+            study_name=study_name,
+            show_progress=show_progress,
+        )
+        check_backend(backend, n_workers, ray_options)
+        check_fidelity(evaluate, fidelity)
+        initial = check_initial(space, initial_configs, n_trials)
+        check_known_costs(space, objset, [space.decode(p) for p in initial])
+        store = _storage(storage, study_name)
+        check_stored_space(store, study_name, space)
+    # Validation is over: from here on, storage is written.
+    study = _open_study(store, study_name, objset, space)
+    pool = _make_pool(backend, n_workers, ray_options)
     # Seeded from (seed, trial count): a resumed search does not replay the first run's
     # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
     # seed + count would, once one has k more trials to start from).
@@ -127,7 +153,7 @@ def optimize(
     for params in initial:
         study.enqueue_trial(params, skip_if_exists=True)
     study.sampler = make_sampler(
-        optimizer,
+        _resolve_auto(study, optimizer, space, objset, n_trials),
         space=space,
         objectives=objset,
         n_trials=n_trials,
@@ -154,18 +180,40 @@ def optimize(
     return result
 
 
-def _open(
-    storage: str | BaseStorage | None, study_name: str | None, objset: ObjectiveSet
-) -> tuple[BaseStorage, optuna.Study]:
+def _storage(storage: str | BaseStorage | None, study_name: str | None) -> BaseStorage:
     if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
         raise ValueError(
             "A persistent storage needs a study_name, so the search can be found and resumed."
         )
-    store = make_storage(storage)
+    return make_storage(storage)
+
+
+def _open_study(
+    store: BaseStorage, study_name: str | None, objset: ObjectiveSet, space: SearchSpace
+) -> optuna.Study:
     # The sampler is replaced once the study is open (see optimize).
     placeholder = optuna.samplers.RandomSampler()
     study = open_study(storage=store, study_name=study_name, objectives=objset, sampler=placeholder)
-    return store, study
+    if SPACE_ATTR not in study.user_attrs:
+        study.set_user_attr(SPACE_ATTR, space_signature(space))
+    return study
+
+
+def _resolve_auto(
+    study: optuna.Study, optimizer: str | optuna.samplers.BaseSampler, *args: Any
+) -> str | optuna.samplers.BaseSampler:
+    """What ``"auto"`` picks, recorded on the study the first time (``tradeoff.optimizer``):
+    a resumed search keeps its optimizer even if the rule or the installed extras changed."""
+    if optimizer != "auto":
+        return optimizer
+    recorded = study.user_attrs.get(OPTIMIZER_ATTR)
+    if isinstance(recorded, str):
+        return recorded
+    space, objset, n_trials = args
+    name = auto_optimizer(space, n_trials=n_trials, objectives=objset)
+    study.set_user_attr(OPTIMIZER_ATTR, name)
+    logger.info("optimizer='auto' picks %r (recorded on the study)", name)
+    return name
 
 
 def _run_with_progress(driver: Driver, *, n_trials: int, show: bool) -> None:
@@ -190,97 +238,19 @@ def _run_with_progress(driver: Driver, *, n_trials: int, show: bool) -> None:
         driver.run()
 
 
-def _check_inputs(
-    evaluate: Any,
-    space: Any,
-    objset: ObjectiveSet,
-    optimizer: Any,
-    n_trials: Any,
-    timeout: Any,
-    trial_timeout: Any,
-) -> None:
-    if not callable(evaluate):
-        raise TypeError(f"evaluate must be callable (config -> dict), got {evaluate!r}.")
-    if not isinstance(space, SearchSpace):
-        raise TypeError(f"space must be a tradeoff.spaces.SearchSpace, got {type(space).__name__}.")
-    taken = set(objset.names) | set(objset.metrics) | set(META_COLUMNS)
-    clash = sorted(set(space) & taken)
-    if clash:
-        raise ValueError(
-            f"Parameter names {clash} clash with objective, metric or result column names "
-            f"({sorted(taken)}); rename the parameters."
-        )
-    check_optimizer(optimizer)
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}.")
-    for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}.")
-
-
-def _check_initial(space: SearchSpace, configs: Any, n_trials: int) -> list[dict[str, Any]]:
-    """``initial_configs`` -> the trial params to enqueue; a clear error for a bad one."""
-    if configs is None:
-        return []
-    if isinstance(configs, Mapping) or not isinstance(configs, Sequence):
-        raise TypeError(
-            "initial_configs must be a list of Configs (dicts of parameter -> value), "
-            f"got {type(configs).__name__}."
-        )
-    if len(configs) > n_trials:
-        raise ValueError(
-            f"initial_configs has {len(configs)} Configs but n_trials={n_trials}: raise "
-            "n_trials or pass fewer Configs."
-        )
-    params = []
-    for i, config in enumerate(configs):
-        if not isinstance(config, Mapping):
-            raise TypeError(f"initial_configs[{i}] must be a dict, got {type(config).__name__}.")
-        bad = {k: config[k] for k in space if k in config and not space[k].contains(config[k])}
-        if bad:
-            raise ValueError(
-                f"initial_configs[{i}] has values outside the search space: "
-                + ", ".join(f"{k}={v!r} (allowed: {space[k]!r})" for k, v in bad.items())
-            )
-        try:
-            encoded = space.encode(config)
-        except ValueError as error:
-            raise ValueError(f"initial_configs[{i}]: {error}") from None
-        params.append(encoded)
-    return params
-
-
 def _mix_seed(seed: int, existing: int) -> int:
     return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
-def _check_fidelity(evaluate: Any, fidelity: Any) -> None:
-    if fidelity is None:
-        return
-    if not isinstance(fidelity, Fidelity):
-        raise TypeError(
-            f"fidelity must be a tradeoff.search.Fidelity (a budget ladder), got {fidelity!r}."
-        )
-    try:
-        inspect.signature(evaluate).bind({}, fidelity.budgets[0])
-    except TypeError:
-        raise TypeError(
-            "With fidelity=..., evaluate is called as evaluate(config, budget); "
-            f"{getattr(evaluate, '__name__', evaluate)!r} does not take a budget argument."
-        ) from None
-    except ValueError:  # no signature (some builtins): let the first call tell
-        pass
-
-
-def _make_pool(backend: str | WorkerPool, n_workers: int, **ray_options: Any) -> WorkerPool:
+def _make_pool(
+    backend: str | WorkerPool, n_workers: int, ray_options: dict[str, Any]
+) -> WorkerPool:
     if isinstance(backend, WorkerPool):
         return backend
-    n_workers = check_n_workers(n_workers)
     if backend == "local":
         return LocalPool(n_workers)
-    if backend == "ray":
-        return RayPool(n_workers, **ray_options)
-    raise ValueError(f"Unknown backend {backend!r}; use one of {list(BACKENDS)} or a WorkerPool.")
+    options = dict(ray_options)
+    return RayPool(n_workers, actors=options.pop("ray_actors"), **options)
 
 
 def _record_reference(study: optuna.Study, result: SearchResult) -> None:

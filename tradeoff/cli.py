@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tradeoff._validate import is_usage_error, usage_errors
+
 REQUIRED = ("space", "objectives", "evaluate")
 OPTIONAL = ("constraints", "metrics", "fidelity", "initial_configs")
 STORAGE_ENV = "TRADEOFF_STORAGE"
@@ -27,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as exc:
+    except Exception as exc:
+        if not is_usage_error(exc):
+            raise  # a bug, in tradeoff or in the search file: its traceback is the report
         print(f"tradeoff: error: {exc}", file=sys.stderr)
         return 2
 
@@ -130,15 +134,18 @@ def load_search_file(path: Path) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: the file does not define ``space``, ``objectives`` and ``evaluate``.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"no such search file: {path}")
+    with usage_errors():
+        if not path.is_file():
+            raise FileNotFoundError(f"no such search file: {path}")
+    # Outside usage_errors: an error in the file's own code shows its traceback.
     namespace = runpy.run_path(str(path), run_name="__tradeoff__")
     missing = [name for name in REQUIRED if name not in namespace]
-    if missing:
-        raise ValueError(
-            f"{path} must define {', '.join(REQUIRED)}; missing: {', '.join(missing)}. "
-            "See examples/zdt.py."
-        )
+    with usage_errors():
+        if missing:
+            raise ValueError(
+                f"{path} must define {', '.join(REQUIRED)}; missing: {', '.join(missing)}. "
+                "See examples/zdt.py."
+            )
     return {k: namespace[k] for k in (*REQUIRED, *OPTIONAL) if k in namespace}
 
 
@@ -182,7 +189,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_pareto(args: argparse.Namespace) -> int:
     from tradeoff import SearchResult
 
-    result = SearchResult.load(args.storage, args.study)
+    with usage_errors():
+        result = SearchResult.load(args.storage, args.study)
     frame = result.trials if args.all else result.pareto
     if args.format == "csv":
         print(frame.to_csv(index=False), end="")
@@ -199,7 +207,9 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
     from tradeoff._study import make_storage
 
-    summaries = optuna.get_all_study_summaries(make_storage(args.storage), include_best_trial=False)
+    with usage_errors():
+        store = make_storage(args.storage)
+    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
     if not summaries:
         print("no studies")
     for s in summaries:
@@ -212,21 +222,25 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from tradeoff import SearchResult
     from tradeoff._plot import write_plots
 
-    result = SearchResult.load(args.storage, args.study)
+    with usage_errors():
+        result = SearchResult.load(args.storage, args.study)
     for path in write_plots(result, args.out, formats=args.formats or ("png",)):
         print(path)
     return 0
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    try:
-        import optuna_dashboard
-    except ImportError:
-        raise ImportError("the dashboard needs pip install 'tradeoff[dashboard]'.") from None
     from tradeoff._study import make_storage, redact
 
+    with usage_errors():
+        try:
+            import optuna_dashboard
+        except ImportError:
+            raise ImportError("the dashboard needs pip install 'tradeoff[dashboard]'.") from None
+        store = make_storage(args.storage)
+
     print(f"optuna-dashboard for {redact(args.storage)} on http://{args.host}:{args.port}/")
-    optuna_dashboard.run_server(make_storage(args.storage), host=args.host, port=args.port)
+    optuna_dashboard.run_server(store, host=args.host, port=args.port)
     return 0
 
 

@@ -354,7 +354,7 @@ def _traced_cost(space: SearchSpace, model: nn.Module, bits: bool, sample_input:
 # Helpers -------------------------------------------------------------------------------------
 def _check_model(model: Any) -> nn.Module:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}.")
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     return model
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 Direction = Literal["minimize", "maximize"]
 CostFn = Callable[[Mapping[str, Any]], float]
 
@@ -41,7 +43,7 @@ class Objective:
             )
         if self.fn is not None and not callable(self.fn):
             raise TypeError(f"Objective {self.name!r}: fn must be callable, got {self.fn!r}.")
-        if self.reference is not None and not _is_finite_number(self.reference):
+        if self.reference is not None and not is_finite_number(self.reference):
             raise ValueError(
                 f"Objective {self.name!r}: reference must be a finite number, "
                 f"got {self.reference!r}."
@@ -82,7 +84,7 @@ class Constraint:
             raise ValueError(
                 f"Constraint on {self.name!r}: unknown operator {self.op!r}; use '<=' or '>='."
             )
-        if not _is_finite_number(self.bound):
+        if not is_finite_number(self.bound):
             raise ValueError(
                 f"Constraint on {self.name!r}: bound must be a finite number, got {self.bound!r}."
             )
@@ -167,7 +169,7 @@ class ObjectiveSet:
         for o in self.known:
             assert o.fn is not None
             value = o.fn(config)
-            if not _is_finite_number(value):
+            if not is_finite_number(value):
                 raise ValueError(f"Objective({o.name!r}, fn=...) returned {value!r}, not a number.")
             out[o.name] = float(value)
         return out
@@ -212,7 +214,7 @@ class ObjectiveSet:
         out: dict[str, float] = {}
         for k in expected:
             v = metrics[k]
-            if not _is_finite_number(v):
+            if not is_finite_number(v):
                 raise ValueError(f"evaluate returned {k}={v!r}; it must be a finite number.")
             out[k] = float(v)
         return out
@@ -235,12 +237,14 @@ class ObjectiveSet:
         return cls(objectives, constraints, tuple(data.get("metrics", ())))
 
 
-def _is_finite_number(value: Any) -> bool:
-    if isinstance(value, bool):
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number: an int, a float, a NumPy scalar or anything
+    else with ``__float__`` (a 0-d tensor), but not a bool and not a string of digits."""
+    if isinstance(value, (bool, str, bytes, np.bool_)) or not hasattr(type(value), "__float__"):
         return False
     try:
         return math.isfinite(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of several elements
         return False
 
 

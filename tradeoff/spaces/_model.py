@@ -129,7 +129,7 @@ def select_layers(
         ValueError: nothing matches (the message lists the candidate layer names).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}.")
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     kinds = tuple(types)
     candidates: dict[str, nn.Module] = {}
     for name, module in model.named_modules():

@@ -78,6 +78,8 @@ class Float(Parameter):
         if step is not None:
             if log:
                 raise ValueError("Float(..., log=True, step=...) is not supported: drop one.")
+            if isinstance(step, bool) or not isinstance(step, (int, float, np.number)):
+                raise TypeError(f"Float step must be a number or None, got {step!r}.")
             if not step > 0:
                 raise ValueError(f"Float step must be > 0, got {step!r}.")
         self.low, self.high, self.log, self.step = float(low), float(high), log, step
@@ -211,6 +213,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _check_bounds(kind: str, low: float, high: float, *, log: bool) -> None:
+    for name, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{kind} {name} must be a number, got {value!r}.")
+    if not isinstance(log, bool):
+        raise TypeError(f"{kind} log must be True or False, got {log!r}.")
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{kind} bounds must be finite, got low={low!r}, high={high!r}.")
     if low >= high:
