@@ -77,7 +77,7 @@ def test_tied_weights_are_counted_once():
 
 def test_non_module_is_rejected():
     for fn in (parameters, nonzero_parameters, trainable_parameters, weight_storage_bytes):
-        with pytest.raises(TypeError, match=r"expected a torch\.nn\.Module, got str"):
+        with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module, got str"):
             fn("model")
     with pytest.raises(TypeError, match="got dict"):
         macs({}, torch.zeros(1))
@@ -368,7 +368,7 @@ def test_model_cost_errors():
         model_cost(HandQuant(), Net(), macs)
     with pytest.raises(TypeError, match="space must be a SearchSpace, got dict"):
         model_cost({}, Net(), parameters)
-    with pytest.raises(TypeError, match=r"expected a torch\.nn\.Module, got str"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module, got str"):
         model_cost(HandQuant(), "net", parameters)
     with pytest.raises(TypeError, match="metric must be callable"):
         model_cost(HandQuant(), Net(), "size")

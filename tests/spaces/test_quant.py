@@ -287,7 +287,11 @@ def test_int8_runtime_runs_and_matches_fake_quantization():
     assert ((out - ref).norm() / ref.norm()).item() < 0.05
     assert type(runtime[0].weight) is not type(q[0].weight)  # an int8 tensor subclass
     assert type(runtime[2].weight) is type(q[2].weight)  # 4-bit: left as is
-    assert not runtime[0]._forward_pre_hooks and q[0]._forward_pre_hooks
+    # The copy's activation hook is off; the fake-quantized model keeps its own on.
+    assert not runtime[0].tradeoff_act_quant.enabled and q[0].tradeoff_act_quant.enabled
+    x = torch.full((1, 64), 0.3) + torch.linspace(0, 1, 64)
+    with torch.no_grad():
+        assert not torch.equal(q[0](x), torch.nn.functional.linear(x, q[0].weight, q[0].bias))
 
 
 def test_int8_runtime_needs_an_8_bit_linear():
@@ -328,7 +332,7 @@ def test_bad_arguments_are_rejected(kwargs, error, match):
 
 
 def test_model_without_layers_is_rejected():
-    with pytest.raises(TypeError, match=r"expected a torch\.nn\.Module"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         QuantizationSpace.for_model("model")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="No layers to quantize"):
         QuantizationSpace.for_model(nn.Sequential(nn.ReLU()))

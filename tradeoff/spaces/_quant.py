@@ -161,20 +161,28 @@ class QuantizationSpace(ModelSpace):
         )
 
 
+ACT_QUANT_ATTR = "tradeoff_act_quant"  # the layer's ActivationQuantizer, if any
+
+
 class ActivationQuantizer:
     """Forward pre-hook fake-quantizing a layer's first input to ``bits``, per tensor.
 
     Dynamic scale from each input's ``max|x|``, on the weights' ``"int"`` grid; gradients pass
-    straight through. A plain object, so quantized models stay picklable.
+    straight through. A plain object, so quantized models stay picklable. The layer holds it
+    as ``module.tradeoff_act_quant`` too; ``enabled = False`` turns it off (e.g. where a real
+    int8 kernel quantizes activations itself) without touching torch's hook registry.
     """
 
     def __init__(self, bits: int) -> None:
         if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= MAX_BITS:
             raise ValueError(f"ActivationQuantizer bits must be an int in [2, 16], got {bits!r}.")
         self.bits = bits
+        self.enabled = True
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_floating_point():
+        if not self.enabled or not args or not isinstance(args[0], torch.Tensor):
+            return None
+        if not args[0].is_floating_point():
             return None
         x = args[0]
         flat = x.detach().reshape(1, -1).to(torch.promote_types(x.dtype, torch.float32))
@@ -207,9 +215,9 @@ def to_int8_runtime(model: nn.Module) -> nn.Module:
     config = ao.Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)
     ao.quantize_(runtime, config, filter_fn=lambda _, fqn: fqn in names)
     for name in names:
-        hooks = runtime.get_submodule(name)._forward_pre_hooks
-        for key in [k for k, h in hooks.items() if isinstance(h, ActivationQuantizer)]:
-            del hooks[key]  # the kernel quantizes activations itself
+        hook = getattr(runtime.get_submodule(name), ACT_QUANT_ATTR, None)
+        if isinstance(hook, ActivationQuantizer):
+            hook.enabled = False  # the kernel quantizes activations itself
     return runtime
 
 
@@ -231,7 +239,10 @@ def _quantize_module(
         with torch.no_grad():
             weight.copy_(_fake_quantize(weight, setting))
     if setting.act_bits is not None:
-        module.register_forward_pre_hook(ActivationQuantizer(setting.act_bits))
+        hook = ActivationQuantizer(setting.act_bits)
+        module.register_forward_pre_hook(hook)
+        # deepcopy keeps this attribute and the registered hook one object.
+        setattr(module, ACT_QUANT_ATTR, hook)
     n_scales = rows * math.ceil(weight.numel() // rows / size)
     setattr(module, QUANT_ATTR, replace(setting, n_scales=n_scales))
 
