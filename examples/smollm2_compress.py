@@ -271,13 +271,15 @@ def search(
     optimizer = kwargs.pop("optimizer", args.optimizer)
     name = f"smollm2-{'mf' if multi_fidelity else 'full'}-{optimizer}"
     load_start, start = os.getloadavg()[0], time.perf_counter()
+    if args.backend == "ray":  # Ray-only options: optimize refuses them on another backend
+        kwargs.update(ray_actors=True, num_cpus=2 / args.n_workers)
     result = tradeoff.optimize(
         evaluate, space, objectives=objectives, constraints=constraints,
         study_name=name, initial_configs=_unique([*uniform_starts(), *starts]),
         fidelity=fidelity if multi_fidelity else None,
         optimizer=make_optimizer(optimizer, seed=args.seed, population=args.population),
-        n_workers=args.n_workers, backend=args.backend, ray_actors=args.backend == "ray",
-        num_cpus=2 / args.n_workers, seed=args.seed, show_progress=False, **kwargs,
+        n_workers=args.n_workers, backend=args.backend, seed=args.seed, show_progress=False,
+        **kwargs,
     )  # fmt: skip
     wall = time.perf_counter() - start
     logger.info("%s", result.summary())

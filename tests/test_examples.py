@@ -1,25 +1,39 @@
-"""Every example runs, with a tiny budget."""
+"""Every example runs with a tiny budget, through the path users run (``optimizer="auto"``)."""
 
 import json
+import math
 import os
 import runpy
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
 
 import tradeoff
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search import auto_optimizer
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("[!_]*.py"))
+N_TRIALS = 6
+# What "auto" must pick for each search file at N_TRIALS (tradeoff/search/_presets.py):
+AUTO_PICKS = {
+    "zdt.py": "mobo",  # 6 floats, two measured objectives, no known cost
+    "mnist_compression.py": "tpe",  # Choice patterns keep it off mobo; no known-cost budget
+    "minilm_peft.py": "tpe",  # Choice of adapter method; no known-cost budget
+    "smollm2_compress.py": "evolution",  # 61 parameters and a known-cost size budget
+}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_search_file_runs(path, monkeypatch):
-    monkeypatch.setenv("TRADEOFF_SMOKE", "1")  # real models and data, tiny subsets and budgets
-    namespace = runpy.run_path(str(path), run_name="__tradeoff__")
-    result = tradeoff.optimize(
+def test_every_example_has_its_auto_pick():
+    assert sorted(AUTO_PICKS) == [p.name for p in EXAMPLES]
+
+
+def _search(namespace, **kwargs):
+    return tradeoff.optimize(
         namespace["evaluate"],
         namespace["space"],
         objectives=namespace["objectives"],
@@ -27,13 +41,52 @@ def test_example_search_file_runs(path, monkeypatch):
         metrics=namespace.get("metrics", ()),
         fidelity=namespace.get("fidelity"),
         initial_configs=namespace.get("initial_configs"),
-        optimizer="random",
-        n_trials=6,
+        optimizer="auto",
+        n_trials=N_TRIALS,
         seed=0,
         show_progress=False,
+        **kwargs,
     )
-    assert (result.trials["status"] == "complete").sum() >= 1
-    assert len(result.pareto) >= 1
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_search_file_runs_as_users_run_it(path, monkeypatch):
+    monkeypatch.setenv("TRADEOFF_SMOKE", "1")  # real models and data, tiny subsets and budgets
+    ns = runpy.run_path(str(path), run_name="__tradeoff__")
+    space, objectives, constraints = ns["space"], ns["objectives"], ns.get("constraints", ())
+    objset = ObjectiveSet.build(objectives, constraints, ns.get("metrics", ()))
+    pick = auto_optimizer(space, n_trials=N_TRIALS, objectives=objset)
+    assert pick == AUTO_PICKS[path.name]
+
+    result = _search(ns)
+    study = result.study
+    assert study.user_attrs["tradeoff.optimizer"] == pick  # recorded, so a resume keeps it
+    assert study.metric_names == [o.name for o in objectives]
+    assert [d.name.lower() for d in study.directions] == [o.direction for o in objectives]
+    trials = result.trials
+    counted = trials["status"].isin(["complete", "failed"]) if ns.get("fidelity") is None else (
+        trials["status"].isin(["complete", "failed", "stopped", "promoted"])
+        & trials["promoted_from"].isna()
+    )  # fmt: skip
+    assert counted.sum() == N_TRIALS  # the budget counts Configs, each once
+    for trial in study.trials:  # every proposal is a Config of the space
+        assert space.contains(trial.user_attrs["tradeoff.config"]), trial.number
+
+    signs = {o.name: -1.0 if o.direction == "maximize" else 1.0 for o in objectives}
+    front = result.pareto.to_dict("records")
+    done = trials[(trials["status"] == "complete") & trials["feasible"]].to_dict("records")
+    assert front, result.summary()
+    for a in front:  # nothing feasible dominates a Pareto point...
+        assert not any(_dominates(b, a, signs) for b in done), a["trial"]
+    for b in done:  # ...and something on the front dominates or equals every other point
+        assert b["pareto"] or any(_dominates(a, b, signs) for a in front), b["trial"]
+    for row, config in zip(front, result.configs()):
+        for o in objectives:  # known costs recorded as the driver computes them
+            if o.fn is not None:
+                assert row[o.name] == pytest.approx(o.fn(config), rel=1e-9), o.name
+        for c in constraints:
+            assert (row[c.name] <= c.bound) if c.op == "<=" else (row[c.name] >= c.bound)
+    assert math.isfinite(result.hypervolume()) and result.hypervolume() > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a CUDA device")
@@ -50,6 +103,43 @@ def test_example_asked_for_a_missing_gpu_stops_with_how_to_fix(name):
     )
     assert run.returncode != 0
     assert "torch sees no CUDA device; use TRADEOFF_DEVICE=cpu" in run.stderr
+
+
+def test_mnist_main_job_is_reproducible_with_two_workers_and_reports_in_cwd(
+    tmp_path, monkeypatch, capsys
+):
+    (path,) = [p for p in EXAMPLES if p.name == "mnist_compression.py"]
+    ns = runpy.run_path(str(path), run_name="__tradeoff__")
+    monkeypatch.chdir(tmp_path)
+    tables = []
+    for slow in (0, 1):  # two fresh studies; each run makes other Configs finish first
+        evaluate = _slowed(ns["evaluate"], parity=slow)
+        monkeypatch.setitem(ns["main"].__globals__, "evaluate", evaluate)  # what main() calls
+        argv = ["--backend", "local", "--n-workers", "2", "--n-trials", "24"]
+        ns["main"]([*argv, "--storage", f"sqlite:///{slow}.db"])
+        out = capsys.readouterr().out
+        tables.append(out[out.index("optimizer auto -> tpe") : out.index("report: ")])
+    assert tables[0] == tables[1]
+    rep = json.loads((tmp_path / "tradeoff-runs" / "mnist.json").read_text())
+    assert rep["settings"]["optimizer_used"] == "tpe" and rep["trials"] == 24
+    signs = {"accuracy": -1.0, "weight_kb": 1.0, "mbitops": 1.0}
+    front = {row["trial"]: row for row in rep["pareto"]}
+    for base in rep["baselines"]:
+        assert base["dominated_by"] == [t for t, r in front.items() if _dominates(r, base, signs)]
+    dense = rep["baselines"][0]
+    assert dense["baseline"] == "float32, dense" and dense["accuracy"] > 0.9
+
+
+def _slowed(evaluate, *, parity):
+    """``evaluate``, 50 ms slower on the Configs whose hash has this parity. Without the
+    example's in-trial-order pool, at 24 trials the two parities gave different searches."""
+
+    def slowed(config):
+        if zlib.crc32(json.dumps(config, sort_keys=True).encode()) % 2 == parity:
+            time.sleep(0.05)
+        return evaluate(config)
+
+    return slowed
 
 
 def run_main(name, tmp_path, *args):
