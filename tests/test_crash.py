@@ -1,12 +1,16 @@
-"""A driver killed with SIGKILL mid-search resumes without re-running finished trials."""
+"""A driver killed with SIGKILL at any moment resumes to exactly its budget: finished trials are
+never re-run; each trial it left RUNNING ends ``stale`` with its reason, uncounted, and re-run."""
 
 import json
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import optuna
+import pytest
+from optuna.trial import TrialState
 
 import tradeoff
 
@@ -38,9 +42,7 @@ SCRIPT = textwrap.dedent(
 def test_sigkilled_driver_resumes_from_storage(tmp_path):
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     log = tmp_path / "calls.jsonl"
-    code = SCRIPT.format(
-        tests=str(__import__("pathlib").Path(__file__).parent), log=str(log), url=url
-    )
+    code = SCRIPT.format(tests=str(Path(__file__).parent), log=str(log), url=url)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     first = [json.loads(line) for line in log.read_text().splitlines()]
@@ -66,3 +68,121 @@ def test_sigkilled_driver_resumes_from_storage(tmp_path):
     assert not any(c in first[:4] for c in resumed)
     counts = result.trials["status"].value_counts().to_dict()
     assert counts == {"complete": 10, "stale": 1}
+
+
+# A driver SIGKILLed at a chosen moment of its k-th trial, in a 2-worker search on SQLite (the
+# issue's scenario, scaled down). The storage beats every second with a 1 s grace, so the
+# resumed run sees the dead driver's trials go stale within seconds.
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, threading, time
+    sys.path.insert(0, {tests!r})
+    import optuna
+    import tradeoff
+    from conftest import ZDT_OBJECTIVES, ZDT_SPACE, zdt1
+
+    MOMENT, K = {moment!r}, {k!r}
+    storage = optuna.storages.RDBStorage({url!r}, heartbeat_interval=1, grace_period=1)
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    lock, calls = threading.Lock(), []
+
+    def evaluate(config):
+        with lock:
+            calls.append(config)
+            n = len(calls)
+            with open({log!r}, "a") as f:
+                f.write(json.dumps(config) + "\\n")
+        if MOMENT == "evaluate" and n == K:
+            die()  # mid-evaluation; the other worker's trial is in flight too
+        time.sleep(0.02)
+        return zdt1(config)
+
+    def patch(name, hit):
+        original, seen = getattr(storage, name), []
+        def wrapper(trial_id, *args, **kwargs):
+            if hit(trial_id, kwargs.get("key", args[0] if args else None), seen):
+                die()
+            return original(trial_id, *args, **kwargs)
+        setattr(storage, name, wrapper)
+
+    def nth_trial(trial_id, seen):
+        if trial_id not in seen:
+            seen.append(trial_id)
+            return len(seen) == K
+        return False
+
+    if MOMENT == "ask":  # while the optimizer draws the 2nd of 4 parameters: 1 is recorded
+        patch("_set_trial_param", lambda i, k, s: s.append(i) or len(s) == 4 * (K - 1) + 2)
+    elif MOMENT == "heartbeat":  # between ask() and the trial's first heartbeat
+        patch("record_heartbeat", lambda i, k, s: nth_trial(i, s))
+    elif MOMENT in ("config", "tell"):  # before its Config / after its result, before tell()
+        key = "tradeoff.config" if MOMENT == "config" else "tradeoff.result"
+        patch("set_trial_user_attr", lambda i, k, s: k == key and nth_trial(i, s))
+
+    tradeoff.optimize(evaluate, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer="tpe",
+                      n_trials={n!r}, n_workers=2, backend="local", storage=storage,
+                      study_name="crash", seed=0, show_progress=False)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("moment", "wait_s"),
+    [
+        ("ask", 0.0),
+        ("heartbeat", 0.0),
+        ("config", 2.5),  # the issue's case: its heartbeat already stale when the rerun starts
+        ("evaluate", 0.0),
+        ("tell", 0.0),
+    ],
+)
+def test_a_driver_killed_at_any_moment_resumes_to_exactly_its_budget(tmp_path, moment, wait_s):
+    n, url, log = 12, f"sqlite:///{tmp_path / 'crash.db'}", tmp_path / "calls.jsonl"
+    code = KILL_SCRIPT.format(
+        tests=str(Path(__file__).parent), moment=moment, k=6, url=url, log=str(log), n=n
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    before = optuna.load_study(study_name="crash", storage=url).trials
+    finished = [t.params for t in before if t.state == TrialState.COMPLETE]
+    killed = [t for t in before if t.state == TrialState.RUNNING]
+    assert killed and len(finished) + len(killed) == len(before)
+
+    time.sleep(wait_s)  # 0: re-run at once, as a user would; it waits out the grace period
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    resumed: list[dict] = []
+    result = tradeoff.optimize(
+        lambda c: resumed.append(dict(c)) or zdt1(c),
+        ZDT_SPACE,
+        objectives=ZDT_OBJECTIVES,
+        optimizer="tpe",
+        n_trials=n,
+        n_workers=2,
+        storage=storage,
+        study_name="crash",
+        seed=1,
+        show_progress=False,
+    )
+    trials = result.study.trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == n
+    for lost in killed:  # each marked, in the storage itself, with why
+        attrs = trials[lost.number].user_attrs
+        assert trials[lost.number].state == TrialState.FAIL
+        assert attrs.get("tradeoff.status") == "stale", (lost.number, attrs)
+        assert attrs.get("tradeoff.reason")
+    fails = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(fails) == len(killed)  # no other trial failed: none counts as a failed evaluation
+    assert result.trials["status"].value_counts().to_dict() == {"complete": n, "stale": len(killed)}
+    assert not [c for c in resumed if ZDT_SPACE.encode(c) in finished]  # none re-run
+    assert len(resumed) == n - len(finished)  # each Config once
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for lost in killed:
+        drawn = set(lost.params) == set(ZDT_SPACE)
+        retries = [t for t in complete if t.user_attrs.get("tradeoff.retry_of") == lost.number]
+        assert len(retries) == drawn  # a Config it never finished drawing has nothing to re-run
+        if drawn:
+            assert ZDT_SPACE.decode(lost.params) in resumed
+            assert retries[0].params == lost.params

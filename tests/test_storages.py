@@ -120,3 +120,38 @@ def test_sqlite_studies_use_write_ahead_logging(tmp_path):
     path = tmp_path / "wal.db"
     search(f"sqlite:///{path}", 3, study="wal")
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_trials_a_killed_driver_left_half_started_are_marked_and_their_configs_rerun(
+    kind, tmp_path
+):
+    """Killed inside ask(): before its Config was recorded, while drawing its parameters, and
+    after popping an enqueued retry whose parameters were not yet set. Journal files have no
+    heartbeats (every RUNNING trial is lost); SQLite's have none yet (adopted, then stale)."""
+    if kind == "journal":
+        url: object = str(tmp_path / "study.log")
+    else:
+        url = optuna.storages.RDBStorage(
+            f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=1
+        )
+    search(url, 3, study="half")
+    study = optuna.load_study(study_name="half", storage=tradeoff._study.make_storage(url))
+    drawn = study.ask(ZDT_SPACE.distributions())  # all parameters, no tradeoff.config
+    undrawn = study.ask()  # no parameters yet
+    retried = ZDT_SPACE.encode(ZDT_SPACE.sample(0))
+    study.enqueue_trial(retried, user_attrs={"tradeoff.retry_of": 1})
+    popped = study.ask()  # the enqueued retry: fixed_params only
+    calls: list[dict] = []
+    result = search(url, 6, study="half", calls=calls)
+    trials = result.study.trials
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 6
+    for lost in (drawn, undrawn, popped):
+        attrs = trials[lost.number].user_attrs
+        assert trials[lost.number].state == optuna.trial.TrialState.FAIL
+        assert attrs["tradeoff.status"] == "stale" and attrs["tradeoff.reason"]
+    assert "nothing to re-run" in trials[undrawn.number].user_attrs["tradeoff.reason"]
+    assert len(calls) == 3  # 3 of 6 were done; the lost ones do not count
+    assert ZDT_SPACE.decode(drawn.params) in calls and ZDT_SPACE.decode(retried) in calls
+    retry_of = {t.user_attrs.get("tradeoff.retry_of") for t in trials if t.number > popped.number}
+    assert retry_of >= {drawn.number, 1}  # a retry's retry names the first lost trial

@@ -35,6 +35,8 @@ ATTR_ERROR = "tradeoff.error"  # the full traceback of a failed evaluation
 ATTR_RETRY_OF = "tradeoff.retry_of"  # on a re-enqueued trial: the number of the lost one
 ATTR_FIDELITY = "tradeoff.fidelity"  # multi-fidelity: {"rung", "budget", "name", "promoted_from"}
 STALE_REASON = "its driver stopped (heartbeat went stale); the Config was re-enqueued"
+LOST_REASON = "left unfinished by a driver that stopped; the Config was re-enqueued"
+UNDRAWN_REASON = "its driver stopped while the optimizer drew its parameters (nothing to re-run)"
 REFERENCE_ATTR = "tradeoff.reference_point"
 LEGACY_CONSTRAINTS_KEY = "constraints"  # read by optuna-dashboard 0.21 and by Optuna 5 alike
 
@@ -51,8 +53,8 @@ def redact(url: str) -> str:
 def trial_status(trial: FrozenTrial) -> str | None:
     """tradeoff's status of a finished trial that did not complete, or None.
 
-    A FAIL trial of ours without a status was failed by Optuna's heartbeat check (its driver
-    died): it is ``"stale"``.
+    A FAIL trial of ours (it has a Config) without a status was failed by Optuna's own
+    heartbeat check (``fail_stale_trials``, as earlier drivers did): it is ``"stale"``.
     """
     status = trial.user_attrs.get(ATTR_STATUS)
     if status is None and trial.state == TrialState.FAIL and ATTR_CONFIG in trial.user_attrs:
@@ -68,16 +70,32 @@ def retry_attrs(number: int, user_attrs: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-    """RDBStorage's ``heartbeat_stale_trial_callback``: enqueue a stale trial's parameters again.
+def stale_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
+    """RUNNING trials of the study whose heartbeat is older than the storage's grace period.
 
-    Optuna calls it once per trial, in the process whose heartbeat check failed the trial, so
-    drivers sharing a study never enqueue one lost trial twice.
+    Optuna's public ``fail_stale_trials`` fails such trials outright, and a finished trial takes
+    no more attributes: it would be left without the status, reason and Config that tell a
+    lost trial from a failed evaluation and let it be re-run. So the driver asks the storage
+    the question ``fail_stale_trials`` asks (the storage's ``_get_stale_trial_ids``, which every
+    Optuna storage with heartbeats implements), then records why before it fails each one.
     """
-    if ATTR_CONFIG not in trial.user_attrs or not trial.params:
-        return  # not one of ours
-    study.enqueue_trial(trial.params, user_attrs=retry_attrs(trial.number, trial.user_attrs))
-    logger.warning("trial %d: %s", trial.number, STALE_REASON)
+    ids = storage._get_stale_trial_ids(study_id)  # type: ignore[attr-defined]
+    return [storage.get_trial(trial_id) for trial_id in ids]
+
+
+def heartbeat_timing(storage: BaseStorage) -> tuple[float, float] | None:
+    """The storage's heartbeat interval and grace period in seconds, or None when it records no
+    heartbeats (an RDBStorage has them with ``heartbeat_interval``; Optuna's default grace is
+    two intervals). Duck-typed on public methods: Optuna's own check is in a private module.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    if not callable(interval) or not callable(getattr(storage, "record_heartbeat", None)):
+        return None
+    seconds = interval()
+    if seconds is None:
+        return None
+    grace = getattr(storage, "grace_period", None)
+    return float(seconds), float(grace) if grace is not None else 2.0 * seconds
 
 
 def make_storage(storage: str | BaseStorage | None) -> BaseStorage:
@@ -122,7 +140,6 @@ def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                     url,
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=GRACE_PERIOD_S,
-                    heartbeat_stale_trial_callback=requeue_stale,
                     engine_kwargs=_engine_kwargs(url),
                 )
         except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"

@@ -3,7 +3,8 @@
 It keeps ``pool.n_workers`` trials in flight, asks the sampler for a new trial as soon as one
 finishes (a slow trial never blocks the others), validates what workers return, and records
 every trial with its Config, timings, worker and reason of failure. Lost trials (left RUNNING
-by a driver that died, or interrupted) are failed and their Configs enqueued again.
+by a driver that died, or interrupted) are failed, marked with why (before failing: a finished
+trial takes no more attributes), and their Configs enqueued again.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ from tradeoff._study import (
     ATTR_STATUS,
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
-    requeue_stale,
+    LOST_REASON,
+    STALE_REASON,
+    UNDRAWN_REASON,
+    heartbeat_timing,
     retry_attrs,
+    stale_trials,
     write_constraints,
 )
 from tradeoff.objectives import ObjectiveSet
@@ -112,7 +117,9 @@ class Driver:
         self._front = Front(objectives.directions, reference)
         self._last_beat = 0.0
         self._last_recover = time.monotonic()
-        self._heartbeat = _heartbeat_enabled(storage)
+        timing = heartbeat_timing(storage)
+        self._heartbeat = timing is not None
+        self._beat_s, self._grace_s = timing or (float(HEARTBEAT_INTERVAL_S), float(GRACE_PERIOD_S))
         self._study_id = storage.get_study_id_from_name(study.study_name)
         self._infeasible_streak = 0
         self._adopted: set[int] = set()
@@ -135,7 +142,7 @@ class Driver:
                 if not self._in_flight:
                     if expired or not self._others_hold_budget():
                         break
-                    time.sleep(HEARTBEAT_INTERVAL_S / 2)  # a co-driver's trials may yet fail
+                    time.sleep(self._beat_s / 2)  # a co-driver's trials may yet fail
                     continue
                 for outcome in self.pool.wait(timeout=self._wait_s()):
                     self._finish(outcome)
@@ -148,51 +155,44 @@ class Driver:
             self.pool.close()
 
     def recover(self) -> None:
-        """Fail trials a dead driver left RUNNING and enqueue their Configs again.
+        """Fail trials a dead driver left RUNNING, marked ``stale`` with the reason, and enqueue
+        their Configs again (they do not count toward ``n_trials``).
 
         With heartbeats (RDB storages) only trials whose heartbeat went stale count as lost,
-        so drivers sharing a study leave each other's live trials alone; the storage's
-        stale-trial callback (:func:`~tradeoff._study.requeue_stale`, installed unless the
-        user set one) enqueues each exactly once. Without heartbeats every RUNNING trial is
-        taken as lost: such storages suit one driver at a time.
+        so drivers sharing a study leave each other's live trials alone; failing a trial is
+        atomic, so only the driver that fails it enqueues its Config. The storage's
+        ``heartbeat_stale_trial_callback``, if any, is not called: the driver re-enqueues.
+        Without heartbeats every RUNNING trial is taken as lost: such storages suit one driver
+        at a time.
         """
         if self._heartbeat:
-            storage: Any = self.storage
-            if storage.get_heartbeat_stale_trial_callback() is None:
-                storage.heartbeat_stale_trial_callback = requeue_stale
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
+            lost = stale_trials(self.storage, self._study_id)
+            reason = STALE_REASON
+        else:
+            lost = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            reason = LOST_REASON
+        for t in lost:
+            if t.number not in self._in_flight:  # ours are live, whatever their heartbeat says
+                self._mark_lost(t, reason)
+        if self._heartbeat:
             self._adopt_unbeaten()
-            return
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for t in running:
-            self._mark_lost(t.number)
-        if running:
-            logger.warning("re-enqueued %d trial(s) a stopped driver left unfinished", len(running))
 
     def _adopt_unbeaten(self) -> None:
         """Beat once for other drivers' RUNNING trials older than the grace period.
 
-        Optuna only fails trials whose heartbeat went stale, never one without any: a driver
+        Optuna only finds trials whose heartbeat went stale, never one without any: a driver
         killed between ``ask()`` and its first heartbeat leaves such a trial RUNNING for good,
-        holding budget. One beat makes it stale 20 s later if nobody owns it (a live driver's
-        trial is merely refreshed); each driver beats a trial at most once.
+        holding budget. One beat makes it stale a grace period later if nobody owns it (a live
+        driver's trial is merely refreshed); each driver beats a trial at most once.
         """
-        grace = getattr(self.storage, "grace_period", None) or GRACE_PERIOD_S
-        cutoff = datetime.now() - timedelta(seconds=grace)
+        cutoff = datetime.now() - timedelta(seconds=self._grace_s)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in self._in_flight or t.number in self._adopted:
                 continue
             if t.datetime_start is None or t.datetime_start >= cutoff:
                 continue
             self._adopted.add(t.number)
-            trial_id = self._trial_id(t.number)
-            if ATTR_CONFIG not in t.user_attrs and set(t.params) == set(self._distributions):
-                # Died before recording its Config: make it ours, so it is re-enqueued.
-                config = self.space.decode(t.params)
-                self.storage.set_trial_user_attr(trial_id, ATTR_CONFIG, config)
-            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            self.storage.record_heartbeat(self._trial_id(t.number))  # type: ignore[attr-defined]
 
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -392,20 +392,40 @@ class Driver:
         else:
             logger.info("trial %d %s: %s", number, status, reason)
 
-    def _mark_lost(self, number: int) -> None:
-        trial = self.study.get_trials(deepcopy=False)[number]
-        reason = "left unfinished by a driver that stopped; the Config is re-enqueued"
-        trial_id = self._trial_id(number)
+    def _mark_lost(self, t: FrozenTrial, reason: str) -> None:
+        """Record ``t`` (left RUNNING by a driver that stopped) as ``stale`` with ``reason`` and
+        its Config, fail it, and enqueue its parameters again. A driver killed while the
+        optimizer drew them leaves no complete Config: that trial is only marked. A trial that
+        finished meanwhile (another driver owns it, or recovered it first) is left alone."""
+        params = self._lost_params(t)
+        attrs: dict[str, Any] = {ATTR_STATUS: "stale", ATTR_REASON: reason}
+        if params is None:
+            attrs[ATTR_REASON] = UNDRAWN_REASON
+        elif ATTR_CONFIG not in t.user_attrs:  # killed before recording it
+            attrs[ATTR_CONFIG] = self.space.decode(params)
+        trial_id = self._trial_id(t.number)
         try:
-            self.storage.set_trial_user_attr(trial_id, ATTR_STATUS, "stale")
-            self.storage.set_trial_user_attr(trial_id, ATTR_REASON, reason)
-            self.study.tell(number, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # It finished meanwhile: another driver owns it (storages without heartbeats
-            # support one driver at a time; see the README's storage table).
-            logger.warning("trial %d finished while being recovered; left as it is", number)
+            for key, value in attrs.items():
+                self.storage.set_trial_user_attr(trial_id, key, value)
+            self.study.tell(t.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            # Finished meanwhile (tell raises ValueError for a trial already finished): with
+            # heartbeats another driver recovered it first; without, another driver owns it
+            # (storages without heartbeats support one driver at a time; see the README).
+            logger.info("trial %d finished while being recovered; left as it is", t.number)
             return
-        self._requeue(trial.params, retry_attrs(number, trial.user_attrs))
+        if params is not None:
+            self._requeue(params, retry_attrs(t.number, t.user_attrs))
+        logger.warning("trial %d: %s", t.number, attrs[ATTR_REASON])
+
+    def _lost_params(self, t: FrozenTrial) -> dict[str, Any] | None:
+        """The complete parameters of a lost trial (drawn, or fixed by ``enqueue_trial``), or
+        None when its driver died while the optimizer was still drawing them."""
+        fixed = t.system_attrs.get("fixed_params") or {}
+        for params in (t.params, fixed):
+            if set(params) == set(self._distributions):
+                return dict(params)
+        return None
 
     def _requeue(self, params: dict[str, Any], attrs: dict[str, Any]) -> None:
         if set(params) == set(self._distributions):
@@ -434,17 +454,17 @@ class Driver:
 
     def _beat(self) -> None:
         now = time.monotonic()
-        if self._heartbeat and now - self._last_beat >= HEARTBEAT_INTERVAL_S / 2:
+        if self._heartbeat and now - self._last_beat >= self._beat_s / 2:
             self._last_beat = now
             for flight in self._in_flight.values():
                 if flight.trial_id is not None:
                     self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
-        if self._heartbeat and now - self._last_recover >= GRACE_PERIOD_S:
+        if self._heartbeat and now - self._last_recover >= self._grace_s:
             self._last_recover = now
             self.recover()  # a co-driver that died leaves stale trials holding budget
 
     def _wait_s(self) -> float:
-        wait = float(HEARTBEAT_INTERVAL_S)
+        wait = self._beat_s
         if self.trial_timeout is not None and self._in_flight:
             next_deadline = min(f.deadline for f in self._in_flight.values())
             wait = min(wait, max(0.0, next_deadline - time.monotonic()))
@@ -467,16 +487,6 @@ class Driver:
         if self.on_progress is not None:
             size, hv = self._front.stats()
             self.on_progress(self.done, size, hv)
-
-
-def _heartbeat_enabled(storage: BaseStorage) -> bool:
-    """Whether ``storage`` records heartbeats (RDBStorage with ``heartbeat_interval``).
-
-    Duck-typed on the public methods: Optuna's own check lives in a private module.
-    """
-    interval = getattr(storage, "get_heartbeat_interval", None)
-    beats = callable(getattr(storage, "record_heartbeat", None))
-    return beats and callable(interval) and interval() is not None
 
 
 def _line(exc: BaseException) -> str:
