@@ -33,3 +33,30 @@ def test_constraints_written_once_are_read_by_optuna_and_the_dashboard():
     frozen = study.get_trials()[trial.number]
     assert frozen.constraints == {"0": 0.5, "1": -1.0}
     assert frozen.system_attrs[DASHBOARD_CONSTRAINTS_KEY] == [0.5, -1.0]
+
+
+def test_heartbeat_storages_answer_which_running_trials_are_stale(tmp_path):
+    # tradeoff._study.stale_trials asks the storage the question Optuna's fail_stale_trials
+    # asks (its _get_stale_trial_ids), so it can record why a trial was lost before failing it.
+    import time
+    import warnings
+
+    from tradeoff._study import stale_trials
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=1, grace_period=1
+        )
+    study = optuna.create_study(storage=storage)
+    lost = study.ask()
+    storage.record_heartbeat(lost._trial_id)
+    done = study.ask()
+    study.tell(done, 1.0)
+    time.sleep(2.5)  # past the grace period, at the storage clock's resolution
+    live = study.ask()
+    storage.record_heartbeat(live._trial_id)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    assert [t.number for t in stale_trials(storage, study_id)] == [lost.number]
+    # Asking changed nothing: the trial is still RUNNING, for the driver to record and fail.
+    assert study.get_trials()[lost.number].state == optuna.trial.TrialState.RUNNING
