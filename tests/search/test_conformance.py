@@ -1,8 +1,10 @@
-"""Every optimizer behaves the same way at the edges users rely on.
+"""Every optimizer behaves the same way at the edges users rely on, through ``optimize``.
 
 Each name in ``tradeoff.search.OPTIMIZERS`` (new optimizers join automatically) must: propose
-Configs inside a mixed space, reproduce with a seed, handle several objectives and
+Configs inside a mixed space, reproduce with a seed, handle one objective or several and
 constraints, survive failing evaluations, and continue a study that already has trials.
+The sampler classes themselves are held to Optuna's own sampler suites in a plain Optuna
+study in ``test_optuna_suites.py``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ def test_proposals_are_inside_the_space(name):
 def test_reproducible_with_a_seed(name):
     first = run(name, seed=3).configs(pareto=False)
     assert first == run(name, seed=3).configs(pareto=False)
+
+
+def test_one_objective(name):
+    result = run(name, objectives=[Objective("error")], n_trials=8)
+    assert (result.trials["status"] == "complete").all()
+    assert len(result.pareto) >= 1  # the best trial(s)
+    assert result.pareto["error"].min() == result.trials["error"].min()
 
 
 def test_three_objectives(name):

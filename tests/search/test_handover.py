@@ -133,11 +133,14 @@ def test_bad_switch_at_is_rejected() -> None:
 
 
 # The shared conformance suite, through "auto" with thresholds scaled down so that its
-# 10-12 trial runs hand over from mobo to evolution after 6 completed trials.
+# 10-12 trial runs hand over from mobo to evolution after 6 completed trials. "auto" gives
+# spaces with an unordered Choice to TPE, so the suite's "method" is an Ordinal here.
 @pytest.fixture
 def name(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(_presets, "_GP_MAX_TRIALS", 4)
     monkeypatch.setattr(_presets, "_HANDOVER_AT", 6)
+    params = {**conformance.SPACE, "method": Ordinal(["lora", "ia3"])}
+    monkeypatch.setattr(conformance, "SPACE", SearchSpace(params))
     assert auto_optimizer(conformance.SPACE, n_trials=10) == HANDOVER
     return "auto"
 

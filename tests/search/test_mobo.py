@@ -8,13 +8,21 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 pytest.importorskip("botorch")
 
 import tradeoff
 from tradeoff import _pareto
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search import _bo_acqf
+from tradeoff.search import _bo_acqf, _bo_optim
+from tradeoff.search._bo_data import scale_constraints
+from tradeoff.search._bo_encode import Encoding
 from tradeoff.search._mobo import REFERENCE_ATTR, MOBOSampler
 from tradeoff.spaces import Choice, Float, Int, Ordinal, SearchSpace
 
@@ -309,9 +317,6 @@ def test_bad_arguments_are_rejected(kwargs: dict[str, Any], error_type: type, ma
 
 
 def test_study_must_match() -> None:
-    single = optuna.create_study(sampler=MOBOSampler(seed=0))
-    with pytest.raises(ValueError, match="multi-objective"):
-        single.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     flipped = optuna.create_study(
         directions=["maximize", "minimize"], sampler=MOBOSampler(objectives=KNOWN)
     )
@@ -337,13 +342,13 @@ def test_small_discrete_space_is_scored_exactly_and_never_repeats(
     spy: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scored: list[int] = []
-    best_of = _bo_acqf._best_of
+    best_of = _bo_optim._best_of
 
     def spy_best_of(acqf: Any, pool: Any, batch: int) -> Any:
         scored.append(len(pool))
         return best_of(acqf, pool, batch)
 
-    monkeypatch.setattr(_bo_acqf, "_best_of", spy_best_of)
+    monkeypatch.setattr(_bo_optim, "_best_of", spy_best_of)
     sampler = MOBOSampler(seed=0, space=GRID, objectives=KNOWN_GRID, n_startup_trials=4)
     study = ask_tell(sampler, 30, space=GRID, values=grid_values)
     keys = [tuple(sorted(c.items())) for c in configs(study, GRID)]
@@ -372,3 +377,90 @@ def test_searched_discrete_space_avoids_tried_configs() -> None:
     sampler = MOBOSampler(seed=0, space=space, n_startup_trials=4, max_enumerated=0)
     study = ask_tell(sampler, 14, space=space, values=values)
     assert len({tuple(sorted(c.items())) for c in configs(study, space)}) == 14
+
+
+def best_value(sampler: optuna.samplers.BaseSampler, n: int) -> float:
+    """Best ``error`` of ``n`` sequential trials of a single-objective study over ``MIXED``."""
+    study = optuna.create_study(sampler=sampler)
+    return ask_tell(sampler, n, values=lambda c: [error(c)], study=study).best_value
+
+
+def test_single_objective_study_is_bayesian_optimization(spy: list[dict[str, Any]]) -> None:
+    mobo = best_value(MOBOSampler(seed=0, space=MIXED, n_startup_trials=6), 14)
+    assert [(c["acqf"], c["n_gps"]) for c in spy] == [("qlognei", 1)] * 8
+    random = [best_value(optuna.samplers.RandomSampler(seed=s), 14) for s in range(3)]
+    assert mobo < min(random)
+
+
+def test_single_objective_constraint_gets_a_gp_and_is_respected(
+    spy: list[dict[str, Any]],
+) -> None:
+    # The unconstrained optimum (x = 0.3) breaks the constraint x >= 0.6 set through Optuna's
+    # public API; the constrained qLogNEI proposes feasible points.
+    study = optuna.create_study(sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5))
+    for _ in range(10):
+        trial = study.ask(MIXED.distributions())
+        config = MIXED.decode(trial.params)
+        trial.set_constraint("x_min", 0.6 - config["x"])
+        study.tell(trial, error(config))
+    assert [(c["acqf"], c["n_gps"]) for c in spy] == [("qlognei", 2)] * 5
+    assert sum(t.params["x"] >= 0.6 for t in study.trials[5:]) >= 4
+
+
+def test_infinite_constraint_values_are_modelled() -> None:
+    # Optuna accepts an infinite constraint value (NaN only is refused); the GP needs finite
+    # ones on the same side of zero.
+    scaled = scale_constraints(np.array([[1.0, np.inf], [-1.0, -2.0], [0.0, -np.inf]]))
+    assert np.isfinite(scaled).all()
+    assert np.array_equal(np.sign(scaled), [[1, 1], [-1, -1], [0, -1]])
+    study = optuna.create_study(
+        directions=["minimize", "minimize"],
+        sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=4),
+    )
+    for _ in range(6):
+        trial = study.ask(MIXED.distributions())
+        config = MIXED.decode(trial.params)
+        trial.set_constraint("x_max", math.inf if config["x"] > 0.5 else config["x"] - 0.5)
+        study.tell(trial, [error(config), size(config)])
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def allowed_values(dist: BaseDistribution) -> list[Any]:
+    """Every value of a discrete distribution, in order (computed without the encoding)."""
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    assert isinstance(dist, (IntDistribution, FloatDistribution))
+    assert dist.step is not None
+    n = round((dist.high - dist.low) / dist.step) + 1
+    return [dist.low + i * dist.step for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        IntDistribution(0, 10, step=2),
+        IntDistribution(-10, 0, step=2),
+        IntDistribution(3, 9, step=2),
+        IntDistribution(-3, 3),
+        IntDistribution(1, 100, log=True),
+        FloatDistribution(0.0, 1.0, step=0.25),
+        FloatDistribution(-10.2, 10.2, step=0.1),  # 205 levels: relaxed while searched
+        FloatDistribution(0.0, 6.9, step=0.3),  # 23 * 0.3 < 6.9: the last level is high itself
+        CategoricalDistribution([None, True, 1, 1.0, "a", math.nan]),
+    ],
+    ids=repr,
+)
+def test_every_level_of_a_discrete_distribution_is_encoded_exactly(
+    dist: BaseDistribution,
+) -> None:
+    enc = Encoding({"p": dist})
+    grid = enc.grid(1000)
+    assert grid is not None and grid[0, 0] == 0.0 and grid[-1, 0] == 1.0  # BoTorch needs both
+    decoded = [enc.decode(u)["p"] for u in grid]
+    expected = allowed_values(dist)
+    assert len(decoded) == len(expected)
+    for got, want in zip(decoded, expected):
+        assert type(got) is type(want)
+        assert got == pytest.approx(want, abs=1e-9, nan_ok=True)
+    assert all(enc.covers({"p": v}) for v in decoded)
+    assert np.array_equal(np.array([enc.encode({"p": v}) for v in decoded]), grid)

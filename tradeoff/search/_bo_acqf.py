@@ -1,5 +1,6 @@
 """The BoTorch side of :class:`~tradeoff.search._mobo.MOBOSampler`: one tensor-in/tensor-out
-function, :func:`propose`, in the spirit of optuna-integration's ``candidates_func``.
+function, :func:`propose`, in the spirit of optuna-integration's ``candidates_func``. The models
+and the acquisition function live here, its maximization in :mod:`~tradeoff.search._bo_optim`.
 
 All tensors are double precision on one device, inputs in the unit cube, outcomes in BoTorch's
 maximization convention. Shapes: ``n`` observations, ``p`` pending points, ``d`` columns,
@@ -15,10 +16,12 @@ from dataclasses import dataclass, replace
 
 import torch
 from botorch.acquisition.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
+from botorch.acquisition.objective import GenericMCObjective
 from botorch.exceptions.errors import ModelFittingError
 from botorch.exceptions.warnings import BotorchWarning
 from botorch.fit import fit_gpytorch_mll
@@ -28,28 +31,20 @@ from botorch.models.model import Model, ModelList
 from botorch.models.model_list_gp_regression import ModelListGP
 from botorch.models.transforms.input import NumericToCategoricalEncoding
 from botorch.models.transforms.outcome import Standardize
-from botorch.optim.initializers import initialize_q_batch
-from botorch.optim.optimize import optimize_acqf
-from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 from botorch.sampling.base import MCSampler
 from botorch.sampling.index_sampler import IndexSampler
 from botorch.sampling.list_sampler import ListSampler
 from botorch.sampling.normal import SobolQMCNormalSampler
 from botorch.utils.multi_objective.pareto import is_non_dominated
-from botorch.utils.sampling import draw_sobol_samples
 from gpytorch.mlls import ExactMarginalLogLikelihood  # type: ignore[import-untyped]
 from linear_operator.utils.warnings import NumericalWarning  # type: ignore[import-untyped]
 from torch import Tensor
 
-from tradeoff.search._bo_encode import MAX_SEARCHED_LEVELS
+from tradeoff.search._bo_optim import GuardedAcquisition, optimize
 
 logger = logging.getLogger("tradeoff")
 
 TensorFn = Callable[[Tensor], Tensor]
-# Added to the (log) acquisition value of a point that breaks a known-cost constraint: far
-# below any log-hypervolume improvement, yet finite, so optimizers still rank such points.
-_INFEASIBLE_PENALTY = 1e6
-_SPRAY_STD = 0.1  # of the Gaussian moves of continuous columns around baseline points
 
 
 @dataclass(frozen=True)
@@ -116,14 +111,16 @@ class Problem:
 
     Attributes:
         is_known: Per objective (study order), whether it is a known cost (not modelled).
-        ref_point: ``(m,)`` hypervolume reference point, maximization convention.
+        ref_point: ``(m,)`` hypervolume reference point, maximization convention; ``None``
+            with one objective.
         discrete_dims: Column -> sorted allowed unit values (integer-like columns).
         cat_dims: Column -> unit codes (categorical columns).
         snap: ``(N, d) -> (N, d)``: discrete and categorical columns onto their levels.
         known_values: ``(N, d) -> (N, k)`` exact known costs (maximization), in study
             order of the known objectives; ``None`` without known costs.
         known_feasible: ``(N, d) -> (N,)`` bool, known-cost constraints hold; or ``None``.
-        acquisition: ``"qlognehvi"`` or ``"qnparego"``.
+        acquisition: ``"qlognehvi"`` or ``"qnparego"`` (several objectives), ``"qlognei"``
+            (one measured objective).
         seed: Seeds the quasi-MC base samples and random starting points.
         candidates: ``(N, d)`` every point worth proposing (known-feasible, not tried yet)
             when the space is discrete and small: the acquisition is then maximized exactly
@@ -135,7 +132,7 @@ class Problem:
     """
 
     is_known: tuple[bool, ...]
-    ref_point: Tensor
+    ref_point: Tensor | None
     discrete_dims: dict[int, list[float]]
     cat_dims: dict[int, list[float]]
     snap: TensorFn
@@ -176,7 +173,7 @@ def propose(
         problem = replace(problem, effort=problem.effort.for_objectives(len(problem.is_known)))
         gps = fit_gps(train_x, train_obj, train_con, problem)
         acqf = build_acquisition(gps, train_x, train_obj.shape[-1], pending_x, problem)
-        return optimize(acqf, train_x.shape[-1], problem)
+        return optimize(acqf, train_x, problem)
 
 
 def fit_gps(
@@ -250,28 +247,63 @@ def build_acquisition(
     pending_x: Tensor | None,
     problem: Problem,
 ) -> GuardedAcquisition:
-    """qLogNEHVI or qLogNParEGO over GPs + the exact known-cost model, guarded."""
+    """qLogNEI (one objective), qLogNEHVI or qLogNParEGO over the GPs and the exact
+    known-cost model, guarded."""
+    n_con = gps.num_outputs - n_measured
+    if problem.acquisition == "qlognei":
+        inner = _single_objective(gps, train_x, n_con, pending_x, problem)
+    else:
+        inner = _multi_objective(gps, train_x, n_measured, pending_x, problem)
+    return GuardedAcquisition(inner, problem.snap, problem.known_feasible)
+
+
+def _single_objective(
+    gps: ModelListGP, train_x: Tensor, n_con: int, pending_x: Tensor | None, problem: Problem
+) -> AcquisitionFunction:
+    """qLogNEI of output 0 (the one measured objective), constrained by the other outputs."""
+    shape = torch.Size([problem.effort.mc_samples])
+    sampler = SobolQMCNormalSampler(shape, seed=problem.seed)
+    if n_con == 0:  # one GP: its root decomposition can be cached
+        gp = gps.models[0]
+        assert isinstance(gp, Model)
+        return qLogNoisyExpectedImprovement(
+            gp, train_x, sampler=sampler, X_pending=pending_x, prune_baseline=True,
+        )  # fmt: skip
+    return qLogNoisyExpectedImprovement(
+        gps, train_x, sampler=sampler, objective=GenericMCObjective(_first_output),
+        constraints=_constraint_fns(1, n_con), X_pending=pending_x, prune_baseline=True,
+        cache_root=False,
+    )  # fmt: skip
+
+
+def _first_output(samples: Tensor, X: Tensor | None = None) -> Tensor:
+    return samples[..., 0]
+
+
+def _multi_objective(
+    gps: ModelListGP, train_x: Tensor, n_measured: int, pending_x: Tensor | None, problem: Problem
+) -> AcquisitionFunction:
+    """qLogNEHVI (baseline pruned to likely Pareto points) or qLogNParEGO."""
     model, sampler, outcomes = _joint_model(gps, n_measured, problem)
     objective = IdentityMCMultiOutputObjective(outcomes=outcomes)
     constraints = _constraint_fns(n_measured, gps.num_outputs - n_measured)
     if problem.acquisition == "qnparego":
-        inner: AcquisitionFunction = qLogNParEGO(
+        return qLogNParEGO(
             model, train_x, sampler=sampler, objective=objective, constraints=constraints,
             X_pending=pending_x, prune_baseline=True, cache_root=False,
         )  # fmt: skip
-    else:
-        cap = problem.effort.max_baseline
-        max_frac = 1.0 if cap is None else min(1.0, cap / len(train_x))
-        baseline = prune_inferior_points_multi_objective(
-            model, train_x, problem.ref_point, objective=objective, constraints=constraints,
-            num_samples=problem.effort.prune_samples, max_frac=max_frac,
-        )  # fmt: skip
-        inner = qLogNoisyExpectedHypervolumeImprovement(
-            model, problem.ref_point, baseline, sampler=sampler, objective=objective,
-            constraints=constraints, X_pending=pending_x,
-            cache_root=problem.known_values is None,  # unsupported with the exact model
-        )  # fmt: skip
-    return GuardedAcquisition(inner, problem.snap, problem.known_feasible)
+    assert problem.ref_point is not None  # set by MOBOSampler for several objectives
+    cap = problem.effort.max_baseline
+    max_frac = 1.0 if cap is None else min(1.0, cap / len(train_x))
+    baseline = prune_inferior_points_multi_objective(
+        model, train_x, problem.ref_point, objective=objective, constraints=constraints,
+        num_samples=problem.effort.prune_samples, max_frac=max_frac,
+    )  # fmt: skip
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model, problem.ref_point, baseline, sampler=sampler, objective=objective,
+        constraints=constraints, X_pending=pending_x,
+        cache_root=problem.known_values is None,  # unsupported with the exact model
+    )  # fmt: skip
 
 
 def _joint_model(
@@ -306,130 +338,3 @@ def _constraint_fns(start: int, count: int) -> list[TensorFn] | None:
     if count == 0:
         return None
     return [lambda z, i=start + j: z[..., i] for j in range(count)]  # type: ignore[misc]
-
-
-class GuardedAcquisition(AcquisitionFunction):
-    """An acquisition function evaluated on snapped points, penalized where a known-cost
-    constraint fails.
-
-    Snapping keeps the optimizer and the value in agreement for discrete columns it relaxes
-    (the gradient passes straight through). Known-cost constraints are exact, so a violating
-    point scores ``-1e6`` lower than any feasible one.
-
-    Args:
-        acqf: The acquisition function, ``(b, q, d) -> (b,)``.
-        snap: ``(N, d) -> (N, d)`` onto the allowed levels.
-        feasible: ``(N, d) -> (N,)`` bool, or ``None`` when there is no known constraint.
-    """
-
-    def __init__(self, acqf: AcquisitionFunction, snap: TensorFn, feasible: TensorFn | None):
-        super().__init__(model=acqf.model)
-        self.acqf, self.snap, self.feasible = acqf, snap, feasible
-        self.X_baseline = getattr(acqf, "X_baseline", None)
-
-    def forward(self, X: Tensor) -> Tensor:
-        flat = X.reshape(-1, X.shape[-1])
-        snapped = self.snap(flat.detach())
-        Xs = (flat + (snapped - flat).detach()).reshape(X.shape)
-        value: Tensor = self.acqf(Xs)
-        if self.feasible is None:
-            return value
-        ok = self.feasible(snapped).reshape(X.shape[:-1]).all(dim=-1)
-        return torch.where(ok, value, value - _INFEASIBLE_PENALTY)
-
-
-def optimize(acqf: GuardedAcquisition, d: int, problem: Problem) -> Tensor:
-    """Maximize ``acqf``: exactly over ``problem.candidates`` when given, else by search;
-    a point that breaks a known constraint or was tried already is replaced by the best
-    point around it and at random that does neither (kept if there is none).
-
-    Returns:
-        ``(1, d)`` snapped candidate.
-    """
-    if problem.candidates is not None and len(problem.candidates):
-        return _best_of(acqf, problem.candidates, problem.effort.batch)
-    bounds = torch.zeros(2, d, dtype=torch.double, device=problem.ref_point.device)
-    bounds[1] = 1.0
-    if problem.discrete_dims or problem.cat_dims:
-        x = _optimize_mixed(acqf, bounds, problem)
-    else:
-        x = _optimize_continuous(acqf, bounds, problem.effort)
-    x = problem.snap(x.detach().reshape(1, d))
-    if _allowed(x, problem).all():
-        return x
-    pool = draw_sobol_samples(bounds, n=problem.effort.fallback_samples, q=1)[:, 0]
-    pool = problem.snap(torch.cat([_neighbours(x, problem), pool]))
-    pool = pool[_allowed(pool, problem)]
-    return x if len(pool) == 0 else _best_of(acqf, pool, problem.effort.batch)
-
-
-def _allowed(x: Tensor, problem: Problem) -> Tensor:
-    """``(N, d) -> (N,)`` bool: known constraints hold and the point was not tried yet."""
-    ok = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    if problem.known_feasible is not None:
-        ok &= problem.known_feasible(x).reshape(-1).bool()
-    if problem.untried is not None:
-        ok &= problem.untried(x).reshape(-1).bool()
-    return ok
-
-
-def _neighbours(x: Tensor, problem: Problem) -> Tensor:
-    """``(1, d) -> (N, d)``: ``x`` moved one level in a discrete column or to another
-    category in a categorical one."""
-    moves = []
-    for j, levels in [*problem.discrete_dims.items(), *problem.cat_dims.items()]:
-        values = torch.tensor(levels, dtype=x.dtype, device=x.device)
-        if j in problem.discrete_dims:
-            at = int((values - x[0, j]).abs().argmin())
-            values = values[max(at - 1, 0) : at + 2]
-        moved = x.repeat(len(values), 1)
-        moved[:, j] = values
-        moves.append(moved)
-    return torch.cat(moves) if moves else x
-
-
-def _best_of(acqf: GuardedAcquisition, pool: Tensor, batch: int) -> Tensor:
-    """``(N, d) -> (1, d)``: the row of ``pool`` with the highest acquisition value."""
-    with torch.no_grad():
-        values = torch.cat([acqf(chunk.unsqueeze(-2)) for chunk in torch.split(pool, batch)])
-    return pool[values.argmax()].unsqueeze(0)
-
-
-def _optimize_mixed(acqf: GuardedAcquisition, bounds: Tensor, problem: Problem) -> Tensor:
-    """BoTorch's alternating search: L-BFGS on continuous columns, neighbour moves on
-    discrete levels and categories, from random points and sprays around the baseline."""
-    e = problem.effort
-    options = {
-        "initialization_strategy": "random",
-        "maxiter_alternating": e.maxiter_alternating,
-        "maxiter_continuous": e.maxiter_continuous,
-        "tol": 1e-4,
-        "num_spray_points": e.spray_points,
-        "max_discrete_values": MAX_SEARCHED_LEVELS,
-    }
-    x, _ = optimize_acqf_mixed_alternating(
-        acqf, bounds, discrete_dims=problem.discrete_dims, cat_dims=problem.cat_dims,
-        raw_samples=e.raw_samples, num_restarts=e.num_restarts, options=options,
-    )  # fmt: skip
-    return x
-
-
-def _optimize_continuous(acqf: GuardedAcquisition, bounds: Tensor, e: Effort) -> Tensor:
-    """L-BFGS-B from the best of random points and sprays around the baseline (optima often
-    sit next to observed Pareto points, e.g. on a face of the cube that random points miss).
-    """
-    raw = draw_sobol_samples(bounds, n=e.raw_samples, q=1)[:, 0]
-    starts = [raw]
-    if acqf.X_baseline is not None and len(acqf.X_baseline):
-        base = acqf.X_baseline.repeat_interleave(e.spray_points, dim=0)
-        noise = _SPRAY_STD * torch.randn_like(base)
-        starts += [acqf.X_baseline, (base + noise).clamp(0.0, 1.0)]
-    candidates = torch.cat(starts).unsqueeze(-2)
-    with torch.no_grad():
-        values = acqf(candidates)
-    initial, _ = initialize_q_batch(candidates, values, n=e.num_restarts)
-    x, _ = optimize_acqf(
-        acqf, bounds, q=1, num_restarts=e.num_restarts, batch_initial_conditions=initial,
-        options={"maxiter": 100}, retry_on_optimization_warning=False,
-    )  # fmt: skip
-    return x

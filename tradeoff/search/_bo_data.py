@@ -24,6 +24,7 @@ from tradeoff.search._bo_encode import Encoding, FloatArray
 from tradeoff.spaces import SearchSpace
 
 REFERENCE_MARGIN = 0.1
+_INFINITE_SPREADS = 3.0  # how far beyond the finite values an infinite constraint value sits
 ToTensor = Callable[[Any], Any]  # NumPy array -> torch tensor (torch is imported lazily)
 TensorFn = Callable[[Any], Any]  # torch tensor -> torch tensor
 
@@ -213,10 +214,22 @@ def subsample(data: Observations, max_observations: int | None) -> Observations:
 
 
 def scale_constraints(con: FloatArray) -> FloatArray:
-    """Divide each constraint by its spread (sign kept) so the sigmoid's width fits it."""
-    spread = con.std(axis=0)
-    spread = np.where(spread > 0, spread, np.maximum(np.abs(con).max(axis=0), 1.0))
-    return np.asarray(con / spread, dtype=float)
+    """Divide each constraint by its spread (sign kept) so the sigmoid's width fits it.
+
+    Optuna accepts infinite constraint values: they become finite, ``_INFINITE_SPREADS``
+    spreads beyond the column's finite values (and on the same side of 0), which a GP can fit.
+    """
+    out = np.zeros_like(con, dtype=float)
+    for j, column in enumerate(np.asarray(con, dtype=float).T):
+        finite = column[np.isfinite(column)]
+        spread = finite.std() if len(finite) else 0.0
+        if not spread > 0:
+            spread = max(float(np.abs(finite).max(initial=0.0)), 1.0)
+        scaled = finite / spread
+        high = max(float(scaled.max(initial=0.0)), 0.0) + _INFINITE_SPREADS
+        low = min(float(scaled.min(initial=0.0)), 0.0) - _INFINITE_SPREADS
+        out[:, j] = np.nan_to_num(column / spread, nan=high, posinf=high, neginf=low)
+    return out
 
 
 def signs(study: Study) -> FloatArray:

@@ -28,6 +28,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tradeoff.search._operators import find_choice
+
 FloatArray = NDArray[np.float64]
 Kind = Literal["continuous", "discrete", "categorical"]
 
@@ -150,8 +152,10 @@ def _to_unit(dist: FloatDistribution | IntDistribution, v: FloatArray) -> FloatA
     """Values -> ``[0, 1]`` (on a log scale for ``log=True``)."""
     low, high = float(dist.low), float(dist.high)
     if dist.log:
-        return np.asarray((np.log(v) - math.log(low)) / (math.log(high) - math.log(low)))
-    return np.asarray((v - low) / (high - low))
+        u = (np.log(v) - math.log(low)) / (math.log(high) - math.log(low))
+    else:
+        u = (v - low) / (high - low)
+    return np.asarray(np.clip(u, 0.0, 1.0), dtype=float)
 
 
 def _from_unit(dist: FloatDistribution | IntDistribution, u: FloatArray) -> FloatArray:
@@ -169,9 +173,7 @@ def _index_of_unit(c: _Column, u: FloatArray) -> NDArray[np.int64]:
         k = np.round(u * (c.n_levels - 1))
     else:
         dist = _numeric(c)
-        step = 1 if isinstance(dist, IntDistribution) else dist.step
-        assert step is not None
-        k = np.round((_from_unit(dist, u) - dist.low) / step)
+        k = np.round((_from_unit(dist, u) - dist.low) / _step(dist))
     return np.clip(k, 0, c.n_levels - 1).astype(np.int64)
 
 
@@ -182,10 +184,17 @@ def _unit_of_index(c: _Column, k: NDArray[np.int64]) -> FloatArray:
 
 
 def _value_of_index(c: _Column, k: NDArray[np.int64]) -> FloatArray:
+    """Allowed values; the last level is ``high`` exactly (``low + k * step`` can miss it by
+    a rounding error, and BoTorch needs a discrete column to end at the upper bound 1)."""
     dist = _numeric(c)
-    step = 1 if isinstance(dist, IntDistribution) else dist.step
-    assert step is not None
-    return np.asarray(np.minimum(dist.low + k * step, dist.high), dtype=float)
+    value = np.minimum(dist.low + k * _step(dist), dist.high)
+    return np.asarray(np.where(k >= c.n_levels - 1, dist.high, value), dtype=float)
+
+
+def _step(dist: FloatDistribution | IntDistribution) -> float:
+    """The spacing of a discrete column's values (``IntDistribution.step`` is 1 by default)."""
+    assert dist.step is not None
+    return float(dist.step)
 
 
 def _levels(c: _Column) -> FloatArray:
@@ -195,7 +204,9 @@ def _levels(c: _Column) -> FloatArray:
 def _encode(c: _Column, value: Any) -> float:
     if c.kind == "categorical":
         assert isinstance(c.dist, CategoricalDistribution)
-        return float(c.dist.to_internal_repr(value)) / (c.n_levels - 1)
+        index = find_choice(c.dist, value)
+        assert index is not None  # encode() needs covered params
+        return index / (c.n_levels - 1)
     return float(_to_unit(_numeric(c), np.array([float(value)]))[0])
 
 
@@ -213,7 +224,7 @@ def _decode(c: _Column, u: float) -> Any:
 def _valid(c: _Column, value: Any) -> bool:
     if c.kind == "categorical":
         assert isinstance(c.dist, CategoricalDistribution)
-        return any(type(v) is type(value) and v == value for v in c.dist.choices)
+        return find_choice(c.dist, value) is not None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         return False
     dist = _numeric(c)

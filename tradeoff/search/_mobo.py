@@ -1,4 +1,4 @@
-"""MOBOSampler: multi-objective Bayesian optimization (BoTorch) as an Optuna sampler.
+"""MOBOSampler: Bayesian optimization (BoTorch) of one or several objectives as an Optuna sampler.
 
 Each proposal is rebuilt from the study's trials (only caches are kept between calls):
 
@@ -10,18 +10,18 @@ Each proposal is rebuilt from the study's trials (only caches are kept between c
    Configs and calls their ``fn`` (once per distinct Config, cached); known-cost
    constraints are checked exactly and a violating candidate is never returned (unless
    nothing feasible is found).
-3. qLogNEHVI (qLogNParEGO beyond four objectives), with pending points as ``X_pending``, is
-   maximized without rounding a continuous optimum. In a discrete space of at most
-   ``max_enumerated`` Configs (after the known-cost constraints) every Config not tried yet
-   is scored: the maximum is exact. Otherwise BoTorch's mixed alternating optimizer
-   (L-BFGS on continuous columns, neighbour moves on integer and ordinal levels, every
-   alternative of a categorical one), or L-BFGS-B alone when all columns are continuous;
-   both start from random points and sprays around the observed Pareto set
-   (:mod:`~tradeoff.search._bo_acqf`). In a discrete space a Config already tried is not
-   proposed again while the search scores another.
+3. qLogNEHVI (qLogNParEGO beyond four objectives, qLogNEI for a single objective), with
+   pending points as ``X_pending``, is maximized without rounding a continuous optimum. In a
+   discrete space of at most ``max_enumerated`` Configs (after the known-cost constraints)
+   every Config not tried yet is scored: the maximum is exact. Otherwise BoTorch's mixed
+   alternating optimizer (L-BFGS on continuous columns, neighbour moves on integer and
+   ordinal levels, every alternative of a categorical one), or L-BFGS-B alone when all
+   columns are continuous; both start from random points and sprays around the observed
+   Pareto set (:mod:`~tradeoff.search._bo_optim`). In a discrete space a Config already tried
+   is not proposed again while the search scores another.
 
-The hypervolume reference point is recorded on the study as the user attribute
-``"tradeoff.mobo_reference"`` (objective values in the study's directions).
+With several objectives, the hypervolume reference point is recorded on the study as the user
+attribute ``"tradeoff.mobo_reference"`` (objective values in the study's directions).
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ _GRID_FILTER_FACTOR = 4  # enumerate grids this much larger when known constrain
 
 
 class MOBOSampler(BaseSampler):
-    """Multi-objective Bayesian optimization with exact known costs and pending trials.
+    """Bayesian optimization with exact known costs, measured constraints and pending trials.
 
-    Works in any multi-objective Optuna study (``study.ask()`` or ``study.optimize``), and
-    as ``tradeoff.optimize(..., optimizer=MOBOSampler(...))``.
+    Works in any Optuna study, with one objective or several (``study.ask()`` or
+    ``study.optimize``), and as ``tradeoff.optimize(..., optimizer=MOBOSampler(...))``.
+    Constraints are read from ``trial.constraints`` (Optuna's ``trial.set_constraint``).
 
     Args:
         seed: Makes proposals reproducible when trials are asked and told one at a time.
@@ -81,7 +82,7 @@ class MOBOSampler(BaseSampler):
         n_startup_trials: Random proposals before the first model, counted in completed trials.
             Defaults to ``min(max(5, 2 * d), 20)`` for ``d`` parameters.
         acquisition: ``"qlognehvi"``, ``"qnparego"``, or ``"auto"`` (qLogNEHVI up to four
-            objectives, qLogNParEGO beyond).
+            objectives, qLogNParEGO beyond). A single objective always uses qLogNEI.
         device: Torch device of the models; defaults to CUDA when available, else the CPU.
         max_observations: Fit on at most this many completed trials (the feasible Pareto set,
             then the most recent); ``None`` uses them all.
@@ -143,8 +144,10 @@ class MOBOSampler(BaseSampler):
         known = self._known_costs(enc, search_space)
         if len(data.x) < max(2, self.n_startup_trials(enc.dim)) or all(is_known):
             return enc.decode(_startup_point(enc, known, seed, data.tried))
-        ref = reference_point(data, self._user_reference(study))
-        _record_reference(study, ref)
+        ref = None
+        if len(is_known) > 1:
+            ref = reference_point(data, self._user_reference(study))
+            _record_reference(study, ref)
         x = self._propose(enc, subsample(data, self._max_observations), ref, is_known, known, seed)
         return enc.decode(x)
 
@@ -170,6 +173,8 @@ class MOBOSampler(BaseSampler):
 
     def acquisition_for(self, n_objectives: int) -> str:
         """The acquisition function used for ``n_objectives`` objectives."""
+        if n_objectives == 1:
+            return "qlognei"
         if self._acquisition != "auto":
             return self._acquisition
         return "qlognehvi" if n_objectives <= _NEHVI_MAX_OBJECTIVES else "qnparego"
@@ -217,7 +222,7 @@ class MOBOSampler(BaseSampler):
         self,
         enc: Encoding,
         data: Observations,
-        ref: FloatArray,
+        ref: FloatArray | None,
         is_known: tuple[bool, ...],
         known: KnownCosts | None,
         seed: int,
@@ -234,11 +239,11 @@ class MOBOSampler(BaseSampler):
         candidates = self._candidates(enc, known, data.tried)
         problem = _bo_acqf.Problem(
             is_known=is_known,
-            ref_point=t(ref),
+            ref_point=None if ref is None else t(ref),
             discrete_dims=enc.discrete_dims,
             cat_dims=enc.cat_dims,
             snap=lambda x: t(enc.snap(x.detach().cpu().numpy())),
-            known_values=None if known is None else known.values_fn(t, ref[list(is_known)]),
+            known_values=None if known is None else known.values_fn(t, _known_ref(ref, is_known)),
             known_feasible=None if known is None else known.feasible_fn(t),
             acquisition=self.acquisition_for(len(is_known)),
             seed=seed,
@@ -263,6 +268,12 @@ def _startup_point(
     fresh = untried_mask(enc, tried, pool) if enc.discrete else feasible
     best = np.flatnonzero(feasible & fresh)
     return np.asarray(pool[best[0] if len(best) else int(np.argmax(feasible))], dtype=float)
+
+
+def _known_ref(ref: FloatArray | None, is_known: tuple[bool, ...]) -> FloatArray:
+    """The reference coordinates of the known-cost objectives (none with one objective: a
+    single known objective is never modelled)."""
+    return np.zeros(0) if ref is None else np.asarray(ref[list(is_known)], dtype=float)
 
 
 def _record_reference(study: Study, ref: FloatArray) -> None:
@@ -300,11 +311,6 @@ def _check_study(study: Study, objectives: ObjectiveSet | None) -> None:
     directions = [
         "maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in study.directions
     ]
-    if len(directions) < 2:
-        raise ValueError(
-            "MOBOSampler needs a multi-objective study (at least two directions); "
-            "use optuna.samplers.GPSampler for a single objective."
-        )
     if objectives is not None and objectives.directions != directions:
         raise ValueError(
             f"MOBOSampler(objectives=...) has directions {objectives.directions}, the study "

@@ -177,10 +177,18 @@ def resample_choice(dist: CategoricalDistribution, value: Any, rng: Rng) -> Any:
 
 def choice_index(dist: CategoricalDistribution, value: Any) -> int:
     """Index of ``value`` among the choices (``True`` and ``1`` are told apart)."""
-    for i, c in enumerate(dist.choices):
-        if type(c) is type(value) and c == value:
-            return i
-    return int(dist.to_internal_repr(value))
+    index = find_choice(dist, value)
+    return int(dist.to_internal_repr(value)) if index is None else index
+
+
+def find_choice(dist: CategoricalDistribution, value: Any) -> int | None:
+    """Index of ``value`` among the choices, or ``None``; unlike ``to_internal_repr``, ``True``,
+    ``1`` and ``1.0`` are different choices, and NaN is found."""
+    nan = isinstance(value, float) and math.isnan(value)
+    for index, choice in enumerate(dist.choices):
+        if type(choice) is type(value) and (choice == value or (nan and choice != choice)):
+            return index
+    return None
 
 
 def uniform(dist: BaseDistribution, rng: Rng) -> Any:
