@@ -43,6 +43,7 @@ from typing import Any
 
 import optuna
 import ray
+from provenance import command_line, commit_info
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -424,8 +425,9 @@ def run(settings: Settings) -> dict[str, Any]:
         if started:
             ray.shutdown()
     return {
+        "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": machine_info(load),
+        "machine": {**machine_info(load), **commit_info()},
         "settings": asdict(settings),
         "overhead": [asdict(o) for o in rows],
         "parallel": [asdict(p) for p in par],

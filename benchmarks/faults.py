@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from provenance import command_line, commit_info
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests/servers: the cluster and PostgreSQL helpers
@@ -353,8 +354,9 @@ def run(settings: Settings, storage_kind: str) -> dict[str, Any]:
             sup.run()
             results = tally(sup, time.perf_counter() - start)
     return {
+        "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": machine_info(load),
+        "machine": {**machine_info(load), **commit_info()},
         "settings": asdict(settings),
         "storage": storage_kind,
         "results": results,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizers import machine_info, source_info, write_report
+from provenance import command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mnist.json"
@@ -54,7 +55,10 @@ def printed_table(stdout: str) -> list[str]:
     lines = stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith(TABLE_START))
     last = next(i for i, line in enumerate(lines) if line.startswith(TABLE_END))
-    return [line.rstrip() for line in lines[first:last] if line.strip()]
+    table = [line.rstrip() for line in lines[first:last]]
+    while table and not table[-1]:
+        table.pop()
+    return table
 
 
 def run_once(argv: list[str], *, keep_cache: bool) -> dict[str, Any]:
@@ -82,7 +86,7 @@ def evidence(
     tables = [r["table"] for r in runs]
     return {
         "command": shlex.join(["python", *argv[1:]]),  # make run's, in a fresh directory
-        "benchmark_command": shlex.join(["python", "benchmarks/main_job.py", *sys.argv[1:]]),
+        "benchmark_command": command_line(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_info(load), "ray": version("ray"), **source_info()},
         "runs": len(runs),

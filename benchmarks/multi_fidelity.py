@@ -34,6 +34,7 @@ import numpy as np
 import optuna
 from optimizers import comma_names, machine_info, quiet, source_info, write_report
 from problems import PROBLEMS, Problem, make_problems
+from provenance import command_line
 
 import tradeoff
 from tradeoff.search import Fidelity
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in problems
     }
     return {
+        "command": command_line(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_info(load), **source_info()},
         "settings": {

@@ -40,7 +40,6 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -64,6 +63,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 from problems import PROBLEMS, Problem, make_problems
+from provenance import command_line, commit_info
 
 import tradeoff
 from tradeoff.objectives import ObjectiveSet
@@ -459,17 +459,12 @@ def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
 
 
 def source_info() -> dict[str, Any]:
-    """The tradeoff commit and a hash of each optimizer source file, at the start."""
+    """The tradeoff commit (and whether the checkout differs from it) and a hash of each
+    optimizer source file, at the start."""
     root = Path(tradeoff.__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        head = ""
     files = sorted((root / "search").glob("*.py"))
     digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files}
-    return {"tradeoff_commit": head or None, "tradeoff_search_sha256": digests}
+    return {**commit_info(), "tradeoff_search_sha256": digests}
 
 
 def _version(package: str) -> str | None:
@@ -568,6 +563,7 @@ def run(s: Settings, quick: bool) -> dict[str, Any]:
     problems = {p: _problem(p).to_dict() for p in s.problems}  # builds the digits table
     runs, shared = run_all(s, quick)
     return {
+        "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
         "machine": {**machine_info(load), **sources},
         "settings": {

@@ -40,6 +40,7 @@ import optuna
 from optimizers import comma_names, machine_info, quiet, source_info, write_report
 from optuna.trial import TrialState, create_trial
 from problems import PROBLEMS, Problem, make_problems
+from provenance import command_line
 
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search import OPTIMIZERS, make_sampler
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _log(timing)
             timings.append(timing)
     return {
+        "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
         "machine": {**machine_info(load), **sources},
         "settings": {

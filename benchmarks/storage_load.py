@@ -45,6 +45,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
+from provenance import command_line, commit_info
 from sqlalchemy.engine import Engine
 
 import tradeoff
@@ -441,8 +442,9 @@ def run(s: Settings, force_profile: bool) -> dict[str, Any]:
         profiles = [profile(storages, st, s) for st in targets]
         machine = machine_info(load, fsync_at_start, storages)
     return {
+        "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": machine,
+        "machine": {**machine, **commit_info()},
         "settings": asdict(s),
         "rows": [asdict(r) for r in rows],
         "profiles": profiles,

@@ -1,6 +1,7 @@
 """The benchmark scripts run (tiny settings) and write the JSON the README quotes from."""
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,32 @@ def test_multi_fidelity_quick(tmp_path):
     for run in report["runs"]:
         assert 0 < run["hv_fraction"] <= 1
         assert int(run["evaluations_by_rung"]["0"]) == 12  # every Config at the lowest budget
+
+
+def test_main_job_evidence_is_make_runs_command_and_table():
+    """benchmarks/results/mnist.json comes from the Makefile's run command as it is now, and
+    records the table every fresh run printed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import main_job
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    argv = main_job.make_run_command()
+    assert argv[1] == "examples/mnist_compression.py" and "--seed" in argv
+    evidence = json.loads((ROOT / "benchmarks" / "results" / "mnist.json").read_text())
+    assert evidence["command"] == shlex.join(["python", *argv[1:]])
+    assert evidence["tables_identical"] and evidence["runs"] >= 2 and evidence["fresh_model_cache"]
+    assert evidence["machine"]["tradeoff_commit"] and evidence["machine"]["cpu_count"]
+    stdout = "noise\n" + "\n".join(evidence["table"]) + "\n\nreport: x\n"
+    assert main_job.printed_table(stdout) == evidence["table"]
+
+
+def test_known_costs_quick(tmp_path):
+    out = tmp_path / "costs.json"
+    run_script("known_costs.py", out, "--configs", "6", "--applied", "2")
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/known_costs.py --configs 6")
+    assert report["machine"]["tradeoff_commit"] and report["machine"]["torch"]
+    for cost in report["results"].values():
+        assert cost["analytic"] and cost["equal_on_applied_configs"]
+        assert cost["known_states"]["median_us"] < cost["apply_and_measure"]["median_us"]

@@ -1,0 +1,41 @@
+"""What every benchmark JSON records about how it was made: the command and the commit.
+
+Versions and the machine come from each script's ``machine_info`` (they differ in which
+packages matter); ``tests/test_readme_numbers.py`` checks that the JSON the README quotes has
+all four.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line, as run from the repository root (``python benchmarks/...``)."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve()
+    if script.is_relative_to(ROOT):
+        argv[0] = str(script.relative_to(ROOT))
+    return shlex.join(["python", *argv])
+
+
+def commit_info() -> dict[str, Any]:
+    """The checkout's commit and whether ``tradeoff/``, ``benchmarks/`` or ``examples/`` differ
+    from it (uncommitted changes: the commit alone does not say what ran)."""
+
+    def git(*args: str) -> str:
+        try:
+            run = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        except OSError:
+            return ""
+        return run.stdout.strip() if run.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--", "tradeoff", "benchmarks", "examples")
+    return {"tradeoff_commit": head or None, "tradeoff_dirty": bool(dirty) if head else None}
