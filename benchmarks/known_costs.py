@@ -5,7 +5,9 @@ per-layer tables; a layer state it has not seen yet (a new sparsity after channe
 upstream, say) costs one pass over that layer's weights, then is remembered. On the main job's
 space and model (``examples/mnist_compression.py``) this times, per Config: the first call on
 random Configs (new layer states included), repeated calls on the same Configs (states known),
-and applying each Config to a copy and measuring it; and checks that both paths agree.
+and applying each Config to a copy and measuring it; and checks that both paths agree. On one
+torch thread: on a busy machine a second thread waiting for a core makes every small parallel
+op slow, and the timings would measure the other jobs.
 
 Usage:
     python benchmarks/known_costs.py [--configs 200] [--applied 20] [--out PATH]
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from optimizers import machine_info, source_info, write_report
 from provenance import command_line
 
@@ -55,6 +58,7 @@ def summary(us: list[float]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TRADEOFF_DEVICE", "cpu")
+    torch.set_num_threads(1)
     ns = runpy.run_path(str(ROOT / "examples" / "mnist_compression.py"), run_name="__bench__")
     space, model, sample = ns["space"], ns["MODEL"], ns["SAMPLE"]
     costs = {
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine_info(load), **source_info()},
-        "settings": {"configs": args.configs, "applied": args.applied, "seed": 0},
+        "settings": {"configs": args.configs, "applied": args.applied, "seed": 0, "threads": 1},
         "results": results,
         "benchmark_wall_s": time.perf_counter() - start,
     }
