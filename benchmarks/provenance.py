@@ -26,8 +26,9 @@ def command_line(argv: list[str] | None = None) -> str:
 
 
 def commit_info() -> dict[str, Any]:
-    """The checkout's commit and whether ``tradeoff/``, ``benchmarks/`` or ``examples/`` differ
-    from it (uncommitted changes: the commit alone does not say what ran)."""
+    """The checkout's commit and whether the code in ``tradeoff/``, ``benchmarks/`` or
+    ``examples/`` differs from it (the commit alone would not say what ran); results do not
+    count."""
 
     def git(*args: str) -> str:
         try:
@@ -37,5 +38,6 @@ def commit_info() -> dict[str, Any]:
         return run.stdout.strip() if run.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD")
-    dirty = git("status", "--porcelain", "--", "tradeoff", "benchmarks", "examples")
+    code = ("tradeoff", "benchmarks", "examples", ":(exclude)benchmarks/results")
+    dirty = git("status", "--porcelain", "--", *code)
     return {"tradeoff_commit": head or None, "tradeoff_dirty": bool(dirty) if head else None}
