@@ -1,0 +1,926 @@
+"""The README's figures against the JSON under ``benchmarks/results/`` they come from.
+
+Each check reads a README passage (a table, found by its header row, or a pattern over the
+prose, whitespace-normalised) and yields ``(what, text, value)``: the README's ``text`` must be
+``value`` formatted to the digits the README shows (``0.629`` is 0.6290..., ``15,793`` is
+15793.0..., ``96.9%`` is 0.9691...), or equal ``value`` when that is a string. So a figure fails
+the test when the README or the JSON changes without the other. Every README table with
+figures must be read by a check, and every JSON a check reads must record its command, commit,
+versions and machine (but for the files in ``LEGACY``, made before that rule; each needs a
+re-run of its command, and the test fails once one has the fields, so the list shrinks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = (ROOT / "README.md").read_text()
+PROSE = " ".join(README.replace("**", "").split())  # bold carries no figure
+
+Figure = tuple[str, str, Any]  # what, the README's text, the JSON's value (number or string)
+CHECKS: dict[str, tuple[tuple[str, ...], Callable[[], Iterator[Figure]]]] = {}
+TABLES_READ: set[str] = set()
+
+# Missing provenance fields of result files written before every benchmark recorded them.
+LEGACY = {
+    "engine_overhead.json": {"command", "commit"},
+    "faults.json": {"command", "commit"},
+    "storage_load.json": {"command", "commit"},
+    "optimizers.json": {"command"},
+    "optimizers_400.json": {"command"},
+    "proposal_speed.json": {"command"},
+    "multi_fidelity.json": {"command"},
+    "smollm2_compress.json": {"commit", "versions", "machine"},
+    "smollm2_compress_population4.json": {"commit", "versions", "machine"},
+    "smollm2_compress_proxy_starts.json": {"commit", "versions", "machine"},
+    "minilm_peft.json": {"commit", "versions", "machine"},
+    "minilm_peft_seed1.json": {"commit", "versions", "machine"},
+}
+
+
+def check(*files: str) -> Callable[[Callable[[], Iterator[Figure]]], Any]:
+    def register(fn: Callable[[], Iterator[Figure]]) -> Any:
+        CHECKS[fn.__name__] = (files, fn)
+        return fn
+
+    return register
+
+
+@cache
+def load(name: str) -> Any:
+    return json.loads((RESULTS / name).read_text())
+
+
+def table(header: str) -> list[list[str]]:
+    """The body rows (cells, ``**`` removed) of the README table whose header row starts
+    with ``header``."""
+    lines = README.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(header)]
+    assert len(starts) == 1, f"{len(starts)} README tables start with {header!r}"
+    TABLES_READ.add(lines[starts[0]])
+    rows = []
+    for line in lines[starts[0] + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().replace("**", "") for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def grab(pattern: str, *, count: int | None = 1) -> list[tuple[str, ...]]:
+    """Every match of ``pattern`` in the prose, as group tuples (``count`` of them)."""
+    found = [m.groups() for m in re.finditer(pattern, PROSE)]
+    assert found, f"the README no longer says {pattern!r}"
+    assert count is None or len(found) == count, f"{len(found)} matches of {pattern!r}"
+    return found
+
+
+def shown(text: str, value: Any) -> bool:
+    """Whether the README's ``text`` shows ``value`` (a number at the digits shown)."""
+    if isinstance(value, str):
+        return text == value
+    t = text.replace(",", "").replace("**", "").strip()
+    decimals = len(t.split(".")[1]) if "." in t else 0
+    return format(float(value), f".{decimals}f") == t
+
+
+# The main job ------------------------------------------------------------------------------------
+@check("mnist.json")
+def main_job_table() -> Iterator[Figure]:
+    rep = load("mnist.json")
+    block = README.split("What `make run` prints:\n\n```text\n", 1)[1].split("\n```", 1)[0]
+    TABLES_READ.add("What `make run` prints:")
+    yield "printed table", block, "\n".join(rep["table"])
+    lines = set(rep["table"])
+    for p in rep["pareto"]:  # the printed table is the JSON's run
+        row = f"{p['trial']:>5} {p['accuracy']:>9.3f} {p['weight_kb']:>10.1f} {p['mbitops']:>9.1f}"
+        yield f"Pareto row #{p['trial']} printed", str(row in lines), "True"
+    for b in rep["baselines"]:
+        who = ", ".join(f"#{t}" for t in b["dominated_by"]) or "-"
+        row = (f"{b['baseline']:<22} {b['accuracy']:>9.3f} {b['weight_kb']:>10.1f} "
+               f"{b['mbitops']:>9.1f}  {who}")  # fmt: skip
+        yield f"baseline {b['baseline']} printed", str(row in lines), "True"
+    st = rep["settings"]
+    yield (
+        "optimizer line",
+        rep["table"][0].split(",")[0],
+        f"optimizer auto -> {st['optimizer_used']}",
+    )
+
+
+@check("mnist.json")
+def main_job_prose() -> Iterator[Figure]:
+    rep = load("mnist.json")
+    st, walls = rep["settings"], rep["wall_s"]
+    for low, high in grab(r"\((\d+)-(\d+) s on 2 cores, plus a one-time install\)"):
+        yield "make run wall time (low)", low, min(walls)
+        yield "make run wall time (high)", high, max(walls)
+    ((low, high),) = grab(r"(\d+)-(\d+) s each on 2 cores")
+    yield "evidence wall time (low)", low, min(walls)
+    yield "evidence wall time (high)", high, max(walls)
+    ((runs,),) = grab(r"\(command, commit, versions, machine\): (\d+) runs, identical tables")
+    yield "runs", runs, rep["runs"]
+    yield "identical tables", str(rep["tables_identical"]), "True"
+    yield "fresh model", str(rep["fresh_model_cache"]), "True"
+    ((trials, workers, seed),) = grab(
+        r"(\d+) trials, `optimizer=\"auto\"` \(TPE: .*?Ray with (\d+) workers, seed (\d+)\."
+    )
+    yield "trials", trials, st["n_trials"]
+    yield "workers", workers, st["n_workers"]
+    yield "seed", seed, st["seed"]
+    yield "main job backend", st["backend"], "ray"
+    yield "auto's pick", st["optimizer_used"], "tpe"
+    by_trial = {p["trial"]: p for p in rep["pareto"]}
+    base = {b["baseline"]: b for b in rep["baselines"]}
+    dense, int4 = base["float32, dense"], base["int4 (W4A8)"]
+    ((t, acc, ratio),) = grab(
+        r"Config #(\d+) is at least as accurate as the dense model \(([\d.]+)\) at "
+        r"1/([\d.]+) of its storage"
+    )
+    best = by_trial[int(t)]
+    yield f"#{t} accuracy", acc, best["accuracy"]
+    yield f"#{t} at least as accurate as dense", str(best["accuracy"] >= dense["accuracy"]), "True"
+    yield f"#{t} storage ratio", ratio, dense["weight_kb"] / best["weight_kb"]
+    yield f"#{t} dominates int8", str(int(t) in base["int8 (W8A8)"]["dominated_by"]), "True"
+    yield "int4 not dominated", str(int4["dominated_by"]), "[]"
+    ((kb, acc_gap),) = grab(
+        r"which is ([\d.]+) KB smaller and needs fewer bit-ops for ([\d.]+) less accuracy"
+    )
+    yield "int4 smaller by", kb, best["weight_kb"] - int4["weight_kb"]
+    yield "int4 fewer bit-ops", str(int4["mbitops"] < best["mbitops"]), "True"
+    yield "int4 accuracy gap", acc_gap, best["accuracy"] - int4["accuracy"]
+    config = rep["configs"][t]
+    bits = {k.split(".")[1]: v for k, v in config.items() if k.endswith(".bits")}
+    yield f"#{t} bits", str(bits), str({"conv1": 4, "conv2": 8, "fc1": 4, "fc2": 4})
+    sparse = {k.split(".")[1]: v for k, v in config.items() if k.endswith(".sparsity") and v}
+    yield f"#{t} sparsity", str(sparse), str({"fc2": 0.25})
+    ((t2, acc2, kb2),) = grab(
+        r"Below it, #(\d+) keeps ([\d.]+) at ([\d.]+) KB with 3-4 bits per layer"
+    )
+    second = by_trial[int(t2)]
+    yield f"#{t2} accuracy", acc2, second["accuracy"]
+    yield f"#{t2} KB", kb2, second["weight_kb"]
+    config = rep["configs"][t2]
+    yield (
+        f"#{t2} bits",
+        str(sorted({v for k, v in config.items() if k.endswith(".bits")})),
+        "[3, 4]",
+    )
+    yield (
+        f"#{t2} conv2",
+        str((config["prune.conv2.sparsity"], config["prune.conv2.pattern"])),
+        "(0.25, 'channel')",
+    )
+    yield (
+        f"#{t2} fc1",
+        str((config["prune.fc1.sparsity"], config["prune.fc1.pattern"])),
+        "(0.5, 'unstructured')",
+    )
+    small = [p for p in rep["pareto"] if p["accuracy"] < 0.9]
+    ((lo, hi, gap_lo, gap_hi),) = grab(
+        r"the small end of the front \(([\d.]+)-([\d.]+) KB\) mixes 2-4 bits with channel "
+        r"pruning and gives up (\d+)-(\d+) points"
+    )
+    yield "small end, smallest KB", lo, min(p["weight_kb"] for p in small)
+    yield "small end, largest KB", hi, max(p["weight_kb"] for p in small)
+    yield (
+        "small end, least accuracy lost",
+        gap_lo,
+        100 * (dense["accuracy"] - max(p["accuracy"] for p in small)),
+    )
+    yield (
+        "small end, most accuracy lost",
+        gap_hi,
+        100 * (dense["accuracy"] - min(p["accuracy"] for p in small)),
+    )
+    ((model_key,),) = grab(r"model ([0-9a-f]{16})\b", count=None)[:1]
+    yield "model key", model_key, st["model_cache_key"]
+
+
+# SmolLM2 -----------------------------------------------------------------------------------------
+def _hv_at(curve: dict[str, list[float]], seconds: float) -> float:
+    """The hypervolume a run had reached ``seconds`` into its search."""
+    reached = [h for t, h in zip(curve["time"], curve["hypervolume"]) if t <= seconds]
+    return reached[-1] if reached else 0.0
+
+
+def _hv_table(header: str, report: dict[str, Any]) -> Iterator[Figure]:
+    times = [float(c.split()[0]) for c in header.strip("| ").split(" | ")[1:]]
+    curves = {"multi-fidelity": "curve_mf", "full fidelity": "curve_full"}
+    for label, *cells in table(header):
+        curve = report["fidelity"][curves[label]]
+        for t, cell in zip(times, cells[:-1]):
+            yield f"{label} at {t:.0f} s", cell, _hv_at(curve, t)
+        final = {"multi-fidelity": "hypervolume_mf", "full fidelity": "hypervolume_full"}[label]
+        yield f"{label} at the end", cells[-1], report["fidelity"][final]
+
+
+def _best_at(front: list[dict[str, Any]], size_mb: float) -> float | None:
+    kl = [p["kl"] for p in front if p["size_mb"] <= size_mb + 1e-9]
+    return min(kl) if kl else None
+
+
+@check("smollm2_compress.json")
+def smollm2_tables() -> Iterator[Figure]:
+    rep = load("smollm2_compress.json")
+    mf = rep["runs"]["multi-fidelity"]
+    front = {p["trial"]: p for p in mf["pareto"]}
+    rows = table("| trial | KL | MB | head bits | block bits 0-29 |")
+    yield "Pareto trials", str([r[0] for r in rows]), str([f"#{t}" for t in front])
+    for trial, kl, mb, head, blocks in rows:
+        p = front[int(trial[1:])]
+        yield f"{trial} KL", kl, p["kl"]
+        yield f"{trial} MB", mb, p["size_mb"]
+        yield f"{trial} head bits", head, p["head_bits"]
+        if re.fullmatch(r"[\d -]+", blocks):
+            yield f"{trial} blocks", blocks, p["alloc"]
+    base = {b["baseline"]: b for b in rep["baselines"]}
+    cells = {r[0]: r[1:] for r in table("| baseline | KL | MB | best found at ≤ this size |")}
+    pairs = {
+        "uniform int3": ["uniform int3"],
+        "uniform int4": ["uniform int4"],
+        "uniform int5": ["uniform int5"],
+        "uniform int6 / int8": ["uniform int6", "uniform int8"],
+        "additive proxy, bits only, ≤ 66.3 / 77.3 MB": [
+            "proxy (bits only) <= 66.3 MB", "proxy (bits only) <= 77.3 MB"],
+        "additive proxy, depth + bits, ≤ 66.3 MB": ["proxy (depth + bits) <= 66.3 MB"],
+        "additive proxy (both kinds), ≤ 88.4 MB": [
+            "proxy (depth + bits) <= 88.4 MB", "proxy (bits only) <= 88.4 MB"],
+    }  # fmt: skip
+    assert set(cells) == set(pairs), set(cells) ^ set(pairs)
+    for label, names in pairs.items():
+        kl, mb, best = cells[label]
+        for i, name in enumerate(names[:2] if " / " in kl else names[:1]):
+            yield f"{label} KL", kl.split(" / ")[i], base[name]["kl"]
+            yield f"{label} MB", mb.split(" / ")[i], base[name]["size_mb"]
+        if label.endswith("both kinds), ≤ 88.4 MB"):  # both kinds found the same point
+            yield "both kinds agree", str(base[names[1]]["kl"] == base[names[0]]["kl"]), "True"
+        for i, found in enumerate(re.findall(r"(?:^|/ )([-\d.]+)(?=[ :]|$)", best)):
+            size = float(mb.split(" / ")[i])
+            best_kl = _best_at(mf["pareto"], size)
+            yield f"{label}: best found at ≤ {size} MB", found, "-" if best_kl is None else best_kl
+    ((needs,),) = grab(r"none \(KL ≤ 1 needs ≥ ([\d.]+) MB\)")
+    yield "smallest Config with KL ≤ 1", needs, min(p["size_mb"] for p in mf["pareto"])
+    yield from _hv_table("| seconds | 30 | 60 | 90 | 120 | 150 | 180 (end) |", rep)
+
+
+@check("smollm2_compress.json")
+def smollm2_prose() -> Iterator[Figure]:
+    rep = load("smollm2_compress.json")
+    mf, full = rep["runs"]["multi-fidelity"], rep["runs"]["full budget"]
+    loads = [*rep["load_average"]["start"][:1], *rep["load_average"]["end"][:1]]
+    loads += [x for run in rep["runs"].values() for x in run["load_average_start_end"]]
+    ((total, lo, hi, setup, timing, bases, mf_min, e0, e1, e2, full_min, full_n),) = grab(
+        r"Total ([\d.]+) min on 2 cores \(other benchmarks running, load average "
+        r"([\d.]+)-([\d.]+)\): "
+        r"set-up (\d+) s, Ray vs local timing (\d+) s, baselines ([\d.]+) min, the multi-fidelity "
+        r"search ([\d.]+) min \(100 Configs: (\d+)/(\d+)/(\d+) evaluations at 128/384/1152 "
+        r"tokens\), the same search at full fidelity for the same ([\d.]+) min \((\d+) Configs\)"
+    )
+    yield "total minutes", total, rep["wall_s"] / 60
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "set-up s", setup, rep["setup_s"]
+    yield "Ray vs local timing s", timing, sum(rep["backend_timing_s"].values())
+    yield "baselines min", bases, rep["baselines_s"] / 60
+    yield "multi-fidelity min", mf_min, mf["wall_s"] / 60
+    for cell, budget in zip((e0, e1, e2), ("128", "384", "1152")):
+        yield f"evaluations at {budget}", cell, mf["evaluations_by_budget"][budget]
+    yield "full fidelity min", full_min, full["wall_s"] / 60
+    yield "full fidelity Configs", full_n, full["statuses"]["complete"]
+    ((n, minutes),) = grab(r"cost (\d+) evaluations \(([\d.]+) min here\)")
+    yield "proxy evaluations", n, rep["additive_proxy"]["new_evaluations"]
+    yield "proxy minutes", minutes, rep["additive_proxy"]["seconds"] / 60
+    ((configs, hv),) = grab(
+        r"never gets past its two uniform starts in 3 minutes \((\d+) Configs: "
+        r".*?reaches ([\d.]+)\."
+    )
+    yield "full fidelity Configs", configs, full["statuses"]["complete"]
+    yield "full fidelity Pareto points", str(len(full["pareto"])), "2"
+    yield "multi-fidelity hypervolume", hv, rep["fidelity"]["hypervolume_mf"]
+    yield "auto picks evolution", rep["settings"]["auto_resolves_to"], "evolution"
+    yield (
+        "command",
+        rep["settings"]["command"],
+        "python examples/smollm2_compress.py --backend-timing 8 --seed 0",
+    )
+    yield "README names the command", str(rep["settings"]["command"] in PROSE), "True"
+
+
+@check("smollm2_compress_population4.json", "smollm2_compress.json")
+def smollm2_population4() -> Iterator[Figure]:
+    rep, main = load("smollm2_compress_population4.json"), load("smollm2_compress.json")
+    mf, full = rep["runs"]["multi-fidelity"], rep["runs"]["full budget"]
+    ((wall, e0, e1, e2, points, hv, hv_full, n_full),) = grab(
+        r"100 Configs in (\d+) s \((\d+)/(\d+)/(\d+) evaluations\), (\d+) Pareto points, "
+        r"hypervolume ([\d.]+) against ([\d.]+) for the full-fidelity search over the same wall "
+        r"time \((\d+) Configs\)"
+    )
+    yield "wall s", wall, mf["wall_s"]
+    for cell, budget in zip((e0, e1, e2), ("128", "384", "1152")):
+        yield f"evaluations at {budget}", cell, mf["evaluations_by_budget"][budget]
+    yield "Pareto points", points, len(mf["pareto"])
+    yield "hypervolume", hv, rep["fidelity"]["hypervolume_mf"]
+    yield "full hypervolume", hv_full, rep["fidelity"]["hypervolume_full"]
+    yield "full Configs", n_full, full["statuses"]["complete"]
+    yield from _hv_table("| seconds | 15 | 30 | 45 | 60 | 90 | 105 (end) |", rep)
+    ((mf_s, full_s, saved),) = grab(
+        r"final hypervolume after (\d+) s instead of (\d+) s \((\d+)% less wall time\)"
+    )
+    f = rep["fidelity"]
+    yield "seconds to common (mf)", mf_s, f["seconds_to_common_mf"]
+    yield "seconds to common (full)", full_s, f["seconds_to_common_full"]
+    yield "saved %", saved, 100 * f["seconds_saved"] / f["seconds_to_common_full"]
+    ((kl, mb, int5, proxy),) = grab(r"\(KL ([\d.]+) at ([\d.]+) MB against ([\d.]+) and ([\d.]+):")
+    best = min(mf["pareto"], key=lambda p: p["kl"])
+    yield "best KL", kl, best["kl"]
+    yield "best MB", mb, best["size_mb"]
+    base = {b["baseline"]: b for b in main["baselines"]}
+    yield "uniform int5 KL", int5, base["uniform int5"]["kl"]
+    yield "proxy KL at the budget", proxy, base["proxy (bits only) <= 88.4 MB"]["kl"]
+    alloc = best["alloc"].split()
+    others = {i: b for i, b in enumerate(alloc) if b != "5"}
+    yield "best Config's blocks", str(others), str({11: "6", 12: "4"})
+    ((kl_a, mb_a, mb_b, kl_b, proxy_kl, proxy_mb),) = grab(
+        r"reaches ([\d.]+) at ([\d.]+) MB; at ([\d.]+) MB it has ([\d.]+) where the bits-only "
+        r"proxy "
+        r"has ([\d.]+) at ([\d.]+) MB"
+    )
+    by_size = {round(p["size_mb"], 1): p["kl"] for p in mf["pareto"]}
+    yield f"KL at {mb_a} MB", kl_a, by_size.get(float(mb_a), -1.0)
+    yield f"KL at {mb_b} MB", kl_b, by_size.get(float(mb_b), -1.0)
+    yield "bits-only proxy KL", proxy_kl, base["proxy (bits only) <= 77.3 MB"]["kl"]
+    yield "bits-only proxy MB", proxy_mb, base["proxy (bits only) <= 77.3 MB"]["size_mb"]
+
+
+@check("smollm2_compress_proxy_starts.json")
+def smollm2_proxy_starts() -> Iterator[Figure]:
+    rep = load("smollm2_compress_proxy_starts.json")
+    mf, f = rep["runs"]["multi-fidelity"], rep["fidelity"]
+    ((minutes, n_proxy, hv_starts),) = grab(
+        r"smollm2_compress_proxy_starts.json`, ([\d.]+) min in all\): the (\d+) proxy Configs "
+        r"within the budget plus the uniform starts have hypervolume ([\d.]+)\."
+    )
+    yield "minutes", minutes, rep["wall_s"] / 60
+    yield "proxy starts", n_proxy, rep["settings"]["proxy_starts"]
+    starts = rep["settings"]["proxy_starts"] + 3  # and uniform int3, int4, int5
+    yield "starts' hypervolume", hv_starts, f["curve_full"]["hypervolume"][starts - 1]
+    ((hv_mf, seconds, hv_full),) = grab(
+        r"ending at hypervolume ([\d.]+); the full-fidelity search over the same (\d+) s adds one "
+        r"\(([\d.]+)\)"
+    )
+    yield "multi-fidelity hypervolume", hv_mf, f["hypervolume_mf"]
+    yield "the multi-fidelity search's seconds", seconds, rep["runs"]["multi-fidelity"]["wall_s"]
+    yield "full-fidelity hypervolume", hv_full, f["hypervolume_full"]
+    ((added,),) = grab(r"adds five between them \((KL [^)]*)\)")
+    points = re.findall(r"([\d.]+) at ([\d.]+)", added)
+    yield "points added", str(len(points)), "5"
+    by_size = {round(p["size_mb"], 1): p["kl"] for p in mf["pareto"]}
+    for kl, mb in points:
+        yield f"KL at {mb} MB", kl, by_size.get(float(mb), -1.0)
+    ((common, mf_s, full_s, saved),) = grab(
+        r"Multi-fidelity reached ([\d.]+) after (\d+) s instead of (\d+) s "
+        r"\((\d+)% less wall time\)"
+    )
+    yield "common hypervolume", common, f["common_hypervolume"]
+    yield "seconds (mf)", mf_s, f["seconds_to_common_mf"]
+    yield "seconds (full)", full_s, f["seconds_to_common_full"]
+    yield "saved %", saved, 100 * f["seconds_saved"] / f["seconds_to_common_full"]
+
+
+# MiniLM ------------------------------------------------------------------------------------------
+@check("minilm_peft.json")
+def minilm_tables() -> Iterator[Figure]:
+    rep = load("minilm_peft.json")
+    front = {p["trial"]: p for p in rep["pareto"]}
+    header = "| trial | accuracy | trainable k | weight MB | latency ms | adapters | compression |"
+    for trial, acc, k, mb, ms, adapters, _ in table(header):
+        p = front[int(trial[1:])]
+        yield f"{trial} accuracy", acc, p["accuracy"]
+        yield f"{trial} trainable k", k, p["trainable_k"]
+        yield f"{trial} MB", mb, p["weight_mb"]
+        yield f"{trial} latency", ms, p["latency_ms"]
+        method, rank, targets, last = re.fullmatch(
+            r"(\w+)(?: r(\d+))?, (\w+), last (\d)", adapters
+        ).groups()
+        json_adapters = p["adapters"].split()
+        yield (
+            f"{trial} adapters",
+            f"{method.lower()} {targets} {last}",
+            " ".join([json_adapters[0], json_adapters[-3], json_adapters[-1]]),
+        )
+        if rank:
+            yield f"{trial} rank", f"r{rank}", json_adapters[1]
+    base = {b["baseline"]: b for b in rep["baselines"]}
+    names = {
+        "IA3, int4, dense": "IA3, ffn=1.0, sparsity=0.0, bits=4",
+        "LoRA r8, int4, dense": "LoRA r8, ffn=1.0, sparsity=0.0, bits=4",
+        "LoRA r8, 25% sparse, int4": "LoRA r8, ffn=1.0, sparsity=0.25, bits=4",
+        "LoRA r8, int3, dense": "LoRA r8, ffn=1.0, sparsity=0.0, bits=3",
+        "LoRA r8, FFN 0.75, int3": "LoRA r8, ffn=0.75, sparsity=0.0, bits=3",
+        "LoRA r8, FFN 0.5, int4": "LoRA r8, ffn=0.5, sparsity=0.0, bits=4",
+    }
+    header = "| baseline (full budget) | accuracy | trainable k | weight MB | latency ms |"
+    header += " dominated by |"
+    for label, acc, k, mb, ms, who in table(header):
+        b = base[names[label]]
+        yield f"{label} accuracy", acc, b["accuracy"]
+        yield f"{label} trainable k", k, b["trainable_k"]
+        yield f"{label} MB", mb, b["weight_mb"]
+        yield f"{label} latency", ms, b["latency_ms"]
+        listed = [int(t) for t in re.findall(r"#(\d+)", who.split("(")[0])]
+        shown_all = not who.endswith("...")
+        yield (
+            f"{label} dominated by",
+            str(listed),
+            str(b["dominated_by"] if shown_all else b["dominated_by"][: len(listed)]),
+        )
+
+
+@check("minilm_peft.json", "minilm_peft_seed1.json")
+def minilm_prose() -> Iterator[Figure]:
+    rep, seed1 = load("minilm_peft.json"), load("minilm_peft_seed1.json")
+    st, mf = rep["settings"], rep["searches"]["multi_fidelity"]
+    ((minutes,),) = grab(r"python examples/minilm_peft.py --compare # (\d+) min on 2 cores")
+    yield "command", rep["command"], "python examples/minilm_peft.py --compare"
+    yield "total minutes", minutes, rep["total_wall_s"] / 60
+    ((per, workers, seed, configs, evals, e0, e1, e2, b0, b1, b2, rows),) = grab(
+        r"(\d+) min per search, (\d) workers, TPE, seed (\d); the multi-fidelity search tried "
+        r"(\d+) "
+        r"Configs \((\d+) evaluations: (\d+)/(\d+)/(\d+) at (\d+)/(\d+)/(\d+) steps\)\. Selected "
+        r"Pareto rows \((\d+) in all"
+    )
+    yield "minutes per search", per, st["minutes_per_search"]
+    yield "workers", workers, st["n_workers"]
+    yield "seed", seed, st["seed"]
+    yield "optimizer", st["optimizer"], "tpe"
+    by_budget = mf["evaluations_by_budget"]
+    yield "Configs", configs, by_budget[str(st["budgets_steps"][0])]
+    yield "evaluations", evals, mf["evaluations"]
+    for cell, budget in zip((e0, e1, e2), st["budgets_steps"]):
+        yield f"evaluations at {budget} steps", cell, by_budget[str(budget)]
+    yield "budgets", f"{b0}/{b1}/{b2}", "/".join(map(str, st["budgets_steps"]))
+    yield "Pareto rows", rows, len(rep["pareto"])
+    ((dominated, total),) = grab(r"Found configs dominate (\d+) of the (\d+) uniform baselines")
+    yield "baselines dominated", dominated, sum(bool(b["dominated_by"]) for b in rep["baselines"])
+    yield "baselines", total, len(rep["baselines"])
+    yield (
+        "no baseline dominates a found config",
+        str(any(b["dominates"] for b in rep["baselines"])),
+        "False",
+    )
+    ((fastest,),) = grab(r"\(FFN 0\.5 everywhere, ([\d.]+) ms\)")
+    yield "FFN 0.5 latency", fastest, st["latency_table_ms"]["0.5"]
+    mvf = rep["mf_vs_full"]
+    ((common, mf_s, full_s, saved, end),) = grab(
+        r"final hypervolume \(([\d,]+)\) in (\d+) s instead of (\d+) s: (\d+)% less wall time, "
+        r"and ended higher \(([\d,]+)\)"
+    )
+    yield "full-budget final hypervolume", common, mvf["hypervolume"]["full_budget"]
+    yield "seconds (mf)", mf_s, mvf["full_budget_final_hv_reached_s"]["multi_fidelity"]
+    yield "seconds (full)", full_s, mvf["full_budget_final_hv_reached_s"]["full_budget"]
+    yield "saved %", saved, 100 * mvf["wall_time_saved"]
+    yield "multi-fidelity final hypervolume", end, mvf["hypervolume"]["multi_fidelity"]
+    ((m5, m10, m15, f5, f10, f15, bases),) = grab(
+        r"multi-fidelity ([\d,]+) / ([\d,]+) / ([\d,]+), full budget ([\d,]+) / ([\d,]+) / "
+        r"([\d,]+) \(baselines ([\d,]+)\)"
+    )
+    after = mvf["hypervolume_after"]
+    for cell, when in zip((m5, m10, m15), ("5 min", "10 min", "15 min")):
+        yield f"multi-fidelity after {when}", cell, after[when]["multi_fidelity"]
+    for cell, when in zip((f5, f10, f15), ("5 min", "10 min", "15 min")):
+        yield f"full budget after {when}", cell, after[when]["full_budget"]
+    yield "baselines hypervolume", bases, rep["baselines_hypervolume"]
+    ((evals_full, adapters),) = grab(
+        r"The full-budget search made (\d+) evaluations and trained (\d+) adapters"
+    )
+    full = rep["searches"]["full_budget"]
+    yield "full-budget evaluations", evals_full, full["evaluations"]
+    yield "adapters trained", adapters, full["steps_trained"] / st["budgets_steps"][-1]
+    s1 = seed1["mf_vs_full"]
+    ((mf1, full1, saved1, end1, full_end1),) = grab(
+        r"reached the full-budget final hypervolume in (\d+) s instead of (\d+) s "
+        r"\((\d+)% less wall "
+        r"time\) and ended at ([\d,]+) vs ([\d,]+)"
+    )
+    yield "seed 1 seconds (mf)", mf1, s1["full_budget_final_hv_reached_s"]["multi_fidelity"]
+    yield "seed 1 seconds (full)", full1, s1["full_budget_final_hv_reached_s"]["full_budget"]
+    yield "seed 1 saved %", saved1, 100 * s1["wall_time_saved"]
+    yield "seed 1 multi-fidelity", end1, s1["hypervolume"]["multi_fidelity"]
+    yield "seed 1 full budget", full_end1, s1["hypervolume"]["full_budget"]
+    yield "seed 1 seed", str(seed1["settings"]["seed"]), "1"
+    ((snippets, steps, saved_mf),) = grab(
+        r"the MiniLM example measures ([\d/]+) snippets at ([\d/]+) steps; .*? it saved (\d+)% of "
+        r"the wall time"
+    )
+    by = st["eval_snippets_by_budget"]
+    yield "snippets per rung", snippets, "/".join(str(by[str(b)]) for b in st["budgets_steps"])
+    yield "steps per rung", steps, "/".join(map(str, st["budgets_steps"]))
+    yield "saved % (multi-fidelity section)", saved_mf, 100 * mvf["wall_time_saved"]
+
+
+@check("minilm_peft.json")
+def minilm_adapters() -> Iterator[Figure]:
+    rep = load("minilm_peft.json")
+    ((ia3_lo, ia3_hi, dora_lo, dora_hi, lora),) = grab(
+        r"IA3 \(([\d.]+)-([\d.]+)k trainable parameters\) or a DoRA adapter on the last block "
+        r"only \(([\d.]+)-([\d.]+)k\) instead of LoRA r8 \((\d+)k\)"
+    )
+    ia3 = [p["trainable_k"] for p in rep["pareto"] if p["adapters"].startswith("ia3")]
+    dora = [
+        p["trainable_k"]
+        for p in rep["pareto"]
+        if p["adapters"].startswith("dora") and p["adapters"].endswith("last 1")
+    ]
+    yield "IA3 fewest trainable", ia3_lo, min(ia3)
+    yield "IA3 most trainable", ia3_hi, max(ia3)
+    yield "DoRA last block fewest", dora_lo, min(dora)
+    yield "DoRA last block most", dora_hi, max(dora)
+    lora_k = {b["trainable_k"] for b in rep["baselines"] if b["baseline"].startswith("LoRA r8")}
+    yield "LoRA r8 trainable", lora, lora_k.pop() if len(lora_k) == 1 else -1.0
+
+
+# Optimizers --------------------------------------------------------------------------------------
+PROBLEM_ROWS = {
+    "ZDT1 (d=10)": "zdt1",
+    "ZDT2 (d=10)": "zdt2",
+    "DTLZ2 (3 obj.)": "dtlz2",
+    "bits8": "bits8",
+    "bits8-budget": "bits8-budget",
+    "digits model": "digits",
+}
+CONTENDERS = {
+    "auto (= mobo)": "auto",
+    "auto (mobo>evolution)": "auto",
+    "evolution": "evolution",
+    "tradeoff tpe": "tpe",
+    "Optuna GPSampler": "optuna-gp",
+    "Optuna TPE": "optuna-tpe",
+    "Optuna NSGA-II": "optuna-nsga2",
+    "Optuna random": "optuna-random",
+    "TPE": "tpe",
+    "random": "random",
+    "mobo": "mobo",
+}
+
+
+def _grid(header: str, values: dict[str, dict[str, float]]) -> Iterator[Figure]:
+    columns = [CONTENDERS[c] for c in header.strip("| ").split(" | ")[1:]]
+    for label, *cells in table(header):
+        for column, cell in zip(columns, cells):
+            yield f"{label}, {column}", cell, values[PROBLEM_ROWS[label]][column]
+
+
+@check("optimizers.json", "optimizers_400.json")
+def optimizer_benchmark() -> Iterator[Figure]:
+    rep, rep400 = load("optimizers.json"), load("optimizers_400.json")
+    header = (
+        "| problem | auto (= mobo) | evolution | tradeoff tpe | Optuna GPSampler | Optuna TPE |"
+    )
+    yield from _grid(header + " Optuna NSGA-II | Optuna random |", rep["hv_fraction"])
+    st = rep["settings"]
+    ((n, seeds),) = grab(
+        r"\(`benchmarks/results/optimizers.json`\): (\d+) evaluations, seeds 0-(\d)"
+    )
+    yield "evaluations", n, st["n_trials"]
+    yield "last seed", seeds, st["seeds"] - 1
+    yield (
+        "auto is mobo everywhere",
+        str({p: s["auto"] for p, s in rep["shared_runs"].items()}),
+        str({p: "mobo" for p in rep["shared_runs"]}),
+    )
+    ((least,),) = grab(r"and ≥ ([\d.]+) of the true front on the three discrete ones")
+    auto = {p: row["auto"] for p, row in rep["hv_fraction"].items()}
+    discrete = ("bits8", "bits8-budget", "digits")
+    yield (
+        "auto's least on the discrete problems",
+        str(min(auto[p] for p in discrete) >= float(least)),
+        "True",
+    )
+    optuna = [c for c in rep["hv_fraction"]["zdt1"] if c.startswith("optuna-")]
+    above = all(auto[p] > max(row[c] for c in optuna) for p, row in rep["hv_fraction"].items())
+    yield "auto above the best Optuna sampler everywhere", str(above), "True"
+    ((mobo_lo, mobo_hi, gp_lo, gp_hi, fast, wall),) = grab(
+        r"mobo ([\d.]+)-([\d.]+) s, Optuna GPSampler ([\d.]+)-([\d.]+) s, evolution/TPE/NSGA-II < "
+        r"(\d+) ms \(benchmark wall time (\d+) min\)"
+    )
+    s = rep["s_per_proposal"]
+    yield "mobo fastest", mobo_lo, min(row["mobo"] for row in s.values())
+    yield "mobo slowest", mobo_hi, max(row["mobo"] for row in s.values())
+    yield "GP fastest", gp_lo, min(row["optuna-gp"] for row in s.values())
+    yield "GP slowest", gp_hi, max(row["optuna-gp"] for row in s.values())
+    cheap = ("evolution", "tpe", "nsga2", "optuna-tpe", "optuna-nsga2")
+    yield (
+        "cheap samplers under the bound",
+        str(all(row[c] * 1000 < int(fast) for row in s.values() for c in cheap)),
+        "True",
+    )
+    yield "wall minutes", wall, rep["benchmark_wall_s"] / 60
+    yield "two jobs", str(st["jobs"]), "2"
+    ((evo, tpe, otpe, nsga, rnd, mobo),) = grab(
+        r"evolution ([\d.]+), tradeoff's TPE ([\d.]+), Optuna's TPE ([\d.]+), NSGA-II ([\d.]+), "
+        r"random ([\d.]+) \(mobo, which scores candidates on the exact sizes, ([\d.]+)\)"
+    )
+    row = rep["hv_fraction"]["bits8-budget"]
+    keys = ("evolution", "tpe", "optuna-tpe", "optuna-nsga2", "optuna-random", "mobo")
+    for cell, key in zip((evo, tpe, otpe, nsga, rnd, mobo), keys):
+        yield f"bits8-budget {key}", cell, row[key]
+    header = "| problem | auto (mobo>evolution) | evolution | Optuna TPE | Optuna NSGA-II |"
+    header += " Optuna random |"
+    yield from _grid(header, rep400["hv_fraction"])
+    yield "400 evaluations", str(rep400["settings"]["n_trials"]), "400"
+    ((lo, hi),) = grab(r"\(([\d.]+)-([\d.]+) s per proposal on average over the 400")
+    yield "auto at 400, fastest", lo, min(r["auto"] for r in rep400["s_per_proposal"].values())
+    yield "auto at 400, slowest", hi, max(r["auto"] for r in rep400["s_per_proposal"].values())
+
+
+@check("proposal_speed.json")
+def proposal_speed() -> Iterator[Figure]:
+    rep = load("proposal_speed.json")
+    medians = rep["median_s"]
+    columns = {"mobo": "mobo", "Optuna GPSampler": "optuna-gp"}
+    for label, mobo, gp in table("| problem | mobo | Optuna GPSampler |"):
+        problem = PROBLEM_ROWS[label]
+        yield f"{label} mobo", mobo, medians[problem][columns["mobo"]]
+        yield f"{label} GP", gp, medians[problem][columns["Optuna GPSampler"]]
+    ((lo, hi, n_obs),) = grab(
+        r"A proposal takes ([\d.]+)-([\d.]+) s with (\d+) observations on 2 cores"
+    )
+    yield "mobo fastest", lo, min(row["mobo"] for row in medians.values())
+    yield "mobo slowest", hi, max(row["mobo"] for row in medians.values())
+    yield "observations", n_obs, rep["settings"]["n_obs"]
+    ((n_obs2, proposals),) = grab(
+        r"one proposal with (\d+) completed trials and one running, (\d+) proposals each"
+    )
+    yield "observations (table)", n_obs2, rep["settings"]["n_obs"]
+    yield "proposals", proposals, rep["settings"]["proposals"]
+
+
+@check("multi_fidelity.json", "optimizers.json")
+def multi_fidelity() -> Iterator[Figure]:
+    rep = load("multi_fidelity.json")
+    yield from _grid(
+        "| problem | auto (= mobo) | evolution | TPE | random |", rep["median_hv_fraction"]
+    )
+    st = rep["settings"]
+    ((noise, ladder, eta, configs, low, high, mean, seeds),) = grab(
+        r"relative noise ([\d.]+)/budget on the measured objectives, ladder ([\d/]+), eta (\d), "
+        r"(\d+) Configs \((\d+)-(\d+) of them reach the top rung, (\d+) on average\), seeds 0-(\d)"
+    )
+    yield "noise", noise, st["noise"]
+    yield "ladder", ladder, "/".join(map(str, st["ladder"]))
+    yield "eta", eta, st["eta"]
+    yield "Configs", configs, st["n_trials"]
+    top_rung = str(len(st["ladder"]) - 1)
+    tops = [r["evaluations_by_rung"].get(top_rung, 0) for r in rep["runs"]]
+    yield "fewest Configs at the top", low, min(tops)
+    yield "most Configs at the top", high, max(tops)
+    yield "Configs at the top (mean)", mean, sum(tops) / len(tops)
+    ((share,),) = grab(r"With at most (\d+)% of the Configs completing, every sampler is below its")
+    yield "most completing (%)", share, 100 * max(tops) / st["n_trials"]
+    full = load("optimizers.json")["hv_fraction"]
+    below = all(
+        rep["median_hv_fraction"][p][o] < full[p][o]
+        for p in st["problems"]
+        for o in st["optimizers"]
+    )
+    yield "every sampler below its full-budget score", str(below), "True"
+    yield "last seed", seeds, st["seeds"] - 1
+
+
+@check("known_costs.json")
+def known_costs() -> Iterator[Figure]:
+    rep = load("known_costs.json")
+    r = rep["results"]
+    ((storage_us, bitops_us, storage_ms, bitops_ms, n),) = grab(
+        r"known: (\d+) µs a call for the storage and (\d+) µs for the bit-ops, against "
+        r"([\d.]+) and "
+        r"([\d.]+) ms to apply the Config and measure, median of (\d+) random Configs"
+    )
+    yield "storage µs", storage_us, r["weight_storage_bytes"]["known_states"]["median_us"]
+    yield "bit-ops µs", bitops_us, r["bitops"]["known_states"]["median_us"]
+    yield (
+        "storage apply ms",
+        storage_ms,
+        r["weight_storage_bytes"]["apply_and_measure"]["median_us"] / 1000,
+    )
+    yield "bit-ops apply ms", bitops_ms, r["bitops"]["apply_and_measure"]["median_us"] / 1000
+    yield "Configs", n, rep["settings"]["configs"]
+    for name, cost in r.items():
+        yield (
+            f"{name} analytic and exact",
+            str((cost["analytic"], cost["equal_on_applied_configs"])),
+            "(True, True)",
+        )
+
+
+# Workers, storage, engine ------------------------------------------------------------------------
+@check("faults.json")
+def faults() -> Iterator[Figure]:
+    rep = load("faults.json")
+    st, r = rep["settings"], rep["results"]
+    ((n, sleep, workers, every, kills, _, retries),) = grab(
+        r"(\d+) trials of a ([\d.]+) s objective on (\d) workers, a worker process SIGKILLed every "
+        r"(\d+) trials \((\d+) kills, (all) mid-trial, (\d+) Ray retries\)"
+    )
+    yield "trials", n, st["n_trials"]
+    yield "sleep", sleep, st["sleep_s"]
+    yield "workers", workers, st["n_workers"]
+    yield "kill every", every, st["kill_every"]
+    yield "kills", kills, r["worker_kills"]
+    yield "all mid-trial", str(r["worker_kills_mid_trial"] == r["worker_kills"]), "True"
+    yield "retries", retries, r["task_retries"]
+    ((done, of, lost, rerun, stale, wall, wait, ideal),) = grab(
+        r"(\d+)/(\d+) completed, (\d+) lost, (\d+) finished trials re-run, (\d+) stale "
+        r"trials re-run; ([\d.]+) s of wall time, of which (\d+) s waiting out the heartbeat grace "
+        r"period \(ideal without faults: (\d+) s"
+    )
+    yield "completed", done, r["completed"]
+    yield "requested", of, r["trials_requested"]
+    yield "lost", lost, r["trials_lost"]
+    yield "finished re-run", rerun, r["finished_trials_rerun"]
+    yield "stale re-run", stale, r["stale_reenqueued"]
+    yield "wall", wall, r["wall_s"]
+    yield "grace wait", wait, r["restart_wait_s"]
+    yield "ideal", ideal, r["ideal_s"]
+    yield "driver killed once", str(r["driver_kills"]), "1"
+
+
+@check("storage_load.json")
+def storage_load() -> Iterator[Figure]:
+    rep = load("storage_load.json")
+    rows = {(r["storage"], r["optimizer"], r["drivers"], r["seeds"]): r for r in rep["rows"]}
+    labels = {
+        ("in memory", "1"): ("memory", "random", 1, "0"),
+        ("journal file", "1"): ("journal", "random", 1, "0"),
+        ("SQLite, rollback journal", "1"): ("sqlite", "random", 1, "0"),
+        ("SQLite, WAL (now the default)", "1"): ("sqlite-wal", "random", 1, "0"),
+        ("PostgreSQL (server on the same 2 cores)", "1"): ("postgres", "random", 1, "0"),
+        ("SQLite, WAL", "2"): ("sqlite-wal", "random", 2, "1,2"),
+        ("PostgreSQL", "2"): ("postgres", "random", 2, "1,2"),
+    }
+    header = "| storage | drivers | ms / trial | trials / s | complete / duplicates / lost |"
+    for label, drivers, ms, per_s, counts in table(header):
+        r = rows[labels[label, drivers]]
+        yield f"{label} x{drivers} ms/trial", ms, r["ms_per_trial"]
+        yield f"{label} x{drivers} trials/s", per_s, r["trials_per_s"]
+        yield (
+            f"{label} x{drivers} counts",
+            counts,
+            f"{r['complete']} / {r['duplicates']} / {r['lost']}",
+        )
+    memory = rows[labels["in memory", "1"]]
+    ((fastest,),) = grab(r"fastest \(([\d.]+) ms/trial\)")
+    table("| storage | use it for |")
+    yield "in memory ms/trial (use table)", fastest, memory["ms_per_trial"]
+    ((statements, commits),) = grab(r"Each trial is about (\d+) SQL statements and (\d+) commits")
+    pg = next(p for p in rep["profiles"] if p["storage"] == "postgres")
+    execute = next(f for f in pg["by_tottime"] if "'execute' of 'psycopg2" in f["function"])
+    per_trial = int(execute["ncalls"]) / pg["trials"]
+    yield "SQL statements per trial (to 10)", statements, round(per_trial / 10) * 10
+    yield (
+        "commits per trial",
+        commits,
+        rows[labels[("PostgreSQL (server on the same 2 cores)", "1")]]["commits_per_trial"],
+    )
+    ((first, last, trials),) = grab(
+        r"in memory that grows from ([\d.]+) to ([\d.]+) ms/trial over ([\d,]+) trials"
+    )
+    yield "memory first window", first, memory["ms_first_window"]
+    yield "memory last window", last, memory["ms_last_window"]
+    yield "trials", trials, rep["settings"]["n_trials"]
+    ((at_most,),) = grab(r"With two drivers, at most (one) `surplus` trial was recorded per run")
+    most = max(r["surplus"] for r in rep["rows"] if r["drivers"] == 2)
+    yield "surplus trials at most", at_most, {0: "none", 1: "one"}.get(most, str(most))
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    ((lo, hi),) = grab(r"\(load average (\d+)-(\d+): upper bounds\)")
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+
+
+ENGINES = {
+    "Optuna `study.optimize` (baseline)": ("optuna study.optimize", 1),
+    'tradeoff, `backend="local"`': ("tradeoff local", 1),
+    'tradeoff, `backend="ray"`': ("tradeoff ray", 2),
+    "bare Ray tasks, no engine (floor)": ("raw ray tasks (floor)", 2),
+    'tradeoff, `backend="ray", ray_actors=True`': ("tradeoff ray, ray_actors", 2),
+    "Ray Tune + `OptunaSearch`": ("ray tune + OptunaSearch", 2),
+}
+PARALLEL = {
+    "tradeoff, Ray": "tradeoff ray",
+    "tradeoff, local threads": "tradeoff local",
+    "bare Ray tasks (floor)": "raw ray tasks (floor)",
+    "tradeoff, Ray actors": "tradeoff ray, ray_actors",
+    "Ray Tune + `OptunaSearch`": "ray tune + OptunaSearch",
+}
+
+
+@check("engine_overhead.json")
+def engine_overhead() -> Iterator[Figure]:
+    rep = load("engine_overhead.json")
+    rows = {(r["engine"], r["n_workers"]): r for r in rep["overhead"]}
+    for label, workers, trials, ms, per_s in table(
+        "| engine | workers | trials | ms / trial | trials / s |"
+    ):
+        r = rows[ENGINES[label]]
+        yield f"{label} workers", workers, r["n_workers"]
+        yield f"{label} trials", trials, r["trials"]
+        yield f"{label} ms/trial", ms.split(" (")[0], r["ms_per_trial"]
+        yield f"{label} trials/s", per_s, r["trials_per_s"]
+    parallel = {(r["engine"], r["n_workers"]): r for r in rep["parallel"]}
+    for label, *cells in table("| engine | 1 worker | 2 workers | 4 workers |"):
+        for workers, cell in zip((1, 2, 4), cells):
+            cell = cell.split(" (")[0]
+            if cell:
+                yield (
+                    f"{label} x{workers}",
+                    cell.rstrip("%"),
+                    100 * parallel[PARALLEL[label], workers]["efficiency"],
+                )
+    m = rep["machine"]
+    ((python, optuna_v, ray_v, lo, hi),) = grab(
+        r"2 cores, Python ([\d.]+), Optuna ([\d.]+), Ray ([\d.]+), taken while other jobs loaded "
+        r"the machine to a load average of (\d+)-(\d+)\)"
+    )
+    yield "cores", str(m["cpu_count"]), "2"
+    yield "python", python, ".".join(m["python"].split(".")[:2])
+    yield "optuna", optuna_v, ".".join(m["optuna"].split(".")[:2])
+    yield "ray", ray_v, ".".join(m["ray"].split(".")[:2])
+    loads = m["load_avg_1_5_15_at_start"] + m["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    ((repeats,),) = grab(r"median of (\d) runs \(Ray Tune: one run\)")
+    yield "repeats", repeats, rep["settings"]["repeats"]
+    ray, bare = rows["tradeoff ray", 2], rows["raw ray tasks (floor)", 2]
+    tune = rows["ray tune + OptunaSearch", 2]
+    ((under,),) = grab(r"tradeoff on Ray spends under (\d) ms per trial more than bare Ray tasks")
+    yield (
+        "under 1 ms more than bare Ray",
+        str(ray["ms_per_trial"] - bare["ms_per_trial"] < int(under)),
+        "True",
+    )
+    ((times,),) = grab(r"and is ~(\d+)x cheaper per trial than Ray Tune")
+    yield (
+        "times cheaper than Ray Tune (to 10)",
+        times,
+        round(tune["ms_per_trial"] / ray["ms_per_trial"], -1),
+    )
+
+
+def _missing_provenance(d: dict[str, Any]) -> set[str]:
+    machine = d.get("machine", {})
+    have = {
+        "command": bool(d.get("command") or d.get("settings", {}).get("command")),
+        "commit": bool(machine.get("tradeoff_commit")),
+        "versions": bool(machine.get("python") and machine.get("optuna")),
+        "machine": bool(machine.get("cpu_count") and machine.get("platform")),
+    }
+    return {k for k, ok in have.items() if not ok}
+
+
+# Tests ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(CHECKS) if CHECKS else [None])
+def test_readme_figure_matches_its_json(name):
+    files, fn = CHECKS[name]
+    figures = list(fn())
+    assert figures, name
+    wrong = [f"{w}: README {t!r}, JSON {v!r}" for w, t, v in figures if not shown(t, v)]
+    assert not wrong, f"{name} ({', '.join(files)}):\n" + "\n".join(wrong)
+
+
+def test_every_table_with_figures_is_checked():
+    for _, fn in CHECKS.values():
+        list(fn())
+    tables = [line for line in README.splitlines() if line.startswith("| ")]
+    headers = [
+        line
+        for i, line in enumerate(tables)
+        if i + 1 < len(tables) and tables[i + 1].startswith("| ---")
+    ]
+    unchecked = []
+    for header in headers:
+        if header in TABLES_READ:
+            continue
+        lines = README.splitlines()
+        at = lines.index(header)
+        body = [line for line in lines[at + 2 :] if line.startswith("|")]
+        if any(re.search(r"\d", line) for line in body):
+            unchecked.append(header)
+    assert not unchecked, f"README tables with figures no check reads: {unchecked}"
+
+
+def test_quoted_results_record_command_commit_versions_and_machine():
+    cited = sorted({f for files, _ in CHECKS.values() for f in files})
+    assert set(LEGACY) <= set(cited), "LEGACY names files the README does not quote"
+    for name in cited:
+        assert name in README, f"{name} is quoted but never named in the README"
+        missing = _missing_provenance(load(name))
+        assert missing == LEGACY.get(name, set()), f"{name}: missing {sorted(missing)}"
