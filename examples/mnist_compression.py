@@ -55,7 +55,7 @@ from tradeoff.workers import Evaluate, LocalPool, Outcome, RayPool, WorkerPool
 
 CACHE = Path(os.environ.get("TRADEOFF_CACHE", Path.home() / ".cache" / "tradeoff"))
 N_TRAIN = 4000
-TRAIN = {"seed": 0, "epochs": 4, "lr": 2e-3, "batch_size": 64, "threads": 1}
+TRAIN: dict[str, Any] = {"seed": 0, "epochs": 4, "lr": 2e-3, "batch_size": 64, "threads": 1}
 REPORT = Path("tradeoff-runs") / "mnist.json"  # relative: under the user's working directory
 logger = logging.getLogger("mnist_compression")
 
