@@ -31,8 +31,7 @@ import logging
 import os
 import random
 import sys
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from tradeoff.objectives import (
 )
 from tradeoff.search import auto_optimizer
 from tradeoff.spaces import PruningSpace, QuantizationSpace, SearchSpace
-from tradeoff.workers import Evaluate, LocalPool, Outcome, RayPool, WorkerPool
+from tradeoff.workers import InTrialOrder, LocalPool, RayPool
 
 CACHE = Path(os.environ.get("TRADEOFF_CACHE", Path.home() / ".cache" / "tradeoff"))
 N_TRAIN = 4000
@@ -283,44 +282,6 @@ def print_report(rep: Mapping[str, Any]) -> None:
         who = ", ".join(f"#{t}" for t in b["dominated_by"]) or "-"
         print(f"{b['baseline']:<22} {b['accuracy']:>9.3f} {b['weight_kb']:>10.1f} "
               f"{b['mbitops']:>9.1f}  {who}")  # fmt: skip
-
-
-class InTrialOrder(WorkerPool):
-    """Hands ``pool``'s outcomes to the driver one at a time, in trial order, so each proposal
-    sees the same finished and running trials whichever worker finishes first: with a seed,
-    parallel workers then give the same search on every run. A worker that finished early
-    waits for the trials before it (``tradeoff.workers`` has no such option yet)."""
-
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool, self.n_workers = pool, pool.n_workers
-        self._order: deque[int] = deque()
-        self._done: dict[int, Outcome] = {}
-
-    def open(self, evaluate: Evaluate) -> None:
-        self.pool.open(evaluate)
-
-    def submit(self, task_id: int, config: dict[str, Any]) -> None:
-        self._order.append(task_id)
-        self.pool.submit(task_id, config)
-
-    def wait(self, timeout: float | None) -> list[Outcome]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._order and self._order[0] not in self._done:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._done.update((o.task_id, o) for o in self.pool.wait(left))
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-        ready = bool(self._order) and self._order[0] in self._done
-        return [self._done.pop(self._order.popleft())] if ready else []
-
-    def cancel(self, task_id: int) -> None:
-        if task_id in self._order:
-            self._order.remove(task_id)
-        self._done.pop(task_id, None)
-        self.pool.cancel(task_id)
-
-    def close(self) -> None:
-        self.pool.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,14 @@ def test_subpackage_names_are_pinned():
         *["ProxyResult", "additive_proxy", "additive_proxy_front", "uniform_configs"],
         *["Fidelity", "HandoverSampler"],
     }
-    assert sorted(workers.__all__) == ["Evaluate", "LocalPool", "Outcome", "RayPool", "WorkerPool"]
+    assert sorted(workers.__all__) == [
+        "Evaluate",
+        "InTrialOrder",
+        "LocalPool",
+        "Outcome",
+        "RayPool",
+        "WorkerPool",
+    ]
     for module in (tradeoff, spaces, objectives, search, workers):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -87,8 +87,10 @@ def optimize(
         storage: ``None`` (in memory), a database URL (``sqlite:///x.db``,
             ``postgresql://...``), a journal file ``*.log``, or a ``BaseStorage``.
         study_name: Study to create or resume (required to resume from a persistent storage).
-        seed: Makes proposals reproducible (with ``n_workers=1``). Clients sharing a study
-            need distinct seeds (or none), or they propose the same Configs.
+        seed: Makes proposals reproducible with ``n_workers=1``, or with any number of workers
+            through ``backend=InTrialOrder(pool)`` (:class:`~tradeoff.workers.InTrialOrder`).
+            Clients sharing a study need distinct seeds (or none), or they propose the same
+            Configs.
         timeout: Stop proposing new trials after this many seconds.
         trial_timeout: Fail a trial running longer than this many seconds (Ray cancels it).
         ray_address: ``None`` starts local Ray, ``"auto"`` joins a cluster, or an address.

@@ -2,6 +2,7 @@
 
 from tradeoff.workers._base import Evaluate, Outcome, WorkerPool
 from tradeoff.workers._local import LocalPool
+from tradeoff.workers._ordered import InTrialOrder
 from tradeoff.workers._ray import RayPool
 
-__all__ = ["Evaluate", "LocalPool", "Outcome", "RayPool", "WorkerPool"]
+__all__ = ["Evaluate", "InTrialOrder", "LocalPool", "Outcome", "RayPool", "WorkerPool"]
