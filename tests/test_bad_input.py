@@ -357,3 +357,27 @@ def test_cli_keeps_the_traceback_of_a_bug(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "a bug in the search file" in proc.stderr
     assert "s.py" in proc.stderr  # where the bug is
+
+
+def test_the_known_cost_checks_cost_a_call_or_two_when_the_budget_is_met():
+    # A model_cost may copy the model on every call: the checks stop at the first good Config.
+    calls, before_first_trial = [], []
+
+    def size(config):
+        calls.append(config)
+        return float(config["bits"])
+
+    def evaluate(config):
+        before_first_trial.append(len(calls)) if not before_first_trial else None
+        return {"loss": config["x"]}
+
+    tradeoff.optimize(
+        evaluate,
+        SPACE,
+        objectives=[Objective("loss"), Objective("size", fn=size)],
+        constraints=[Constraint("size", "<=", 8.0)],
+        optimizer="random",
+        n_trials=1,
+        show_progress=False,
+    )
+    assert before_first_trial[0] <= 3  # fn works (1), a feasible Config exists (1), trial 0 (1)

@@ -256,9 +256,13 @@ def _find_feasible(space: SearchSpace, objset: ObjectiveSet, samples: list[Confi
             return math.inf
         return sum(max(v, 0.0) for v in objset.violations(values, only_known=True))
 
-    scored = [(excess(c), i) for i, c in enumerate(samples)]
-    best, index = min(scored)
-    config = dict(samples[index])
+    best, config = math.inf, dict(samples[0])
+    for sample in samples:  # lazily: a model_cost may copy the model on every call
+        score = excess(sample)
+        if score < best:
+            best, config = score, dict(sample)
+        if best <= 0:
+            return
     while best > 0 and calls[0] < MAX_COST_CALLS:
         improved = False
         for name, param in space.items():
