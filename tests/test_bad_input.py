@@ -381,3 +381,79 @@ def test_the_known_cost_checks_cost_a_call_or_two_when_the_budget_is_met():
         show_progress=False,
     )
     assert before_first_trial[0] <= 3  # fn works (1), a feasible Config exists (1), trial 0 (1)
+
+
+@FUZZ
+@given(name=ANY, direction=st.one_of(st.sampled_from(["minimize", "maximize"]), ANY), ref=ANY)
+def test_objective_either_builds_or_says_why(name, direction, ref):
+    try:
+        objective = Objective(name, direction, reference=ref)
+    except (ValueError, TypeError) as error:
+        assert "Objective" in str(error), str(error)
+        return
+    assert objective.to_dict()["direction"] in ("minimize", "maximize")
+
+
+@FUZZ
+@given(budgets=st.one_of(ANY, st.lists(ANY, max_size=4)), eta=ANY)
+def test_fidelity_either_builds_an_increasing_ladder_or_says_why(budgets, eta):
+    try:
+        fidelity = Fidelity(budgets, eta=eta)
+    except (ValueError, TypeError) as error:
+        assert "Fidelity" in str(error), str(error)
+        return
+    assert list(fidelity.budgets) == sorted(set(fidelity.budgets)) and fidelity.budgets[0] > 0
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(st.text(max_size=6), st.one_of(ANY, st.just(Float(0, 1))), max_size=3)
+)
+def test_search_space_either_builds_or_says_why(params):
+    try:
+        space = SearchSpace(params)
+    except (ValueError, TypeError) as error:
+        assert "SearchSpace" in str(error) or "arameter" in str(error) or "space" in str(error)
+        return
+    assert space.contains(space.sample(0))
+
+
+@FUZZ
+@given(
+    bits=st.one_of(ANY, st.lists(st.integers(-2, 20), max_size=3)),
+    granularity=st.one_of(st.sampled_from(["tensor", "channel", "group"]), ANY),
+    group_size=st.one_of(st.integers(-2, 300), ANY),
+    sparsity=st.one_of(ANY, st.lists(st.floats(-0.5, 1.5), max_size=3)),
+    pattern=st.one_of(st.sampled_from(["unstructured", "n:m", "channel"]), ANY),
+)
+def test_model_aware_spaces_either_build_or_say_why(bits, granularity, group_size, sparsity, pattern):  # fmt: skip
+    model = _mlp()
+    builds = [
+        lambda: QuantizationSpace.for_model(
+            model, bits, granularity=granularity, group_size=group_size
+        ),
+        lambda: PruningSpace.for_model(model, sparsity, pattern=pattern),
+    ]
+    for build in builds:
+        try:
+            space = build()
+        except (ValueError, TypeError) as error:
+            assert str(error), "an error with no message"
+            continue
+        config = space.sample(0)
+        applied = space.apply(model, config)
+        assert applied is not model and applied(torch.ones(1, 4)).shape == (1, 2)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(argv=st.lists(st.sampled_from(["run", "pareto", "studies", "plot", "--study", "x", "--storage", "sqlite:///:memory:", "nope", "--n-trials", "-1", "--format", "csv"]), max_size=6))  # fmt: skip
+def test_the_cli_never_shows_a_traceback_for_a_bad_command_line(argv, capsys):
+    from tradeoff.cli import main
+
+    capsys.readouterr()  # one capture per generated command line
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's usage errors
+        code = stop.code
+    assert code in (0, 2), (argv, code)
+    assert "Traceback" not in capsys.readouterr().err

@@ -48,6 +48,11 @@ class Fidelity:
     name: str = "budget"
 
     def __post_init__(self) -> None:
+        if isinstance(self.budgets, (str, bytes)) or not isinstance(self.budgets, Iterable):
+            raise TypeError(
+                f"Fidelity budgets must be a list of increasing numbers, e.g. (50, 150, 450), "
+                f"got {self.budgets!r}."
+            )
         budgets = tuple(self.budgets)
         object.__setattr__(self, "budgets", budgets)
         if len(budgets) < 2:
@@ -55,12 +60,14 @@ class Fidelity:
                 f"Fidelity needs at least two budgets (low ... full), got {list(budgets)}; "
                 "for one budget, pass no fidelity and evaluate at full budget."
             )
-        if any(not isinstance(b, int | float) or not b > 0 for b in budgets):
+        if any(not _is_number(b) or not 0 < b < math.inf for b in budgets):
             raise ValueError(f"Fidelity budgets must be positive numbers, got {list(budgets)}.")
         if any(b >= c for b, c in itertools.pairwise(budgets)):
             raise ValueError(f"Fidelity budgets must increase, got {list(budgets)}.")
-        if not (isinstance(self.eta, int | float) and self.eta >= 2):
+        if not (_is_number(self.eta) and 2 <= self.eta < math.inf):
             raise ValueError(f"Fidelity eta must be a number >= 2, got {self.eta!r}.")
+        if not isinstance(self.name, str):
+            raise TypeError(f"Fidelity name must be a string such as 'steps', got {self.name!r}.")
 
     @classmethod
     def geometric(
@@ -184,3 +191,7 @@ def _value(trial: FrozenTrial, name: str) -> float:
 def _violation(trial: FrozenTrial) -> float:
     constraints = trial.user_attrs[ATTR_RESULT].get("constraints", {})
     return float(sum(max(0.0, float(v)) for v in constraints.values()))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
