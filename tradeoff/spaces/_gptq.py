@@ -1,0 +1,232 @@
+"""GPTQ (Frantar et al., 2022, arXiv:2210.17323): calibrated weight quantization of one layer.
+
+Each column of ``W`` ``[out, in]`` is rounded in turn and its rounding error is spread over
+the columns not yet rounded, weighted by the inverse of the layer's input Hessian
+``H = X^T X / n`` (``X``: ``[n, in]`` calibration inputs), so that ``||X W^T - X Q^T||`` stays
+small; updates are batched per block of columns ("lazy batch updates") and the inverse comes
+from one Cholesky factorization, as in the paper's reference code.
+
+The integer grids are the ones RTN uses, so GPTQ and RTN levels are comparable:
+
+* ``symmetric=True``: the grid of ``QuantizationSpace`` (``_quant._int_rows``): zero-point 0,
+  codes ``[-2^(b-1), 2^(b-1) - 1]``, the scale's sign pointing the longer negative end at the
+  side holding ``max|w|``. With a diagonal Hessian GPTQ is exactly that RTN.
+* ``symmetric=False``: GPTQ's asymmetric min-max grid (codes ``[0, 2^b - 1]``, an integer
+  zero-point, the range widened to hold 0). ``_quant`` has no asymmetric RTN; :func:`rtn_quantize`
+  gives it (GPTQ with a diagonal Hessian).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+MAX_BITS = 16
+
+
+def gptq_quantize(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    *,
+    bits: int,
+    group_size: int | None = None,
+    symmetric: bool = True,
+    damp: float = 0.01,
+    block_size: int = 128,
+    act_order: bool = False,
+) -> torch.Tensor:
+    """``weight`` fake-quantized by GPTQ: same shape, dtype and device, values on the int grid.
+
+    Args:
+        weight: ``[out, in]`` (``nn.Linear``) or ``[out, in, kh, kw]`` (``nn.Conv2d``, seen as
+            ``[out, in * kh * kw]`` in ``unfold`` order), floating point.
+        hessian: ``[in, in]`` (``in * kh * kw`` for a conv) input second moment ``X^T X / n``,
+            as :func:`~tradeoff.spaces._calibration.collect_hessians` returns; any positive
+            scale. Moved to ``weight``'s device; factorized in float64.
+        bits: Integer width in ``[2, 16]``.
+        group_size: Inputs per scale along a row; ``None``: one scale per output channel. A
+            last partial group gets a scale of its own (as RTN's ``"group"`` granularity).
+        symmetric: The RTN grid of ``QuantizationSpace`` (True) or GPTQ's asymmetric grid.
+        damp: Added to the Hessian's diagonal, as a fraction of its mean (``>= 0``).
+        block_size: Columns per lazy batch update (speed only: results are the same).
+        act_order: Quantize columns in order of decreasing Hessian diagonal. Group scales are
+            then fixed up front from the unquantized weights of each contiguous group of
+            columns (GPTQ's ``static_groups``), so groups stay contiguous in the stored layout.
+
+    Raises:
+        TypeError: ``weight`` or ``hessian`` is not a floating tensor, or a bad argument type.
+        ValueError: a bad shape or value, or a Hessian not positive definite after damping.
+    """
+    _check(weight, hessian, bits, group_size, damp, block_size)
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    w = weight.detach().reshape(weight.shape[0], -1).to(dtype, copy=True)
+    h = hessian.detach().to(weight.device, torch.float64, copy=True)
+    dead = torch.diagonal(h) == 0  # inputs always zero: any weight there gives the same output
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    perm = torch.argsort(torch.diagonal(h), descending=True, stable=True) if act_order else None
+    grid = _Grid(bits, symmetric)
+    # Per-channel scales, and group scales under act-order, are fixed before any update.
+    fixed = group_size is None or perm is not None
+    static = _static_scales(w, grid, group_size) if fixed else None
+    if perm is not None:
+        w, h = w[:, perm], h[perm][:, perm]
+    u = _inverse_cholesky(h, damp).to(dtype)
+    q = _gptq_columns(w, u, grid, group_size, block_size, static, perm)
+    if perm is not None:
+        q = q[:, torch.argsort(perm)]
+    return q.reshape(weight.shape).to(weight.dtype)
+
+
+def rtn_quantize(
+    weight: torch.Tensor, *, bits: int, group_size: int | None = None, symmetric: bool = True
+) -> torch.Tensor:
+    """``weight`` rounded to nearest on the grid :func:`gptq_quantize` uses (its baseline)."""
+    eye = torch.eye(weight[0].numel(), dtype=torch.float64, device=weight.device)
+    return gptq_quantize(weight, eye, bits=bits, group_size=group_size, symmetric=symmetric)
+
+
+# Core ---------------------------------------------------------------------------------------
+class _Grid:
+    """The integer grid of ``bits``: codes ``[lo, hi]``; each row's (scale, zero) from its range."""
+
+    def __init__(self, bits: int, symmetric: bool) -> None:
+        self.symmetric = symmetric
+        self.half = 2 ** (bits - 1)
+        self.lo: int
+        self.hi: int
+        self.lo, self.hi = (-self.half, self.half - 1) if symmetric else (0, 2**bits - 1)
+
+    def scales(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, zero-point), each ``[rows, 1]``, of the rows of ``x`` (one scale each)."""
+        pos = x.amax(dim=1, keepdim=True)
+        neg = -x.amin(dim=1, keepdim=True)
+        if self.symmetric:  # as _quant._int_rows: the larger side maps exactly to -2^(b-1)
+            sign = 1.0 - 2.0 * (neg < pos).to(x.dtype)
+            scale = _nonzero(torch.maximum(pos, neg) / self.half) * sign
+            return scale, torch.zeros_like(scale)
+        pos, neg = pos.clamp_min(0), neg.clamp_min(0)  # the range holds 0, as in GPTQ's code
+        scale = _nonzero((pos + neg) / self.hi)
+        return scale, (neg / scale).round()
+
+    def round(self, x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+        """``x`` rounded to the nearest grid value, dequantized (same float ops as RTN)."""
+        return ((x / scale).round() + zero).clamp(self.lo, self.hi).sub(zero).mul(scale)
+
+
+def _static_scales(
+    w: torch.Tensor, grid: _Grid, group_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, zero), each ``[out, n_groups]``, of contiguous groups of ``w``'s columns."""
+    size = group_size or w.shape[1]
+    parts = [grid.scales(w[:, c : c + size]) for c in range(0, w.shape[1], size)]
+    return torch.cat([s for s, _ in parts], 1), torch.cat([z for _, z in parts], 1)
+
+
+def _inverse_cholesky(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor ``U`` of ``(H + damp * mean(diag H) I)^-1``: row ``i`` of ``U``
+    over ``U[i, i]`` is how column ``i``'s rounding error spreads to the later columns."""
+    h.diagonal().add_(damp * float(torch.diagonal(h).mean()))
+    lower, info = torch.linalg.cholesky_ex(h)
+    if int(info) != 0:
+        raise ValueError(
+            f"gptq_quantize: the Hessian is not positive definite after damping (damp={damp}); "
+            "raise damp, or check the Hessian (symmetric, from collect_hessians)."
+        )
+    upper: torch.Tensor = torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
+    return upper
+
+
+def _gptq_columns(
+    w: torch.Tensor,
+    u: torch.Tensor,
+    grid: _Grid,
+    group_size: int | None,
+    block_size: int,
+    static: tuple[torch.Tensor, torch.Tensor] | None,
+    perm: torch.Tensor | None,
+) -> torch.Tensor:
+    """The quantized ``w`` ``[out, n]``, columns in processing order (``w`` is overwritten).
+
+    ``static``: fixed scales per group of original columns (``perm``: processing position ->
+    original column); else each group's scales come from its error-updated weights as it starts.
+    """
+    n = w.shape[1]
+    size = group_size or n
+    group_of = [c // size for c in (perm.tolist() if perm is not None else range(n))]
+    q = torch.empty_like(w)
+    scale = zero = w[:, :1]
+    for start, stop in _blocks(n, block_size, None if static is not None else group_size):
+        w1 = w[:, start:stop].clone()
+        err = torch.empty_like(w1)
+        for i in range(stop - start):
+            col = start + i
+            if static is not None:
+                g = group_of[col]
+                scale, zero = static[0][:, g : g + 1], static[1][:, g : g + 1]
+            elif col % size == 0:  # _blocks: the group lies inside this block or starts it
+                end = min(col + size, n)
+                scale, zero = grid.scales(w1[:, i : i + size] if end <= stop else w[:, col:end])
+            q[:, col : col + 1] = grid.round(w1[:, i : i + 1], scale, zero)
+            err[:, i : i + 1] = (w1[:, i : i + 1] - q[:, col : col + 1]) / u[col, col]
+            w1[:, i:] -= err[:, i : i + 1] * u[col : col + 1, col:stop]
+        w[:, stop:] -= err @ u[start:stop, stop:]  # the block's errors, in one matmul
+    return q
+
+
+def _blocks(n: int, block_size: int, group_size: int | None) -> list[tuple[int, int]]:
+    """Column ranges of the lazy batch updates. With ``group_size``, every group lies inside one
+    block or starts one, so its weights are fully updated when its scales are found."""
+    if group_size is not None and group_size < block_size:
+        starts = set(range(0, n, group_size * (block_size // group_size)))
+    else:
+        starts = set(range(0, n, block_size)) | set(range(0, n, group_size or block_size))
+    bounds = sorted(starts)
+    return list(zip(bounds, [*bounds[1:], n]))
+
+
+def _nonzero(scale: torch.Tensor) -> torch.Tensor:
+    return torch.where(scale != 0, scale, torch.ones_like(scale))  # all-zero rows stay zero
+
+
+# Validation ---------------------------------------------------------------------------------
+def _check(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    bits: object,
+    group_size: object,
+    damp: object,
+    block_size: object,
+) -> None:
+    for name, value in (("weight", weight), ("hessian", hessian)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            what = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"gptq_quantize: {name} must be a floating-point tensor, got {what}.")
+    if weight.dim() < 2:
+        raise ValueError(
+            "gptq_quantize: weight must be [out, in] or [out, in, kh, kw], got shape "
+            f"{list(weight.shape)}."
+        )
+    n = weight[0].numel()
+    if tuple(hessian.shape) != (n, n):
+        raise ValueError(
+            f"gptq_quantize: hessian must be [{n}, {n}] for a weight of shape "
+            f"{list(weight.shape)} ({n} inputs per output), got {list(hessian.shape)}."
+        )
+    if not bool(torch.isfinite(hessian).all()) or not bool(torch.isfinite(weight).all()):
+        raise ValueError("gptq_quantize: weight and hessian must be finite (no NaN or inf).")
+    _int_arg("bits", bits, 2, MAX_BITS)
+    if group_size is not None:
+        _int_arg("group_size", group_size, 1, None)
+    _int_arg("block_size", block_size, 1, None)
+    if isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not 0 <= float(damp) < 1e30:
+        raise ValueError(f"gptq_quantize: damp must be a finite number >= 0, got {damp!r}.")
+
+
+def _int_arg(name: str, value: object, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"gptq_quantize: {name} must be an int, got {value!r}.")
+    if not low <= int(value) <= (high if high is not None else int(value)):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"gptq_quantize: {name} must be {bound}, got {value!r}.")
