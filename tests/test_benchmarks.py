@@ -107,3 +107,19 @@ def test_known_costs_quick(tmp_path):
     for cost in report["results"].values():
         assert cost["analytic"] and cost["equal_on_applied_configs"]
         assert cost["known_states"]["median_us"] < cost["apply_and_measure"]["median_us"]
+
+
+def test_quantizers_quick(tmp_path):
+    out = tmp_path / "quantizers.json"
+    args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]
+    proc = run_script("quantizers.py", out, *args, "--held-out", "512")
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/quantizers.py --models minilm")
+    assert report["machine"]["tradeoff_commit"] and report["machine"]["torch"]
+    (minilm,) = report["models"]
+    assert len({r["layer"] for r in minilm["layers"]}) == 6
+    median = minilm["median"]
+    for bits in ("2", "3"):  # calibrated beats round-to-nearest on held-out tokens
+        assert median["gptq"][bits] < median["rtn"][bits]
+    assert [r["multiple"] for r in minilm["sweep"]] == [1, 2]
+    assert "token sweep" in proc.stdout
