@@ -279,8 +279,8 @@ def median_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None
     for method in dict.fromkeys(r["method"] for r in rows):
         for bits in dict.fromkeys(r["bits"] for r in rows):
             errors = [r["rel_error"] for r in rows if (r["method"], r["bits"]) == (method, bits)]
-            ok = [e for e in errors if e is not None]
-            table.setdefault(method, {})[str(bits)] = statistics.median(ok) if ok else None
+            whole = None not in errors  # a median over fewer layers would not compare
+            table.setdefault(method, {})[str(bits)] = statistics.median(errors) if whole else None
     return table
 
 
@@ -297,6 +297,8 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{'method':<10}" + "".join(f"{b + ' bits':>11}" for b in bits))
         for method, row in table.items():
             print(f"{method:<10}" + "".join(_cell(row[b]) for b in bits))
+        for why in sorted({r["skipped"] for r in result["layers"] if "skipped" in r}):
+            print(f"  n/a: {why}")
         if result["sweep"]:
             print(f"token sweep, {SWEEP_BITS} bits (GPTQ / RTN error; < 1: GPTQ better):")
             for r in result["sweep"]:
