@@ -231,6 +231,9 @@ def test_conv_weights_are_quantized_as_their_unfolded_matrix():
 def test_bad_arguments_name_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         gptq_quantize(torch.randn(4, 8), torch.eye(8), **kwargs)
+    if "bits" in match:
+        with pytest.raises(error, match="rtn_quantize: " + match):
+            rtn_quantize(torch.randn(4, 8), **kwargs)
 
 
 def test_bad_tensors_say_what_shape_is_needed():

@@ -82,9 +82,18 @@ def gptq_quantize(
 def rtn_quantize(
     weight: torch.Tensor, *, bits: int, group_size: int | None = None, symmetric: bool = True
 ) -> torch.Tensor:
-    """``weight`` rounded to nearest on the grid :func:`gptq_quantize` uses (its baseline)."""
-    eye = torch.eye(weight[0].numel(), dtype=torch.float64, device=weight.device)
-    return gptq_quantize(weight, eye, bits=bits, group_size=group_size, symmetric=symmetric)
+    """``weight`` rounded to nearest on the grid :func:`gptq_quantize` uses (its baseline; the
+    same as GPTQ with a diagonal Hessian). Arguments as :func:`gptq_quantize`'s."""
+    _check(weight, None, bits, group_size, 0.0, 1, fn="rtn_quantize")
+    w = (
+        weight.detach()
+        .reshape(weight.shape[0], -1)
+        .to(torch.promote_types(weight.dtype, torch.float32))
+    )
+    grid = _Grid(bits, symmetric)
+    scale, zero = _static_scales(w, grid, group_size)
+    group = torch.arange(w.shape[1], device=w.device) // (group_size or w.shape[1])
+    return grid.round(w, scale[:, group], zero[:, group]).reshape(weight.shape).to(weight.dtype)
 
 
 # Core ---------------------------------------------------------------------------------------
@@ -193,40 +202,43 @@ def _nonzero(scale: torch.Tensor) -> torch.Tensor:
 # Validation ---------------------------------------------------------------------------------
 def _check(
     weight: torch.Tensor,
-    hessian: torch.Tensor,
+    hessian: torch.Tensor | None,
     bits: object,
     group_size: object,
     damp: object,
     block_size: object,
+    fn: str = "gptq_quantize",
 ) -> None:
     for name, value in (("weight", weight), ("hessian", hessian)):
+        if value is None and name == "hessian":
+            continue
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             what = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
-            raise TypeError(f"gptq_quantize: {name} must be a floating-point tensor, got {what}.")
+            raise TypeError(f"{fn}: {name} must be a floating-point tensor, got {what}.")
     if weight.dim() < 2:
         raise ValueError(
-            "gptq_quantize: weight must be [out, in] or [out, in, kh, kw], got shape "
-            f"{list(weight.shape)}."
+            f"{fn}: weight must be [out, in] or [out, in, kh, kw], got shape {list(weight.shape)}."
         )
     n = weight[0].numel()
-    if tuple(hessian.shape) != (n, n):
+    if hessian is not None and tuple(hessian.shape) != (n, n):
         raise ValueError(
-            f"gptq_quantize: hessian must be [{n}, {n}] for a weight of shape "
+            f"{fn}: hessian must be [{n}, {n}] for a weight of shape "
             f"{list(weight.shape)} ({n} inputs per output), got {list(hessian.shape)}."
         )
-    if not bool(torch.isfinite(hessian).all()) or not bool(torch.isfinite(weight).all()):
-        raise ValueError("gptq_quantize: weight and hessian must be finite (no NaN or inf).")
-    _int_arg("bits", bits, 2, MAX_BITS)
+    for t in (weight, hessian):
+        if t is not None and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{fn}: weight and hessian must be finite (no NaN or inf).")
+    _int_arg(fn, "bits", bits, 2, MAX_BITS)
     if group_size is not None:
-        _int_arg("group_size", group_size, 1, None)
-    _int_arg("block_size", block_size, 1, None)
+        _int_arg(fn, "group_size", group_size, 1, None)
+    _int_arg(fn, "block_size", block_size, 1, None)
     if isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not 0 <= float(damp) < 1e30:
-        raise ValueError(f"gptq_quantize: damp must be a finite number >= 0, got {damp!r}.")
+        raise ValueError(f"{fn}: damp must be a finite number >= 0, got {damp!r}.")
 
 
-def _int_arg(name: str, value: object, low: int, high: int | None) -> None:
+def _int_arg(fn: str, name: str, value: object, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"gptq_quantize: {name} must be an int, got {value!r}.")
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}.")
     if not low <= int(value) <= (high if high is not None else int(value)):
         bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"gptq_quantize: {name} must be {bound}, got {value!r}.")
+        raise ValueError(f"{fn}: {name} must be {bound}, got {value!r}.")
