@@ -35,7 +35,6 @@ LEGACY = {
     "storage_load.json": {"command", "commit"},
     "optimizers.json": {"command"},
     "optimizers_400.json": {"command"},
-    "multi_fidelity.json": {"command"},
     "smollm2_compress.json": {"commit", "versions", "machine"},
     "smollm2_compress_population4.json": {"commit", "versions", "machine"},
     "smollm2_compress_proxy_starts.json": {"commit", "versions", "machine"},
