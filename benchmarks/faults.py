@@ -231,7 +231,13 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
     completed = [
         _key({"x0": r.x0, "x1": r.x1}) for r in trials.itertuples() if r.status == "complete"
     ]
-    stale = {_key({"x0": r.x0, "x1": r.x1}) for r in trials.itertuples() if r.status == "stale"}
+    # A trial killed while its parameters were being drawn is stale with no Config: nothing to
+    # re-run (the optimizer proposes another in its place; the budget count shows any loss).
+    stale = {
+        _key({"x0": r.x0, "x1": r.x1})
+        for r in trials.itertuples()
+        if r.status == "stale" and r.x0 == r.x0  # NaN: no Config
+    }
     events = sup.events()
     starts = Counter((e["driver"], _key(e["config"])) for e in events if e["event"] == "start")
     second = {k for (d, k) in starts if d != sup.first_driver}
