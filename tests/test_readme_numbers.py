@@ -33,8 +33,6 @@ TABLES_READ: set[str] = set()
 # Missing provenance fields of result files written before every benchmark recorded them.
 LEGACY = {
     "storage_load.json": {"command", "commit"},
-    "optimizers.json": {"command"},
-    "optimizers_400.json": {"command"},
     "smollm2_compress.json": {"commit", "versions", "machine"},
     "smollm2_compress_population4.json": {"commit", "versions", "machine"},
     "smollm2_compress_proxy_starts.json": {"commit", "versions", "machine"},
