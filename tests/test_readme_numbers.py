@@ -718,18 +718,16 @@ def known_costs() -> Iterator[Figure]:
 
 @check("quantizers.json")
 def quantizers() -> Iterator[Figure]:
-    rep = load("quantizers.json")
-    medians = {m["model"]: m["median"] for m in rep["models"]}
+    by_model = {m["model"]: m for m in load("quantizers.json")["models"]}
     models = {"MiniLM-L6, 12 Linear": "minilm", "SmolLM2 block-3 MLP": "smollm2"}
     methods = {"RTN": "rtn", "GPTQ": "gptq", "GPTQ, act-order": "gptq-act"}
     for row in table("| layers | method | 2 bits |"):
         model, method = models[row[0]], methods[row[1]]
         for bits, text in zip(("2", "3", "4", "8"), row[2:]):
-            yield f"{row[0]} {row[1]} {bits} bits", text, medians[model][method][bits]
-    smollm2 = next(m for m in rep["models"] if m["model"] == "smollm2")
+            yield f"{row[0]} {row[1]} {bits} bits", text, by_model[model]["median"][method][bits]
     ratio = {
         r["multiple"]: r["gptq"] / r["rtn"]
-        for r in smollm2["sweep"]
+        for r in by_model["smollm2"]["sweep"]
         if r["layer"].endswith("down_proj")
     }
     ((one, eight),) = grab(

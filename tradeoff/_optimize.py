@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -139,7 +140,7 @@ def optimize(
             study_name=study_name,
             show_progress=show_progress,
         )
-        check_backend(backend, n_workers, ray_options)
+        check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
         check_fidelity(evaluate, fidelity)
         initial = check_initial(space, initial_configs, n_trials)
         check_known_costs(space, objset, [space.decode(p) for p in initial])
@@ -155,7 +156,7 @@ def optimize(
     for params in initial:
         study.enqueue_trial(params, skip_if_exists=True)
     study.sampler = make_sampler(
-        _resolve_auto(study, optimizer, space, objset, n_trials),
+        _resolve_auto(study, optimizer, space=space, objectives=objset, n_trials=n_trials),
         space=space,
         objectives=objset,
         n_trials=n_trials,
@@ -182,6 +183,14 @@ def optimize(
     return result
 
 
+RAY_DEFAULTS: dict[str, Any] = {
+    name: p.default
+    for name, p in inspect.signature(optimize).parameters.items()
+    if name in ("ray_address", "num_cpus", "num_gpus", "resources", "max_retries", "ray_actors")
+}
+"""``optimize``'s Ray-only arguments and their defaults (any other value needs Ray)."""
+
+
 def _storage(storage: str | BaseStorage | None, study_name: str | None) -> BaseStorage:
     if storage is not None and not isinstance(storage, BaseStorage) and study_name is None:
         raise ValueError(
@@ -202,7 +211,12 @@ def _open_study(
 
 
 def _resolve_auto(
-    study: optuna.Study, optimizer: str | optuna.samplers.BaseSampler, *args: Any
+    study: optuna.Study,
+    optimizer: str | optuna.samplers.BaseSampler,
+    *,
+    space: SearchSpace,
+    objectives: ObjectiveSet,
+    n_trials: int,
 ) -> str | optuna.samplers.BaseSampler:
     """What ``"auto"`` picks, recorded on the study the first time (``tradeoff.optimizer``):
     a resumed search keeps its optimizer even if the rule or the installed extras changed."""
@@ -211,8 +225,7 @@ def _resolve_auto(
     recorded = study.user_attrs.get(OPTIMIZER_ATTR)
     if isinstance(recorded, str):
         return recorded
-    space, objset, n_trials = args
-    name = auto_optimizer(space, n_trials=n_trials, objectives=objset)
+    name = auto_optimizer(space, n_trials=n_trials, objectives=objectives)
     study.set_user_attr(OPTIMIZER_ATTR, name)
     logger.info("optimizer='auto' picks %r (recorded on the study)", name)
     return name

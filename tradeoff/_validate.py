@@ -30,16 +30,7 @@ from tradeoff.workers._base import check_n_workers
 
 BACKENDS = ("local", "ray")
 _USAGE = "_tradeoff_usage"
-SPACE_ATTR = "tradeoff.space"  # {name: Optuna distribution JSON}: the space a study searches
-RAY_DEFAULTS: dict[str, Any] = {
-    "ray_address": None,
-    "num_cpus": 1.0,
-    "num_gpus": 0.0,
-    "resources": None,
-    "max_retries": 3,
-    "ray_actors": False,
-}
-"""``optimize``'s Ray-only arguments and their defaults (any other value needs Ray)."""
+SPACE_ATTR = "tradeoff.space"  # {name: repr of the parameter}: the space a study searches
 
 COST_TRIES = 8
 """Sample Configs a known-cost ``fn`` may fail on before the search is refused."""
@@ -111,9 +102,11 @@ def check_arguments(
         raise TypeError(f"show_progress must be True or False, got {show_progress!r}.")
 
 
-def check_backend(backend: Any, n_workers: Any, ray: Mapping[str, Any]) -> None:
-    """``backend``, ``n_workers`` and the Ray-only options (refused on another backend, where
-    they would be silently ignored)."""
+def check_backend(
+    backend: Any, n_workers: Any, ray: Mapping[str, Any], *, defaults: Mapping[str, Any]
+) -> None:
+    """``backend``, ``n_workers`` and the Ray-only options ``ray`` (refused on another backend,
+    where they would be silently ignored, unless they equal their ``defaults``)."""
     if not isinstance(backend, WorkerPool) and backend not in BACKENDS:
         raise ValueError(
             f"Unknown backend {backend!r}; use one of {list(BACKENDS)} or a WorkerPool."
@@ -124,7 +117,7 @@ def check_backend(backend: Any, n_workers: Any, ray: Mapping[str, Any]) -> None:
         given = [
             f"{k}={v!r}"
             for k, v in ray.items()
-            if not _same(v, RAY_DEFAULTS[k]) and not (k == "resources" and v == {})
+            if not _same(v, defaults[k]) and not (k == "resources" and v == {})
         ]
         if given:
             where = "a WorkerPool (set them on the pool)" if backend != "local" else "'local'"
