@@ -1,7 +1,8 @@
-"""What is measured: objectives, constraints and cost functions.
+"""What is measured: objectives, constraints, cost functions and quality objectives.
 
-The cost functions (``weight_storage_bytes``, ``bitops``, ``latency_ms``...) need torch; they
-load on first use, so importing this package stays light.
+The cost functions (``weight_storage_bytes``, ``bitops``, ``latency_ms``...) and the quality
+objectives (``KLToDense``, ``Perplexity``, ``Accuracy``, ``QualityFn``) need torch; they load on
+first use, so importing this package stays light.
 """
 
 from importlib import import_module
@@ -21,10 +22,14 @@ _COSTS = (
     "weight_storage_bytes",
 )
 
-__all__ = ["Constraint", "Objective", "ObjectiveSet", *_COSTS]
+_QUALITY = ("Accuracy", "KLToDense", "Perplexity", "Quality", "QualityFn")
+
+__all__ = ["Constraint", "Objective", "ObjectiveSet", *_COSTS, *_QUALITY]
 
 
 def __getattr__(name: str) -> Any:
     if name in _COSTS:
         return getattr(import_module("tradeoff.objectives._costs"), name)
+    if name in _QUALITY:
+        return getattr(import_module("tradeoff.objectives._quality"), name)
     raise AttributeError(f"module 'tradeoff.objectives' has no attribute {name!r}")
