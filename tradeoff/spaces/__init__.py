@@ -1,8 +1,9 @@
 """What can be tried: parameters, search spaces and the Configs they decode to.
 
 Model-aware spaces (``QuantizationSpace``, ``PruningSpace``, ``ArchitectureSpace``,
-``PEFTSpace``, ``ModelSpace``) need torch; they load on first use, so importing this package
-stays light.
+``PEFTSpace``, ``ModelSpace``), the quantizers (``gptq_quantize``, ``rtn_quantize``), the
+variant bank and the ``Workspace`` that assembles Configs need torch; they load on first use,
+so importing this package stays light.
 """
 
 from importlib import import_module
@@ -18,6 +19,12 @@ _LAZY = {
     "PruningSpace": "tradeoff.spaces._prune",
     "QuantizationSpace": "tradeoff.spaces._quant",
     "to_int8_runtime": "tradeoff.spaces._quant",
+    "VariantBank": "tradeoff.spaces._bank",
+    "Workspace": "tradeoff.spaces._workspace",
+    "collect_hessians": "tradeoff.spaces._calibration",
+    "gptq_quantize": "tradeoff.spaces._gptq",
+    "rtn_quantize": "tradeoff.spaces._gptq",
+    "tokens_needed": "tradeoff.spaces._calibration",
     "QuantInfo": "tradeoff.spaces._model",
     "PruneInfo": "tradeoff.spaces._model",
     "STAGES": "tradeoff.spaces._model",

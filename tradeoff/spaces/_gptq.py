@@ -19,6 +19,7 @@ The integer grids are the ones RTN uses, so GPTQ and RTN levels are comparable:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import torch
 
@@ -35,6 +36,7 @@ def gptq_quantize(
     damp: float = 0.01,
     block_size: int = 128,
     act_order: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``weight`` fake-quantized by GPTQ: same shape, dtype and device, values on the int grid.
 
@@ -53,12 +55,45 @@ def gptq_quantize(
         act_order: Quantize columns in order of decreasing Hessian diagonal. Group scales are
             then fixed up front from the unquantized weights of each contiguous group of
             columns (GPTQ's ``static_groups``), so groups stay contiguous in the stored layout.
+        mask: Boolean, ``weight``'s shape: weights to keep. Masked-out weights (pruned ones)
+            are quantized to exactly 0 and their error is spread over the later columns like
+            any rounding error, as SparseGPT does; pruning stays pruned.
 
     Raises:
         TypeError: ``weight`` or ``hessian`` is not a floating tensor, or a bad argument type.
         ValueError: a bad shape or value, or a Hessian not positive definite after damping.
     """
-    _check(weight, hessian, bits, group_size, damp, block_size)
+    (q,) = gptq_levels(
+        weight,
+        hessian,
+        [(bits, group_size, symmetric)],
+        damp=damp,
+        block_size=block_size,
+        act_order=act_order,
+        mask=mask,
+    )
+    return q
+
+
+def gptq_levels(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    levels: Sequence[tuple[int, int | None, bool]],
+    *,
+    damp: float = 0.01,
+    block_size: int = 128,
+    act_order: bool = False,
+    mask: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """:func:`gptq_quantize` at several ``(bits, group_size, symmetric)`` levels of one layer,
+    factorizing its Hessian once (the factorization is most of the work on small layers)."""
+    for bits, group_size, _ in levels:
+        _check(weight, hessian, bits, group_size, damp, block_size)
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != weight.shape):
+        raise ValueError(
+            f"gptq_quantize: mask must be a bool tensor of the weight's shape "
+            f"{list(weight.shape)}, got {mask.dtype} {list(mask.shape)}."
+        )
     dtype = torch.promote_types(weight.dtype, torch.float32)
     w = weight.detach().reshape(weight.shape[0], -1).to(dtype, copy=True)
     h = hessian.detach().to(weight.device, torch.float64, copy=True)
@@ -66,17 +101,23 @@ def gptq_quantize(
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
     perm = torch.argsort(torch.diagonal(h), descending=True, stable=True) if act_order else None
-    grid = _Grid(bits, symmetric)
-    # Per-channel scales, and group scales under act-order, are fixed before any update.
-    fixed = group_size is None or perm is not None
-    static = _static_scales(w, grid, group_size) if fixed else None
+    keep = None if mask is None else mask.reshape(w.shape).to(w.device, dtype)
+    w_in, keep_in = w, keep
     if perm is not None:
-        w, h = w[:, perm], h[perm][:, perm]
+        w_in, h = w[:, perm], h[perm][:, perm]
+        keep_in = None if keep is None else keep[:, perm]
     u = _inverse_cholesky(h, damp).to(dtype)
-    q = _gptq_columns(w, u, grid, group_size, block_size, static, perm)
-    if perm is not None:
-        q = q[:, torch.argsort(perm)]
-    return q.reshape(weight.shape).to(weight.dtype)
+    out = []
+    for bits, group_size, symmetric in levels:
+        grid = _Grid(bits, symmetric)
+        # Per-channel scales, and group scales under act-order, are fixed before any update.
+        fixed = group_size is None or perm is not None
+        static = _static_scales(w, grid, group_size) if fixed else None
+        q = _gptq_columns(w_in.clone(), u, grid, group_size, block_size, static, perm, keep_in)
+        if perm is not None:
+            q = q[:, torch.argsort(perm)]
+        out.append(q.reshape(weight.shape).to(weight.dtype))
+    return out
 
 
 def rtn_quantize(
@@ -155,11 +196,13 @@ def _gptq_columns(
     block_size: int,
     static: tuple[torch.Tensor, torch.Tensor] | None,
     perm: torch.Tensor | None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The quantized ``w`` ``[out, n]``, columns in processing order (``w`` is overwritten).
 
     ``static``: fixed scales per group of original columns (``perm``: processing position ->
     original column); else each group's scales come from its error-updated weights as it starts.
+    ``keep``: 1 where a weight is kept, 0 where it is pruned (quantized to 0), in ``w``'s order.
     """
     n = w.shape[1]
     size = group_size or n
@@ -178,6 +221,8 @@ def _gptq_columns(
                 end = min(col + size, n)
                 scale, zero = grid.scales(w1[:, i : i + size] if end <= stop else w[:, col:end])
             q[:, col : col + 1] = grid.round(w1[:, i : i + 1], scale, zero)
+            if keep is not None:
+                q[:, col : col + 1] *= keep[:, col : col + 1]
             err[:, i : i + 1] = (w1[:, i : i + 1] - q[:, col : col + 1]) / u[col, col]
             w1[:, i:] -= err[:, i : i + 1] * u[col : col + 1, col:stop]
         w[:, stop:] -= err @ u[start:stop, stop:]  # the block's errors, in one matmul

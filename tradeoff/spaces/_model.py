@@ -49,8 +49,11 @@ class QuantInfo:
         fmt: ``"int"`` (symmetric integer) or a float format such as ``"fp8_e4m3"``.
         granularity: ``"tensor"``, ``"channel"`` (per output channel) or ``"group"``.
         group_size: Input elements sharing a scale (``"group"`` only).
-        n_scales: Number of scales stored (each a float16).
+        n_scales: Number of float16 values stored beside the weights: the scales, and as many
+            zero-points for an asymmetric grid.
         act_bits: Bits of the layer's input activations, or ``None`` if left in float.
+        method: How the weight was rounded: ``"rtn"``, ``"gptq"`` or ``"hqq"``.
+        symmetric: Zero-point 0 (``True``), or a zero-point per scale.
     """
 
     bits: int
@@ -59,6 +62,8 @@ class QuantInfo:
     group_size: int | None = None
     n_scales: int = 1
     act_bits: int | None = None
+    method: str = "rtn"
+    symmetric: bool = True
 
 
 @dataclass(frozen=True)

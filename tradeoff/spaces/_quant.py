@@ -13,24 +13,38 @@ Parameters of each layer (or tied group) ``<name>``; a knob given one option is 
 A tied group (``tie=``) gets one set of parameters named after its first layer in model order,
 or the name it is given (``tie={"blocks.0": "blocks.0.*"}``; :attr:`QuantizationSpace.groups`).
 Layers sharing one weight tensor are tied automatically.
+
+How int levels are computed (``method=``): ``"rtn"`` rounds each weight to nearest (data-free,
+microseconds); ``"gptq"`` (:func:`~tradeoff.spaces._gptq.gptq_quantize`) rounds column by column
+with error feedback weighted by each layer's calibration Hessian, collected once from
+``calibration=`` when the space is built; ``"hqq"`` (the ``hqq`` package, data-free) fits each
+group's scale and zero-point by half-quadratic optimization. Float formats (fp8, fp4) always
+round to nearest. Calibrated levels are computed once per (layer weight, level) into a
+:class:`~tradeoff.spaces._bank.VariantBank` and read back on every apply, so trials only assemble.
+
 Quantization is simulated (quantize-dequantize in place, keeping dtype and device), the standard
 way to evaluate mixed precision anywhere; :func:`to_int8_runtime` gives real int8 CPU kernels.
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from tradeoff.spaces._bank import VariantBank, default_directory, entry_key, tensor_digest
+from tradeoff.spaces._gptq import gptq_levels, gptq_quantize, rtn_quantize
 from tradeoff.spaces._model import (
     DEFAULT_LAYER_TYPES,
+    PRUNE_ATTR,
     QUANT_ATTR,
     ModelSpace,
     QuantInfo,
@@ -51,6 +65,9 @@ GRANULARITIES = ("tensor", "channel", "group")
 
 MAX_BITS = 16
 
+METHODS = ("rtn", "gptq", "hqq")
+"""How int levels are computed: round-to-nearest, GPTQ (calibrated), HQQ (data-free)."""
+
 _FLOAT_MAX = {"fp8_e4m3": 448.0, "fp8_e5m2": 57344.0, "fp4_e2m1": 6.0}
 _FLOAT_BITS = {"fp8_e4m3": 8, "fp8_e5m2": 8, "fp4_e2m1": 4}
 _FP8_DTYPES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
@@ -67,10 +84,15 @@ class QuantizationSpace(ModelSpace):
     stage: ClassVar[str] = "quant"
 
     def __init__(
-        self, *, groups: Mapping[str, Sequence[str]], options: Mapping[str, tuple[Any, ...]]
+        self,
+        *,
+        groups: Mapping[str, Sequence[str]],
+        options: Mapping[str, tuple[Any, ...]],
+        quantizer: Quantizer | None = None,
     ) -> None:
         self._groups = {prefix: tuple(layers) for prefix, layers in groups.items()}
         self._options = dict(options)
+        self.quantizer = quantizer or Quantizer()
         params: dict[str, Parameter] = {}
         for prefix in self._groups:
             for knob, values in self._options.items():
@@ -93,6 +115,13 @@ class QuantizationSpace(ModelSpace):
         exclude: str | Sequence[str] | None = None,
         types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
         tie: Sequence[str | Sequence[str]] | Mapping[str, str | Sequence[str]] = (),
+        method: str = "rtn",
+        calibration: Any = None,
+        symmetric: bool | None = None,
+        bank: str | os.PathLike[str] | None = "auto",
+        device: torch.device | str | None = None,
+        damp: float = 0.01,
+        act_order: bool = False,
     ) -> QuantizationSpace:
         """The space of ``model``'s layers; each knob takes one option or a sequence of them.
 
@@ -112,13 +141,35 @@ class QuantizationSpace(ModelSpace):
                 "blocks.0.*"}`` (parameters ``blocks.0.bits``...), so that a block's
                 parameters of several spaces group as one layer for crossover and
                 baselines.
+            method: How int levels are computed, from :data:`METHODS`: ``"rtn"``,
+                ``"gptq"`` (needs ``calibration``) or ``"hqq"`` (needs the ``hqq`` package).
+                Granularity ``"channel"`` or ``"group"`` for GPTQ and HQQ; HQQ's groups must
+                divide each layer's inputs.
+            calibration: For GPTQ: what the model is called on, as a tensor (split into
+                batches of 8 along its first dimension: token ids ``[n_seqs, seq_len]`` for a
+                language model, images ``[n, c, h, w]`` for a CNN) or an iterable of batches
+                (``model(batch)``, ``model(*batch)`` or ``model(**batch)``). Give each layer
+                many times more rows (tokens) than it has inputs: below 8x, GPTQ can lose to
+                RTN on new data (a warning names the number needed).
+            symmetric: Zero-point 0 (the int grid of RTN here) or an asymmetric grid with a
+                zero-point per scale (stored, counted in ``n_scales``). Default: symmetric,
+                asymmetric for HQQ (its only grid).
+            bank: Directory of the variant bank for calibrated levels (``"gptq"``, ``"hqq"``,
+                asymmetric RTN); ``"auto"``: ``$TRADEOFF_CACHE/bank``, else
+                ``~/.cache/tradeoff/bank``; ``None``: memory only.
+            device: Where calibration and GPTQ run (default: the model's device).
+            damp: GPTQ's dampening, a fraction of the Hessian's mean diagonal.
+            act_order: GPTQ quantizes columns by decreasing Hessian diagonal.
 
         Raises:
             TypeError: an argument has the wrong type, or a layer has no float weight.
             ValueError: a bad option, no layer matches, a tie pattern matches no selected
-                layer, or every knob is fixed.
+                layer, every knob is fixed, a method unavailable for an option or layer,
+                GPTQ without calibration, or a bank directory that is not writable.
+            ImportError: ``method="hqq"`` without the ``hqq`` package.
         """
         options = _normalize_options(bits, act_bits, formats, granularity, group_size)
+        symmetric = _check_method(method, calibration, symmetric, options, damp, act_order)
         tie_groups = tie_patterns(tie)
         if all(len(values) == 1 for values in options.values()):
             fixed = {k: v[0] for k, v in options.items()}
@@ -131,7 +182,17 @@ class QuantizationSpace(ModelSpace):
         )
         for name in (n for n, m in layers.items() if _float_weight(m) is None):
             raise TypeError(f"Layer {name!r} has no float 'weight' to quantize; exclude it.")
-        return cls(groups=_tie_layers(layers, tie_groups), options=options)
+        groups = _tie_layers(layers, tie_groups)
+        quantizer = Quantizer(
+            method, symmetric=symmetric, damp=damp, act_order=act_order, device=device
+        )
+        if quantizer.banked:
+            _check_layers(method, layers, options)
+            directory = default_directory() if bank == "auto" else bank
+            quantizer.bank = VariantBank(directory)  # checks the directory is writable
+            if method == "gptq":
+                quantizer.hessians = _hessians(model, layers, calibration, device)
+        return cls(groups=groups, options=options, quantizer=quantizer)
 
     @property
     def groups(self) -> Mapping[str, tuple[str, ...]]:
@@ -145,20 +206,293 @@ class QuantizationSpace(ModelSpace):
             for name in layers:
                 module = find_module(model, name)
                 if module is not None and (weight := _float_weight(module)) is not None:
-                    _quantize_module(name, module, weight, setting, done)
+                    _quantize_module(name, module, weight, setting, done, self.quantizer)
         return model
+
+    @property
+    def method(self) -> str:
+        """How int levels are computed (``"rtn"``, ``"gptq"`` or ``"hqq"``)."""
+        return self.quantizer.method
+
+    def levels(self) -> list[QuantInfo]:
+        """Every weight level a layer can take (act_bits aside; ``n_scales`` not counted)."""
+        found: dict[QuantInfo, None] = {}
+        for fmt in self._options["format"]:
+            for bits in self._options["bits"] if fmt == "int" else (_FLOAT_BITS[fmt],):
+                for granularity in self._options["granularity"]:
+                    sizes = self._options["group_size"] if granularity == "group" else (None,)
+                    for size in sizes:
+                        found[self.quantizer.info(fmt, bits, granularity, size)] = None
+        return list(found)
+
+    def build(
+        self,
+        model: nn.Module,
+        *,
+        map: Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]] | None = None,
+    ) -> int:
+        """Compute every calibrated (layer, level) entry not yet in the bank, up front; entries
+        on disk are verified (key and checksum) first, and corrupt ones computed again.
+
+        Without this, entries are computed on first use (lazily), by whichever process applies
+        a Config first. Building up front moves that cost before the search, and ``map``
+        spreads it: ``ray.util.multiprocessing.Pool().map`` (a Ray cluster),
+        ``concurrent.futures.ProcessPoolExecutor().map``, or any ``map(fn, items)``; each
+        item is one layer, shipped with its weight and Hessian, and the results come back to
+        this process, which stores them.
+
+        Args:
+            model: The float model this space was built from.
+            map: How to run the layers' work; default: one after another, here.
+
+        Returns:
+            The number of entries computed.
+        """
+        jobs = []
+        for name in (n for layers in self._groups.values() for n in layers):
+            module = find_module(model, name)
+            weight = _float_weight(module) if module is not None else None
+            if weight is None:
+                raise ValueError(f"build: the model has no layer {name!r} with a float weight.")
+            q, digest = self.quantizer, tensor_digest(weight)
+            todo = [
+                (info, key)
+                for info in self.levels()
+                if q.uses_bank(info) and not q.bank.verify(key := q.key(name, digest, info, False))
+            ]
+            if todo:
+                jobs.append((name, weight, todo))
+        q = self.quantizer
+        items = [(w, q.hessian(n), [i for i, _ in todo], q.options()) for n, w, todo in jobs]
+        results = (map or builtins.map)(_build_layer, items)
+        count = 0
+        for (name, _, todo), tensors in zip(jobs, results):
+            for (info, key), tensor in zip(todo, tensors):
+                q.bank.put(key, tensor, describe=describe(name, info))
+                count += 1
+        q.complete = True
+        return count
 
     def _setting(self, prefix: str, config: Mapping[str, Any]) -> QuantInfo:
         """The group's setting, with ``n_scales`` still to count per layer."""
         pick = {k: config.get(layer_param_name(prefix, k), v[0]) for k, v in self._options.items()}
         fmt, granularity = pick["format"], pick["granularity"]
+        info = self.quantizer.info(
+            fmt,
+            _FLOAT_BITS.get(fmt, pick["bits"]),
+            granularity,
+            pick["group_size"] if granularity == "group" else None,
+        )
+        return replace(info, act_bits=pick["act_bits"])
+
+
+class Quantizer:
+    """How a space computes weight levels, and where it keeps the calibrated ones.
+
+    Built by :meth:`QuantizationSpace.for_model`. Pickles without its Hessians once
+    :meth:`QuantizationSpace.build` has put every entry in the bank (workers then only read
+    entries), and with a bank directory, without the bank's in-memory entries (each process
+    loads the ones it uses, once).
+
+    Args:
+        method: From :data:`METHODS`.
+        symmetric: Zero-point 0, or an asymmetric grid.
+        damp: GPTQ's dampening.
+        act_order: GPTQ's column order by decreasing Hessian diagonal.
+        device: Where calibrated levels are computed (default: the weight's device).
+    """
+
+    def __init__(
+        self,
+        method: str = "rtn",
+        *,
+        symmetric: bool = True,
+        damp: float = 0.01,
+        act_order: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.method, self.symmetric, self.damp, self.act_order = method, symmetric, damp, act_order
+        self.device = None if device is None else str(device)
+        self.bank = VariantBank(None)
+        self.hessians: dict[str, torch.Tensor] = {}
+        self.complete = False  # build() put every entry in the bank
+        self._hessian_digests: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.complete:
+            for name in self.hessians:
+                self._hessian_digest(name)  # workers still need the keys
+            state["_hessian_digests"] = dict(self._hessian_digests)
+            state["hessians"] = {}
+        return state
+
+    @property
+    def banked(self) -> bool:
+        """Whether int levels are calibrated or optimized, so kept in the bank."""
+        return self.method != "rtn"
+
+    def info(self, fmt: str, bits: int, granularity: str, group_size: int | None) -> QuantInfo:
+        """The level: float formats always round to nearest, symmetrically."""
+        is_int = fmt == "int"
         return QuantInfo(
-            bits=_FLOAT_BITS.get(fmt, pick["bits"]),
+            bits=bits,
             fmt=fmt,
             granularity=granularity,
-            group_size=pick["group_size"] if granularity == "group" else None,
-            act_bits=pick["act_bits"],
+            group_size=group_size,
+            method=self.method if is_int else "rtn",
+            symmetric=self.symmetric if is_int else True,
         )
+
+    def uses_bank(self, info: QuantInfo) -> bool:
+        return info.method != "rtn"
+
+    def options(self) -> dict[str, Any]:
+        return {"damp": self.damp, "act_order": self.act_order, "device": self.device}
+
+    def hessian(self, name: str) -> torch.Tensor | None:
+        return self.hessians.get(name) if self.method == "gptq" else None
+
+    def key(self, name: str, weight_digest: str, info: QuantInfo, masked: bool) -> str:
+        """The bank key of ``name``'s weight (by its digest) at ``info``."""
+        parts: dict[str, Any] = {
+            "weight": weight_digest,
+            "level": [info.fmt, info.bits, info.granularity, info.group_size],
+            "method": info.method,
+            "symmetric": info.symmetric,
+            "masked": masked,
+        }
+        if info.method == "gptq":
+            parts.update(hessian=self._hessian_digest(name), **self.options())
+            del parts["device"]  # where it ran does not change the result's meaning
+        return entry_key(**parts)
+
+    def quantize(self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo) -> Any:
+        """``weight`` at level ``info``: computed here (RTN), or from the bank."""
+        masked = getattr(module, PRUNE_ATTR, None) is not None  # keep pruned weights at 0
+        mask = weight != 0 if masked else None
+        if not self.uses_bank(info):
+            return quantize_weight(weight, info, mask=mask)
+        key = self.key(name, tensor_digest(weight), info, masked)
+        return self.quantize_by_key(name, weight, info, key, mask)
+
+    def quantize_by_key(
+        self,
+        name: str,
+        weight: torch.Tensor,
+        info: QuantInfo,
+        key: str,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The bank's entry ``key`` (:meth:`key` of ``weight``), computed if missing."""
+
+        def compute() -> torch.Tensor:
+            hessian = self.hessian(name)
+            if info.method == "gptq" and hessian is None:
+                raise RuntimeError(
+                    f"The variant bank has no entry for {describe(name, info)} and this copy "
+                    "of the space has no calibration Hessians to compute it (a space pickled "
+                    "after build() leaves them behind): apply Configs to the model the space "
+                    "was built from, or ship the space before build()."
+                )
+            return _build_layer((weight, hessian, [info], self.options(), mask))[0]
+
+        stored: torch.Tensor = self.bank.get(key, compute, describe=describe(name, info))
+        return stored.to(weight.device, weight.dtype)
+
+    def _hessian_digest(self, name: str) -> str:
+        if name not in self._hessian_digests:
+            hessian = self.hessians.get(name)
+            if hessian is None:
+                raise RuntimeError(f"No calibration Hessian for layer {name!r}.")
+            self._hessian_digests[name] = tensor_digest(hessian)
+        return self._hessian_digests[name]
+
+
+def describe(name: str, info: QuantInfo) -> str:
+    """``layer@int4/group128/gptq``: an entry, for logs and bank metadata."""
+    grain = f"group{info.group_size}" if info.granularity == "group" else info.granularity
+    grid = "" if info.symmetric else "/asym"
+    return f"{name}@{info.fmt}{info.bits}/{grain}/{info.method}{grid}"
+
+
+def quantize_weight(
+    weight: torch.Tensor,
+    info: QuantInfo,
+    *,
+    hessian: torch.Tensor | None = None,
+    damp: float = 0.01,
+    act_order: bool = False,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``weight`` quantized-dequantized at level ``info`` by its method (same shape and dtype).
+
+    ``mask``: weights to keep; the others come out exactly 0 (a pruned layer stays pruned).
+    """
+    if info.fmt != "int" or (info.method == "rtn" and info.symmetric):
+        out = _fake_quantize(weight, info)
+    elif info.method == "rtn":
+        rows = 1 if info.granularity == "tensor" else weight.shape[0]
+        flat = weight.detach().reshape(rows, -1)
+        out = rtn_quantize(flat, bits=info.bits, group_size=info.group_size, symmetric=False)
+        out = out.reshape(weight.shape)
+    elif info.method == "gptq":
+        assert hessian is not None
+        out = gptq_quantize(
+            weight,
+            hessian,
+            bits=info.bits,
+            group_size=info.group_size,
+            symmetric=info.symmetric,
+            damp=damp,
+            act_order=act_order,
+            mask=mask,
+        )
+    else:
+        out = _hqq(weight, info)
+    return out if mask is None else out * mask.to(out.dtype)
+
+
+def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
+    from hqq.core.quantize import Quantizer as HQQ
+
+    w = weight.detach().reshape(weight.shape[0], -1).to(torch.float32)
+    q, meta = HQQ.quantize(
+        w,
+        nbits=info.bits,
+        group_size=info.group_size or w.shape[1],
+        optimize=True,
+        round_zero=False,
+        axis=1,
+        bitpack=False,
+        compute_dtype=torch.float32,
+        device=str(w.device),
+    )
+    out: torch.Tensor = HQQ.dequantize(q, meta)
+    return out.reshape(weight.shape).to(weight.dtype)
+
+
+def _build_layer(item: tuple[Any, ...]) -> list[torch.Tensor]:
+    """One layer's levels (a picklable unit of work for ``build``): ``(weight, hessian,
+    infos, options[, mask])`` -> the quantized weights, on the CPU. GPTQ levels share one
+    factorization of the layer's Hessian."""
+    weight, hessian, infos, options = item[:4]
+    mask = item[4] if len(item) > 4 else None
+    device = options.get("device") or weight.device
+    w = weight.to(device)
+    m = None if mask is None else mask.to(device)
+    out: dict[int, torch.Tensor] = {}
+    gptq = [i for i, info in enumerate(infos) if info.method == "gptq" and info.fmt == "int"]
+    if gptq:
+        levels = [(infos[i].bits, infos[i].group_size, infos[i].symmetric) for i in gptq]
+        found = gptq_levels(
+            w, hessian, levels, damp=options["damp"], act_order=options["act_order"], mask=m
+        )
+        out.update(zip(gptq, found))
+    for i, info in enumerate(infos):
+        if i not in out:
+            out[i] = quantize_weight(w, info, mask=m)
+    return [out[i].cpu() for i in range(len(infos))]
 
 
 ACT_QUANT_ATTR = "tradeoff_act_quant"  # the layer's ActivationQuantizer, if any
@@ -229,21 +563,35 @@ def _is_int8_linear(module: nn.Module) -> bool:
 
 # Quantization core --------------------------------------------------------------------------
 def _quantize_module(
-    name: str, module: nn.Module, weight: torch.Tensor, setting: QuantInfo, done: set[int]
+    name: str,
+    module: nn.Module,
+    weight: torch.Tensor,
+    setting: QuantInfo,
+    done: set[int],
+    quantizer: Quantizer,
 ) -> None:
     if getattr(module, QUANT_ATTR, None) is not None:
         raise ValueError(f"Layer {name!r} is already quantized; apply configs to the float model.")
-    rows, size = _blocks(weight, setting)
     if id(weight) not in done:  # a weight shared by tied layers is quantized once
         done.add(id(weight))
         with torch.no_grad():
-            weight.copy_(_fake_quantize(weight, setting))
-    if setting.act_bits is not None:
+            weight.copy_(quantizer.quantize(name, module, weight, setting))
+    mark_quantized(module, weight, setting)
+
+
+def mark_quantized(module: nn.Module, weight: torch.Tensor, setting: QuantInfo) -> None:
+    """Record ``setting`` on ``module`` (with its ``n_scales``) and hook its activations."""
+    rows, size = _blocks(weight, setting)
+    hook = getattr(module, ACT_QUANT_ATTR, None)
+    if isinstance(hook, ActivationQuantizer):  # a workspace re-marks its layers per Config
+        hook.enabled = setting.act_bits is not None
+        hook.bits = setting.act_bits or hook.bits
+    elif setting.act_bits is not None:
         hook = ActivationQuantizer(setting.act_bits)
         module.register_forward_pre_hook(hook)
         # deepcopy keeps this attribute and the registered hook one object.
         setattr(module, ACT_QUANT_ATTR, hook)
-    n_scales = rows * math.ceil(weight.numel() // rows / size)
+    n_scales = rows * math.ceil(weight.numel() // rows / size) * (1 if setting.symmetric else 2)
     setattr(module, QUANT_ATTR, replace(setting, n_scales=n_scales))
 
 
@@ -315,6 +663,116 @@ def _float_weight(module: nn.Module) -> torch.Tensor | None:
 
 
 # Validation ---------------------------------------------------------------------------------
+def _check_method(
+    method: Any,
+    calibration: Any,
+    symmetric: Any,
+    options: Mapping[str, tuple[Any, ...]],
+    damp: Any,
+    act_order: Any,
+) -> bool:
+    """``symmetric``, resolved; a clear error for a method its options cannot use."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose from {list(METHODS)}.")
+    if symmetric is None:
+        symmetric = method != "hqq"
+    if not isinstance(symmetric, bool):
+        raise TypeError(f"symmetric must be True, False or None (default), got {symmetric!r}.")
+    if method == "hqq" and symmetric:
+        raise ValueError("method='hqq' has an asymmetric grid only; leave symmetric unset.")
+    if method != "rtn":
+        if "int" not in options["format"]:
+            raise ValueError(
+                f"method={method!r} computes int levels, and formats {list(options['format'])} "
+                "has no 'int'; float formats round to nearest: use method='rtn'."
+            )
+        if "tensor" in options["granularity"]:
+            raise ValueError(
+                f"method={method!r} has no granularity 'tensor' (one scale per weight); use "
+                "granularity='channel' or 'group'."
+            )
+    if method == "gptq" and calibration is None:
+        raise ValueError(
+            "method='gptq' needs calibration=: inputs the model is called on (token ids "
+            "[n_seqs, seq_len], images, or an iterable of batches), many times more tokens "
+            "than each layer has inputs."
+        )
+    if method != "gptq" and calibration is not None:
+        raise ValueError(
+            f"calibration is used by method='gptq' only; method={method!r} is data-free. "
+            "Drop calibration=, or set method='gptq'."
+        )
+    if isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not 0 <= float(damp) < 1e30:
+        raise ValueError(f"damp must be a finite number >= 0, got {damp!r}.")
+    if not isinstance(act_order, bool):
+        raise TypeError(f"act_order must be True or False, got {act_order!r}.")
+    if method == "hqq":
+        try:
+            import hqq.core.quantize  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                "method='hqq' needs the hqq package: pip install 'tradeoff[torch]' (or hqq)."
+            ) from error
+    return symmetric
+
+
+def _check_layers(
+    method: str, layers: Mapping[str, nn.Module], options: Mapping[str, tuple[Any, ...]]
+) -> None:
+    for name, module in layers.items():
+        if method == "gptq" and not (
+            isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)
+        ):
+            raise ValueError(
+                f"method='gptq' quantizes nn.Linear and nn.Conv2d (groups=1) layers; layer "
+                f"{name!r} is a {type(module).__name__}: exclude it, or use method='rtn'."
+            )
+        inputs = _float_weight(module)[0].numel()  # type: ignore[index]
+        if method == "hqq" and "group" in options["granularity"]:
+            for size in (s for s in options["group_size"] if inputs % s):
+                raise ValueError(
+                    f"method='hqq' needs group_size to divide each layer's inputs: layer "
+                    f"{name!r} has {inputs}, group_size {size} does not divide it. Pick a "
+                    "divisor, exclude the layer, or use method='rtn' or 'gptq'."
+                )
+
+
+def _hessians(
+    model: nn.Module,
+    layers: Mapping[str, nn.Module],
+    calibration: Any,
+    device: torch.device | str | None,
+) -> dict[str, torch.Tensor]:
+    """Each layer's calibration Hessian, from one pass of the dense model."""
+    from tradeoff.spaces._calibration import collect_hessians
+
+    if isinstance(calibration, torch.Tensor):
+        if calibration.dim() == 0 or len(calibration) == 0:
+            raise ValueError(
+                f"calibration must hold at least one input along its first dimension, got "
+                f"shape {list(calibration.shape)}."
+            )
+        batches: Iterable[Any] = torch.split(calibration, 8)
+    elif isinstance(calibration, (str, bytes)) or not isinstance(calibration, Iterable):
+        raise TypeError(
+            "calibration must be a tensor of inputs (token ids [n_seqs, seq_len], images...) "
+            f"or an iterable of batches, got {type(calibration).__name__}."
+        )
+    else:
+        batches = calibration
+    try:
+        return collect_hessians(model, batches, layers=list(layers), device=device)
+    except (RuntimeError, IndexError, TypeError, ValueError) as error:
+        if str(error).startswith("collect_hessians"):
+            raise
+        raise ValueError(
+            "calibration: the model failed on a calibration batch "
+            f"({type(error).__name__}: {error}). Give what model(batch) accepts: token ids "
+            "(int64) [n_seqs, seq_len] for a language model, or inputs of the training data's "
+            "shape and dtype."
+        ) from error
+
+
 def _normalize_options(
     bits: Any, act_bits: Any, formats: Any, granularity: Any, group_size: Any
 ) -> dict[str, tuple[Any, ...]]:

@@ -1,0 +1,233 @@
+"""The variant bank: each (layer, level) compressed once, stored, and read back by key.
+
+Calibrated quantization (GPTQ) costs seconds per layer, far more than a trial should spend, and
+its result depends only on the layer's weight, its calibration Hessian, the level and the
+method. The bank computes each such entry once and keeps it:
+
+* in memory, for the process that built or loaded it;
+* on disk, when given a directory: one safetensors file per entry, named by its key (a hash of
+  everything that determines it: the weight's bytes, the Hessian's bytes, the level, the method
+  and its options, and the library version), so a changed weight or calibration set is simply
+  another entry, never a stale one. Each file records its key and a SHA-256 of its tensor; a
+  file whose key or checksum does not match is logged, rebuilt and replaced, never used.
+
+Several processes (Ray workers on one node, or on nodes sharing the directory) may build the
+same entry: a lock file per entry makes the second wait for the first and read its result, so
+each entry is computed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_LOG = logging.getLogger("tradeoff.spaces")
+
+FORMAT_VERSION = "1"
+"""Bumped whenever what an entry holds for a given key changes (quantizer code fixes too)."""
+
+DEFAULT_DIRECTORY = "~/.cache/tradeoff/bank"
+"""Where calibrated entries go unless a space is given ``bank=``; ``$TRADEOFF_CACHE/bank`` if
+that variable is set."""
+
+
+def default_directory() -> Path:
+    root = os.environ.get("TRADEOFF_CACHE")
+    return Path(root) / "bank" if root else Path(DEFAULT_DIRECTORY).expanduser()
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes (any device; copied to CPU to hash)."""
+    t = tensor.detach().to("cpu").contiguous()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def entry_key(**parts: Any) -> str:
+    """The key of an entry: a hash of ``parts`` (JSON-serializable) and the bank's version."""
+    from tradeoff import __version__
+
+    text = json.dumps({**parts, "bank": FORMAT_VERSION, "tradeoff": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+class VariantBank:
+    """Compressed weights by key: in memory, and in ``directory`` when one is given.
+
+    Args:
+        directory: Where entries are stored (created if missing); ``None``: memory only.
+
+    Raises:
+        ValueError: ``directory`` cannot be created or written to.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = None if directory is None else Path(directory).expanduser()
+        if self.directory is not None:
+            _check_writable(self.directory)
+        self._memory: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self.built = 0
+        """Entries this process computed."""
+        self.loaded = 0
+        """Entries this process read from the directory."""
+        self.rebuilt = 0
+        """Entries found corrupt or mismatched on disk and computed again."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # With a directory, entries travel on disk (each process loads what it uses, once);
+        # without one, they travel with the bank.
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        if self.directory is not None:
+            state["_memory"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._memory or (self.directory is not None and self._path(key).exists())
+
+    def __len__(self) -> int:
+        """Entries held in this process's memory."""
+        return len(self._memory)
+
+    def get(self, key: str, compute: Callable[[], torch.Tensor], *, describe: str = "") -> Any:
+        """The entry ``key``: from memory, else from disk, else ``compute()`` (then stored).
+
+        Args:
+            key: From :func:`entry_key`.
+            compute: Makes the entry (a tensor) when it is nowhere yet.
+            describe: What the entry is, for log messages and file metadata (layer, level).
+        """
+        found = self._memory.get(key)
+        if found is not None:
+            return found
+        with self._lock:  # one thread per process computes; others wait and read it
+            found = self._memory.get(key)
+            if found is None:
+                found = self._fetch(key, compute, describe)
+                self._memory[key] = found
+        return found
+
+    def verify(self, key: str) -> bool:
+        """Whether the entry is in memory, or on disk with its key and checksum intact (a corrupt
+        file is logged and removed, so the entry is computed again)."""
+        if key in self._memory:
+            return True
+        if self.directory is None:
+            return False
+        with self._lock, self._file_lock(key):
+            return self._read(key) is not None
+
+    def put(self, key: str, tensor: torch.Tensor, *, describe: str = "") -> None:
+        """Store an entry computed elsewhere (a parallel build returns its tensors here)."""
+        value = tensor.detach().to("cpu").contiguous()
+        with self._lock:
+            if self.directory is not None:
+                with self._file_lock(key):
+                    if self._read(key) is None:
+                        self._write(key, value, describe)
+            self._memory[key] = value
+
+    def _fetch(self, key: str, compute: Callable[[], torch.Tensor], describe: str) -> torch.Tensor:
+        if self.directory is None:
+            self.built += 1
+            return compute().detach().to("cpu").contiguous()
+        with self._file_lock(key):
+            stored = self._read(key)
+            if stored is not None:
+                self.loaded += 1
+                return stored
+            value = compute().detach().to("cpu").contiguous()
+            self.built += 1
+            self._write(key, value, describe)
+            return value
+
+    # Files ----------------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        return self.directory / f"{key}.safetensors"
+
+    def _read(self, key: str) -> torch.Tensor | None:
+        """The verified entry on disk, or ``None`` (missing, or corrupt: then logged, removed)."""
+        from safetensors import safe_open
+
+        path = self._path(key)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensor: torch.Tensor = f.get_tensor("weight")
+            problem = None
+            if meta.get("key") != key:
+                problem = f"its key is {meta.get('key')!r}"
+            elif meta.get("sha256") != tensor_digest(tensor):
+                problem = "its checksum does not match its data"
+        except Exception as error:  # unreadable: truncated, not safetensors, ...
+            problem = f"it cannot be read ({type(error).__name__}: {error})"
+        if problem is None:
+            return tensor
+        _LOG.warning("Variant bank entry %s is corrupt (%s); rebuilding it.", path, problem)
+        self.rebuilt += 1
+        path.unlink(missing_ok=True)
+        return None
+
+    def _write(self, key: str, tensor: torch.Tensor, describe: str) -> None:
+        from safetensors.torch import save_file
+
+        assert self.directory is not None
+        meta = {"key": key, "sha256": tensor_digest(tensor), "what": describe}
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"weight": tensor}, tmp, metadata=meta)
+            os.replace(tmp, self._path(key))  # readers see a whole file or none
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _file_lock(self, key: str) -> Iterator[None]:
+        """Exclusive across processes (``flock`` on a lock file per entry) where available."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: entries may be computed twice, still written atomically
+            yield
+            return
+        assert self.directory is not None
+        lock_path = self.directory / f"{key}.lock"
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".probe"):
+            pass
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        hint = " (read-only)" if error.errno in (errno.EACCES, errno.EROFS, errno.EPERM) else ""
+        raise ValueError(
+            f"bank directory {str(directory)!r} is not writable{hint}: {reason}. Pass "
+            "bank=<a writable directory>, or bank=None to keep the variant bank in memory."
+        ) from None
