@@ -217,6 +217,21 @@ def test_accuracy_from_a_dataloader_equals_accuracy_from_tensors_warm_or_cold():
     assert tensors.measure(model, 20) == loader.measure(model, 20) and model.training
 
 
+def test_accuracy_takes_dict_inputs_for_transformers_classifiers():
+    from tests.conftest import tiny_bert
+
+    model = tiny_bert()
+    gen = torch.Generator().manual_seed(4)
+    x = {"input_ids": torch.randint(0, 100, (12, 9), generator=gen),
+         "attention_mask": torch.ones(12, 9, dtype=torch.long)}  # fmt: skip
+    y = torch.randint(0, 2, (12,), generator=gen)
+    with torch.no_grad():
+        hits = (model(**x).logits.argmax(1) == y).tolist()
+    quality = Accuracy((x, y), batch_size=5, device="cpu")
+    quality.prepare(model)
+    assert quality.measure(model, 8) == sum(hits[:8]) / 8
+
+
 # QualityFn ------------------------------------------------------------------------------------
 def test_quality_fn_passes_the_budget_and_returns_a_float():
     seen = []
@@ -286,6 +301,8 @@ BAD = [
      .measure(classifier_and_data()[0]), ValueError, r"label 7 is out"),
     ("shuffled loader", lambda d: Accuracy(DataLoader(TensorDataset(torch.zeros(3, 8),
      torch.zeros(3, dtype=torch.long)), shuffle=True)), ValueError, r"shuffle=False"),
+    ("loader label range", lambda d: Accuracy(DataLoader(TensorDataset(torch.zeros(3, 8),
+     torch.tensor([5, 0, 1])))).prepare(classifier_and_data()[0]), ValueError, r"label 5 is out"),
     ("not a pair", lambda d: Accuracy(torch.zeros(3, 8)), TypeError, r"must be \(x, y\)"),
 ]  # fmt: skip
 
