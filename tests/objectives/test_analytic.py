@@ -7,6 +7,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from tradeoff.objectives import (
@@ -18,7 +20,14 @@ from tradeoff.objectives import (
     trainable_parameters,
     weight_storage_bytes,
 )
-from tradeoff.spaces import ArchitectureSpace, Float, PruningSpace, QuantizationSpace, SearchSpace
+from tradeoff.spaces import (
+    ArchitectureSpace,
+    Float,
+    Ordinal,
+    PruningSpace,
+    QuantizationSpace,
+    SearchSpace,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -211,19 +220,21 @@ def test_custom_metrics_fall_back_silently(caplog):
     assert cost(space.sample(0)) == len(list(model.modules()))
 
 
-def test_architecture_parts_fall_back_with_a_debug_log(caplog):
-    pytest.importorskip("transformers")
-    model, x = bert()
-    space = SearchSpace.merge(
-        arch=ArchitectureSpace.elastic(model, ffn_ratios=(0.5, 1.0)),
-        quant=QuantizationSpace.for_model(model, bits=(4, 8)),
-    )
+def test_builder_architecture_parts_fall_back_with_a_debug_log(caplog):
+    def build(config):
+        torch.manual_seed(0)
+        width = config["width"]
+        return nn.Sequential(nn.Linear(12, width), nn.ReLU(), nn.Linear(width, 4))
+
+    model, x = build({"width": 16}), torch.randn(3, 12)
+    builder = ArchitectureSpace.from_builder({"width": Ordinal([8, 16])}, build)
+    space = SearchSpace.merge(arch=builder, quant=QuantizationSpace.for_model(model, bits=(4, 8)))
     with caplog.at_level(logging.DEBUG, logger="tradeoff"):
         cost = model_cost(space, model, macs, sample_input=x)
     assert not cost.analytic
-    assert "ArchitectureSpace" in caplog.text
-    config = space.sample(3)
-    assert cost(config) == macs(space.apply(model, config), x)
+    assert "builds models with your function" in caplog.text
+    config = {"arch.width": 8, "quant.0.bits": 4, "quant.2.bits": 8}
+    assert cost(config) == macs(space.apply(model, config), x) == 3 * (12 * 8 + 8 * 4)
 
 
 def test_shared_weights_and_compressed_models_fall_back():
@@ -251,3 +262,166 @@ def test_single_part_space_and_quantization_only():
     assert cost.analytic
     for config in (quant.sample(i) for i in range(5)):
         assert cost(config) == bitops(quant.apply(model, config), x)
+
+
+# Elastic architecture parts ---------------------------------------------------------------------
+# Tiny seeded transformers (random weights, nothing downloaded), a few parameters frozen: an
+# elastic width keeps what it slices frozen, so the trainable count tells the two paths apart.
+def tiny_bert_model():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+        intermediate_size=64,
+    )  # fmt: skip
+    model = transformers.BertModel(config).eval()
+    model.embeddings.requires_grad_(False)
+    model.encoder.layer[1].intermediate.requires_grad_(False)
+    return model, torch.randint(0, 100, (2, 7), generator=torch.Generator().manual_seed(0))
+
+
+def tiny_llama_model():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.model.layers[2].self_attn.requires_grad_(False)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    return model, torch.randint(0, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+
+
+def bert_elastic_space(model):
+    return SearchSpace.merge(
+        quant=QuantizationSpace.for_model(
+            model, bits=(3, 4, 8), act_bits=(8, None), formats=("int", "fp8_e4m3"),
+            granularity=GRANULARITIES, group_size=(8, 12),
+        ),
+        arch=ArchitectureSpace.elastic(
+            model, drop_blocks=True, min_depth=2, ffn_ratios=(0.25, 0.5, 1.0),
+            head_counts=(1, 3, 4),
+        ),
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.5, 0.9), pattern=("unstructured", "n:m")
+        ),
+    )  # fmt: skip
+
+
+def llama_elastic_space(model):
+    # The tied embedding and output layer form one quantization group; the output layer is not
+    # pruned (pruning a tied weight falls back: test_pruning_a_tied_weight_falls_back). A 0.3
+    # FFN ratio keeps 14 neurons, which n:m (m=4) groups cannot fit: the apply path's error.
+    return SearchSpace.merge(
+        arch=ArchitectureSpace.elastic(
+            model, drop_blocks=True, ffn_ratios=(0.3, 0.5, 1.0), head_counts=(1, 2, 4)
+        ),
+        prune=PruningSpace.for_model(
+            model, sparsity=(0.0, 0.5, 0.9), pattern=("unstructured", "n:m"), exclude="lm_head"
+        ),
+        quant=QuantizationSpace.for_model(
+            model, bits=(2, 4, 8), act_bits=(8, None), granularity=("channel", "group"),
+            group_size=(8,), types=(nn.Linear, nn.Embedding),
+        ),
+    )  # fmt: skip
+
+
+ELASTIC = {
+    "bert": (tiny_bert_model, bert_elastic_space),
+    "llama": (tiny_llama_model, llama_elastic_space),
+}
+_ELASTIC_BUILT = {}
+
+
+def elastic_case(name):
+    """(model, sample input, space, {metric: model_cost}), built once per session."""
+    if name not in _ELASTIC_BUILT:
+        build, make_space = ELASTIC[name]
+        model, x = build()
+        space = make_space(model)
+        costs = {m: model_cost(space, model, m, sample_input=x if m in TRACED else None)
+                 for m in METRICS}  # fmt: skip
+        _ELASTIC_BUILT[name] = model, x, space, costs
+    return _ELASTIC_BUILT[name]
+
+
+def configs_of(space):
+    return st.fixed_dictionaries({n: st.sampled_from(p.values) for n, p in space.items()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(ELASTIC))
+def test_elastic_costs_equal_the_apply_path(case):
+    model, x, space, costs = elastic_case(case)
+    assert all(cost.analytic for cost in costs.values())
+    before = snapshot(model)
+    blocks = [k for k in space if k.endswith(".keep")]
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @given(config=configs_of(space))
+    @example(config={k: space[k].values[0] for k in space})  # every block dropped: repaired
+    @example(config={k: space[k].values[-1] for k in space})  # the full model, 8 bits
+    @example(config={**{k: space[k].values[-1] for k in space}, blocks[1]: False})
+    def check(config):
+        try:
+            applied = space.apply(model, config)
+        except ValueError as e:  # n:m groups that do not fit a sliced width
+            for cost in costs.values():
+                with pytest.raises(ValueError, match="n:m"):
+                    cost(config)
+            assert "n:m" in str(e)
+            return
+        for metric, cost in costs.items():
+            assert cost(config) == reference(metric, applied, x), (metric.__name__, config)
+
+    check()
+    after = snapshot(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_elastic_costs_follow_dropped_blocks_and_widths():
+    pytest.importorskip("transformers")
+    model, _, space, costs = elastic_case("bert")
+    full = {k: space[k].values[-1] for k in space}
+    block = "arch.encoder.layer.1"
+    dropped = {**full, f"{block}.keep": False}
+    layer = model.encoder.layer[1]
+    assert costs[parameters](full) - costs[parameters](dropped) == sum(
+        p.numel() for p in layer.parameters()
+    )
+    # A quarter of the FFN (16 of 64 neurons): intermediate rows and bias, output columns.
+    narrow = {**full, f"{block}.ffn": 0.25}
+    assert costs[parameters](full) - costs[parameters](narrow) == 48 * (32 + 1) + 32 * 48
+    assert costs[macs](full) - costs[macs](narrow) == 14 * (48 * 32 + 32 * 48)  # 14 tokens
+    # A dropped block's quantization and pruning do not matter; a kept one's do.
+    inside = ("quant.encoder.layer.1.", "prune.encoder.layer.1.")
+    low = {k: space[k].values[0] for k in space if k.startswith(inside)}
+    for metric in (nonzero_parameters, weight_storage_bytes, bitops):
+        assert costs[metric](dropped) == costs[metric]({**dropped, **low})
+        assert costs[metric](full) != costs[metric]({**full, **low})
+
+
+def test_elastic_config_errors_are_the_apply_path_errors():
+    pytest.importorskip("transformers")
+    _, _, space, costs = elastic_case("bert")
+    config = {k: space[k].values[-1] for k in space}
+    for key, bad in (("arch.encoder.layer.0.keep", 1), ("arch.encoder.layer.0.ffn", True),
+                     ("arch.encoder.layer.0.heads", 2)):  # fmt: skip
+        for cost in costs.values():
+            with pytest.raises(ValueError, match="config is not in this space"):
+                cost({**config, key: bad})
+
+
+def test_pruning_a_tied_weight_falls_back():
+    # Unstructured pruning replaces the output layer's weight by a pruned copy, untying it
+    # from the embedding; the tables do not model that, so such spaces take the apply path.
+    model, _ = tiny_llama_model()
+    space = SearchSpace.merge(
+        arch=ArchitectureSpace.elastic(model, drop_blocks=True),
+        prune=PruningSpace.for_model(model, sparsity=(0.0, 0.5)),
+    )
+    cost = model_cost(space, model, parameters)
+    assert not cost.analytic
+    config = {k: space[k].values[-1] for k in space}
+    assert cost(config) == parameters(space.apply(model, config))

@@ -124,3 +124,25 @@ def test_presets_are_reproducible_and_inside_the_space(name):
     first = run()
     assert all(space.contains(c) for c in first)
     assert first == run()
+
+
+def test_auto_uses_mobo_on_elastic_architecture_spaces():
+    # Known costs of an elastic architecture part are analytic (no model copy per call), so
+    # auto may score many candidates with them, as for pruning and quantization spaces.
+    from tradeoff.objectives import model_cost, weight_storage_bytes
+    from tradeoff.spaces import ArchitectureSpace, QuantizationSpace
+
+    from ..conftest import tiny_bert
+
+    model = tiny_bert(2)
+    blocks = {f"block{i}": f"bert.encoder.layer.{i}.*" for i in range(2)}
+    space = SearchSpace.merge(
+        arch=ArchitectureSpace.elastic(model, drop_blocks=True, ffn_ratios=(0.5, 1.0)),
+        quant=QuantizationSpace.for_model(model, bits=(4, 8), exclude="classifier", tie=blocks),
+    )
+    size = model_cost(space, model, weight_storage_bytes)
+    assert size.analytic
+    objectives = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=size)], [Constraint("size", "<=", 1e5)]
+    )
+    assert auto_optimizer(space, n_trials=100, objectives=objectives) == "mobo"

@@ -144,3 +144,37 @@ def test_elastic_bad_input(bert):
         ArchitectureSpace.elastic(bert, drop_blocks=True, blocks="encoder.blocks")
     with pytest.raises(TypeError, match="build must be callable"):
         ArchitectureSpace.from_builder({"w": Int(1, 4)}, build="resnet")
+
+
+def tiny_llama(kv_heads):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=kv_heads,
+    )  # fmt: skip
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def test_grouped_query_attention_finds_the_ffn_and_refuses_head_counts():
+    # k_proj/v_proj (32 -> 16) are as many as gate_proj/up_proj (32 -> 48): the FFN is still
+    # found, not taken for the key/value projections.
+    model = tiny_llama(kv_heads=2)
+    space = ArchitectureSpace.elastic(model, ffn_ratios=(0.5, 1.0))
+    small = space.apply(model, {k: 0.5 for k in space})
+    mlp = small.model.layers[0].mlp
+    assert (mlp.gate_proj.out_features, mlp.up_proj.out_features) == (24, 24)
+    assert mlp.down_proj.in_features == 24
+    assert small.model.layers[0].self_attn.k_proj.out_features == 16
+    assert small(torch.randint(0, 64, (1, 5))).logits.shape == (1, 5, 64)
+    with pytest.raises(ValueError, match="grouped-query attention"):
+        ArchitectureSpace.elastic(model, head_counts=(2, 4))
+
+
+def test_slicing_keeps_frozen_weights_frozen(bert):
+    model = copy.deepcopy(bert)
+    model.bert.encoder.layer[0].intermediate.requires_grad_(False)
+    space = ArchitectureSpace.elastic(model, ffn_ratios=(0.5, 1.0), head_counts=(2, 4))
+    small = space.apply(model, {k: space[k].values[0] for k in space})
+    layer = small.bert.encoder.layer[0]
+    assert not any(p.requires_grad for p in layer.intermediate.parameters())
+    assert layer.output.dense.weight.requires_grad and layer.attention.self.query.bias.requires_grad

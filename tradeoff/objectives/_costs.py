@@ -283,14 +283,17 @@ def model_cost(
 
     For this module's :func:`parameters`, :func:`trainable_parameters`,
     :func:`nonzero_parameters`, :func:`weight_storage_bytes`, :func:`macs` and :func:`bitops`
-    on a space whose model-aware parts are a ``PruningSpace`` and/or a ``QuantizationSpace``,
-    ``fn`` computes the same number from per-layer tables, without copying the model
-    (``fn.analytic`` is True; microseconds, plus one pass over a layer's weight the first time
-    a Config puts it in a new state; see :mod:`tradeoff.objectives._analytic`).
-    :func:`macs` and :func:`bitops` then trace ``model`` once, here. Any other metric or space
-    (architecture or PEFT parts, your own spaces) costs a ``space.apply`` per call (deep copy
-    plus compression; :func:`macs` and :func:`bitops` trace on the first call and retrace only
-    for an ``arch`` part or layers the trace did not see, such as PEFT adapters).
+    on a space whose model-aware parts are a ``PruningSpace``, a ``QuantizationSpace`` and/or
+    an elastic ``ArchitectureSpace`` (dropped blocks, FFN widths, head counts; with pruning
+    patterns other than ``"channel"``), ``fn`` computes the same number from per-layer tables,
+    without copying the model (``fn.analytic`` is True; microseconds, plus one pass over a
+    layer's weight the first time a Config puts it in a new state; see
+    :mod:`tradeoff.objectives._analytic`). :func:`macs` and :func:`bitops` then trace
+    ``model`` once, here. Any other metric or space (``ArchitectureSpace.from_builder``, PEFT
+    parts, your own spaces, a pruned weight tied to another layer's) costs a ``space.apply``
+    per call (deep copy plus compression; :func:`macs` and :func:`bitops` trace on the first
+    call and retrace only for an ``arch`` part or layers the trace did not see, such as PEFT
+    adapters).
     ``fn.batch(configs)`` returns the costs of many Configs as an array.
 
     Raises:

@@ -90,7 +90,8 @@ class ArchitectureSpace(ModelSpace):
             if ffn_ratios:
                 params[f"{prefix}.ffn"] = Ordinal(_check_ratios(ffn_ratios, prefix, layout))
             if head_counts:
-                params[f"{prefix}.heads"] = Ordinal(_check_heads(head_counts, prefix, layout))
+                heads = _check_heads(head_counts, prefix, layout, block)
+                params[f"{prefix}.heads"] = Ordinal(heads)
         return cls(params, blocks=name, min_depth=min_depth, n_heads=n_heads)
 
     def apply(
@@ -115,11 +116,21 @@ class ArchitectureSpace(ModelSpace):
                 continue
             layout = _elastic.block_layout(block, self._n_heads)
             if f"{prefix}.ffn" in config:
-                width = max(1, round(layout.ffn_width * config[f"{prefix}.ffn"]))
+                width = _elastic.ffn_width(layout, config[f"{prefix}.ffn"])
                 _elastic.slice_ffn(block, layout, width)
             if f"{prefix}.heads" in config:
                 _elastic.drop_heads(block, layout, int(config[f"{prefix}.heads"]))
         return model
+
+    @property
+    def blocks(self) -> str | None:
+        """The name of the ``nn.ModuleList`` of blocks (``None`` for :meth:`from_builder`)."""
+        return self._blocks
+
+    @property
+    def n_heads(self) -> int | None:
+        """Attention heads per block, when ``head_counts`` is searched."""
+        return self._n_heads
 
     def _kept_blocks(self, config: Mapping[str, Any], depth: int) -> set[int]:
         flags = [config.get(f"{self._blocks}.{i}.keep", True) for i in range(depth)]
@@ -162,11 +173,20 @@ def _check_ratios(
     return sorted(float(r) for r in ratios)
 
 
-def _check_heads(counts: Sequence[int], prefix: str, layout: _elastic.BlockLayout) -> list[int]:
+def _check_heads(
+    counts: Sequence[int], prefix: str, layout: _elastic.BlockLayout, block: nn.Module
+) -> list[int]:
     if not (layout.q and layout.k and layout.v and layout.o and layout.n_heads):
         raise ValueError(
             f"Block {prefix!r} has no recognizable attention projections "
             "(query/key/value/output or q_proj/k_proj/v_proj/o_proj)."
+        )
+    widths = {_elastic._linear(block, n).out_features for n in (layout.q, layout.k, layout.v)}
+    if widths != {_elastic._linear(block, layout.o).in_features}:
+        raise ValueError(
+            f"Block {prefix!r} has grouped-query attention (q/k/v widths {sorted(widths)}): "
+            "head_counts needs as many key/value heads as query heads. Search ffn_ratios or "
+            "drop_blocks instead."
         )
     bad = [c for c in counts if not (isinstance(c, int) and 1 <= c <= layout.n_heads)]
     if bad:

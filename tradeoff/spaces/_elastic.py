@@ -68,14 +68,15 @@ def block_layout(block: nn.Module, n_heads: int | None) -> BlockLayout:
     q, k, v, o = (_by_suffix(linears, names) for names in (_Q, _K, _V, _O))
     hidden = linears[q].in_features if q else Counter(m.in_features for m in linears.values())
     hidden = hidden if isinstance(hidden, int) else hidden.most_common(1)[0][0]
-    widths = Counter(m.out_features for m in linears.values() if m.out_features != hidden)
+    # Not the attention projections: with grouped-query attention, k/v map the hidden size to
+    # a width of their own, as often as gate/up map it to the FFN width.
+    ffn = {n: m for n, m in linears.items() if n not in (q, k, v, o)}
+    widths = Counter(m.out_features for m in ffn.values() if m.out_features != hidden)
     if not widths:
         return BlockLayout((), (), 0, q, k, v, o, n_heads)
     width = widths.most_common(1)[0][0]
-    ups = tuple(n for n, m in linears.items() if (m.in_features, m.out_features) == (hidden, width))
-    downs = tuple(
-        n for n, m in linears.items() if (m.in_features, m.out_features) == (width, hidden)
-    )
+    ups = tuple(n for n, m in ffn.items() if (m.in_features, m.out_features) == (hidden, width))
+    downs = tuple(n for n, m in ffn.items() if (m.in_features, m.out_features) == (width, hidden))
     return BlockLayout(ups, downs, width, q, k, v, o, n_heads)
 
 
@@ -83,43 +84,65 @@ def drop_block(blocks: nn.ModuleList, index: int) -> None:
     blocks[index] = SkipBlock()
 
 
+def ffn_width(layout: BlockLayout, ratio: float) -> int:
+    """FFN neurons kept at ``ratio`` of the width (at least one)."""
+    return max(1, round(layout.ffn_width * ratio))
+
+
 @torch.no_grad()
-def slice_ffn(block: nn.Module, layout: BlockLayout, keep: int) -> None:
-    """Keep the ``keep`` FFN neurons with the largest weight norms (MatFormer-style)."""
-    if keep >= layout.ffn_width:
-        return
+def ffn_keep(block: nn.Module, layout: BlockLayout, keep: int) -> torch.Tensor:
+    """Indices (ascending) of the ``keep`` FFN neurons with the largest weight norms."""
     score = torch.zeros(layout.ffn_width, device=_linear(block, layout.ups[0]).weight.device)
     for name in layout.ups:
         score += _linear(block, name).weight.pow(2).sum(dim=1)
     for name in layout.downs:
         score += _linear(block, name).weight.pow(2).sum(dim=0)
-    kept = torch.topk(score, keep).indices.sort().values
+    return torch.topk(score, keep).indices.sort().values
+
+
+def slice_ffn(block: nn.Module, layout: BlockLayout, keep: int) -> None:
+    """Keep the ``keep`` FFN neurons with the largest weight norms (MatFormer-style)."""
+    if keep >= layout.ffn_width:
+        return
+    kept = ffn_keep(block, layout, keep)
     for name in layout.ups:
         set_module(block, name, _slice_linear(_linear(block, name), rows=kept))
     for name in layout.downs:
         set_module(block, name, _slice_linear(_linear(block, name), cols=kept))
 
 
+def head_dim(block: nn.Module, layout: BlockLayout) -> int:
+    """Features per attention head (the output projection's inputs per head)."""
+    assert layout.o and layout.n_heads
+    return _linear(block, layout.o).in_features // layout.n_heads
+
+
 @torch.no_grad()
+def head_keep(block: nn.Module, layout: BlockLayout, keep: int) -> torch.Tensor:
+    """Indices (ascending) of the q/k/v rows and output-projection columns of the ``keep``
+    heads whose output-projection columns have the largest norm."""
+    assert layout.o and layout.n_heads
+    o_proj, size = _linear(block, layout.o), head_dim(block, layout)
+    norms = o_proj.weight.reshape(o_proj.out_features, layout.n_heads, size).pow(2).sum((0, 2))
+    heads = torch.topk(norms, keep).indices.sort().values
+    return (heads[:, None] * size + torch.arange(size, device=heads.device)).flatten()
+
+
 def drop_heads(block: nn.Module, layout: BlockLayout, keep: int) -> None:
     """Keep the ``keep`` attention heads whose output-projection columns have the largest norm."""
     assert layout.q and layout.k and layout.v and layout.o and layout.n_heads
     if keep >= layout.n_heads:
         return
-    o_proj = _linear(block, layout.o)
-    head_dim = o_proj.in_features // layout.n_heads
-    norms = o_proj.weight.reshape(o_proj.out_features, layout.n_heads, head_dim).pow(2).sum((0, 2))
-    heads = torch.topk(norms, keep).indices.sort().values
-    idx = (heads[:, None] * head_dim + torch.arange(head_dim, device=heads.device)).flatten()
+    idx, size = head_keep(block, layout, keep), head_dim(block, layout)
     for name in (layout.q, layout.k, layout.v):
         set_module(block, name, _slice_linear(_linear(block, name), rows=idx))
-    set_module(block, layout.o, _slice_linear(o_proj, cols=idx))
+    set_module(block, layout.o, _slice_linear(_linear(block, layout.o), cols=idx))
     attention = block.get_submodule(layout.q.rpartition(".")[0]) if "." in layout.q else block
     # Keep the attention module's bookkeeping consistent (BERT reads all_head_size).
     for attr, value in (
         ("num_attention_heads", keep),
         ("num_heads", keep),
-        ("all_head_size", keep * head_dim),
+        ("all_head_size", keep * size),
     ):
         if hasattr(attention, attr):
             setattr(attention, attr, value)
@@ -131,9 +154,12 @@ def _linear(block: nn.Module, name: str) -> nn.Linear:
     return module
 
 
+@torch.no_grad()
 def _slice_linear(
     layer: nn.Linear, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
 ) -> nn.Linear:
+    """A new Linear with the ``rows`` outputs and ``cols`` inputs of ``layer`` (same dtype,
+    device and ``requires_grad``)."""
     weight = layer.weight
     if rows is not None:
         weight = weight[rows]
@@ -147,8 +173,10 @@ def _slice_linear(
         dtype=weight.dtype,
     )
     new.weight.copy_(weight)
+    new.weight.requires_grad_(layer.weight.requires_grad)
     if layer.bias is not None:
         new.bias.copy_(layer.bias if rows is None else layer.bias[rows])
+        new.bias.requires_grad_(layer.bias.requires_grad)
     return new
 
 
