@@ -716,6 +716,31 @@ def known_costs() -> Iterator[Figure]:
         )
 
 
+@check("known_costs.json")
+def known_costs_elastic() -> Iterator[Figure]:
+    arch = load("known_costs.json")["arch_results"]
+    ((minilm_us, smollm2_us, minilm_ms, smollm2_ms, *bitops),) = grab(
+        r"on SmolLM2-135M: (\d+) and (\d+) µs a call for the\s+storage against (\d+) and "
+        r"(\d+) ms to apply and measure, (\d+) and (\d+) µs for the bit-ops against (\d+)\s+"
+        r"and (\d+) ms"
+    )
+    figures = {
+        "weight_storage_bytes": (minilm_us, smollm2_us, minilm_ms, smollm2_ms),
+        "bitops": tuple(bitops),
+    }
+    for metric, (m_us, s_us, m_ms, s_ms) in figures.items():
+        for model, us, ms in (("minilm", m_us, m_ms), ("smollm2", s_us, s_ms)):
+            cost = arch[model]["results"][metric]
+            yield f"{model} {metric} µs", us, cost["known_states"]["median_us"]
+            yield f"{model} {metric} apply ms", ms, cost["apply_and_measure"]["median_us"] / 1000
+            yield (
+                f"{model} {metric} analytic and exact",
+                str((cost["analytic"], cost["equal_on_applied_configs"])),
+                "(True, True)",
+            )
+    yield "MiniLM searches heads", str("head_counts" in arch["minilm"]["arch"]), "True"
+
+
 @check("quantizers.json")
 def quantizers() -> Iterator[Figure]:
     by_model = {m["model"]: m for m in load("quantizers.json")["models"]}
