@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -76,7 +77,7 @@ def gptq_quantize(
 
 
 def gptq_levels(
-    weight: torch.Tensor,
+    weight: torch.Tensor | Sequence[torch.Tensor],
     hessian: torch.Tensor,
     levels: Sequence[tuple[int, int | None, bool]],
     *,
@@ -85,38 +86,67 @@ def gptq_levels(
     act_order: bool = False,
     mask: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
-    """:func:`gptq_quantize` at several ``(bits, group_size, symmetric)`` levels of one layer,
-    factorizing its Hessian once (the factorization is most of the work on small layers)."""
-    for bits, group_size, _ in levels:
-        _check(weight, hessian, bits, group_size, damp, block_size)
-    if mask is not None and (mask.dtype != torch.bool or mask.shape != weight.shape):
+    """:func:`gptq_quantize` at several ``(bits, group_size, symmetric)`` levels, of one weight or
+    of several weights with the same inputs (one Hessian: a block's q, k and v projections).
+
+    The Hessian is factorized once, and all weights and levels sharing a group size and grid
+    run as one stack of rows through one column sweep (GPTQ's rows are independent given the
+    Hessian), which on a CPU is most of the speed: the sweep is a Python loop over columns.
+
+    Returns:
+        The quantized weights, level by level, and within a level weight by weight.
+    """
+    weights = [weight] if isinstance(weight, torch.Tensor) else list(weight)
+    if not weights or not levels:
+        raise ValueError("gptq_levels: give at least one weight and one level.")
+    for w in weights:
+        for bits, group_size, _ in levels:
+            _check(w, hessian, bits, group_size, damp, block_size)
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != weights[0].shape):
         raise ValueError(
             f"gptq_quantize: mask must be a bool tensor of the weight's shape "
-            f"{list(weight.shape)}, got {mask.dtype} {list(mask.shape)}."
+            f"{list(weights[0].shape)}, got {mask.dtype} {list(mask.shape)}."
         )
-    dtype = torch.promote_types(weight.dtype, torch.float32)
-    w = weight.detach().reshape(weight.shape[0], -1).to(dtype, copy=True)
-    h = hessian.detach().to(weight.device, torch.float64, copy=True)
+    if mask is not None and len(weights) > 1:
+        raise ValueError("gptq_levels: a mask goes with one weight, not a stack.")
+    dtype = torch.promote_types(weights[0].dtype, torch.float32)
+    w = torch.cat([x.detach().reshape(x.shape[0], -1).to(dtype) for x in weights])
+    h = hessian.detach().to(w.device, torch.float64, copy=True)
     dead = torch.diagonal(h) == 0  # inputs always zero: any weight there gives the same output
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
     perm = torch.argsort(torch.diagonal(h), descending=True, stable=True) if act_order else None
     keep = None if mask is None else mask.reshape(w.shape).to(w.device, dtype)
-    w_in, keep_in = w, keep
     if perm is not None:
-        w_in, h = w[:, perm], h[perm][:, perm]
-        keep_in = None if keep is None else keep[:, perm]
+        h = h[perm][:, perm]
     u = _inverse_cholesky(h, damp).to(dtype)
-    out = []
-    for bits, group_size, symmetric in levels:
-        grid = _Grid(bits, symmetric)
+    results: dict[int, torch.Tensor] = {}
+    sweeps: dict[tuple[int | None, bool], list[int]] = {}
+    for i, (_, group_size, symmetric) in enumerate(levels):
+        sweeps.setdefault((group_size, symmetric), []).append(i)
+    rows = w.shape[0]
+    for (group_size, symmetric), which in sweeps.items():
+        grid = _Grid([levels[i][0] for i in which], symmetric, rows, w)
+        stack = w.repeat(len(which), 1)
         # Per-channel scales, and group scales under act-order, are fixed before any update.
         fixed = group_size is None or perm is not None
-        static = _static_scales(w, grid, group_size) if fixed else None
-        q = _gptq_columns(w_in.clone(), u, grid, group_size, block_size, static, perm, keep_in)
+        static = _static_scales(stack, grid, group_size) if fixed else None
+        mine = None if keep is None else keep.repeat(len(which), 1)
+        if perm is not None:
+            stack = stack[:, perm]
+            mine = None if mine is None else mine[:, perm]
+        q = _gptq_columns(stack, u, grid, group_size, block_size, static, perm, mine)
         if perm is not None:
             q = q[:, torch.argsort(perm)]
-        out.append(q.reshape(weight.shape).to(weight.dtype))
+        for k, i in enumerate(which):
+            results[i] = q[k * rows : (k + 1) * rows]
+    out = []
+    for i in range(len(levels)):
+        start = 0
+        for x in weights:
+            part = results[i][start : start + x.shape[0]]
+            out.append(part.reshape(x.shape).to(x.dtype))
+            start += x.shape[0]
     return out
 
 
@@ -141,12 +171,29 @@ def rtn_quantize(
 class _Grid:
     """The integer grid of ``bits``: codes ``[lo, hi]``; each row's (scale, zero) from its range."""
 
-    def __init__(self, bits: int, symmetric: bool) -> None:
+    def __init__(
+        self,
+        bits: int | Sequence[int],
+        symmetric: bool,
+        rows: int = 1,
+        like: torch.Tensor | None = None,
+    ) -> None:
         self.symmetric = symmetric
-        self.half = 2 ** (bits - 1)
-        self.lo: int
-        self.hi: int
-        self.lo, self.hi = (-self.half, self.half - 1) if symmetric else (0, 2**bits - 1)
+        self.half: Any
+        self.lo: Any
+        self.hi: Any
+        if isinstance(bits, int):
+            self.half = 2 ** (bits - 1)
+            self.lo, self.hi = (-self.half, self.half - 1) if symmetric else (0, 2**bits - 1)
+            return
+        # Several widths, ``rows`` rows each, stacked: per-row bounds ``[rows * len(bits), 1]``.
+        assert like is not None
+        b = torch.tensor(bits, dtype=like.dtype, device=like.device).repeat_interleave(rows)
+        self.half = torch.exp2(b - 1)[:, None]
+        if symmetric:
+            self.lo, self.hi = -self.half, self.half - 1
+        else:
+            self.lo, self.hi = torch.zeros_like(self.half), torch.exp2(b)[:, None] - 1
 
     def scales(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, zero-point), each ``[rows, 1]``, of the rows of ``x`` (one scale each)."""

@@ -248,28 +248,35 @@ class QuantizationSpace(ModelSpace):
         Returns:
             The number of entries computed.
         """
-        jobs = []
+        q = self.quantizer
+        # Layers with the same inputs (one Hessian: q, k, v; gate, up) and the same missing
+        # levels are one job, swept by GPTQ as one stack.
+        jobs: dict[Any, list[tuple[str, torch.Tensor, list[tuple[QuantInfo, str]]]]] = {}
         for name in (n for layers in self._groups.values() for n in layers):
             module = find_module(model, name)
             weight = _float_weight(module) if module is not None else None
             if weight is None:
                 raise ValueError(f"build: the model has no layer {name!r} with a float weight.")
-            q, digest = self.quantizer, tensor_digest(weight)
+            digest = tensor_digest(weight)
             todo = [
                 (info, key)
                 for info in self.levels()
                 if q.uses_bank(info) and not q.bank.verify(key := q.key(name, digest, info, False))
             ]
             if todo:
-                jobs.append((name, weight, todo))
-        q = self.quantizer
-        items = [(w, q.hessian(n), [i for i, _ in todo], q.options()) for n, w, todo in jobs]
-        results = (map or builtins.map)(_build_layer, items)
+                shared = q._hessian_digest(name) if q.method == "gptq" else name
+                group = (shared, tuple(info for info, _ in todo), tuple(weight.shape[1:]))
+                jobs.setdefault(group, []).append((name, weight.detach(), todo))
+        items = [
+            ([w for _, w, _ in layers], q.hessian(layers[0][0]), list(group[1]), q.options())
+            for group, layers in jobs.items()
+        ]
         count = 0
-        for (name, _, todo), tensors in zip(jobs, results):
-            for (info, key), tensor in zip(todo, tensors):
-                q.bank.put(key, tensor, describe=describe(name, info))
-                count += 1
+        for layers, tensors in zip(jobs.values(), (map or builtins.map)(_build_layer, items)):
+            for (name, _, todo), per_info in zip(layers, tensors):
+                for (info, key), tensor in zip(todo, per_info):
+                    q.bank.put(key, tensor, describe=describe(name, info))
+                    count += 1
         q.complete = True
         return count
 
@@ -395,7 +402,7 @@ class Quantizer:
                     "after build() leaves them behind): apply Configs to the model the space "
                     "was built from, or ship the space before build()."
                 )
-            return _build_layer((weight, hessian, [info], self.options(), mask))[0]
+            return _build_layer(([weight], hessian, [info], self.options(), mask))[0][0]
 
         stored: torch.Tensor = self.bank.get(key, compute, describe=describe(name, info))
         return stored.to(weight.device, weight.dtype)
@@ -472,27 +479,32 @@ def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
     return out.reshape(weight.shape).to(weight.dtype)
 
 
-def _build_layer(item: tuple[Any, ...]) -> list[torch.Tensor]:
-    """One layer's levels (a picklable unit of work for ``build``): ``(weight, hessian,
-    infos, options[, mask])`` -> the quantized weights, on the CPU. GPTQ levels share one
-    factorization of the layer's Hessian."""
-    weight, hessian, infos, options = item[:4]
+def _build_layer(item: tuple[Any, ...]) -> list[list[torch.Tensor]]:
+    """Layers' levels, a picklable unit of work for ``build``: ``(weights, hessian, infos,
+    options[, mask])`` -> per weight, its quantized weight per info, on the CPU. The weights
+    share their inputs (one Hessian): GPTQ sweeps them and their levels as one stack."""
+    weights, hessian, infos, options = item[:4]
     mask = item[4] if len(item) > 4 else None
-    device = options.get("device") or weight.device
-    w = weight.to(device)
+    device = options.get("device") or weights[0].device
+    ws = [w.to(device) for w in weights]
     m = None if mask is None else mask.to(device)
-    out: dict[int, torch.Tensor] = {}
+    out: dict[tuple[int, int], torch.Tensor] = {}
     gptq = [i for i, info in enumerate(infos) if info.method == "gptq" and info.fmt == "int"]
     if gptq:
         levels = [(infos[i].bits, infos[i].group_size, infos[i].symmetric) for i in gptq]
-        found = gptq_levels(
-            w, hessian, levels, damp=options["damp"], act_order=options["act_order"], mask=m
+        found = iter(
+            gptq_levels(
+                ws, hessian, levels, damp=options["damp"], act_order=options["act_order"], mask=m
+            )
         )
-        out.update(zip(gptq, found))
+        for i in gptq:
+            for k in range(len(ws)):
+                out[k, i] = next(found)
     for i, info in enumerate(infos):
-        if i not in out:
-            out[i] = quantize_weight(w, info, mask=m)
-    return [out[i].cpu() for i in range(len(infos))]
+        for k, w in enumerate(ws):
+            if (k, i) not in out:
+                out[k, i] = quantize_weight(w, info, mask=m)
+    return [[out[k, i].cpu() for i in range(len(infos))] for k in range(len(ws))]
 
 
 ACT_QUANT_ATTR = "tradeoff_act_quant"  # the layer's ActivationQuantizer, if any
