@@ -347,3 +347,22 @@ def test_a_built_space_cannot_calibrate_weights_it_has_not_seen(tmp_path):
         changed.model.layers[0].mlp.up_proj.weight.mul_(2.0)
     with pytest.raises(RuntimeError, match="no calibration Hessians to compute it"):
         shipped.apply(changed, space.sample(0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_calibration_gptq_and_assembly_on_cuda(tmp_path):
+    model = tiny_llama().cuda()
+    space = gptq_space(model, tmp_path, calibration=token_ids(64, seed=1).cuda(), device="cuda")
+    assert next(iter(space.quantizer.hessians.values())).is_cuda
+    space.build(model)
+    workspace = Workspace(space, model, device="cuda")
+    config = space.sample(0)
+    assembled = workspace.assemble(config)
+    assert assembled.lm_head.weight.is_cuda
+    assert same_weights(assembled, space.apply(model, config))
+    # The same levels as on the CPU, up to float rounding in the GPU's matrix products (which
+    # may move a few weights to the next grid value).
+    cpu = dict(gptq_space(tiny_llama(), None).apply(tiny_llama(), config).named_parameters())
+    for name, p in assembled.named_parameters():
+        differ = ~torch.isclose(p.cpu(), cpu[name], rtol=1e-4, atol=1e-6)
+        assert differ.float().mean() < 0.01, name
