@@ -425,3 +425,22 @@ def test_pruning_a_tied_weight_falls_back():
     assert not cost.analytic
     config = {k: space[k].values[-1] for k in space}
     assert cost(config) == parameters(space.apply(model, config))
+
+
+def test_asymmetric_levels_count_their_zero_points_and_nonzeros_fall_back(tmp_path):
+    # Zero-points are shapes (analytic); asymmetric levels' values come from the quantizer.
+    model, _ = mlp()
+    space = SearchSpace.merge(
+        prune=PruningSpace.for_model(model, sparsity=(0.0, 0.5), pattern="n:m"),
+        quant=QuantizationSpace.for_model(
+            model, bits=(3, 8), granularity=("channel", "group"), group_size=(4,),
+            symmetric=False, bank=tmp_path,
+        ),
+    )  # fmt: skip
+    storage = model_cost(space, model, weight_storage_bytes)
+    nonzeros = model_cost(space, model, nonzero_parameters)
+    assert storage.analytic and not nonzeros.analytic
+    for config in (space.sample(i) for i in range(6)):
+        applied = space.apply(model, config)
+        assert storage(config) == weight_storage_bytes(applied)
+        assert nonzeros(config) == nonzero_parameters(applied)

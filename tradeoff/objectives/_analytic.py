@@ -120,6 +120,14 @@ class Table:
         self._levels = prune.levels if prune is not None else ()
         self._n_prune = len(prune.plans) if prune is not None else 0
         self._n_units = self._n_prune + (len(quant.groups) if quant is not None else 0)
+        # Values _fake_quantize does not reproduce, and storage that counts non-zeros.
+        self._calibrated = quant is not None and (
+            getattr(quant, "method", "rtn") != "rtn"
+            or getattr(getattr(quant, "quantizer", None), "symmetric", True) is False
+        )
+        self._masks = prune is not None and any(
+            "unstructured" in p.patterns for p in prune.plans.values()
+        )
         channels = prune is not None and any("channel" in p.patterns for p in prune.plans.values())
         if arch is not None and channels:
             raise Unsupported("the space channel-prunes under an elastic architecture part")
@@ -143,7 +151,16 @@ class Table:
 
     def fast(self, kind: str) -> _Fast:
         """``fn(config)``: the metric ``kind`` (a value of :data:`KINDS`), or ``None`` for a
-        Config the tables cannot cost."""
+        Config the tables cannot cost.
+
+        Raises:
+            Unsupported: ``kind`` counts quantized values that only the space's quantizer
+                computes (calibrated or asymmetric levels, not round-to-nearest on a grid
+                symmetric about 0).
+        """
+        values = kind == "nonzero_parameters" or (kind == "weight_storage_bytes" and self._masks)
+        if values and self._calibrated:
+            raise Unsupported("its quantizer's levels are calibrated or asymmetric")
         metric: Callable[[_State], float | None] = getattr(self, f"_{kind}")
 
         def cost(config: Mapping[str, Any]) -> float | None:
@@ -355,6 +372,8 @@ class Table:
 
 
 def _n_scales(q: QuantInfo, d0: int, numel: int) -> int:
-    """Scales a weight of ``d0`` rows and ``numel`` values gets (as ``_quantize_module``)."""
+    """Float16 values a weight of ``d0`` rows and ``numel`` values stores beside it, scales and
+    any zero-points (as ``_quantize_module``)."""
     rows, size = (1, numel) if q.granularity == "tensor" else (d0, q.group_size or numel // d0)
-    return rows * math.ceil(numel // rows / size)
+    zero_points = 1 if getattr(q, "symmetric", True) else 2
+    return rows * math.ceil(numel // rows / size) * zero_points

@@ -316,10 +316,11 @@ def model_cost(
     traced = metric is macs or metric is bitops
     try:
         table = Table(space, model, (lambda: _trace(model, sample_input, kind)) if traced else None)
+        fast = table.fast(kind)
     except Unsupported as e:
         logger.debug("model_cost(%s): %s, so each call applies the Config to a copy.", kind, e)
         return ModelCost(fallback)
-    return ModelCost(fallback, table.fast(kind))
+    return ModelCost(fallback, fast)
 
 
 def _applied_cost(
