@@ -8,6 +8,7 @@ from tradeoff import objectives, search, spaces, workers
 def test_top_level_names_are_pinned():
     assert sorted(tradeoff.__all__) == [
         "SearchResult",
+        "compress",
         "objectives",
         "optimize",
         "search",

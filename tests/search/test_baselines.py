@@ -6,7 +6,12 @@ import logging
 import numpy as np
 import pytest
 
-from tradeoff.search._baselines import additive_proxy, additive_proxy_front, uniform_configs
+from tradeoff.search._baselines import (
+    additive_proxy,
+    additive_proxy_front,
+    dominated_by,
+    uniform_configs,
+)
 from tradeoff.spaces import Choice, Float, Ordinal, SearchSpace
 
 BITS = (2, 3, 4, 8)
@@ -281,3 +286,26 @@ def test_space_without_per_layer_ordinals_is_rejected():
 def test_error_fn_returning_a_non_number_is_a_clear_error():
     with pytest.raises(ValueError, match="error_fn must return a finite number"):
         additive_proxy(bits_space(2), lambda c: float("nan"), lambda c: 1.0, budgets=[1.0])
+
+
+def test_dominated_by_matches_brute_force():
+    rng = np.random.default_rng(0)
+    front, points = rng.integers(0, 4, (12, 2)).astype(float), rng.integers(0, 4, (9, 2))
+    points = points.astype(float)
+    points[0, 0] = np.nan
+    dirs = ["maximize", "minimize"]
+    want = [
+        [i for i, f in enumerate(front)
+         if f[0] >= p[0] and f[1] <= p[1] and (f[0] > p[0] or f[1] < p[1])]
+        for p in points
+    ]  # fmt: skip
+    assert dominated_by(front, points, dirs) == want
+    assert want[0] == []
+
+
+def test_dominated_by_checks_shapes():
+    assert dominated_by([], [[1.0, 2.0]], ["minimize", "minimize"]) == [[]]
+    with pytest.raises(ValueError, match="one per direction"):
+        dominated_by([[1.0, 2.0, 3.0]], [[1.0, 2.0]], ["minimize", "minimize"])
+    with pytest.raises(ValueError, match="directions"):
+        dominated_by([[1.0]], [[1.0]], ["up"])

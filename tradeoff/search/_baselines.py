@@ -464,3 +464,44 @@ def _table(measured: _Measured) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+# Domination report ----------------------------------------------------------------------------
+def dominated_by(
+    front: Sequence[Sequence[float]] | FloatArray,
+    points: Sequence[Sequence[float]] | FloatArray,
+    directions: Sequence[str],
+) -> list[list[int]]:
+    """For each of ``points`` (baselines), the rows of ``front`` that dominate it: no worse in
+    every objective and better in one, in the objectives' own ``directions``.
+
+    Args:
+        front: ``(n, k)`` objective values, e.g. the Pareto set of a search.
+        points: ``(m, k)`` objective values to compare; a row with a NaN is dominated by none.
+        directions: ``k`` of ``"minimize"`` / ``"maximize"``.
+
+    Returns:
+        ``m`` lists of row indices into ``front``, ascending.
+
+    Raises:
+        ValueError: the shapes do not match ``directions``, or a direction is unknown.
+    """
+    k = len(directions)
+    if any(d not in ("minimize", "maximize") for d in directions):
+        raise ValueError(f"directions must be 'minimize' or 'maximize', got {list(directions)}.")
+    a, b = (_rows(x, k, what) for x, what in ((front, "front"), (points, "points")))
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    a, b = a * sign, b * sign
+    no_worse = np.all(a[:, None, :] <= b[None, :, :], axis=2)
+    better = np.any(a[:, None, :] < b[None, :, :], axis=2)
+    hits = no_worse & better  # (n, m); NaN compares False, so a NaN row is dominated by none
+    return [[int(i) for i in np.flatnonzero(hits[:, j])] for j in range(len(b))]
+
+
+def _rows(values: Any, k: int, what: str) -> FloatArray:
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return np.empty((0, k))
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ValueError(f"{what} must be (n, {k}) values, one per direction; got {arr.shape}.")
+    return arr

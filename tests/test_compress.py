@@ -1,0 +1,225 @@
+"""tradeoff.compress end to end: a tiny seeded Llama (KL, GPTQ/RTN, dropped blocks) and a tiny
+CNN (accuracy), locally and on Ray; resume; baselines and their domination; bad input."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from torch import nn  # noqa: E402
+
+import tradeoff  # noqa: E402
+from tradeoff._compress import CompressResult  # noqa: E402
+from tradeoff.objectives import Accuracy, KLToDense, QualityFn  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+QUIET = {"show_progress": False}
+# A tiny calibration set: GPTQ warns that it wants more tokens.
+pytestmark = pytest.mark.filterwarnings("ignore:collect_hessians:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def llama():
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return torch.randint(0, 128, (9, 16), generator=torch.Generator().manual_seed(1))
+
+
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
+        nn.Linear(16, 10),
+    ).eval()  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cnn_data():
+    """Images and the dense CNN's own predictions as labels (dense accuracy 1.0)."""
+    x = torch.randn(60, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y = tiny_cnn()(x).argmax(1)
+    return x, y
+
+
+def brute_dominated_by(result: CompressResult) -> list[list[int]]:
+    names, dirs = result.objectives.names, result.objectives.directions
+    sign = {"minimize": 1.0, "maximize": -1.0}
+    out = []
+    for _, base in result.baselines.iterrows():
+        hits = []
+        for _, p in result.pareto.iterrows():
+            a = [sign[d] * p[n] for n, d in zip(names, dirs)]
+            b = [sign[d] * base[n] for n, d in zip(names, dirs)]
+            if all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b)):
+                hits.append(int(p["trial"]))
+        out.append(sorted(hits))
+    return out
+
+
+def test_llama_gptq_kl_blocks_and_budget(llama, ids, tmp_path):
+    quality = KLToDense(ids)
+    result = tradeoff.compress(
+        llama, quality=quality, drop_blocks=True, budget={"size_mb": 0.12}, n_trials=12,
+        quantize={"bits": (3, 4, 8), "method": "gptq", "granularity": "group",
+                  "group_size": 32, "bank": tmp_path / "bank"},
+        seed=0, **QUIET,
+    )  # fmt: skip
+    assert isinstance(result, CompressResult) and isinstance(result, tradeoff.SearchResult)
+    space = result.space
+    # One group per block (quant.model.layers.<i>.bits) plus the untied head; block keep knobs.
+    assert sorted(space) == sorted(
+        [f"arch.model.layers.{i}.keep" for i in range(3)]
+        + [f"quant.model.layers.{i}.bits" for i in range(3)]
+        + ["quant.lm_head.bits"]
+    )
+    assert "budget" in result.trials  # the fidelity ladder from quality.rungs(): 1, 3, 9
+    assert set(result.trials["budget"].dropna()) <= {1, 3, 9}
+    base = result.baselines
+    assert list(base["baseline"]) == [
+        "dense", "uniform bits=3", "uniform bits=4", "uniform bits=8",
+        "additive proxy, size_mb <= 0.12",
+    ]  # fmt: skip
+    assert list(base["feasible"]) == [False, True, True, False, True]
+    assert base["kl"].notna().all() and base.loc[0, "kl"] == pytest.approx(0.0, abs=1e-9)
+    assert base["dominated_by"].tolist() == brute_dominated_by(result)
+    # A Pareto trial's model carries the bank's weights: it measures what the trial measured.
+    row = result.pareto.iloc[0]
+    quality.prepare(llama)
+    assert quality.measure(result.model(row)) == pytest.approx(row["kl"], rel=1e-6)
+    assert "Baselines:" in result.report() and "additive proxy" in result.report()
+    assert (result.pareto["size_mb"] <= 0.12).all()
+
+
+def test_llama_rtn_without_fidelity_starts_from_uniform_levels(llama, ids):
+    result = tradeoff.compress(
+        llama, quality=KLToDense(ids), quantize={"bits": (4, 8)}, fidelity=False,
+        n_trials=6, seed=0, **QUIET,
+    )  # fmt: skip
+    trials, base = result.trials, result.baselines
+    assert "budget" not in trials and len(trials) == 6
+    uniform = base[base["kind"] == "uniform"]
+    assert uniform["trial"].notna().all()  # every uniform level ran as a trial (initial_configs)
+    by_trial = trials.set_index("trial")["kl"]
+    for _, row in uniform.iterrows():
+        assert by_trial[int(row["trial"])] == row["kl"]
+    # The proxy without a budget: at each uniform level's cost but the dearest.
+    assert list(base[base["kind"] == "proxy"]["baseline"]) == [
+        f"additive proxy, size_mb <= {uniform['size_mb'].min():.6g}"
+    ]
+    assert base["dominated_by"].tolist() == brute_dominated_by(result)
+
+
+def test_cnn_accuracy_with_failed_trials(cnn_data):
+    model = tiny_cnn()
+    calls = []
+
+    def accuracy_or_nan(m: nn.Module, budget: object) -> float:
+        calls.append(budget)
+        w = m[-1].weight
+        if w.unique().numel() <= 4:  # 2 bits, one scale: say the model broke
+            return math.nan
+        return float((m(cnn_data[0]).argmax(1) == cnn_data[1]).float().mean())
+
+    quality = QualityFn(accuracy_or_nan, "accuracy", "maximize")
+    result = tradeoff.compress(
+        model, quality=quality, quantize={"bits": (2, 4, 8), "granularity": "tensor"},
+        n_trials=8, seed=1, **QUIET,
+    )  # fmt: skip
+    failed = result.failures
+    assert len(failed) >= 1 and failed["failure"].str.contains("nan").all()
+    base = result.baselines.set_index("baseline")
+    assert base.loc["dense", "accuracy"] == 1.0
+    assert math.isnan(base.loc["uniform bits=2", "accuracy"])
+    assert "nan" in base.loc["uniform bits=2", "failure"]
+    assert base.loc["uniform bits=8", "trial"] is not None
+    assert result.baselines["dominated_by"].tolist() == brute_dominated_by(result)
+
+
+def test_cnn_accuracy_fidelity_ladder(cnn_data):
+    result = tradeoff.compress(
+        tiny_cnn(), quality=Accuracy(cnn_data, batch_size=20), quantize={"bits": (2, 3, 4, 8)},
+        budget={"size_mb": 0.004}, n_trials=8, seed=0, **QUIET,
+    )  # fmt: skip
+    assert set(result.trials["budget"].dropna()) <= {7, 20, 60}
+    assert result.objectives.directions == ["maximize", "minimize"]
+    assert result.baselines["dominated_by"].tolist() == brute_dominated_by(result)
+    assert (result.baselines["kind"] == "proxy").sum() == 1
+
+
+def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
+    calls = []
+
+    def error(m: nn.Module, budget: object) -> float:
+        calls.append(1)
+        return float((m(cnn_data[0]).argmax(1) != cnn_data[1]).float().mean())
+
+    kw = {
+        "quality": QualityFn(error, "error"), "quantize": {"bits": (2, 4, 8)},
+        "storage": f"sqlite:///{tmp_path / 'c.db'}", "study_name": "cnn", "seed": 0, **QUIET,
+    }  # fmt: skip
+    first = tradeoff.compress(tiny_cnn(), n_trials=6, **kw)
+    n_first = len(calls)
+    second = tradeoff.compress(tiny_cnn(), n_trials=9, **kw)
+    # 3 new trials and the dense check: the uniform levels and the proxy are not re-measured.
+    assert len(calls) - n_first == 3 + 1
+    assert len(first.trials) == 6 and len(second.trials) == 9
+    pd_first, pd_second = first.baselines, second.baselines
+    assert pd_first["error"].tolist() == pd_second["error"].tolist()
+
+
+@pytest.mark.ray
+def test_ray_backend(ray_session, cnn_data):
+    result = tradeoff.compress(
+        tiny_cnn(), quality=Accuracy(cnn_data), quantize={"bits": (2, 4, 8)}, fidelity=False,
+        n_trials=6, n_workers=2, backend="ray", seed=0, baselines=False, **QUIET,
+    )  # fmt: skip
+    trials = result.trials
+    assert (trials["status"] == "complete").all()
+    assert (
+        trials["worker"].nunique() >= 1
+        and not trials["worker"].str.contains(str(os.getpid())).any()
+    )
+    assert list(result.baselines["kind"]) == ["dense", "uniform", "uniform", "uniform"]
+
+
+# Bad input: a clear error before any trial or storage write ---------------------------------------
+def bad(model: nn.Module, error: type[Exception], match: str, tmp_path, **kw: object) -> None:
+    db = tmp_path / "bad.db"
+    kw.setdefault("quantize", {"bits": (4, 8)})
+    with pytest.raises(error, match=match):
+        tradeoff.compress(model, storage=f"sqlite:///{db}", study_name="x", **QUIET, **kw)
+    assert not db.exists()
+
+
+def test_bad_input(cnn_data, llama, ids, tmp_path):
+    acc = Accuracy(cnn_data)
+    cnn = tiny_cnn()
+    bad(nn.Sequential(nn.ReLU()), ValueError, "No layers to quantize", tmp_path, quality=acc)
+    bad(cnn, ValueError, r"unknown keys \['bitz'\]", tmp_path, quality=acc,
+        quantize={"bitz": (4, 8)})  # fmt: skip
+    bad(cnn, ValueError, "closest uniform setting, 'bits=4'", tmp_path, quality=acc,
+        budget={"size_mb": 1e-4})  # fmt: skip
+    bad(cnn, TypeError, "quality must be", tmp_path, quality="accuracy")
+    bad(cnn, ValueError, "dense model itself", tmp_path,
+        quality=QualityFn(lambda m, b: math.inf, "q"))  # fmt: skip
+    bad(cnn, ValueError, "Nothing to compress", tmp_path, quality=acc, quantize=None)
+    bad(cnn, ValueError, "needs calibration", tmp_path, quality=acc,
+        quantize={"bits": (4, 8), "method": "gptq"})  # fmt: skip
+    bad(cnn, ValueError, "neither a cost", tmp_path, quality=acc, budget={"latency": 1.0})
+    bad(cnn, TypeError, "sets", tmp_path, quality=acc, initial_configs=[])
+    bad(cnn, ValueError, "no blocks|block", tmp_path, quality=acc, drop_blocks=True)
+    bad(llama, ValueError, "vocabulary", tmp_path, quality=KLToDense(ids + 200))

@@ -1,0 +1,618 @@
+"""``tradeoff.compress``: "compress my model" in one call, from the rooms' public pieces.
+
+From a model, a quality objective and a short spec, :func:`compress` builds the search space
+(per-block quantization, elastic depth), the known costs (size in MB, bit-ops) and the budget
+constraints, a fidelity ladder from the quality's data, and the uniform starting Configs; it
+builds the variant bank up front, calls :func:`~tradeoff.optimize`, then measures the
+baselines (dense, uniform levels, the additive proxy at the budget) with the same evaluation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import FrozenTrial
+from torch import nn
+
+from tradeoff._optimize import optimize
+from tradeoff._result import SearchResult
+from tradeoff.objectives import Constraint, Objective, ObjectiveSet
+from tradeoff.objectives._costs import bitops, model_cost, weight_storage_bytes
+from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
+from tradeoff.search._asha import Fidelity
+from tradeoff.search._baselines import additive_proxy, dominated_by, uniform_configs
+from tradeoff.spaces import Config, SearchSpace
+from tradeoff.spaces._arch import ArchitectureSpace
+from tradeoff.spaces._model import find_block_stack, select_layers
+from tradeoff.spaces._quant import QuantizationSpace
+from tradeoff.spaces._workspace import Workspace
+
+logger = logging.getLogger("tradeoff")
+
+COSTS: dict[str, tuple[Callable[..., float], float]] = {
+    "size_mb": (weight_storage_bytes, 1e-6),
+    "gbitops": (bitops, 1e-9),
+}
+"""Known costs by name: (cost function on a model, scale): weight storage in MB (1e6 bytes),
+bit-ops of one forward pass of ``sample_input`` in billions."""
+
+QUANTIZE_KEYS = tuple(
+    name
+    for name, p in inspect.signature(QuantizationSpace.for_model).parameters.items()
+    if p.kind is p.KEYWORD_ONLY or name == "bits"
+    if name not in ("calibration", "device")
+)
+"""Keys of ``quantize=``: the arguments of :meth:`QuantizationSpace.for_model`."""
+
+BASELINES_ATTR = "tradeoff.compress.baselines"  # measured baselines, reused on resume
+_SET_BY_COMPRESS = ("objectives", "constraints", "metrics", "fidelity", "initial_configs")
+
+
+def compress(
+    model: nn.Module,
+    *,
+    quality: Quality | Callable[[Any, Any], float],
+    quantize: Mapping[str, Any] | None = None,
+    drop_blocks: bool = False,
+    budget: Mapping[str, float] | None = None,
+    cost: str | Sequence[str] = "size_mb",
+    n_trials: int = 100,
+    optimizer: str | optuna.samplers.BaseSampler = "auto",
+    fidelity: bool | Fidelity = True,
+    calibration: Any = None,
+    sample_input: Any = None,
+    baselines: bool = True,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    n_workers: int = 1,
+    backend: Any = "local",
+    storage: Any = None,
+    study_name: str | None = None,
+    **optimize_kwargs: Any,
+) -> CompressResult:
+    """Search per-layer compressions of ``model`` for the Pareto set of quality against cost.
+
+    Args:
+        model: The float model (not modified).
+        quality: A :class:`~tradeoff.objectives.Quality` (``KLToDense(ids)``,
+            ``Accuracy((x, y))``, ``Perplexity(ids)``), or ``fn(model, budget) -> float``
+            (lower is better; wrap it in ``QualityFn`` for another name or direction).
+        quantize: Quantization spec, the arguments of
+            :meth:`~tradeoff.spaces.QuantizationSpace.for_model` (``bits``, ``method``,
+            ``granularity``, ``group_size``, ``include``, ``tie``, ``bank``...). Without
+            ``tie``, the layers of each block of a transformer share one setting (one group per
+            block, found by the largest ``ModuleList`` of blocks); layers outside blocks
+            (``lm_head``) have their own.
+        drop_blocks: Also search which blocks to drop (``ArchitectureSpace.elastic``).
+        budget: Upper bounds, ``{"size_mb": 88.4}``; a cost's name, or the quality's name for a
+            bound on it (``<=``, or ``>=`` for a maximized quality).
+        cost: The known cost objectives, from :data:`COSTS`: ``"size_mb"`` and/or
+            ``"gbitops"`` (needs ``sample_input``, taken from the quality's token ids if any).
+        n_trials: Total trials of the study (a resumed study runs only the missing ones).
+        optimizer: As in :func:`~tradeoff.optimize`.
+        fidelity: ``True``: a ladder ``Fidelity(quality.rungs())`` when the quality has a
+            ``max_budget`` (three rungs, else two, else none); ``False``: full budget only; or
+            a :class:`~tradeoff.search.Fidelity` the quality can measure.
+        calibration: GPTQ's calibration inputs; default for a ``KLToDense`` quality: its
+            calibration ids (a separate set is better: the same data then both fits and
+            judges the quantization).
+        sample_input: An input of the model for ``"gbitops"``.
+        baselines: Measure the additive-proxy baseline after the search (the dense model and
+            the uniform levels are always in :attr:`CompressResult.baselines`).
+        device: Where trials run and GPTQ calibrates (default: the model's device).
+        seed, n_workers, backend, storage, study_name: As in :func:`~tradeoff.optimize`.
+        **optimize_kwargs: Any other argument of :func:`~tradeoff.optimize`
+            (``show_progress``, ``timeout``, ``ray_actors``...).
+
+    Returns:
+        A :class:`CompressResult`: the search's result, its baselines, and ``model(trial)``.
+
+    Raises:
+        TypeError, ValueError: bad input, before any trial runs or storage is written: a
+            model with no layer the spec acts on, unknown ``quantize`` keys, a budget no
+            Config meets, a quality that is not one, or a non-finite quality on the dense
+            model.
+    """
+    quality = _check_quality(quality)
+    _check_call(model, optimize_kwargs, drop_blocks)
+    costs = _check_costs(cost)
+    constraints = _constraints(budget, costs, quality)
+    space = _space(model, quantize, drop_blocks, calibration, quality, device)
+    sample = _sample_input(costs, sample_input, quality)
+    objectives = [quality.objective(), *(_cost_objective(n, space, model, sample) for n in costs)]
+    levels = _uniform_levels(space, objectives[1:], constraints)
+    ladder = _ladder(fidelity, quality)
+    evaluate = CompressEvaluate(space, model, quality, device=device)
+    dense = _check_dense(evaluate)
+    for part in space.children.values():
+        if isinstance(part, QuantizationSpace):
+            part.build(model)
+    feasible = [config for _, config, values in levels if _meets(values, constraints)]
+    result = optimize(
+        evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
+        initial_configs=feasible[:n_trials] if isinstance(n_trials, int) else feasible,
+        n_trials=n_trials, optimizer=optimizer, n_workers=n_workers, backend=backend,
+        storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
+    )  # fmt: skip
+    measured = _Baselines(result, evaluate, objectives, constraints, ladder, seed=seed)
+    rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
+    if baselines:
+        rows += measured.proxy(space, levels, budget)
+    measured.save()
+    evaluate.release()
+    return CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
+
+
+class CompressEvaluate:
+    """``evaluate(config, budget=None) -> {quality.name: value}`` for :func:`compress`.
+
+    Picklable (Ray workers get a copy). On first use in a process it prepares the quality on
+    the dense model (``quality.prepare``) and keeps it; each thread assembles Configs in its
+    own :class:`~tradeoff.spaces.Workspace`. A non-finite value raises (a failed trial).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        model: nn.Module,
+        quality: Quality,
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.space, self.model, self.quality, self.device = space, model, quality, device
+        self.token = uuid.uuid4().hex  # what a process keeps its prepared state under
+
+    def __call__(self, config: Mapping[str, Any], budget: float | None = None) -> dict[str, float]:
+        state = self._state()
+        model = state.workspace(self).assemble(config)
+        value = state.quality.measure(model, budget, key=config_key(config))
+        return {self.quality.name: value}
+
+    def measure_dense(self, budget: float | None = None) -> float:
+        """The quality of the dense model itself."""
+        return self._state().quality.measure(self.model, budget)
+
+    def release(self) -> None:
+        """Forget this process's prepared state (workspaces, dense reference)."""
+        with _LOCK:
+            _PREPARED.pop(self.token, None)
+
+    def _state(self) -> _Prepared:
+        with _LOCK:
+            state = _PREPARED.get(self.token)
+            if state is None:
+                self.quality.prepare(self.model)
+                state = _PREPARED[self.token] = _Prepared(self.quality)
+            return state
+
+
+class _Prepared:
+    """A process's prepared quality and per-thread workspaces of one CompressEvaluate."""
+
+    def __init__(self, quality: Quality) -> None:
+        self.quality = quality
+        self._local = threading.local()
+
+    def workspace(self, owner: CompressEvaluate) -> Workspace:
+        ws: Workspace | None = getattr(self._local, "workspace", None)
+        if ws is None:
+            ws = self._local.workspace = Workspace(owner.space, owner.model, device=owner.device)
+        return ws
+
+
+_PREPARED: dict[str, _Prepared] = {}
+_LOCK = threading.Lock()
+
+
+def config_key(config: Mapping[str, Any]) -> Hashable:
+    """A hashable of what determines the compressed model, for the quality's warm start."""
+    return tuple(sorted(config.items()))
+
+
+class CompressResult(SearchResult):
+    """A :class:`~tradeoff.SearchResult` with baselines and the compressed models.
+
+    Attributes:
+        space: The search space :func:`compress` built.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        objectives: ObjectiveSet,
+        *,
+        space: SearchSpace,
+        model: nn.Module,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        super().__init__(study, objectives)
+        self.space, self._model = space, model
+        self._baselines = self._domination(pd.DataFrame(list(rows)))
+
+    @classmethod
+    def load(cls, storage: str, study_name: str) -> SearchResult:
+        """The study's :class:`~tradeoff.SearchResult` (a ``CompressResult`` needs the model:
+        call ``compress`` again with the same storage and study_name; a complete study runs
+        no trial)."""
+        return SearchResult.load(storage, study_name)
+
+    @property
+    def baselines(self) -> pd.DataFrame:
+        """One row per baseline: ``baseline`` (its name), ``kind`` (``dense``, ``uniform``,
+        ``proxy``), ``trial`` (the trial that measured it, if any), the objectives,
+        ``feasible`` (within the budget), ``dominated_by`` (the Pareto trials that dominate
+        it), ``config`` and ``failure``."""
+        return self._baselines.copy()
+
+    def model(self, trial: int | FrozenTrial | Mapping[str, Any] | pd.Series) -> nn.Module:
+        """The compressed model of ``trial`` (its number, a ``FrozenTrial`` or a row of
+        :attr:`pareto` / :attr:`trials`): ``space.apply(model, config)``, with the exact
+        weights of the variant bank."""
+        if isinstance(trial, FrozenTrial):
+            number = trial.number
+        elif isinstance(trial, (Mapping, pd.Series)):
+            number = int(trial["trial"])
+        else:
+            number = trial
+        configs = dict(zip(self.trials["trial"], self.configs(pareto=False)))
+        if isinstance(number, bool) or number not in configs:
+            raise ValueError(f"No trial {trial!r} in the study; trials are 0..{len(configs) - 1}.")
+        return self.space.apply(self._model, configs[number])  # type: ignore[no-any-return]
+
+    def report(self) -> str:
+        """A short text table: the Pareto set, then the baselines and what dominates them."""
+        names = self.objectives.names
+        front = self.pareto[["trial", *names]]
+        base = self._baselines[["baseline", *names, "feasible"]].copy()
+        base["dominated by"] = [", ".join(f"#{t}" for t in d) or "-" for d in self._domination_]
+        return "\n\n".join(
+            [
+                self.summary(),
+                "Pareto set:\n" + front.to_string(index=False, float_format="{:.5g}".format),
+                "Baselines:\n" + base.to_string(index=False, float_format="{:.5g}".format),
+            ]
+        )
+
+    def _domination(self, frame: pd.DataFrame) -> pd.DataFrame:
+        names = self.objectives.names
+        front = self.pareto
+        hits = dominated_by(
+            front[names].to_numpy(float), frame[names].to_numpy(float), self.objectives.directions
+        )
+        self._domination_ = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
+        frame["dominated_by"] = self._domination_
+        columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
+        return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
+
+
+# Checks and pieces ------------------------------------------------------------------------------
+def _check_quality(quality: Any) -> Quality:
+    if isinstance(quality, Quality):
+        return quality
+    if callable(quality):
+        return QualityFn(quality, "quality")
+    raise TypeError(
+        "quality must be a tradeoff.objectives.Quality (KLToDense(ids), Accuracy((x, y)), "
+        f"Perplexity(ids), QualityFn(fn, name)) or fn(model, budget) -> float, got {quality!r}."
+    )
+
+
+def _check_call(model: Any, optimize_kwargs: Mapping[str, Any], drop_blocks: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(drop_blocks, bool):
+        raise TypeError(f"drop_blocks must be True or False, got {drop_blocks!r}.")
+    taken = sorted(set(optimize_kwargs) & set(_SET_BY_COMPRESS))
+    if taken:
+        raise TypeError(
+            f"compress sets {taken} itself (from quality, cost, budget and fidelity); for "
+            "your own objectives, constraints or starting Configs call tradeoff.optimize."
+        )
+
+
+def _check_costs(cost: Any) -> tuple[str, ...]:
+    names = (cost,) if isinstance(cost, str) else cost
+    ok = isinstance(names, Sequence) and len(names) > 0 and all(isinstance(n, str) for n in names)
+    unknown = [n for n in names if n not in COSTS] if ok else []
+    if not ok or unknown or len(set(names)) != len(names):
+        raise ValueError(f"cost must be one or more distinct of {list(COSTS)}, got {cost!r}.")
+    return tuple(names)
+
+
+def _constraints(budget: Any, costs: Sequence[str], quality: Quality) -> list[Constraint]:
+    if budget is None:
+        return []
+    if not isinstance(budget, Mapping):
+        raise TypeError(f"budget must be a dict such as {{'size_mb': 88.4}}, got {budget!r}.")
+    out = []
+    for name, bound in budget.items():
+        if name == quality.name:
+            out.append(Constraint(name, "<=" if quality.direction == "minimize" else ">=", bound))
+        elif name in costs:
+            out.append(Constraint(name, "<=", bound))
+        else:
+            raise ValueError(
+                f"budget has {name!r}, which is neither a cost objective ({list(costs)}; add it "
+                f"with cost=) nor the quality ({quality.name!r})."
+            )
+    return out
+
+
+def _space(
+    model: nn.Module,
+    quantize: Any,
+    drop_blocks: bool,
+    calibration: Any,
+    quality: Quality,
+    device: str | torch.device | None,
+) -> SearchSpace:
+    parts: dict[str, SearchSpace] = {}
+    if drop_blocks:
+        parts["arch"] = ArchitectureSpace.elastic(model, drop_blocks=True)
+    if quantize is not None:
+        parts["quant"] = _quant_space(model, quantize, calibration, quality, device)
+    if not parts:
+        raise ValueError(
+            "Nothing to compress: give quantize={'bits': (4, 8)} and/or drop_blocks=True."
+        )
+    return SearchSpace.merge(**parts)
+
+
+def _quant_space(
+    model: nn.Module,
+    quantize: Any,
+    calibration: Any,
+    quality: Quality,
+    device: str | torch.device | None,
+) -> QuantizationSpace:
+    if not isinstance(quantize, Mapping):
+        raise TypeError(f"quantize must be a dict such as {{'bits': (4, 8)}}, got {quantize!r}.")
+    unknown = sorted(set(quantize) - set(QUANTIZE_KEYS))
+    if unknown:
+        raise ValueError(f"quantize has unknown keys {unknown}; known: {list(QUANTIZE_KEYS)}.")
+    spec = dict(quantize)
+    if "tie" not in spec:
+        spec["tie"] = _block_ties(model, spec)
+    if spec.get("method") == "gptq":
+        if calibration is None and isinstance(quality, KLToDense):
+            calibration = quality.ids  # documented default; a separate set is better
+        if calibration is None:
+            raise ValueError(
+                "quantize method 'gptq' needs calibration= (inputs the model is called on, "
+                "e.g. token ids (n_seqs, seq_len)); only a KLToDense quality lends its own."
+            )
+        spec["calibration"] = calibration
+    elif calibration is not None:
+        logger.warning("compress: calibration= is unused: only method 'gptq' calibrates.")
+    return QuantizationSpace.for_model(model, device=device, **spec)
+
+
+def _block_ties(model: nn.Module, spec: Mapping[str, Any]) -> dict[str, str]:
+    """One tied group per block of the model's block stack that has layers to quantize."""
+    stack = find_block_stack(model)
+    if stack is None:
+        return {}
+    select = {k: spec[k] for k in ("types", "include", "exclude") if k in spec}
+    layers = select_layers(model, what="layers to quantize", **select)
+    stack_list = model.get_submodule(stack)
+    blocks = range(len(stack_list) if isinstance(stack_list, nn.ModuleList) else 0)
+    return {
+        f"{stack}.{i}": f"{stack}.{i}.*"
+        for i in blocks
+        if any(name.startswith(f"{stack}.{i}.") for name in layers)
+    }
+
+
+def _sample_input(costs: Sequence[str], sample_input: Any, quality: Quality) -> Any:
+    if "gbitops" not in costs or sample_input is not None:
+        return sample_input
+    ids = getattr(quality, "ids", None)
+    if isinstance(ids, torch.Tensor):
+        return ids[:1]
+    raise ValueError("cost 'gbitops' runs the model once: give sample_input= (one input).")
+
+
+class _Scaled:
+    """A known cost in other units (``fn(config) * scale``), keeping ``fn.analytic``."""
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], float], scale: float) -> None:
+        self.fn, self.scale = fn, scale
+        self.analytic = bool(getattr(fn, "analytic", True))
+
+    def __call__(self, config: Mapping[str, Any]) -> float:
+        return float(self.fn(config)) * self.scale
+
+
+def _cost_objective(name: str, space: SearchSpace, model: nn.Module, sample: Any) -> Objective:
+    metric, scale = COSTS[name]
+    fn = model_cost(space, model, metric, sample_input=sample if metric is bitops else None)
+    return Objective(name, fn=_Scaled(fn, scale))
+
+
+Level = tuple[str, Config, dict[str, float]]  # (label, Config, known costs)
+
+
+def _uniform_levels(
+    space: SearchSpace, costs: Sequence[Objective], constraints: Sequence[Constraint]
+) -> list[Level]:
+    """Every uniform setting with its known costs; raises if none meets the cost budget."""
+    levels = [
+        (label, config, {o.name: o.fn(config) for o in costs if o.fn is not None})
+        for label, config in uniform_configs(space)
+    ]
+    known = [c for c in constraints if c.name in levels[0][2]]
+    if known and not any(_meets(values, known) for _, _, values in levels):
+        label, _, values = min(levels, key=lambda level: _excess(level[2], known))
+        bounds = ", ".join(f"{c.name} {c.op} {c.bound:g}" for c in known)
+        got = ", ".join(f"{c.name} = {values[c.name]:.6g}" for c in known)
+        raise ValueError(
+            f"No Config meets the budget {bounds}: the closest uniform setting, {label!r}, "
+            f"has {got}. Raise the budget or add cheaper levels (fewer bits, drop_blocks=True)."
+        )
+    return levels
+
+
+def _meets(values: Mapping[str, float], constraints: Sequence[Constraint]) -> bool:
+    return all(c.violation(values[c.name]) <= 0 for c in constraints if c.name in values)
+
+
+def _excess(values: Mapping[str, float], constraints: Sequence[Constraint]) -> float:
+    return sum(max(0.0, c.violation(values[c.name])) / abs(c.bound or 1.0) for c in constraints)
+
+
+def _all_kept(config: Mapping[str, Any]) -> bool:
+    return all(v for k, v in config.items() if k.endswith(".keep"))
+
+
+def _ladder(fidelity: Any, quality: Quality) -> Fidelity | None:
+    if isinstance(fidelity, Fidelity):
+        quality.check_budgets(fidelity)
+        return fidelity
+    if not isinstance(fidelity, bool):
+        raise TypeError(f"fidelity must be True, False or a Fidelity, got {fidelity!r}.")
+    if not fidelity or quality.max_budget is None:
+        return None
+    for n in (3, 2):
+        try:
+            return Fidelity(quality.rungs(n))
+        except ValueError:
+            continue
+    logger.info("compress: %s has too little data for a fidelity ladder", quality.name)
+    return None
+
+
+def _check_dense(evaluate: CompressEvaluate) -> float:
+    try:
+        return evaluate.measure_dense()
+    except ValueError as error:
+        evaluate.release()
+        raise ValueError(
+            f"The quality cannot be measured on the dense model itself: {error} Check the "
+            "quality's data and function against the model."
+        ) from error
+
+
+# Baselines --------------------------------------------------------------------------------------
+class _Baselines:
+    """Measures baselines at the full budget: from the study's trials where one ran the same
+    Config, else from the study's record of an earlier call, else with ``evaluate`` here."""
+
+    def __init__(
+        self,
+        result: SearchResult,
+        evaluate: CompressEvaluate,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint],
+        ladder: Fidelity | None,
+        *,
+        seed: int | None,
+    ) -> None:
+        self.result, self.evaluate, self.constraints = result, evaluate, constraints
+        self.quality = objectives[0].name
+        self.costs = {o.name: o.fn for o in objectives if o.fn is not None}
+        self.low = None if ladder is None else ladder.budgets[0]
+        self.seed = seed or 0
+        self.cache: dict[str, Any] = dict(result.study.user_attrs.get(BASELINES_ATTR, {}))
+        frame = result.trials
+        self.trials = {
+            config_key(config): (int(row["trial"]), float(row[self.quality]))
+            for (_, row), config in zip(frame.iterrows(), result.configs(pareto=False))
+            if row["status"] == "complete"
+        }
+
+    def dense(self, model: nn.Module, value: float, sample: Any) -> dict[str, Any]:
+        costs = {}
+        for name in self.costs:
+            metric, scale = COSTS[name]
+            costs[name] = (metric(model, sample) if metric is bitops else metric(model)) * scale
+        return self._row("dense", "dense", None, {self.quality: value, **costs}, None, None)
+
+    def uniform(self, levels: Sequence[Level]) -> list[dict[str, Any]]:
+        rows = []
+        for label, config, _ in levels:
+            if _all_kept(config):
+                shown = ", ".join(p for p in label.split(", ") if not p.startswith("keep="))
+                rows.append(self._measured(f"uniform {shown or 'dense'}", "uniform", config))
+        return rows
+
+    def proxy(
+        self, space: SearchSpace, levels: Sequence[Level], budget: Mapping[str, float] | None
+    ) -> list[dict[str, Any]]:
+        """The additive-proxy knapsack at the budget (or at each uniform level's cost)."""
+        cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
+        kept = sorted((v[cost], c) for _, c, v in levels if _all_kept(c))
+        bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
+        labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
+        if not all(label in self.cache for label in labels):
+            try:
+                self._run_proxy(space, cost, bounds, labels, base=kept[-1][1])
+            except Exception as error:  # a per-layer measurement failed: report, go on
+                logger.warning("compress: the additive-proxy baseline failed: %s", error)
+                return [self._row(labels[0], "proxy", None, {}, None, str(error))]
+        return [
+            self._measured(label, "proxy", self.cache[label]["config"])
+            if self.cache[label].get("config") is not None
+            else self._row(label, "proxy", None, {}, None, self.cache[label]["failure"])
+            for label in labels
+        ]
+
+    def save(self) -> None:
+        self.result.study.set_user_attr(BASELINES_ATTR, self.cache)
+
+    def _run_proxy(
+        self, space: SearchSpace, cost: str, bounds: Sequence[float], labels: Sequence[str], *,
+        base: Config,
+    ) -> None:  # fmt: skip
+        sign = -1.0 if self.evaluate.quality.direction == "maximize" else 1.0
+
+        def error(config: Config) -> float:
+            return sign * self.evaluate(config, self.low)[self.quality]
+
+        cost_fn = self.costs[cost]
+        assert cost_fn is not None
+        found = additive_proxy(space, error, cost_fn, budgets=bounds, base=base, seed=self.seed)
+        by_bound = dict(found.configs)
+        for bound, label in zip(bounds, labels):
+            config = by_bound.get(bound)
+            failure = None if config is not None else f"no Config has {cost} <= {bound:g}"
+            self.cache[label] = {"config": config, "failure": failure}
+
+    def _measured(self, label: str, kind: str, config: Config) -> dict[str, Any]:
+        trial, value, failure = self._value(label, config)
+        costs = {name: fn(config) for name, fn in self.costs.items() if fn is not None}
+        return self._row(label, kind, trial, {self.quality: value, **costs}, config, failure)
+
+    def _value(self, label: str, config: Config) -> tuple[int | None, float, str | None]:
+        hit = self.trials.get(config_key(config))
+        if hit is not None:
+            return hit[0], hit[1], None
+        cached = self.cache.get(label, {})
+        if cached.get("config") == config and "value" in cached:
+            return None, float(cached["value"]), None
+        try:
+            value = self.evaluate(config)[self.quality]
+        except Exception as error:  # a non-finite quality: the row says why
+            return None, math.nan, f"{type(error).__name__}: {error}"
+        self.cache[label] = {**cached, "config": config, "value": value}
+        return None, value, None
+
+    def _row(
+        self, label: str, kind: str, trial: int | None, values: Mapping[str, float],
+        config: Config | None, failure: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        names = [self.quality, *self.costs]
+        row = {n: float(values.get(n, math.nan)) for n in names}
+        feasible = all(math.isfinite(v) for v in row.values()) and _meets(row, self.constraints)
+        return {
+            "baseline": label, "kind": kind, "trial": trial, **row, "feasible": feasible,
+            "config": config, "failure": failure,
+        }  # fmt: skip
