@@ -331,3 +331,27 @@ def test_collect_hessians_refuses_unknown_or_unsupported_layers_and_no_batches()
         collect_hessians(model, [torch.randn(2, 4)], layers=["2"])
     with pytest.raises(ValueError, match="batches is empty"):
         collect_hessians(model, [], layers=["0"])
+
+
+def test_layers_reading_one_input_share_its_product_and_others_do_not():
+    class Attention(nn.Module):  # q, k, v read one tensor; o reads another of the same shape
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Linear(8, 8) for _ in range(4))
+
+        def forward(self, x):
+            h = torch.tanh(x)
+            return self.o(self.q(h) * self.k(h) + self.v(h))
+
+    torch.manual_seed(0)
+    model = Attention()
+    batches = [torch.randn(40, 8) for _ in range(3)]
+    found = collect_hessians(model, batches, layers=["q", "k", "v", "o"])
+    x = torch.cat([torch.tanh(b) for b in batches])
+    with torch.no_grad():
+        xo = torch.cat([model.q(torch.tanh(b)) * model.k(torch.tanh(b)) + model.v(torch.tanh(b))
+                        for b in batches])  # fmt: skip
+    for name in "qkv":
+        assert torch.allclose(found[name], _hessian(x), rtol=1e-5, atol=1e-7)
+        assert torch.equal(found[name], found["q"])
+    assert torch.allclose(found["o"], _hessian(xo), rtol=1e-5, atol=1e-7)

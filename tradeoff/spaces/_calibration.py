@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -69,7 +70,8 @@ def collect_hessians(
     """
     modules = _layers(model, layers)
     device = torch.device(device) if device is not None else _device_of(model)
-    sums = {name: _Moment(_in_features(m), device) for name, m in modules.items()}
+    shared: dict[int, _Product] = {}  # Linear layers fed the same tensor (q, k, v) share XᵀX
+    sums = {name: _Moment(_in_features(m), device, shared) for name, m in modules.items()}
     handles = []
     modes = {m: m.training for m in model.modules()}
     try:
@@ -86,19 +88,45 @@ def collect_hessians(
     return {name: moment.mean(name) for name, moment in sums.items()}
 
 
+class _Product:
+    """``X^T X`` of one input tensor, kept while that tensor lives, for the other Linear
+    layers it feeds (a block's q, k and v projections read one normalized hidden state)."""
+
+    def __init__(self, x: torch.Tensor, product: torch.Tensor, rows: int) -> None:
+        self.ref, self.version = weakref.ref(x), x._version
+        self.product, self.rows = product, rows
+
+    def of(self, x: torch.Tensor) -> bool:
+        return self.ref() is x and self.version == x._version
+
+
 class _Moment:
     """Running ``X^T X`` (float64) and row count of one layer's inputs."""
 
-    def __init__(self, n: int, device: torch.device) -> None:
+    def __init__(self, n: int, device: torch.device, shared: dict[int, _Product]) -> None:
         self.sum = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.rows = 0
+        self.shared = shared
 
     def hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0].detach()
-        for chunk in _rows(module, x):
+        x = args[0]
+        known = self.shared.get(id(x)) if isinstance(module, nn.Linear) else None
+        if known is not None and known.of(x) and known.product.shape == self.sum.shape:
+            self.sum += known.product
+            self.rows += known.rows
+            return
+        product = torch.zeros_like(self.sum)
+        rows = 0
+        for chunk in _rows(module, x.detach()):
             c = chunk.to(self.sum.device, torch.float32)
-            self.sum += (c.T @ c).to(torch.float64)
-            self.rows += c.shape[0]
+            product += (c.T @ c).to(torch.float64)
+            rows += c.shape[0]
+        self.sum += product
+        self.rows += rows
+        if isinstance(module, nn.Linear):
+            key = id(x)
+            self.shared[key] = _Product(x, product, rows)
+            weakref.finalize(x, self.shared.pop, key, None)
 
     def mean(self, name: str) -> torch.Tensor:
         n = self.sum.shape[0]
