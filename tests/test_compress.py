@@ -86,6 +86,10 @@ def test_llama_gptq_kl_blocks_and_budget(llama, ids, tmp_path):
         + [f"quant.model.layers.{i}.bits" for i in range(3)]
         + ["quant.lm_head.bits"]
     )
+    # The first trials are the uniform levels within the budget, every block kept.
+    first = result.configs(pareto=False)[:2]
+    assert [{v for k, v in c.items() if k.endswith(".bits")} for c in first] == [{3}, {4}]
+    assert all(v for c in first for k, v in c.items() if k.endswith(".keep"))
     assert "budget" in result.trials  # the fidelity ladder from quality.rungs(): 1, 3, 9
     assert set(result.trials["budget"].dropna()) <= {1, 3, 9}
     base = result.baselines
@@ -107,9 +111,13 @@ def test_llama_gptq_kl_blocks_and_budget(llama, ids, tmp_path):
 def test_llama_rtn_without_fidelity_starts_from_uniform_levels(llama, ids):
     result = tradeoff.compress(
         llama, quality=KLToDense(ids), quantize={"bits": (4, 8)}, fidelity=False,
-        n_trials=6, seed=0, **QUIET,
+        cost=("size_mb", "gbitops"), n_trials=6, seed=0, **QUIET,
     )  # fmt: skip
     trials, base = result.trials, result.baselines
+    assert result.objectives.names == ["kl", "size_mb", "gbitops"]
+    # gbitops from the quality's ids[:1] (16 tokens): 8-bit weights x 32-bit activations.
+    uniform8 = base.set_index("baseline").loc["uniform bits=8"]
+    assert 0 < uniform8["gbitops"] < base.loc[0, "gbitops"]
     assert "budget" not in trials and len(trials) == 6
     uniform = base[base["kind"] == "uniform"]
     assert uniform["trial"].notna().all()  # every uniform level ran as a trial (initial_configs)

@@ -106,12 +106,20 @@ def compress(
             calibration ids (a separate set is better: the same data then both fits and
             judges the quantization).
         sample_input: An input of the model for ``"gbitops"``.
-        baselines: Measure the additive-proxy baseline after the search (the dense model and
-            the uniform levels are always in :attr:`CompressResult.baselines`).
+        baselines: Measure the additive-proxy baseline after the search: each layer's
+            levels measured alone (at the lowest rung), an exact knapsack at the budget (or at
+            each uniform level's cost), its Configs measured at the full budget. The dense
+            model and the uniform levels are always in :attr:`CompressResult.baselines`.
         device: Where trials run and GPTQ calibrates (default: the model's device).
         seed, n_workers, backend, storage, study_name: As in :func:`~tradeoff.optimize`.
         **optimize_kwargs: Any other argument of :func:`~tradeoff.optimize`
             (``show_progress``, ``timeout``, ``ray_actors``...).
+
+    The uniform levels within the budget (every block kept) are the first trials, so the
+    front starts from them; with a fidelity ladder they start at its lowest rung like any
+    Config, and the baselines measure those never promoted at the full budget after the
+    search. Baselines measured outside the trials are recorded on the study: a resumed call
+    does not measure them again.
 
     Returns:
         A :class:`CompressResult`: the search's result, its baselines, and ``model(trial)``.
@@ -132,23 +140,25 @@ def compress(
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
     evaluate = CompressEvaluate(space, model, quality, device=device)
-    dense = _check_dense(evaluate)
-    for part in space.children.values():
-        if isinstance(part, QuantizationSpace):
-            part.build(model)
-    feasible = [config for _, config, values in levels if _meets(values, constraints)]
-    result = optimize(
-        evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
-        initial_configs=feasible[:n_trials] if isinstance(n_trials, int) else feasible,
-        n_trials=n_trials, optimizer=optimizer, n_workers=n_workers, backend=backend,
-        storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
-    )  # fmt: skip
-    measured = _Baselines(result, evaluate, objectives, constraints, ladder, seed=seed)
-    rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
-    if baselines:
-        rows += measured.proxy(space, levels, budget)
-    measured.save()
-    evaluate.release()
+    try:
+        dense = _check_dense(evaluate)
+        for part in space.children.values():
+            if isinstance(part, QuantizationSpace):
+                part.build(model)
+        starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+        result = optimize(
+            evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
+            initial_configs=starts[:n_trials] if isinstance(n_trials, int) else starts,
+            n_trials=n_trials, optimizer=optimizer, n_workers=n_workers, backend=backend,
+            storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
+        )  # fmt: skip
+        measured = _Baselines(result, evaluate, objectives, constraints, ladder, seed=seed)
+        rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
+        if baselines:
+            rows += measured.proxy(space, levels, budget)
+        measured.save()
+    finally:
+        evaluate.release()
     return CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
 
 
@@ -273,7 +283,8 @@ class CompressResult(SearchResult):
         names = self.objectives.names
         front = self.pareto[["trial", *names]]
         base = self._baselines[["baseline", *names, "feasible"]].copy()
-        base["dominated by"] = [", ".join(f"#{t}" for t in d) or "-" for d in self._domination_]
+        who = self._baselines["dominated_by"]
+        base["dominated by"] = [", ".join(f"#{t}" for t in d) or "-" for d in who]
         return "\n\n".join(
             [
                 self.summary(),
@@ -288,8 +299,7 @@ class CompressResult(SearchResult):
         hits = dominated_by(
             front[names].to_numpy(float), frame[names].to_numpy(float), self.objectives.directions
         )
-        self._domination_ = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
-        frame["dominated_by"] = self._domination_
+        frame["dominated_by"] = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
         columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
         return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
 
@@ -494,7 +504,6 @@ def _check_dense(evaluate: CompressEvaluate) -> float:
     try:
         return evaluate.measure_dense()
     except ValueError as error:
-        evaluate.release()
         raise ValueError(
             f"The quality cannot be measured on the dense model itself: {error} Check the "
             "quality's data and function against the model."
