@@ -190,18 +190,20 @@ def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_backend(ray_session, cnn_data):
+def test_ray_backend_reads_the_bank_built_up_front(ray_session, llama, ids, tmp_path):
     result = tradeoff.compress(
-        tiny_cnn(), quality=Accuracy(cnn_data), quantize={"bits": (2, 4, 8)}, fidelity=False,
-        n_trials=6, n_workers=2, backend="ray", seed=0, baselines=False, **QUIET,
+        llama, quality=KLToDense(ids), drop_blocks=True, n_trials=5, n_workers=2,
+        quantize={"bits": (4, 8), "method": "gptq", "bank": tmp_path / "bank"},
+        fidelity=False, backend="ray", seed=0, baselines=False, **QUIET,
     )  # fmt: skip
     trials = result.trials
-    assert (trials["status"] == "complete").all()
-    assert (
-        trials["worker"].nunique() >= 1
-        and not trials["worker"].str.contains(str(os.getpid())).any()
-    )
-    assert list(result.baselines["kind"]) == ["dense", "uniform", "uniform", "uniform"]
+    assert (trials["status"] == "complete").all() and len(trials) == 5
+    assert not trials["worker"].str.contains(f":{os.getpid()}").any()  # other processes
+    assert list(result.baselines["kind"]) == ["dense", "uniform", "uniform"]
+    row = result.pareto.iloc[-1]
+    quality = KLToDense(ids)
+    quality.prepare(llama)
+    assert quality.measure(result.model(int(row["trial"]))) == pytest.approx(row["kl"], rel=1e-6)
 
 
 # Bad input: a clear error before any trial or storage write ---------------------------------------

@@ -201,6 +201,8 @@ class CompressEvaluate:
             state = _PREPARED.get(self.token)
             if state is None:
                 self.quality.prepare(self.model)
+                while len(_PREPARED) >= _KEEP_PREPARED:  # a Ray worker outlives many calls
+                    _PREPARED.pop(next(iter(_PREPARED)))
                 state = _PREPARED[self.token] = _Prepared(self.quality)
             return state
 
@@ -219,7 +221,8 @@ class _Prepared:
         return ws
 
 
-_PREPARED: dict[str, _Prepared] = {}
+_PREPARED: dict[str, _Prepared] = {}  # token -> state, in this process
+_KEEP_PREPARED = 4  # the most recent states kept (an evicted one is prepared again if used)
 _LOCK = threading.Lock()
 
 
