@@ -192,7 +192,7 @@ def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
 @pytest.mark.ray
 def test_ray_backend_reads_the_bank_built_up_front(ray_session, llama, ids, tmp_path):
     result = tradeoff.compress(
-        llama, quality=KLToDense(ids), drop_blocks=True, n_trials=5, n_workers=2,
+        llama, quality=KLToDense(ids), drop_blocks="model.layers", n_trials=5, n_workers=2,
         quantize={"bits": (4, 8), "method": "gptq", "bank": tmp_path / "bank"},
         fidelity=False, backend="ray", seed=0, baselines=False, **QUIET,
     )  # fmt: skip
@@ -231,5 +231,6 @@ def test_bad_input(cnn_data, llama, ids, tmp_path):
         quantize={"bits": (4, 8), "method": "gptq"})  # fmt: skip
     bad(cnn, ValueError, "neither a cost", tmp_path, quality=acc, budget={"latency": 1.0})
     bad(cnn, TypeError, "sets", tmp_path, quality=acc, initial_configs=[])
-    bad(cnn, ValueError, "no blocks|block", tmp_path, quality=acc, drop_blocks=True)
+    bad(cnn, ValueError, "drop_blocks: No transformer blocks", tmp_path, quality=acc,
+        drop_blocks=True)  # fmt: skip
     bad(llama, ValueError, "vocabulary", tmp_path, quality=KLToDense(ids + 200))

@@ -62,7 +62,7 @@ def compress(
     *,
     quality: Quality | Callable[[Any, Any], float],
     quantize: Mapping[str, Any] | None = None,
-    drop_blocks: bool = False,
+    drop_blocks: bool | str = False,
     budget: Mapping[str, float] | None = None,
     cost: str | Sequence[str] = "size_mb",
     n_trials: int = 100,
@@ -92,7 +92,9 @@ def compress(
             ``tie``, the layers of each block of a transformer share one setting (one group per
             block, found by the largest ``ModuleList`` of blocks); layers outside blocks
             (``lm_head``) have their own.
-        drop_blocks: Also search which blocks to drop (``ArchitectureSpace.elastic``).
+        drop_blocks: Also search which blocks to drop (``ArchitectureSpace.elastic``): ``True``
+            finds the blocks (the largest ``ModuleList`` of same-class blocks), or give the
+            ``ModuleList``'s name (``"model.layers"``).
         budget: Upper bounds, ``{"size_mb": 88.4}``; a cost's name, or the quality's name for a
             bound on it (``<=``, or ``>=`` for a maximized quality).
         cost: The known cost objectives, from :data:`COSTS`: ``"size_mb"`` and/or
@@ -322,8 +324,11 @@ def _check_quality(quality: Any) -> Quality:
 def _check_call(model: Any, optimize_kwargs: Mapping[str, Any], drop_blocks: Any) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(drop_blocks, bool):
-        raise TypeError(f"drop_blocks must be True or False, got {drop_blocks!r}.")
+    if not isinstance(drop_blocks, (bool, str)):
+        raise TypeError(
+            f"drop_blocks must be True, False or the name of the blocks' ModuleList, got "
+            f"{drop_blocks!r}."
+        )
     taken = sorted(set(optimize_kwargs) & set(_SET_BY_COMPRESS))
     if taken:
         raise TypeError(
@@ -363,14 +368,18 @@ def _constraints(budget: Any, costs: Sequence[str], quality: Quality) -> list[Co
 def _space(
     model: nn.Module,
     quantize: Any,
-    drop_blocks: bool,
+    drop_blocks: bool | str,
     calibration: Any,
     quality: Quality,
     device: str | torch.device | None,
 ) -> SearchSpace:
     parts: dict[str, SearchSpace] = {}
     if drop_blocks:
-        parts["arch"] = ArchitectureSpace.elastic(model, drop_blocks=True)
+        blocks = drop_blocks if isinstance(drop_blocks, str) else None
+        try:
+            parts["arch"] = ArchitectureSpace.elastic(model, drop_blocks=True, blocks=blocks)
+        except ValueError as error:
+            raise ValueError(f"drop_blocks: {error} (here: drop_blocks='<name>')") from None
     if quantize is not None:
         parts["quant"] = _quant_space(model, quantize, calibration, quality, device)
     if not parts:
@@ -561,7 +570,7 @@ class _Baselines:
     ) -> list[dict[str, Any]]:
         """The additive-proxy knapsack at the budget (or at each uniform level's cost)."""
         cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
-        kept = sorted((v[cost], c) for _, c, v in levels if _all_kept(c))
+        kept = sorted(((v[cost], c) for _, c, v in levels if _all_kept(c)), key=lambda x: x[0])
         bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
         labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
         if not all(label in self.cache for label in labels):
