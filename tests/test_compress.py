@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: nothing downloads
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
@@ -17,7 +18,6 @@ import tradeoff  # noqa: E402
 from tradeoff._compress import CompressResult  # noqa: E402
 from tradeoff.objectives import Accuracy, KLToDense, QualityFn  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 QUIET = {"show_progress": False}
 # A tiny calibration set: GPTQ warns that it wants more tokens.
 pytestmark = pytest.mark.filterwarnings("ignore:collect_hessians:UserWarning")
@@ -160,7 +160,7 @@ def test_cnn_accuracy_with_failed_trials(cnn_data):
 def test_cnn_accuracy_fidelity_ladder(cnn_data):
     result = tradeoff.compress(
         tiny_cnn(), quality=Accuracy(cnn_data, batch_size=20), quantize={"bits": (2, 3, 4, 8)},
-        budget={"size_mb": 0.004}, n_trials=8, seed=0, **QUIET,
+        budget={"size_mb": 0.004}, n_trials=8, n_workers=2, seed=0, **QUIET,
     )  # fmt: skip
     assert set(result.trials["budget"].dropna()) <= {7, 20, 60}
     assert result.objectives.directions == ["maximize", "minimize"]
