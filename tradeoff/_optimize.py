@@ -14,7 +14,13 @@ from optuna.storages import BaseStorage
 from tqdm.auto import tqdm
 
 from tradeoff._result import SearchResult
-from tradeoff._study import REFERENCE_ATTR, fixed_reference, make_storage, open_study
+from tradeoff._study import (
+    ATTR_FIDELITY,
+    REFERENCE_ATTR,
+    fixed_reference,
+    make_storage,
+    open_study,
+)
 from tradeoff._validate import (
     SPACE_ATTR,
     check_arguments,
@@ -110,7 +116,9 @@ def optimize(
         initial_configs: Configs to evaluate first, before the optimizer proposes any
             (e.g. uniform int8 and int4, or a known good setting, so the front starts from
             them). They count toward ``n_trials``; one the study already has (any trial with
-            the same parameters, as when a search resumes) is not added again.
+            the same parameters, as when a search resumes) is not added again. With a
+            ``fidelity`` ladder they are evaluated at the full budget directly, so they are
+            always in the comparison (a screening rung could stop them).
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -153,8 +161,11 @@ def optimize(
     # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
     # seed + count would, once one has k more trials to start from).
     existing = len(study.get_trials(deepcopy=False))
+    # Under a fidelity ladder they run at the full budget at once: they are the settings the
+    # front must be compared with (uniform levels, a known good one), not candidates to screen.
+    top = None if fidelity is None else {ATTR_FIDELITY: fidelity.tag(fidelity.top)}
     for params in initial:
-        study.enqueue_trial(params, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs=top, skip_if_exists=True)
     study.sampler = make_sampler(
         _resolve_auto(study, optimizer, space=space, objectives=objset, n_trials=n_trials),
         space=space,

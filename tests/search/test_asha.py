@@ -223,3 +223,21 @@ def test_a_failing_lower_budget_evaluation_is_not_promoted():
     assert len(failed) and (failed["rung"] == 0).all()
     promoted_sources = set(result.trials["promoted_from"].dropna().astype(int))
     assert not promoted_sources & set(failed["trial"])
+
+
+def test_initial_configs_run_at_the_full_budget_and_complete(tmp_path):
+    corners = [{name: value for name in SPACE} for value in (0.0, 1.0)]
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    noisy = Noisy()
+    result = run(noisy, 9, initial_configs=corners, storage=url, study_name="s")
+    # The two initial Configs are evaluated first, once each, at the top budget only.
+    assert [budget for _, budget in noisy.calls[:2]] == [9, 9]
+    for corner in corners:
+        key = tuple(corner.values())
+        assert [b for x, b in noisy.calls if x == key] == [9]
+    done = result.trials[result.trials["status"] == "complete"]
+    assert len(done) >= 2
+    # Resuming does not add them again.
+    again = Noisy()
+    run(again, 12, initial_configs=corners, storage=url, study_name="s")
+    assert not any(x in {tuple(c.values()) for c in corners} for x, _ in again.calls)
