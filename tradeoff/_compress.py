@@ -117,11 +117,11 @@ def compress(
         **optimize_kwargs: Any other argument of :func:`~tradeoff.optimize`
             (``show_progress``, ``timeout``, ``ray_actors``...).
 
-    The uniform levels within the budget (every block kept) are the first trials, so the
-    front starts from them; with a fidelity ladder they start at its lowest rung like any
-    Config, and the baselines measure those never promoted at the full budget after the
-    search. Baselines measured outside the trials are recorded on the study: a resumed call
-    does not measure them again.
+    The uniform levels within the budget (every block kept) are the first trials, run at the
+    full budget even under a fidelity ladder (``optimize``'s ``initial_configs``), so the front
+    starts from them and the baselines table reads them from the study. Baselines measured
+    outside the trials (the proxy's Configs) are recorded on the study: a resumed call does not
+    measure them again.
 
     Returns:
         A :class:`CompressResult`: the search's result, its baselines, and ``model(trial)``.
