@@ -100,13 +100,27 @@ def test_main_job_evidence_is_make_runs_command_and_table():
 
 def test_known_costs_quick(tmp_path):
     out = tmp_path / "costs.json"
-    run_script("known_costs.py", out, "--configs", "6", "--applied", "2")
+    args = ["--configs", "6", "--applied", "2", "--arch-models", "minilm", "--arch-applied", "2"]
+    run_script("known_costs.py", out, *args)
     report = json.loads(out.read_text())
     assert report["command"].startswith("python benchmarks/known_costs.py --configs 6")
     assert report["machine"]["tradeoff_commit"] and report["machine"]["torch"]
-    for cost in report["results"].values():
+    arch = [c for m in report["arch_results"].values() for c in m["results"].values()]
+    for cost in [*report["results"].values(), *arch]:
         assert cost["analytic"] and cost["equal_on_applied_configs"]
         assert cost["known_states"]["median_us"] < cost["apply_and_measure"]["median_us"]
+
+
+def test_variant_bank_quick(tmp_path):
+    out = tmp_path / "bank.json"
+    run_script("variant_bank.py", out, "--quick", "--methods", "rtn,gptq", "--configs", "2")
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/variant_bank.py --quick")
+    assert report["machine"]["tradeoff_commit"] and report["machine"]["safetensors"]
+    rows = {r["method"]: r for r in report["result"]["methods"]}
+    assert rows["gptq"]["entries"] > 0 and rows["gptq"]["bank_mb"] > 0
+    # GPTQ calibrated on held-out-disjoint Hamlet beats round-to-nearest at uniform 4 bits.
+    assert rows["gptq"]["kl_uniform"]["4"] < rows["rtn"]["kl_uniform"]["4"]
 
 
 def test_quantizers_quick(tmp_path):
