@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("run", "pareto", "studies", "plot", "dashboard"):
+    for command in ("run", "compress", "pareto", "studies", "plot", "dashboard"):
         assert command in out
 
 
@@ -104,3 +105,220 @@ def test_run_resources_flag_must_be_a_json_object(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", str(ZDT), "--storage", url, "--resources", '{"gpu": "a"}'])
     assert "expected" in capsys.readouterr().err
+
+
+# tradeoff compress ------------------------------------------------------------------------------
+QUIET = ["--no-progress", "--seed", "0"]
+MODEL_FILE = """
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+model = nn.Sequential(
+    nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
+    nn.Linear(16, 10),
+).eval()
+x = torch.randn(60, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+with torch.no_grad():
+    data = (x, model(x).argmax(1))  # the dense model's own labels: accuracy 1.0
+
+
+def evaluate(m, budget):
+    with torch.no_grad():
+        return float((m(x).argmax(1) != data[1]).float().mean())
+"""
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A tiny seeded Llama saved with save_pretrained, a word-level tokenizer beside it, token
+    ids saved with torch.save and a text file of the tokenizer's words."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: nothing downloads
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    root = tmp_path_factory.mktemp("compress")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(root / "llama")
+    vocab = {f"w{i}": i for i in range(127)} | {"[UNK]": 127}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    fast.save_pretrained(root / "llama")
+    gen = torch.Generator().manual_seed(1)
+    torch.save(torch.randint(0, 128, (9, 16), generator=gen), root / "ids.pt")
+    words = torch.randint(0, 127, (170,), generator=gen)
+    (root / "text.txt").write_text(" ".join(f"w{int(i)}" for i in words))  # 10 x 16 tokens
+    return root
+
+
+def compress(tmp_path, *argv: str) -> list[str]:
+    return ["compress", "--storage", f"sqlite:///{tmp_path / 'c.db'}", *QUIET, *argv]
+
+
+@pytest.mark.filterwarnings("ignore:collect_hessians:UserWarning")  # GPTQ wants more tokens
+def test_compress_llama_gptq_kl_blocks_budget_and_json(llama_dir, tmp_path, capsys):
+    out = tmp_path / "front.json"
+    argv = compress(
+        tmp_path, "--model", str(llama_dir / "llama"), "--quality", "kl",
+        "--calibration", str(llama_dir / "ids.pt"), "--bits", "4,8", "--method", "gptq",
+        "--drop-blocks", "--budget", "size_mb=0.09", "--n-trials", "6",
+        "--bank", str(tmp_path / "bank"), "--out", str(out),
+    )  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Pareto set:" in text and "Baselines:" in text
+    assert "additive proxy, size_mb <= 0.09" in text
+    assert f"tradeoff dashboard --storage sqlite:///{tmp_path / 'c.db'}" in text
+    assert list((tmp_path / "bank").glob("*.safetensors"))  # GPTQ's levels, banked
+    saved = json.loads(out.read_text())
+    assert saved["study"] == "llama"  # the model directory's name
+    assert saved["objectives"] == {"kl": "minimize", "size_mb": "minimize"}
+    assert saved["pareto"] and all(r["size_mb"] <= 0.09 for r in saved["pareto"])
+    assert {"arch.model.layers.0.keep", "quant.model.layers.1.bits"} <= set(saved["pareto"][0])
+    base = {r["baseline"]: r for r in saved["baselines"]}
+    assert list(base) == [
+        "dense", "uniform bits=4", "uniform bits=8", "additive proxy, size_mb <= 0.09"
+    ]  # fmt: skip
+    assert base["dense"]["kl"] == 0.0 and base["dense"]["trial"] is None
+    assert base["uniform bits=4"]["trial"] == 0  # the first trial, an int
+
+
+def test_compress_llama_rtn_perplexity_on_text_resumes_to_the_budget(llama_dir, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    argv = compress(
+        tmp_path, "--model", str(llama_dir / "llama"), "--quality", "perplexity",
+        "--calibration", str(llama_dir / "text.txt"), "--seq-len", "16", "--method", "rtn",
+        "--no-fidelity", "--study", "ppl", "--bits",
+    )  # fmt: skip
+    assert main([*argv, "4,8", "--n-trials", "4"]) == 0
+    assert "4 trials: 4 complete" in capsys.readouterr().out
+    # The same command with a larger --n-trials continues the study to exactly that many,
+    assert main([*argv, "4,8", "--n-trials", "6"]) == 0
+    assert "6 trials: 6 complete" in capsys.readouterr().out
+    # and once more runs nothing, as `tradeoff run` does.
+    assert main([*argv, "4,8", "--n-trials", "6"]) == 0
+    assert "6 trials: 6 complete" in capsys.readouterr().out
+    assert main(["studies", "--storage", url]) == 0
+    assert "ppl\t6 trials\tminimize,minimize" in capsys.readouterr().out
+    # Another space under the same study name is refused, before any trial.
+    assert main([*argv, "3,8", "--n-trials", "8"]) == 2
+    assert "already searches another space" in capsys.readouterr().err
+
+
+def test_compress_python_file_cnn_accuracy_and_evaluate(tmp_path, capsys):
+    pytest.importorskip("torch")
+    model_file = tmp_path / "cnn.py"
+    model_file.write_text(MODEL_FILE)
+    base = compress(tmp_path, "--model", str(model_file), "--bits", "2,4,8", "--n-trials", "6")
+    assert main([*base, "--quality", "accuracy"]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy" in text and "uniform bits=8" in text
+    assert main(["studies", "--storage", f"sqlite:///{tmp_path / 'c.db'}"]) == 0
+    assert "cnn\t" in capsys.readouterr().out  # the file's stem, maximize accuracy
+    # --quality file: the file's evaluate (model, budget) -> float, minimized as "quality".
+    assert main([*base, "--quality", "file", "--study", "cnn-error", "--no-fidelity"]) == 0
+    text = capsys.readouterr().out
+    assert "6 trials: 6 complete" in text and "quality" in text
+
+
+def test_compress_sequence_classifier_directory_with_data(tmp_path, capsys):
+    """A directory whose config names a *ForSequenceClassification loads as one; --data."""
+    torch = pytest.importorskip("torch")
+    from tests.conftest import tiny_bert
+
+    model = tiny_bert()
+    model.save_pretrained(tmp_path / "bert")
+    x = torch.randint(0, 100, (24, 8), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.save((x, model(x).logits.argmax(1)), tmp_path / "data.pt")
+    argv = compress(
+        tmp_path, "--model", str(tmp_path / "bert"), "--quality", "accuracy",
+        "--data", str(tmp_path / "data.pt"), "--bits", "4,8", "--n-trials", "4", "--no-fidelity",
+    )  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "4 trials: 4 complete" in text
+    dense = text.split("Baselines:")[1].splitlines()[2].split()
+    assert dense[:2] == ["dense", "1"]  # its own labels: accuracy 1
+
+
+def test_compress_error_in_the_model_files_code_keeps_its_traceback(tmp_path):
+    pytest.importorskip("torch")
+    model_file = tmp_path / "broken.py"
+    model_file.write_text(
+        MODEL_FILE + "\n\ndef evaluate(m, budget):\n    raise TypeError('a bug in evaluate')\n"
+    )
+    with pytest.raises(TypeError, match="a bug in evaluate"):
+        main(compress(tmp_path, "--model", str(model_file), "--quality", "file"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--quality", "bleu"], "--quality must be one of kl, perplexity, accuracy, file"),
+        (["--quality", "kl"], "--quality kl needs --calibration FILE."),
+        (["--quality", "perplexity"], "--quality perplexity needs --calibration FILE."),
+        (["--quality", "accuracy"], "--quality accuracy needs --data FILE."),
+        (["--quality", "file"], "--quality file needs a Python --model file"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--budget", "size_mb"],
+         "--budget must be NAME=NUMBER, e.g. size_mb=88.4; got 'size_mb'."),
+        (["--quality", "kl", "--calibration", "ids.pt", "--budget", "size_mb=big"],
+         "--budget must be NAME=NUMBER"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--bits", "4,eight"],
+         "--bits must be comma-separated ints, got '4,eight'."),
+        (["--quality", "kl", "--calibration", "nope.pt"], "no such file: "),
+        (["--quality", "kl", "--calibration", "text.txt", "--seq-len", "1"], "--seq-len must"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--budget", "size_mb=1e-6"],
+         "No Config meets the budget size_mb <= 1e-06"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--budget", "latency=3"],
+         "budget has 'latency'"),
+        (["--quality", "kl", "--calibration", "garbage.pt"], "not a torch.save file of tensors"),
+    ],
+)  # fmt: skip
+def test_compress_bad_input_on_a_model_directory(llama_dir, tmp_path, capsys, flags, message):
+    (tmp_path / "garbage.pt").write_text("not a tensor")
+    here = {"garbage.pt": tmp_path / "garbage.pt"}
+    flags = [str(here.get(f, llama_dir / f)) if f.endswith((".pt", ".txt")) else f for f in flags]
+    argv = compress(tmp_path, "--model", str(llama_dir / "llama"), "--n-trials", "3", *flags)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tradeoff: error: ") and message in err
+    assert err.count("\n") == 1  # one line
+    assert not (tmp_path / "c.db").exists()  # before any work
+
+
+@pytest.mark.parametrize(
+    ("model", "flags", "message"),
+    [
+        ("missing", ["--quality", "kl"], "missing is no such file or directory"),
+        ("weights.bin", ["--quality", "kl"], "weights.bin is a file that is not .py"),
+        ("empty_dir", ["--quality", "kl"], "needs the config.json that save_pretrained writes"),
+        ("config_only", ["--quality", "kl", "--calibration", "text.txt"],
+         "tokenizer, which did not load from the directory"),
+        ("no_model.py", ["--quality", "accuracy"], "no_model.py must define model"),
+        ("cnn.py", ["--quality", "kl"], "--quality kl needs --calibration FILE, or calibration"),
+        ("cnn.py", ["--quality", "kl", "--calibration", "text.txt"], "a .txt --calibration"),
+        ("cnn.py", ["--quality", "accuracy", "--method", "gptq"], "needs calibration="),
+        ("cnn.py", ["--quality", "accuracy", "--drop-blocks"], "drop_blocks: No transformer"),
+    ],
+)  # fmt: skip
+def test_compress_bad_input_on_a_model_file(tmp_path, capsys, model, flags, message):
+    pytest.importorskip("torch")
+    (tmp_path / "weights.bin").write_bytes(b"")
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "config_only").mkdir()
+    (tmp_path / "config_only" / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "no_model.py").write_text("net = None\n")
+    (tmp_path / "cnn.py").write_text(MODEL_FILE)
+    (tmp_path / "text.txt").write_text("w1 w2\n")
+    flags = [str(tmp_path / f) if f == "text.txt" else f for f in flags]
+    assert main(compress(tmp_path, "--model", str(tmp_path / model), *flags)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tradeoff: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "c.db").exists()

@@ -1,14 +1,16 @@
-"""The ``tradeoff`` command: run searches, read Pareto sets, open the dashboard."""
+"""The ``tradeoff`` command: run searches, compress models, read Pareto sets, open the dashboard."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
 import runpy
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,10 @@ from tradeoff._validate import is_usage_error, usage_errors
 REQUIRED = ("space", "objectives", "evaluate")
 OPTIONAL = ("constraints", "metrics", "fidelity", "initial_configs")
 STORAGE_ENV = "TRADEOFF_STORAGE"
+QUALITIES = ("kl", "perplexity", "accuracy", "file")
+MODEL_FILE_NAMES = ("model", "calibration", "data", "evaluate", "quality", "sample_input")
+RAY_FLAGS = ("ray_address", "num_cpus", "num_gpus", "resources", "max_retries", "ray_actors")
+PACKAGE = Path(__file__).resolve().parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,31 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=int, default=100)
     run.add_argument("--n-workers", type=int, default=1)
     run.add_argument("--backend", default="local", choices=["local", "ray"])
-    run.add_argument("--ray-address", default=None, help="'auto' joins a cluster; default local")
-    run.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per trial (Ray)")
-    run.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (Ray)")
-    run.add_argument(
-        "--resources",
-        type=_json_resources,
-        default=None,
-        help="custom Ray resources per trial, as JSON, e.g. '{\"worker_node\": 0.5}'",
-    )
-    run.add_argument("--max-retries", type=int, default=3, help="Ray re-runs of dead workers")
-    run.add_argument(
-        "--ray-actors", action="store_true", help="keep evaluate loaded in persistent Ray actors"
-    )
-    run.add_argument(
-        "--storage",
-        default=os.environ.get(STORAGE_ENV, "sqlite:///tradeoff.db"),
-        help=f"storage URL (default: ${STORAGE_ENV}, else sqlite:///tradeoff.db)",
-    )
-    run.add_argument("--study", default=None, help="study name (default: the file's stem)")
+    _add_ray(run)
+    _add_run_storage(run, "the file's stem")
     run.add_argument("--optimizer", default="auto")
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
     run.add_argument("--trial-timeout", type=float, default=None, help="fail trials after N s")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
+
+    _add_compress(sub)
 
     pareto = sub.add_parser("pareto", help="print the Pareto set of a study")
     _add_storage(pareto)
@@ -102,6 +93,82 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, default=8080)
     dash.set_defaults(func=_cmd_dashboard)
     return parser
+
+
+def _add_ray(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray-address", default=None, help="'auto' joins a cluster; default local")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per trial (Ray)")
+    p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (Ray)")
+    p.add_argument(
+        "--resources",
+        type=_json_resources,
+        default=None,
+        help="custom Ray resources per trial, as JSON, e.g. '{\"worker_node\": 0.5}'",
+    )
+    p.add_argument("--max-retries", type=int, default=3, help="Ray re-runs of dead workers")
+    p.add_argument(
+        "--ray-actors", action="store_true", help="keep evaluate loaded in persistent Ray actors"
+    )
+
+
+def _add_run_storage(p: argparse.ArgumentParser, study_default: str) -> None:
+    p.add_argument(
+        "--storage",
+        default=os.environ.get(STORAGE_ENV, "sqlite:///tradeoff.db"),
+        help=f"storage URL (default: ${STORAGE_ENV}, else sqlite:///tradeoff.db)",
+    )
+    p.add_argument("--study", default=None, help=f"study name (default: {study_default})")
+
+
+def _add_compress(sub: Any) -> None:
+    comp = sub.add_parser("compress", help="search per-layer compressions of a model")
+    comp.add_argument(
+        "--model", required=True, type=Path,
+        help="a local Hugging Face model directory, or a Python file that defines model "
+        "(and optionally calibration, data, evaluate, quality, sample_input)",
+    )  # fmt: skip
+    comp.add_argument(
+        "--quality", required=True, metavar="|".join(QUALITIES),
+        help="kl: KL to the dense model on --calibration; perplexity: on --calibration; "
+        "accuracy: on --data or the file's data; file: the file's quality or evaluate",
+    )  # fmt: skip
+    comp.add_argument(
+        "--calibration", type=Path, default=None,
+        help="token ids saved with torch.save (a LongTensor [n_seqs, seq_len]), or a .txt "
+        "file tokenized offline with the model directory's tokenizer",
+    )  # fmt: skip
+    comp.add_argument("--seq-len", type=int, default=128, help="tokens per .txt sequence")
+    comp.add_argument(
+        "--data", type=Path, default=None,
+        help="labelled examples (x, y) saved with torch.save, for --quality accuracy",
+    )  # fmt: skip
+    comp.add_argument("--bits", default=None, help="bit-widths, e.g. 3,4,8; 'none': no quant")
+    comp.add_argument("--method", default=None, help="rtn (default), gptq or hqq")
+    comp.add_argument("--granularity", default=None, help="channel (default), group, tensor")
+    comp.add_argument("--group-size", default=None, help="inputs per scale, e.g. 32,128")
+    comp.add_argument("--bank", default="auto", help="variant bank directory (default: cache)")
+    comp.add_argument(
+        "--drop-blocks", nargs="?", const=True, default=False, metavar="BLOCKS",
+        help="also search which blocks to drop (optionally the blocks' ModuleList name)",
+    )  # fmt: skip
+    comp.add_argument(
+        "--budget", action="append", default=[], metavar="NAME=NUMBER",
+        help="an upper bound, e.g. size_mb=88.4 (repeat for several)",
+    )  # fmt: skip
+    comp.add_argument("--cost", default="size_mb", help="size_mb and/or gbitops, comma-separated")
+    comp.add_argument("--n-trials", type=int, default=100)
+    comp.add_argument("--n-workers", type=int, default=1)
+    comp.add_argument("--backend", default="local", choices=["local", "ray"])
+    _add_ray(comp)
+    _add_run_storage(comp, "the model's file or directory name")
+    comp.add_argument("--optimizer", default="auto")
+    comp.add_argument("--seed", type=int, default=None)
+    comp.add_argument("--device", default=None, help="where trials run (default: cpu)")
+    comp.add_argument("--no-fidelity", action="store_true", help="every trial on all the data")
+    comp.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
+    comp.add_argument("--out", type=Path, default=None, help="write pareto + baselines as JSON")
+    comp.add_argument("--no-progress", action="store_true")
+    comp.set_defaults(func=_cmd_compress)
 
 
 def _json_resources(text: str) -> dict[str, float]:
@@ -184,6 +251,268 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(_table(result.pareto, result))
     print(f"\nOpen it in optuna-dashboard:\n  tradeoff dashboard --storage {redact(args.storage)}")
     return 0
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    import tradeoff
+    from tradeoff._study import redact
+
+    with usage_errors():
+        kwargs = _compress_flags(args)
+        files = _flag_files(args)  # read before the model loads
+    source = {**_model_source(args), **files}
+    with usage_errors():
+        quality, calibration = _quality(args, source)
+    with _checked_by_tradeoff():
+        result = tradeoff.compress(source["model"], quality=quality, calibration=calibration,
+                                   sample_input=source.get("sample_input"), **kwargs)  # fmt: skip
+    print(result.report())
+    if args.out is not None:
+        _write_json(result, args.out)
+        print(f"\nWrote the Pareto set and baselines to {args.out}")
+    print(f"\nOpen it in optuna-dashboard:\n  tradeoff dashboard --storage {redact(args.storage)}")
+    return 0
+
+
+def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """``compress``'s keyword arguments from the flags; checks the flags before any work."""
+    if args.quality not in QUALITIES:
+        raise ValueError(f"--quality must be one of {', '.join(QUALITIES)}, got {args.quality!r}.")
+    kind = _model_kind(args.model)
+    needs = {"kl": "calibration", "perplexity": "calibration", "accuracy": "data"}
+    flag = needs.get(args.quality)
+    if flag and kind == "dir" and getattr(args, flag) is None:
+        raise ValueError(f"--quality {args.quality} needs --{flag} FILE.")
+    if args.quality == "file" and kind == "dir":
+        raise ValueError("--quality file needs a Python --model file that defines quality or "
+                         "evaluate (model, budget) -> float.")  # fmt: skip
+    for path in (args.calibration, args.data):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    if args.calibration is not None and args.calibration.suffix == ".txt" and kind == "py":
+        raise ValueError("a .txt --calibration is tokenized with a model directory's tokenizer;"
+                         " with a Python model file, save token ids with torch.save.")  # fmt: skip
+    if args.seq_len < 2:
+        raise ValueError(f"--seq-len must be an integer >= 2, got {args.seq_len}.")
+    return {
+        "quantize": _quantize(args), "drop_blocks": args.drop_blocks,
+        "budget": _parse_budget(args.budget) or None, "cost": _csv(args.cost, str, "--cost"),
+        "n_trials": args.n_trials, "optimizer": args.optimizer, "fidelity": not args.no_fidelity,
+        "device": args.device, "seed": args.seed, "n_workers": args.n_workers,
+        "backend": args.backend, "storage": args.storage,
+        "study_name": args.study or _default_study(args.model), "timeout": args.timeout,
+        "show_progress": not args.no_progress, **{k: getattr(args, k) for k in RAY_FLAGS},
+    }  # fmt: skip
+
+
+def _default_study(path: Path) -> str:
+    path = path.resolve()
+    return path.name if path.is_dir() else path.stem
+
+
+def _model_kind(path: Path) -> str:
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"--model {path}: a model directory needs the config.json that save_pretrained "
+                "writes."
+            )
+        return "dir"
+    if path.suffix == ".py" and path.is_file():
+        return "py"
+    what = "a file that is not .py" if path.exists() else "no such file or directory"
+    raise ValueError(
+        f"--model must be a Hugging Face model directory or a Python file that defines model; "
+        f"{path} is {what}."
+    )
+
+
+def _quantize(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.bits is not None and args.bits.strip().lower() == "none":
+        return None
+    spec: dict[str, Any] = {"bank": None if args.bank == "none" else args.bank}
+    if args.bits is not None:
+        spec["bits"] = _csv(args.bits, int, "--bits")
+    if args.method is not None:
+        spec["method"] = args.method
+    if args.granularity is not None:
+        spec["granularity"] = _csv(args.granularity, str, "--granularity")
+    if args.group_size is not None:
+        spec["group_size"] = _csv(args.group_size, int, "--group-size")
+    return spec
+
+
+def _csv(text: str, kind: type, flag: str) -> Any:
+    """``"3,4,8"`` as ``[3, 4, 8]``; one item as itself."""
+    try:
+        items = [kind(item.strip()) for item in text.split(",")]
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError(f"{flag} must be comma-separated {kind.__name__}s, got {text!r}.")
+    return items[0] if len(items) == 1 else items
+
+
+def _parse_budget(items: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, number = item.partition("=")
+        try:
+            bound = float(number)
+        except ValueError:
+            bound = math.nan
+        if not name.strip() or not math.isfinite(bound):
+            raise ValueError(f"--budget must be NAME=NUMBER, e.g. size_mb=88.4; got {item!r}.")
+        out[name.strip()] = bound
+    return out
+
+
+def _model_source(args: argparse.Namespace) -> dict[str, Any]:
+    """The model (on ``--device``) and what the model file defines (calibration, data...)."""
+    if args.model.is_dir():
+        source = {"model": _load_pretrained(args.model, quiet=args.no_progress)}
+    else:
+        # Outside usage_errors: an error in the file's own code shows its traceback.
+        namespace = runpy.run_path(str(args.model), run_name="__tradeoff__")
+        source = {k: namespace[k] for k in MODEL_FILE_NAMES if k in namespace}
+        with usage_errors():
+            if "model" not in source:
+                names = ", ".join(MODEL_FILE_NAMES[1:])
+                raise ValueError(f"{args.model} must define model (and may define {names}).")
+    model = source["model"]
+    if args.device is not None and hasattr(model, "to"):
+        source["model"] = model.to(args.device)
+    return source
+
+
+def _load_pretrained(path: Path, *, quiet: bool) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never any network: the model is local
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    config = json.loads((path / "config.json").read_text())
+    classify = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
+    auto = (
+        transformers.AutoModelForSequenceClassification
+        if classify
+        else transformers.AutoModelForCausalLM
+    )
+    shown = hf_logging.is_progress_bar_enabled()
+    if quiet:  # --no-progress: no bar of transformers' loading either
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return auto.from_pretrained(path, local_files_only=True).eval()
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def _flag_files(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--calibration`` and ``--data`` hold (over the model file's names of them)."""
+    out = {}
+    if args.calibration is not None:
+        out["calibration"] = _calibration(args)
+    if args.data is not None:
+        out["data"] = _load_torch(args.data, "--data")
+    return out
+
+
+def _quality(args: argparse.Namespace, source: dict[str, Any]) -> tuple[Any, Any]:
+    """(the quality for ``compress``, GPTQ's calibration or None), from the model file's names
+    overridden by ``--calibration`` and ``--data``."""
+    from tradeoff.objectives import Accuracy, KLToDense, Perplexity
+
+    ids, data = source.get("calibration"), source.get("data")
+    if args.quality in ("kl", "perplexity") and ids is None:
+        raise ValueError(f"--quality {args.quality} needs --calibration FILE, or calibration "
+                         f"defined in {args.model}.")  # fmt: skip
+    if args.quality == "accuracy" and data is None:
+        raise ValueError(f"--quality accuracy needs --data FILE, or data defined in {args.model}.")
+    quality: Any
+    if args.quality == "kl":
+        quality = KLToDense(ids)
+    elif args.quality == "perplexity":
+        quality = Perplexity(ids)
+    elif args.quality == "accuracy":
+        quality = Accuracy(data)
+    else:
+        quality = source.get("quality", source.get("evaluate"))
+        if quality is None:
+            raise ValueError(f"--quality file: {args.model} defines neither quality nor "
+                             "evaluate (model, budget) -> float.")  # fmt: skip
+    # GPTQ calibrates on these; a KLToDense quality lends its own ids (compress's default).
+    gptq = args.method == "gptq" and args.quality != "kl"
+    return quality, ids if gptq else None
+
+
+def _calibration(args: argparse.Namespace) -> Any:
+    path: Path = args.calibration
+    if path.suffix != ".txt":
+        return _load_torch(path, "--calibration")
+    import torch
+    import transformers
+
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.model, local_files_only=True)
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"--calibration {path}: a .txt file is tokenized with {args.model}'s tokenizer, "
+            f"which did not load from the directory: {first}"
+        ) from None
+    text = path.read_text(encoding="utf-8")
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    n = len(ids) // args.seq_len
+    if n == 0:
+        raise ValueError(
+            f"--calibration {path} has {len(ids)} tokens, less than one --seq-len "
+            f"{args.seq_len} sequence."
+        )
+    return torch.tensor(ids[: n * args.seq_len], dtype=torch.long).view(n, args.seq_len)
+
+
+def _load_torch(path: Path, flag: str) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # not a torch.save file (or not plain tensors): say which
+        raise ValueError(
+            f"{flag} {path}: not a torch.save file of tensors ({type(error).__name__}); save "
+            "token ids with torch.save(ids, path), or give a .txt file."
+        ) from None
+
+
+@contextlib.contextmanager
+def _checked_by_tradeoff() -> Iterator[None]:
+    """``compress`` raises ValueError/TypeError on bad input, before any trial: print those
+    alone; one raised in the model file's own code (its evaluate) keeps its traceback."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and Path(tb.tb_frame.f_code.co_filename).is_relative_to(PACKAGE):
+            with usage_errors():
+                raise
+        raise
+
+
+def _write_json(result: Any, path: Path) -> None:
+    def records(frame: Any) -> Any:
+        return json.loads(frame.to_json(orient="records"))
+
+    baselines = records(result.baselines)
+    for row in baselines:  # a column with gaps reads as floats
+        row["trial"] = None if row["trial"] is None else int(row["trial"])
+    payload = {
+        "study": result.study.study_name,
+        "objectives": dict(zip(result.objectives.names, result.objectives.directions)),
+        "pareto": records(result.pareto),
+        "baselines": baselines,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
