@@ -146,7 +146,7 @@ def _add_compress(sub: Any) -> None:
     comp.add_argument("--method", default=None, help="rtn (default), gptq or hqq")
     comp.add_argument("--granularity", default=None, help="channel (default), group, tensor")
     comp.add_argument("--group-size", default=None, help="inputs per scale, e.g. 32,128")
-    comp.add_argument("--bank", default="auto", help="variant bank directory (default: cache)")
+    comp.add_argument("--bank", default="auto", help="variant bank directory; none: in memory")
     comp.add_argument(
         "--drop-blocks", nargs="?", const=True, default=False, metavar="BLOCKS",
         help="also search which blocks to drop (optionally the blocks' ModuleList name)",
