@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import builtins
 import copy
+import logging
 import math
 import numbers
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -64,6 +66,8 @@ GRANULARITIES = ("tensor", "channel", "group")
 """One scale per weight, per output channel, or per ``group_size`` inputs of a channel."""
 
 MAX_BITS = 16
+
+_LOG = logging.getLogger("tradeoff.spaces")
 
 METHODS = ("rtn", "gptq", "hqq")
 """How int levels are computed: round-to-nearest, GPTQ (calibrated), HQQ (data-free)."""
@@ -271,12 +275,16 @@ class QuantizationSpace(ModelSpace):
             ([w for _, w, _ in layers], q.hessian(layers[0][0]), list(group[1]), q.options())
             for group, layers in jobs.items()
         ]
-        count = 0
-        for layers, tensors in zip(jobs.values(), (map or builtins.map)(_build_layer, items)):
+        count, start = 0, time.perf_counter()
+        results = (map or builtins.map)(_build_layer, items)
+        for k, (layers, tensors) in enumerate(zip(jobs.values(), results), 1):
             for (name, _, todo), per_info in zip(layers, tensors):
                 for (info, key), tensor in zip(todo, per_info):
                     q.bank.put(key, tensor, describe=describe(name, info))
                     count += 1
+            names = ", ".join(n for n, _, _ in layers)
+            seconds = time.perf_counter() - start
+            _LOG.info("variant bank: job %d/%d (%s), %.1f s", k, len(items), names, seconds)
         q.complete = True
         return count
 
