@@ -741,6 +741,37 @@ def known_costs_elastic() -> Iterator[Figure]:
     yield "MiniLM searches heads", str("head_counts" in arch["minilm"]["arch"]), "True"
 
 
+@check("variant_bank.json")
+def variant_bank() -> Iterator[Figure]:
+    rep = load("variant_bank.json")
+    rows = {r["method"]: r for r in rep["result"]["methods"]}
+    for row in table("| method | KL, uniform 3 bits |"):
+        r = rows[row[0].lower()]
+        for bits, text in zip(("3", "4", "5"), row[1:4]):
+            yield f"{row[0]} KL {bits} bits", text, r["kl_uniform"][bits]
+        yield f"{row[0]} build s", row[4].removesuffix(" s"), r["space_s"] + r["build_s"]
+        bank = row[5].removesuffix(" MB")
+        if bank != "(none)":
+            yield f"{row[0]} bank MB", bank, r["bank_mb"]
+        yield f"{row[0]} assemble ms", row[6].removesuffix(" ms"), r["assemble_s_median"] * 1e3
+        yield f"{row[0]} apply s", row[7].strip("`").removesuffix(" s"), r["apply_s_median"]
+    ((ratio, assemble, apply_s, evaluate),) = grab(
+        r"GPTQ's KL is ([\d.]+)x lower than RTN's at every width .*? pointer swaps in ([\d.]+) "
+        r"ms, against ([\d.]+) s for `space.apply`'s deep copy .*? takes ([\d.]+) s"
+    )
+    ratios = [rows["rtn"]["kl_uniform"][b] / rows["gptq"]["kl_uniform"][b] for b in "345"]
+    yield "GPTQ KL ratio", ratio, min(ratios)
+    yield "GPTQ KL ratio holds at every width", str(max(ratios) < float(ratio) + 0.15), "True"
+    yield "assemble ms", assemble, rows["gptq"]["assemble_s_median"] * 1e3
+    yield "apply s", apply_s, rows["gptq"]["apply_s_median"]
+    yield "evaluate s", evaluate, rows["gptq"]["evaluate_s_median"]
+    ((tokens, held_out),) = grab(
+        r"GPTQ calibrated on ([\d,]+) Hamlet tokens; .*? on ([\d,]+) other"
+    )
+    yield "calibration tokens", tokens, rep["result"]["calibration_tokens"]
+    yield "held-out tokens", held_out, rep["result"]["held_out_tokens"]
+
+
 @check("quantizers.json")
 def quantizers() -> Iterator[Figure]:
     by_model = {m["model"]: m for m in load("quantizers.json")["models"]}
