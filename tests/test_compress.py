@@ -234,3 +234,36 @@ def test_bad_input(cnn_data, llama, ids, tmp_path):
     bad(cnn, ValueError, "drop_blocks: No transformer blocks", tmp_path, quality=acc,
         drop_blocks=True)  # fmt: skip
     bad(llama, ValueError, "vocabulary", tmp_path, quality=KLToDense(ids + 200))
+
+
+def test_the_search_starts_from_the_knapsack_and_its_front_holds_it(
+    llama, ids, tmp_path, monkeypatch
+):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    kw = {
+        "quality": KLToDense(ids), "budget": {"size_mb": 0.12}, "fidelity": False, "seed": 0,
+        "quantize": {"bits": (3, 4, 8)}, "storage": url, "study_name": "p", **QUIET,
+    }  # fmt: skip
+    result = tradeoff.compress(llama, n_trials=14, **kw)
+    proxy = result.baselines[result.baselines["kind"] == "proxy"].iloc[0]
+    assert proxy["feasible"]
+    # The knapsack's Config at the budget was a trial of the search, not a separate run...
+    assert not math.isnan(proxy["trial"])
+    first = result.trials.sort_values("trial")["trial"].tolist()
+    assert int(proxy["trial"]) in first[:14]
+    # ... so no Pareto point of the budget is worse than it: one is it, or better.
+    front = result.pareto
+    assert ((front["kl"] <= proxy["kl"]) & (front["size_mb"] <= proxy["size_mb"])).any()
+    # Resumed, the knapsack is not measured again (its starts are recorded on the study).
+    from tradeoff._compress import CompressEvaluate
+
+    calls = []
+    original = CompressEvaluate.__call__
+
+    def counting(self, config, budget=None):
+        calls.append(config)
+        return original(self, config, budget)
+
+    monkeypatch.setattr(CompressEvaluate, "__call__", counting)
+    tradeoff.compress(llama, n_trials=16, **kw)
+    assert len(calls) == 2  # the two new trials only

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -25,11 +26,18 @@ from torch import nn
 
 from tradeoff._optimize import optimize
 from tradeoff._result import SearchResult
+from tradeoff._study import make_storage
+from tradeoff._validate import check_stored_space
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.objectives._costs import bitops, model_cost, weight_storage_bytes
 from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
 from tradeoff.search._asha import Fidelity
-from tradeoff.search._baselines import additive_proxy, dominated_by, uniform_configs
+from tradeoff.search._baselines import (
+    ProxyResult,
+    additive_proxy,
+    dominated_by,
+    uniform_configs,
+)
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.spaces._arch import ArchitectureSpace
 from tradeoff.spaces._model import find_block_stack, select_layers
@@ -54,6 +62,7 @@ QUANTIZE_KEYS = tuple(
 """Keys of ``quantize=``: the arguments of :meth:`QuantizationSpace.for_model`."""
 
 BASELINES_ATTR = "tradeoff.compress.baselines"  # measured baselines, reused on resume
+STARTS = "additive proxy starts"  # the knapsack Configs the search started from, in that attr
 _SET_BY_COMPRESS = ("objectives", "constraints", "metrics", "fidelity", "initial_configs")
 
 
@@ -108,10 +117,13 @@ def compress(
             calibration ids (a separate set is better: the same data then both fits and
             judges the quantization).
         sample_input: An input of the model for ``"gbitops"``.
-        baselines: Measure the additive-proxy baseline after the search: each layer's
-            levels measured alone (at the lowest rung), an exact knapsack at the budget (or at
-            each uniform level's cost), its Configs measured at the full budget. The dense
-            model and the uniform levels are always in :attr:`CompressResult.baselines`.
+        baselines: Measure the additive-proxy baseline (what one-shot tools return) before the
+            search: each layer's levels measured alone (at the lowest rung), an exact
+            knapsack at the budget (or at each uniform level's cost) and at 10 budgets from
+            the cheapest uniform level's cost up to it. Its Configs within the budget start
+            the search beside the uniform levels, so the front holds them or better and the
+            search's work is to improve on them and fill the sizes between. The dense model
+            and the uniform levels are always in :attr:`CompressResult.baselines`.
         device: Where trials run and GPTQ calibrates (default: the model's device).
         seed, n_workers, backend, storage, study_name: As in :func:`~tradeoff.optimize`.
         **optimize_kwargs: Any other argument of :func:`~tradeoff.optimize`
@@ -148,13 +160,23 @@ def compress(
             if isinstance(part, QuantizationSpace):
                 part.build(model)
         starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+        measured = _Baselines(
+            evaluate, objectives, constraints, ladder, seed=seed,
+            stored=_stored_baselines(storage, study_name, space),
+        )  # fmt: skip
+        if baselines:  # the search starts from the knapsack's Configs too: it can only add
+            known = [o for o in objectives if o.fn is not None]
+            for config in measured.proxy_starts(space, levels, budget):
+                values = {o.name: o.fn(config) for o in known if o.fn is not None}
+                if _meets(values, constraints) and config not in starts:
+                    starts.append(config)
         result = optimize(
             evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
             initial_configs=starts[:n_trials] if isinstance(n_trials, int) else starts,
             n_trials=n_trials, optimizer=optimizer, n_workers=n_workers, backend=backend,
             storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
         )  # fmt: skip
-        measured = _Baselines(result, evaluate, objectives, constraints, ladder, seed=seed)
+        measured.attach(result)
         rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
         if baselines:
             rows += measured.proxy(space, levels, budget)
@@ -491,6 +513,22 @@ def _excess(values: Mapping[str, float], constraints: Sequence[Constraint]) -> f
     return sum(max(0.0, c.violation(values[c.name])) / abs(c.bound or 1.0) for c in constraints)
 
 
+def _stored_baselines(
+    storage: Any, study_name: str | None, space: SearchSpace
+) -> Mapping[str, Any]:
+    """The baselines an earlier call on this study recorded (none for a new study); a study
+    of another space is refused here, before any measurement, as ``optimize`` would."""
+    if storage is None or study_name is None:
+        return {}
+    store = make_storage(storage)
+    check_stored_space(store, study_name, space)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store)
+    except KeyError:  # no such study yet
+        return {}
+    return dict(study.user_attrs.get(BASELINES_ATTR, {}))
+
+
 def _all_kept(config: Mapping[str, Any]) -> bool:
     return all(v for k, v in config.items() if k.endswith(".keep"))
 
@@ -529,20 +567,53 @@ class _Baselines:
 
     def __init__(
         self,
-        result: SearchResult,
         evaluate: CompressEvaluate,
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint],
         ladder: Fidelity | None,
         *,
         seed: int | None,
+        stored: Mapping[str, Any],
     ) -> None:
-        self.result, self.evaluate, self.constraints = result, evaluate, constraints
+        self.evaluate, self.constraints = evaluate, constraints
         self.quality = objectives[0].name
         self.costs = {o.name: o.fn for o in objectives if o.fn is not None}
         self.low = None if ladder is None else ladder.budgets[0]
         self.seed = seed or 0
-        self.cache: dict[str, Any] = dict(result.study.user_attrs.get(BASELINES_ATTR, {}))
+        self.cache: dict[str, Any] = dict(stored)
+        self.trials: dict[Hashable, tuple[int, float]] = {}
+
+    def proxy_starts(
+        self,
+        space: SearchSpace,
+        levels: Sequence[Level],
+        budget: Mapping[str, float] | None,
+        n_points: int = 10,
+    ) -> list[Config]:
+        """The additive-proxy knapsack's Configs at ``n_points`` budgets from the cheapest
+        uniform level's cost to the budget (or the dearest level's), the budget itself among
+        them; measured once (per-layer errors at the lowest rung) before the search, so the
+        search starts from them, and recorded for the baselines table and a resumed call."""
+        if STARTS in self.cache:
+            return [dict(c) for c in self.cache[STARTS]]
+        cost, bounds, labels, base = self._proxy_setting(levels, budget)
+        kept = sorted(v[cost] for _, c, v in levels if _all_kept(c))
+        top = bounds[0] if budget and cost in budget else kept[-1]
+        spread = [float(b) for b in np.linspace(kept[0], top, n_points)] if top > kept[0] else []
+        try:
+            found = self._run_proxy(space, cost, [*bounds, *spread], labels, base=base)
+        except Exception as error:  # a per-layer measurement failed: report, go on
+            logger.warning("compress: the additive-proxy baseline failed: %s", error)
+            self.cache[labels[0]] = {"config": None, "failure": str(error)}
+            return []
+        starts = list({config_key(c): c for _, c in found.configs}.values())
+        self.cache[STARTS] = starts
+        return starts
+
+    def attach(self, result: SearchResult) -> None:
+        """Read the search's trials (baselines a trial measured are taken from it)."""
+        self.result = result
+        self.cache = {**dict(result.study.user_attrs.get(BASELINES_ATTR, {})), **self.cache}
         frame = result.trials
         self.trials = {
             config_key(config): (int(row["trial"]), float(row[self.quality]))
@@ -569,13 +640,10 @@ class _Baselines:
         self, space: SearchSpace, levels: Sequence[Level], budget: Mapping[str, float] | None
     ) -> list[dict[str, Any]]:
         """The additive-proxy knapsack at the budget (or at each uniform level's cost)."""
-        cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
-        kept = sorted(((v[cost], c) for _, c, v in levels if _all_kept(c)), key=lambda x: x[0])
-        bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
-        labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
+        cost, bounds, labels, base = self._proxy_setting(levels, budget)
         if not all(label in self.cache for label in labels):
             try:
-                self._run_proxy(space, cost, bounds, labels, base=kept[-1][1])
+                self._run_proxy(space, cost, bounds, labels, base=base)
             except Exception as error:  # a per-layer measurement failed: report, go on
                 logger.warning("compress: the additive-proxy baseline failed: %s", error)
                 return [self._row(labels[0], "proxy", None, {}, None, str(error))]
@@ -589,10 +657,22 @@ class _Baselines:
     def save(self) -> None:
         self.result.study.set_user_attr(BASELINES_ATTR, self.cache)
 
+    def _proxy_setting(
+        self, levels: Sequence[Level], budget: Mapping[str, float] | None
+    ) -> tuple[str, list[float], list[str], Config]:
+        """(the cost it budgets, the baseline budgets, their labels, the Config it starts from)."""
+        cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
+        kept = sorted(((v[cost], c) for _, c, v in levels if _all_kept(c)), key=lambda x: x[0])
+        bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
+        labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
+        return cost, bounds, labels, kept[-1][1]
+
     def _run_proxy(
         self, space: SearchSpace, cost: str, bounds: Sequence[float], labels: Sequence[str], *,
         base: Config,
-    ) -> None:  # fmt: skip
+    ) -> ProxyResult:  # fmt: skip
+        """The knapsack at ``bounds`` (and any more budgets after them); the first
+        ``len(labels)`` bounds are the baselines, cached under ``labels``."""
         sign = -1.0 if self.evaluate.quality.direction == "maximize" else 1.0
 
         def error(config: Config) -> float:
@@ -600,12 +680,14 @@ class _Baselines:
 
         cost_fn = self.costs[cost]
         assert cost_fn is not None
-        found = additive_proxy(space, error, cost_fn, budgets=bounds, base=base, seed=self.seed)
+        budgets = sorted(set(bounds))
+        found = additive_proxy(space, error, cost_fn, budgets=budgets, base=base, seed=self.seed)
         by_bound = dict(found.configs)
         for bound, label in zip(bounds, labels):
             config = by_bound.get(bound)
             failure = None if config is not None else f"no Config has {cost} <= {bound:g}"
             self.cache[label] = {"config": config, "failure": failure}
+        return found
 
     def _measured(self, label: str, kind: str, config: Config) -> dict[str, Any]:
         trial, value, failure = self._value(label, config)
