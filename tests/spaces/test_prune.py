@@ -204,14 +204,20 @@ def test_channel_pruning_mlp_and_keeps_one_channel():
     assert pruned(torch.randn(5, 4)).shape == (5, 3)
 
 
-def test_residual_feeders_and_last_layer_are_not_channel_pruned():
+def test_residual_channels_are_pruned_together_and_last_layer_is_not():
     model = ResNet()
     space = PruningSpace.for_model(model, pattern="channel", sample_input=IMAGE)
-    assert set(space) == {"block.conv1.sparsity"}
-    pruned = space.apply(model, {"block.conv1.sparsity": 0.5})
+    # stem and block.conv2 write the residual stream's channels: one parameter, named "stem".
+    assert set(space) == {"stem.sparsity", "block.conv1.sparsity"}
+    assert space.ties == {"stem": "stem", "block.conv2": "stem"}
+    pruned = space.apply(model, {"stem.sparsity": 0.25, "block.conv1.sparsity": 0.5})
     assert pruned.block.conv1.out_channels == pruned.block.conv2.in_channels == 4
-    assert pruned.stem.out_channels == pruned.block.conv2.out_channels == 8
+    assert pruned.stem.out_channels == pruned.block.conv2.out_channels == 6
+    assert pruned.block.conv1.in_channels == pruned.fc.in_features == 6
     assert pruned(IMAGE).shape == (1, 5)
+    for name in ("stem", "block.conv2"):
+        info = PruneInfo("channel", 0.25, original_out=8)
+        assert getattr(pruned.get_submodule(name), PRUNE_ATTR) == info
 
 
 def test_channel_pruning_through_functional_ops_and_view():
@@ -225,7 +231,7 @@ def test_channel_pruning_through_functional_ops_and_view():
 
 
 def test_view_to_a_literal_size_is_not_channel_pruned():
-    with pytest.raises(ValueError, match=r"'conv'.*feeds \.view\(\)"):
+    with pytest.raises(ValueError, match=r"'conv'.*one of its channels breaks.*\[-1, 96\]"):
         PruningSpace.for_model(
             Functional(literal_view=True), pattern="channel", include="conv", sample_input=IMAGE
         )
@@ -241,7 +247,11 @@ def test_channel_pruning_after_an_earlier_stage_resized_layers():
 
 @pytest.mark.parametrize(
     ("include", "why"),
-    [("fc", "model's output"), ("block.conv2", "residual"), ("stem", "used by 2 operations")],
+    [
+        ("fc", "model's output"),
+        ("block.conv2", "shared with 'stem' .*residual"),
+        ("stem", "shared with 'block.conv2'"),
+    ],
 )
 def test_explicitly_included_unprunable_layer_is_an_error(include, why):
     with pytest.raises(ValueError, match=f"{include!r}.*{why}"):
@@ -327,7 +337,7 @@ def test_bad_n_m(n_m):
 
 
 def test_channel_through_flatten_needs_sample_input():
-    with pytest.raises(ValueError, match="'conv2' needs sample_input"):
+    with pytest.raises(ValueError, match="Channel pruning needs sample_input"):
         PruningSpace.for_model(cnn(), pattern="channel")
 
 
@@ -337,7 +347,7 @@ def test_sample_input_that_does_not_fit():
 
 
 def test_no_channel_prunable_layer():
-    with pytest.raises(ValueError, match=r"'0' \(channel: its output is the model's output"):
+    with pytest.raises(ValueError, match=r"'0' \(channel: its channels reach the model's output"):
         PruningSpace.for_model(nn.Sequential(nn.Linear(3, 3)), pattern="channel")
 
 
@@ -353,11 +363,10 @@ class WithUnusedHead(nn.Module):
 
 
 def test_channel_pruning_skips_a_layer_forward_never_calls():
-    from tradeoff.spaces._channels import channel_groups
-
-    groups, why = channel_groups(WithUnusedHead(), ["fc1", "fc2", "extra"], torch.randn(2, 8))
-    assert set(groups) == {"fc1"}
-    assert why["extra"] == "it is not called in forward"
+    model, x = WithUnusedHead(), torch.randn(2, 8)
+    assert set(PruningSpace.for_model(model, pattern="channel", sample_input=x)) == {"fc1.sparsity"}
+    with pytest.raises(ValueError, match="'extra' .*not called in forward"):
+        PruningSpace.for_model(model, pattern="channel", include="extra", sample_input=x)
 
 
 def test_tied_layers_share_one_sparsity_and_pattern():

@@ -18,11 +18,18 @@ Patterns:
   fixed at ``1 - n/m``, so ``sparsity`` acts as an on/off switch: with ``pattern="n:m"`` the
   levels are ``[0.0, 1 - n/m]`` (dense or n:m, whatever ``sparsity`` says); when ``"n:m"`` is
   one of several searched patterns, any level above 0.0 means n:m.
-- ``"channel"``: remove the ``round(C * sparsity)`` output channels of lowest L2 weight norm
-  (keeping at least one), with the matching inputs of the next layer and any BatchNorm in
-  between, so the model really shrinks (see :mod:`tradeoff.spaces._channels` for which layers
-  qualify). Channel pruning runs before the weight patterns, so their sparsity is exact on the
-  final shapes.
+- ``"channel"``: remove the ``round(C * sparsity)`` output channels (keeping at least one)
+  with every module coupled to them, as torch-pruning's ``DependencyGraph`` finds them: the
+  inputs of the layers reading them, BatchNorm/LayerNorm between, and across a residual add
+  every other layer writing the same channels, so the model really shrinks and its outputs keep
+  their shapes. Channels are ranked by magnitude: the L2 norm of the weights writing them (a
+  channel's rows in every layer writing it). The query, key and value projections of an
+  attention module lose whole heads (``sparsity`` is then the fraction of heads), the module's
+  head count follows, and an HF config's ``intermediate_size`` / ``num_attention_heads``
+  follow where every block agrees (see :mod:`tradeoff.spaces._structural` for which layers
+  qualify). Layers writing the same channels (a residual stream, one attention's heads) share
+  one parameter, named after the first. Channel pruning runs before the weight patterns, so
+  their sparsity is exact on the final shapes.
 
 Each pruned module gets a :class:`PruneInfo` under :data:`PRUNE_ATTR`.
 """
@@ -38,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from tradeoff.spaces._channels import ChannelGroup, channel_groups, prune_channels
+from tradeoff.spaces._channels import ChannelGroup, StructuralGroup, prune_group, sync_config
 from tradeoff.spaces._model import (
     DEFAULT_LAYER_TYPES,
     PRUNE_ATTR,
@@ -52,6 +59,7 @@ from tradeoff.spaces._model import (
     tie_patterns,
 )
 from tradeoff.spaces._params import Choice, Ordinal, Parameter
+from tradeoff.spaces._structural import find_groups
 
 PATTERNS = ("unstructured", "n:m", "channel")
 
@@ -62,11 +70,16 @@ class LayerPlan:
 
     Attributes:
         patterns: The patterns searched for this layer, a subset of :data:`PATTERNS`.
-        group: The modules channel pruning changes (``"channel"`` only).
+        structure: The modules channel pruning changes with it (``"channel"`` only).
     """
 
     patterns: tuple[str, ...]
-    group: ChannelGroup | None = None
+    structure: StructuralGroup | None = None
+
+    @property
+    def group(self) -> ChannelGroup | None:
+        """The channel group as a ``producer -> consumer`` chain, when it is one."""
+        return self.structure.chain if self.structure is not None else None
 
 
 class PruningSpace(ModelSpace):
@@ -118,13 +131,15 @@ class PruningSpace(ModelSpace):
         types: Sequence[type[nn.Module]] = DEFAULT_LAYER_TYPES,
         sample_input: Any = None,
         tie: Sequence[str | Sequence[str]] | Mapping[str, str | Sequence[str]] = (),
+        device: torch.device | str | None = None,
     ) -> PruningSpace:
         """The pruning space of ``model``'s layers of ``types`` matching ``include``/``exclude``.
 
         A layer keeps the requested patterns it can take. One that can take none is an error
         if ``include`` named it, or if ``"n:m"`` does not fit it (exclude it or change ``m``);
-        otherwise (a layer that cannot be channel-pruned, such as the output layer or one
-        feeding a residual add) it is left out of the space.
+        otherwise (a layer that cannot be channel-pruned, such as the output layer, or one
+        whose channels another layer outside the search also writes) it is left out of the
+        space.
 
         Args:
             model: The model; not modified.
@@ -134,13 +149,17 @@ class PruningSpace(ModelSpace):
             include: Layer name patterns to search (globs, or ``re:`` regexes).
             exclude: Layer name patterns to leave out.
             types: Module types to search.
-            sample_input: One batch of model input, needed for channel pruning of a
-                convolution flattened into a ``Linear`` (only its shape and dtype are used).
+            sample_input: One batch of model input for channel pruning, which traces the
+                model once on it: a tensor, a tuple of positional inputs or a dict of keyword
+                inputs (``{"input_ids": ...}``). Without it, only a model running on a
+                ``(batch, in_features)`` input of one of its Linear layers can be traced.
             tie: Groups of layers sharing one sparsity (and pattern), as in
                 ``QuantizationSpace.for_model``: a list of patterns or lists of patterns
                 (named after their first layer), or a dict naming them,
                 ``tie={"blocks.3": "blocks.3.*"}``. A group's layers must take the same
-                patterns.
+                patterns. Layers writing the same channels are tied for channel pruning.
+            device: Where channel pruning traces its copy of the model (default: the model's
+                device).
 
         Raises:
             TypeError: an argument has the wrong type.
@@ -156,10 +175,10 @@ class PruningSpace(ModelSpace):
         nm_why = {
             name: _nm_problem(w, m) if "n:m" in patterns else "" for name, w in weights.items()
         }
-        groups: dict[str, ChannelGroup] = {}
+        groups: dict[str, StructuralGroup] = {}
         channel_why: dict[str, str] = {}
         if "channel" in patterns:
-            groups, channel_why = channel_groups(model, layers, sample_input)
+            groups, channel_why = find_groups(model, layers, sample_input, device)
         plans = _plans(patterns, layers, nm_why, groups, channel_why, explicit=include is not None)
         return cls(
             plans,
@@ -192,6 +211,8 @@ class PruningSpace(ModelSpace):
         for layer, (pattern, s) in chosen.items():
             if pattern == "channel" and s > 0:
                 self._prune_channels(model, layer, s, chosen)
+        structures = {id(p.structure): p.structure for p in self.plans.values() if p.structure}
+        sync_config(model, structures.values())
         for layer, (pattern, s) in chosen.items():
             module = find_module(model, layer)
             if module is None or s == 0 or pattern == "channel":
@@ -205,33 +226,64 @@ class PruningSpace(ModelSpace):
     def _prune_channels(
         self, model: nn.Module, layer: str, s: float, chosen: Mapping[str, tuple[str, float]]
     ) -> None:
-        group = self.plans[layer].group
-        if group is None:  # unreachable: plans offer "channel" only with a group
+        group = self.plans[layer].structure
+        if group is None or layer != group.layers[0]:  # tied layers go with their group's first
             return
-        consumer_pattern, consumer_s = chosen.get(group.consumer, ("", 0.0))
-        consumer_m = self.m if consumer_pattern == "n:m" and consumer_s > 0 else None
-        original = prune_channels(model, group, s, consumer_m=consumer_m)
-        if original is not None:
+        nm = {
+            m.layer: self.m
+            for m in group.members
+            if m.role == "read" and chosen.get(m.layer, ("", 0.0))[0] == "n:m"
+            and chosen[m.layer][1] > 0
+        }  # fmt: skip
+        for name, original in (prune_group(model, group, s, nm=nm) or {}).items():
             info = PruneInfo("channel", s, original_out=original)
-            setattr(model.get_submodule(layer), PRUNE_ATTR, info)
+            setattr(model.get_submodule(name), PRUNE_ATTR, info)
 
 
 def _ties(plans: Mapping[str, LayerPlan], tie: Any) -> dict[str, str]:
-    """``tie=`` -> layer -> its group's parameter prefix (tied layers only)."""
+    """``tie=`` and the layers writing the same channels -> layer -> its group's parameter
+    prefix (tied layers only)."""
     named = tie_patterns(tie)
     members_of = tie_members(plans, [patterns for _, patterns in named], what="prune")
+    groups = _with_coupled(
+        plans,
+        [(name or members[0], list(members)) for (name, _), members in zip(named, members_of)],
+    )
     ties: dict[str, str] = {}
-    for (name, _), members in zip(named, members_of):
+    for name, members in groups:
         kinds = {plans[m].patterns for m in members}
         if len(kinds) > 1:
             raise ValueError(
                 f"Tied layers {members} take different pruning patterns "
                 f"({sorted(kinds)}); tie layers that take the same ones."
             )
-        ties.update({m: name or members[0] for m in members})
-    groups = [ties[members[0]] for members in members_of]
-    check_group_names(groups + [layer for layer in plans if layer not in ties])
+        ties.update({m: name for m in members})
+    check_group_names(
+        [name for name, _ in groups] + [layer for layer in plans if layer not in ties]
+    )
     return ties
+
+
+def _with_coupled(
+    plans: Mapping[str, LayerPlan], groups: list[tuple[str, list[str]]]
+) -> list[tuple[str, list[str]]]:
+    """``groups`` with the layers of each channel group joined to the tie group holding one of
+    them, or tied under the first one's name."""
+    structures = {id(p.structure): p.structure for p in plans.values() if p.structure}
+    for s in (s for s in structures.values() if len(s.layers) > 1):
+        hits = [i for i, (_, members) in enumerate(groups) if set(members) & set(s.layers)]
+        if len(hits) > 1:
+            raise ValueError(
+                f"Layers {list(s.layers)} write the same channels (a residual add or one "
+                "attention's heads), so they share one sparsity, but tie= puts them in "
+                "different groups; tie them together."
+            )
+        if hits:
+            members = groups[hits[0]][1]
+            members.extend(layer for layer in s.layers if layer not in members)
+        else:
+            groups.append((s.layers[0], list(s.layers)))
+    return groups
 
 
 # Weight patterns ---------------------------------------------------------------------------
@@ -283,7 +335,7 @@ def _plans(
     patterns: tuple[str, ...],
     layers: Mapping[str, nn.Module],
     nm_why: Mapping[str, str],
-    groups: Mapping[str, ChannelGroup],
+    groups: Mapping[str, StructuralGroup],
     channel_why: Mapping[str, str],
     *,
     explicit: bool,
