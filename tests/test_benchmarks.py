@@ -137,3 +137,24 @@ def test_quantizers_quick(tmp_path):
         assert median["gptq"][bits] < median["rtn"][bits]
     assert [r["multiple"] for r in minilm["sweep"]] == [1, 2]
     assert "token sweep" in proc.stdout
+
+
+@pytest.mark.slow
+def test_structural_pruning_quick(tmp_path):
+    out = tmp_path / "structural.json"
+    args = ["--sparsities", "0.5", "--epochs", "2", "--finetune-epochs", "1"]
+    proc = run_script(
+        "structural_pruning.py", out, *args, "--minilm-train", "48", "--minilm-eval", "32"
+    )
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/structural_pruning.py --sparsities")
+    assert report["machine"]["tradeoff_commit"] and report["machine"]["torch-pruning"]
+    resnet, minilm = report["models"]
+    assert resnet["space"] == ["block1.conv1.sparsity", "block2.conv1.sparsity", "stem.sparsity"]
+    assert len(minilm["space"]) == 6 and minilm["rows"][0]["intermediate_size"] == 768
+    for result in (resnet, minilm):
+        (row,) = result["rows"]
+        # Equal parameter counts: unstructured keeps within 1% of channel pruning's count.
+        assert abs(row["unstructured"]["parameters"] / row["channel"]["parameters"] - 1) < 0.01
+        assert row["channel"]["parameters"] < result["dense"]["parameters"]
+    assert "channel / unstructured" in proc.stdout

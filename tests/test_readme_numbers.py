@@ -12,6 +12,7 @@ re-run of its command, and the test fails once one has the fields, so the list s
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = (ROOT / "README.md").read_text()
 PROSE = " ".join(README.replace("**", "").split())  # bold carries no figure
 
+METHODS = ("channel", "unstructured")
 Figure = tuple[str, str, Any]  # what, the README's text, the JSON's value (number or string)
 CHECKS: dict[str, tuple[tuple[str, ...], Callable[[], Iterator[Figure]]]] = {}
 TABLES_READ: set[str] = set()
@@ -791,6 +793,68 @@ def quantizers() -> Iterator[Figure]:
     )
     yield "down_proj 1x", one, ratio[1]
     yield "down_proj 8x", eight, ratio[8]
+
+
+@check("structural_pruning.json")
+def structural_pruning() -> Iterator[Figure]:
+    rep = load("structural_pruning.json")
+    by_model = {m["model"]: m for m in rep["models"]}
+    resnet, minilm = by_model["resnet"], by_model["minilm"]
+    rows = {str(r["sparsity"]): r for r in resnet["rows"]}
+    keys = ("accuracy", "accuracy_finetuned")
+    for row in table("| residual CNN, sparsity |"):
+        r = rows.pop(row[0])
+        yield f"CNN {row[0]} parameters", row[1], r["channel"]["parameters"]
+        for text, (key, method) in zip(row[2:], itertools.product(keys, METHODS)):
+            yield f"CNN {row[0]} {method} {key}", text, r[method][key]
+    yield "CNN rows missing", str(sorted(rows)), "[]"
+    rows = {str(r["sparsity"]): r for r in minilm["rows"]}
+    for row in table("| MiniLM FFN, sparsity |"):
+        r = rows.pop(row[0])
+        yield f"MiniLM {row[0]} parameters", row[1], r["channel"]["parameters"]
+        for text, (key, method) in zip(row[2:], itertools.product(("cosine", "accuracy"), METHODS)):
+            yield f"MiniLM {row[0]} {method} {key}", text, r[method][key]
+    yield "MiniLM rows missing", str(sorted(rows)), "[]"
+    worst = max(
+        abs(r["unstructured"]["parameters"] / r["channel"]["parameters"] - 1)
+        for m in (resnet, minilm) for r in m["rows"]
+    )  # fmt: skip
+    ((within,),) = grab(r"the same number of non-zero parameters \(to within ([\d.]+)%\)")
+    yield "equal parameter counts", str(worst * 100 <= float(within)), "True"
+    ((wall,),) = grab(r"1 torch thread, (\d+) s on 2 shared cores\)")
+    yield "wall time", wall, rep["benchmark_wall_s"]
+    ((params, acc),) = grab(r"\(dense: ([\d,]+) parameters, test accuracy ([\d.]+)\)")
+    yield "CNN dense parameters", params, resnet["dense"]["parameters"]
+    yield "CNN dense accuracy", acc, resnet["dense"]["accuracy"]
+    ((epochs,),) = grab(r"after (\d+) epochs of fine-tuning:")
+    yield "fine-tuning epochs", epochs, rep["settings"]["finetune_epochs"]
+    ((params, acc),) = grab(r"\(dense: ([\d,]+) parameters, probe accuracy ([\d.]+)\)")
+    yield "MiniLM dense parameters", params, minilm["dense"]["parameters"]
+    yield "MiniLM dense accuracy", acc, minilm["dense"]["accuracy"]
+    ((held_out,),) = grab(r"one-shot, on ([\d,]+) held-out Rotten Tomatoes snippets")
+    yield "held-out snippets", held_out, minilm["snippets"]["held_out"]
+    low = {str(r["sparsity"]): r for r in minilm["rows"]}["0.1"]
+    ((units, channel, unstructured),) = grab(
+        r"with (\d+)% of its FFN units gone MiniLM's embeddings keep a cosine of ([\d.]+) to the "
+        r"dense ones, against ([\d.]+) unstructured"
+    )
+    yield "FFN units gone", units, 100 * low["sparsity"]
+    yield "cosine channel", channel, low["channel"]["cosine"]
+    yield "cosine unstructured", unstructured, low["unstructured"]["cosine"]
+    cnn = {r["channel"]["parameters"]: r for r in resnet["rows"]}
+    ((acc, params, few, channel, unstructured),) = grab(
+        r"the CNN recovers to ([\d.]+) at ([\d,]+) parameters, and at ([\d,]+) it keeps ([\d.]+) "
+        r"where unstructured pruning keeps (\d\.\d+)"
+    )
+    yield (
+        "CNN recovered accuracy",
+        acc,
+        cnn[int(params.replace(",", ""))]["channel"]["accuracy_finetuned"],
+    )
+    fewest = cnn[int(few.replace(",", ""))]
+    yield "CNN fewest channel", channel, fewest["channel"]["accuracy_finetuned"]
+    yield "CNN fewest unstructured", unstructured, fewest["unstructured"]["accuracy_finetuned"]
+    yield "CNN fewest is the last row", few.replace(",", ""), str(min(cnn))
 
 
 # Workers, storage, engine ------------------------------------------------------------------------
