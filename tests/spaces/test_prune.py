@@ -365,7 +365,7 @@ class WithUnusedHead(nn.Module):
 def test_channel_pruning_skips_a_layer_forward_never_calls():
     model, x = WithUnusedHead(), torch.randn(2, 8)
     assert set(PruningSpace.for_model(model, pattern="channel", sample_input=x)) == {"fc1.sparsity"}
-    with pytest.raises(ValueError, match="'extra' .*not called in forward"):
+    with pytest.raises(ValueError, match=r"'extra' .*not called in forward"):
         PruningSpace.for_model(model, pattern="channel", include="extra", sample_input=x)
 
 

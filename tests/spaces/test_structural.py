@@ -222,12 +222,12 @@ def test_layers_torch_pruning_cannot_group_are_named_with_the_fix():
 
 
 def test_channel_pruning_on_a_given_device_leaves_the_model_alone():
-    model = TinyResNet()
+    model = TinyResNet().train()  # tracing runs a copy in eval mode: BatchNorm stats stay
     before = copy.deepcopy(model.state_dict())
     space = resnet_space(model, device="cpu")
     assert set(space) == {"stem.sparsity", "block1.conv1.sparsity", "block2.conv1.sparsity"}
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert not model.training
+    assert all(m.training for m in model.modules())
 
 
 # Transformers ---------------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def test_grouped_query_attention_heads_are_refused_with_the_reason():
     assert {k.rpartition(".")[0].rpartition(".")[2] for k in space} == {"gate_proj"}
     with pytest.raises(
         ValueError,
-        match=r"'model.layers.0.self_attn.q_proj' \(channel: its channels run into grouped-query attention",
+        match=r"'model.layers.0.self_attn.q_proj' \(channel: its channels run into grouped-query",
     ):
         PruningSpace.for_model(
             model, pattern="channel", include="*.0.self_attn.q_proj", sample_input=ids
