@@ -237,6 +237,10 @@ def test_initial_configs_run_at_the_full_budget_and_complete(tmp_path):
         assert [b for x, b in noisy.calls if x == key] == [9]
     done = result.trials[result.trials["status"] == "complete"]
     assert len(done) >= 2
+    # They count toward n_trials like any Config (once each), so 9 Configs in all.
+    trials = result.trials
+    configs = trials["status"].isin(["complete", "failed", "stopped", "promoted"])
+    assert (configs & trials["promoted_from"].isna()).sum() == 9
     # Resuming does not add them again.
     again = Noisy()
     run(again, 12, initial_configs=corners, storage=url, study_name="s")

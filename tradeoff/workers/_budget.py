@@ -1,5 +1,6 @@
-"""What a study's trials count for: ``n_trials`` counts Configs (a first-rung evaluation, however
-it ended), not promotions and not trials given up; claims order drivers sharing a study."""
+"""What a study's trials count for: ``n_trials`` counts Configs (a Config's first evaluation,
+however it ended: at the first rung, or at the top for an initial Config), not promotions and
+not trials given up; claims order drivers sharing a study."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ def count_done(study: optuna.Study) -> int:
 
 
 def counts(t: FrozenTrial) -> bool:
-    """Whether ``t`` used up budget (a Config evaluated at its first rung, however it ended)."""
-    if rung_of(t) > 0:
-        return False  # a promotion: the budget counts Configs, not evaluations
+    """Whether ``t`` used up budget (a Config's first evaluation, however it ended)."""
+    if promoted(t):
+        return False  # the budget counts Configs, not evaluations
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return t.state == TrialState.FAIL and not given_up(t)
@@ -37,12 +38,12 @@ def given_up(t: FrozenTrial) -> bool:
 def claims(trials: Sequence[FrozenTrial], *, up_to: int | None = None) -> int:
     """Trials holding budget (done, or running anywhere), optionally up to a trial number."""
     return sum(
-        (counts(t) or (t.state == TrialState.RUNNING and rung_of(t) == 0))
+        (counts(t) or (t.state == TrialState.RUNNING and not promoted(t)))
         and (up_to is None or t.number <= up_to)
         for t in trials
     )
 
 
-def rung_of(t: FrozenTrial) -> int:
-    """The multi-fidelity rung of ``t`` (0 without a fidelity ladder)."""
-    return int(t.user_attrs.get(ATTR_FIDELITY, {}).get("rung", 0))
+def promoted(t: FrozenTrial) -> bool:
+    """Whether ``t`` re-evaluates a Config at a higher rung (a promotion)."""
+    return "promoted_from" in (t.user_attrs.get(ATTR_FIDELITY) or {})
