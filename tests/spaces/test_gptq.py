@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from tradeoff.spaces._calibration import collect_hessians, tokens_needed
 from tradeoff.spaces._gptq import gptq_quantize, rtn_quantize
 from tradeoff.spaces._model import QuantInfo
-from tradeoff.spaces._quant import _fake_quantize
+from tradeoff.spaces._quantizers import _fake_quantize
 
 
 # A plain reference: GPTQ as the paper's equations, one column at a time --------------------

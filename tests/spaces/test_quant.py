@@ -10,12 +10,8 @@ import torch
 from torch import nn
 
 from tradeoff.spaces._model import QUANT_ATTR, QuantInfo
-from tradeoff.spaces._quant import (
-    ActivationQuantizer,
-    QuantizationSpace,
-    _round_e2m1,
-    to_int8_runtime,
-)
+from tradeoff.spaces._quant import ActivationQuantizer, QuantizationSpace, to_int8_runtime
+from tradeoff.spaces._quantizers import _round_e2m1
 
 FP4_GRID = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 

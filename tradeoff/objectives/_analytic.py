@@ -44,7 +44,7 @@ from tradeoff.objectives._tables import (
 from tradeoff.spaces._channels import _expand, _strongest
 from tradeoff.spaces._model import QuantInfo
 from tradeoff.spaces._prune import _prune_n_m, _prune_unstructured
-from tradeoff.spaces._quant import _fake_quantize
+from tradeoff.spaces._quantizers import _fake_quantize
 from tradeoff.spaces._space import SearchSpace
 
 KINDS: dict[Callable[..., Any], str] = {

@@ -30,7 +30,8 @@ from tradeoff.spaces._channels import _weight as _channel_weight
 from tradeoff.spaces._model import PRUNE_ATTR, QUANT_ATTR, STAGES, QuantInfo, layer_param_name
 from tradeoff.spaces._params import Choice, Ordinal
 from tradeoff.spaces._prune import PruningSpace
-from tradeoff.spaces._quant import QuantizationSpace, _float_weight
+from tradeoff.spaces._quant import QuantizationSpace
+from tradeoff.spaces._quantizers import _float_weight
 from tradeoff.spaces._space import SearchSpace
 
 _Quant = tuple[QuantInfo, QuantInfo]  # a group's setting, and the same without act_bits

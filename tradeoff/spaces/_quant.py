@@ -42,11 +42,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tradeoff.spaces._bank import VariantBank, default_directory, entry_key, tensor_digest
-from tradeoff.spaces._gptq import gptq_levels, gptq_quantize, rtn_quantize
+from tradeoff.spaces._bank import VariantBank, default_directory, tensor_digest
 from tradeoff.spaces._model import (
     DEFAULT_LAYER_TYPES,
-    PRUNE_ATTR,
     QUANT_ATTR,
     ModelSpace,
     QuantInfo,
@@ -58,6 +56,34 @@ from tradeoff.spaces._model import (
     tie_patterns,
 )
 from tradeoff.spaces._params import Choice, Ordinal, Parameter
+from tradeoff.spaces._quantizers import (
+    _FLOAT_BITS,
+    METHODS,
+    Quantizer,
+    _blocks,
+    _build_layer,
+    _check_layers,
+    _check_method,
+    _fake_quantize,
+    _float_weight,
+    _hessians,
+    _int_rows,
+    describe,
+    quantize_weight,
+)
+
+__all__ = [
+    "FORMATS",
+    "GRANULARITIES",
+    "METHODS",
+    "ActivationQuantizer",
+    "QuantizationSpace",
+    "Quantizer",
+    "_fake_quantize",
+    "mark_quantized",
+    "quantize_weight",
+    "to_int8_runtime",
+]
 
 FORMATS = ("int", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 """Weight formats: symmetric integer, OCP fp8 (E4M3 without infinities, E5M2) and fp4 E2M1."""
@@ -68,13 +94,6 @@ GRANULARITIES = ("tensor", "channel", "group")
 MAX_BITS = 16
 
 _LOG = logging.getLogger("tradeoff.spaces")
-
-METHODS = ("rtn", "gptq", "hqq")
-"""How int levels are computed: round-to-nearest, GPTQ (calibrated), HQQ (data-free)."""
-
-_FLOAT_MAX = {"fp8_e4m3": 448.0, "fp8_e5m2": 57344.0, "fp4_e2m1": 6.0}
-_FLOAT_BITS = {"fp8_e4m3": 8, "fp8_e5m2": 8, "fp4_e2m1": 4}
-_FP8_DTYPES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
 
 
 class QuantizationSpace(ModelSpace):
@@ -301,220 +320,6 @@ class QuantizationSpace(ModelSpace):
         return replace(info, act_bits=pick["act_bits"])
 
 
-class Quantizer:
-    """How a space computes weight levels, and where it keeps the calibrated ones.
-
-    Built by :meth:`QuantizationSpace.for_model`. Pickles without its Hessians once
-    :meth:`QuantizationSpace.build` has put every entry in the bank (workers then only read
-    entries), and with a bank directory, without the bank's in-memory entries (each process
-    loads the ones it uses, once).
-
-    Args:
-        method: From :data:`METHODS`.
-        symmetric: Zero-point 0, or an asymmetric grid.
-        damp: GPTQ's dampening.
-        act_order: GPTQ's column order by decreasing Hessian diagonal.
-        device: Where calibrated levels are computed (default: the weight's device).
-    """
-
-    def __init__(
-        self,
-        method: str = "rtn",
-        *,
-        symmetric: bool = True,
-        damp: float = 0.01,
-        act_order: bool = False,
-        device: torch.device | str | None = None,
-    ) -> None:
-        self.method, self.symmetric, self.damp, self.act_order = method, symmetric, damp, act_order
-        self.device = None if device is None else str(device)
-        self.bank = VariantBank(None)
-        self.hessians: dict[str, torch.Tensor] = {}
-        self.complete = False  # build() put every entry in the bank
-        self._hessian_digests: dict[str, str] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        if self.complete:
-            for name in self.hessians:
-                self._hessian_digest(name)  # workers still need the keys
-            state["_hessian_digests"] = dict(self._hessian_digests)
-            state["hessians"] = {}
-        return state
-
-    @property
-    def banked(self) -> bool:
-        """Whether int levels are calibrated or optimized, so kept in the bank."""
-        return self.method != "rtn"
-
-    def info(self, fmt: str, bits: int, granularity: str, group_size: int | None) -> QuantInfo:
-        """The level: float formats always round to nearest, symmetrically."""
-        is_int = fmt == "int"
-        return QuantInfo(
-            bits=bits,
-            fmt=fmt,
-            granularity=granularity,
-            group_size=group_size,
-            method=self.method if is_int else "rtn",
-            symmetric=self.symmetric if is_int else True,
-        )
-
-    def uses_bank(self, info: QuantInfo) -> bool:
-        return info.method != "rtn"
-
-    def options(self) -> dict[str, Any]:
-        return {"damp": self.damp, "act_order": self.act_order, "device": self.device}
-
-    def hessian(self, name: str) -> torch.Tensor | None:
-        return self.hessians.get(name) if self.method == "gptq" else None
-
-    def key(self, name: str, weight_digest: str, info: QuantInfo, masked: bool) -> str:
-        """The bank key of ``name``'s weight (by its digest) at ``info``."""
-        parts: dict[str, Any] = {
-            "weight": weight_digest,
-            "level": [info.fmt, info.bits, info.granularity, info.group_size],
-            "method": info.method,
-            "symmetric": info.symmetric,
-            "masked": masked,
-        }
-        if info.method == "gptq":
-            parts.update(hessian=self._hessian_digest(name), **self.options())
-            del parts["device"]  # where it ran does not change the result's meaning
-        return entry_key(**parts)
-
-    def quantize(self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo) -> Any:
-        """``weight`` at level ``info``: computed here (RTN), or from the bank."""
-        masked = getattr(module, PRUNE_ATTR, None) is not None  # keep pruned weights at 0
-        mask = weight != 0 if masked else None
-        if not self.uses_bank(info):
-            return quantize_weight(weight, info, mask=mask)
-        key = self.key(name, tensor_digest(weight), info, masked)
-        return self.quantize_by_key(name, weight, info, key, mask)
-
-    def quantize_by_key(
-        self,
-        name: str,
-        weight: torch.Tensor,
-        info: QuantInfo,
-        key: str,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The bank's entry ``key`` (:meth:`key` of ``weight``), computed if missing."""
-
-        def compute() -> torch.Tensor:
-            hessian = self.hessian(name)
-            if info.method == "gptq" and hessian is None:
-                raise RuntimeError(
-                    f"The variant bank has no entry for {describe(name, info)} and this copy "
-                    "of the space has no calibration Hessians to compute it (a space pickled "
-                    "after build() leaves them behind): apply Configs to the model the space "
-                    "was built from, or ship the space before build()."
-                )
-            return _build_layer(([weight], hessian, [info], self.options(), mask))[0][0]
-
-        stored: torch.Tensor = self.bank.get(key, compute, describe=describe(name, info))
-        return stored.to(weight.device, weight.dtype)
-
-    def _hessian_digest(self, name: str) -> str:
-        if name not in self._hessian_digests:
-            hessian = self.hessians.get(name)
-            if hessian is None:
-                raise RuntimeError(f"No calibration Hessian for layer {name!r}.")
-            self._hessian_digests[name] = tensor_digest(hessian)
-        return self._hessian_digests[name]
-
-
-def describe(name: str, info: QuantInfo) -> str:
-    """``layer@int4/group128/gptq``: an entry, for logs and bank metadata."""
-    grain = f"group{info.group_size}" if info.granularity == "group" else info.granularity
-    grid = "" if info.symmetric else "/asym"
-    return f"{name}@{info.fmt}{info.bits}/{grain}/{info.method}{grid}"
-
-
-def quantize_weight(
-    weight: torch.Tensor,
-    info: QuantInfo,
-    *,
-    hessian: torch.Tensor | None = None,
-    damp: float = 0.01,
-    act_order: bool = False,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``weight`` quantized-dequantized at level ``info`` by its method (same shape and dtype).
-
-    ``mask``: weights to keep; the others come out exactly 0 (a pruned layer stays pruned).
-    """
-    if info.fmt != "int" or (info.method == "rtn" and info.symmetric):
-        out = _fake_quantize(weight, info)
-    elif info.method == "rtn":
-        rows = 1 if info.granularity == "tensor" else weight.shape[0]
-        flat = weight.detach().reshape(rows, -1)
-        out = rtn_quantize(flat, bits=info.bits, group_size=info.group_size, symmetric=False)
-        out = out.reshape(weight.shape)
-    elif info.method == "gptq":
-        assert hessian is not None
-        out = gptq_quantize(
-            weight,
-            hessian,
-            bits=info.bits,
-            group_size=info.group_size,
-            symmetric=info.symmetric,
-            damp=damp,
-            act_order=act_order,
-            mask=mask,
-        )
-    else:
-        out = _hqq(weight, info)
-    return out if mask is None else out * mask.to(out.dtype)
-
-
-def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
-    from hqq.core.quantize import Quantizer as HQQ
-
-    w = weight.detach().reshape(weight.shape[0], -1).to(torch.float32)
-    q, meta = HQQ.quantize(
-        w,
-        nbits=info.bits,
-        group_size=info.group_size or w.shape[1],
-        optimize=True,
-        round_zero=False,
-        axis=1,
-        bitpack=False,
-        compute_dtype=torch.float32,
-        device=str(w.device),
-    )
-    out: torch.Tensor = HQQ.dequantize(q, meta)
-    return out.reshape(weight.shape).to(weight.dtype)
-
-
-def _build_layer(item: tuple[Any, ...]) -> list[list[torch.Tensor]]:
-    """Layers' levels, a picklable unit of work for ``build``: ``(weights, hessian, infos,
-    options[, mask])`` -> per weight, its quantized weight per info, on the CPU. The weights
-    share their inputs (one Hessian): GPTQ sweeps them and their levels as one stack."""
-    weights, hessian, infos, options = item[:4]
-    mask = item[4] if len(item) > 4 else None
-    device = options.get("device") or weights[0].device
-    ws = [w.to(device) for w in weights]
-    m = None if mask is None else mask.to(device)
-    out: dict[tuple[int, int], torch.Tensor] = {}
-    gptq = [i for i, info in enumerate(infos) if info.method == "gptq" and info.fmt == "int"]
-    if gptq:
-        levels = [(infos[i].bits, infos[i].group_size, infos[i].symmetric) for i in gptq]
-        found = iter(
-            gptq_levels(
-                ws, hessian, levels, damp=options["damp"], act_order=options["act_order"], mask=m
-            )
-        )
-        for i in gptq:
-            for k in range(len(ws)):
-                out[k, i] = next(found)
-    for i, info in enumerate(infos):
-        for k, w in enumerate(ws):
-            if (k, i) not in out:
-                out[k, i] = quantize_weight(w, info, mask=m)
-    return [[out[k, i].cpu() for i in range(len(infos))] for k in range(len(ws))]
-
-
 ACT_QUANT_ATTR = "tradeoff_act_quant"  # the layer's ActivationQuantizer, if any
 
 
@@ -615,184 +420,7 @@ def mark_quantized(module: nn.Module, weight: torch.Tensor, setting: QuantInfo) 
     setattr(module, QUANT_ATTR, replace(setting, n_scales=n_scales))
 
 
-def _blocks(weight: torch.Tensor, setting: QuantInfo) -> tuple[int, int]:
-    """(rows, elements per scale along a row) of ``weight`` seen as [out, in * kernel]."""
-    if setting.granularity == "tensor":
-        return 1, weight.numel()
-    return weight.shape[0], setting.group_size or weight[0].numel()
-
-
-def _fake_quantize(weight: torch.Tensor, setting: QuantInfo) -> torch.Tensor:
-    # Rows are split into blocks of ``size``, one scale each; a last partial block (say, after
-    # channel pruning narrowed the input) gets a scale of its own.
-    rows, size = _blocks(weight, setting)
-    w = weight.detach().reshape(rows, -1).to(torch.promote_types(weight.dtype, torch.float32))
-    full = w.shape[1] - w.shape[1] % size
-    parts = [_quantize_rows(w[:, :full].reshape(-1, size), setting).reshape(rows, -1)]
-    if full < w.shape[1]:
-        parts.append(_quantize_rows(w[:, full:], setting))
-    return torch.cat(parts, dim=1).reshape(weight.shape).to(weight.dtype)
-
-
-def _quantize_rows(x: torch.Tensor, setting: QuantInfo) -> torch.Tensor:
-    """Each row of ``x`` (one scale each) quantized and dequantized."""
-    return _int_rows(x, setting.bits) if setting.fmt == "int" else _float_rows(x, setting.fmt)
-
-
-def _int_rows(x: torch.Tensor, bits: int) -> torch.Tensor:
-    # Symmetric (zero-point 0: pruned zeros stay zero) on the full range [-2^(b-1), 2^(b-1)-1],
-    # so all 2^b codes are usable (4 levels at 2 bits). The negative end is one code longer; the
-    # scale's sign (free: the float16 sign bit) points it at the side holding max|x|, which maps
-    # exactly to -2^(b-1) (|scale| = max|x| / 2^(b-1)); the other side clips at 2^(b-1)-1. On
-    # Gaussian weights this beats the restricted range +-(2^(b-1)-1) (3 levels at 2 bits) and
-    # GPTQ's symmetric grid at every width from 2 to 8 bits.
-    half = 2 ** (bits - 1)
-    pos = x.amax(dim=1, keepdim=True)
-    neg = -x.amin(dim=1, keepdim=True)
-    sign = 1.0 - 2.0 * (neg < pos).to(x.dtype)
-    scale = _nonzero(torch.maximum(pos, neg) / half) * sign
-    return (x / scale).round().clamp(-half, half - 1) * scale
-
-
-def _float_rows(x: torch.Tensor, fmt: str) -> torch.Tensor:
-    fmax = _FLOAT_MAX[fmt]
-    scale = _nonzero(x.abs().amax(dim=1, keepdim=True) / fmax)
-    y = (x / scale).clamp(-fmax, fmax)
-    y = _round_e2m1(y) if fmt == "fp4_e2m1" else y.to(_FP8_DTYPES[fmt]).to(x.dtype)
-    return y * scale
-
-
-def _round_e2m1(y: torch.Tensor) -> torch.Tensor:
-    # Round to nearest FP4 E2M1 value (0, 0.5, 1, 1.5, 2, 3, 4, 6), ties to even mantissa, as a
-    # hardware cast does: the spacing is 0.5 below 2 (subnormals included), 1 in [2, 4) and 2 in
-    # [4, 6]; round-half-even of y / spacing picks the even mantissa on ties.
-    mag = y.abs()
-    _, exponent = torch.frexp(mag)  # mag = m * 2^exponent, m in [0.5, 1)
-    spacing = torch.exp2((exponent - 2).to(y.dtype)).clamp_min(0.5)
-    return torch.sign(y) * ((mag / spacing).round() * spacing).clamp_max(6.0)
-
-
-def _nonzero(scale: torch.Tensor) -> torch.Tensor:
-    return torch.where(scale != 0, scale, torch.ones_like(scale))  # all-zero rows stay zero
-
-
-def _float_weight(module: nn.Module) -> torch.Tensor | None:
-    weight = getattr(module, "weight", None)
-    ok = isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.dim() > 0
-    return weight if ok else None
-
-
 # Validation ---------------------------------------------------------------------------------
-def _check_method(
-    method: Any,
-    calibration: Any,
-    symmetric: Any,
-    options: Mapping[str, tuple[Any, ...]],
-    damp: Any,
-    act_order: Any,
-) -> bool:
-    """``symmetric``, resolved; a clear error for a method its options cannot use."""
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose from {list(METHODS)}.")
-    if symmetric is None:
-        symmetric = method != "hqq"
-    if not isinstance(symmetric, bool):
-        raise TypeError(f"symmetric must be True, False or None (default), got {symmetric!r}.")
-    if method == "hqq" and symmetric:
-        raise ValueError("method='hqq' has an asymmetric grid only; leave symmetric unset.")
-    if method != "rtn":
-        if "int" not in options["format"]:
-            raise ValueError(
-                f"method={method!r} computes int levels, and formats {list(options['format'])} "
-                "has no 'int'; float formats round to nearest: use method='rtn'."
-            )
-        if "tensor" in options["granularity"]:
-            raise ValueError(
-                f"method={method!r} has no granularity 'tensor' (one scale per weight); use "
-                "granularity='channel' or 'group'."
-            )
-    if method == "gptq" and calibration is None:
-        raise ValueError(
-            "method='gptq' needs calibration=: inputs the model is called on (token ids "
-            "[n_seqs, seq_len], images, or an iterable of batches), many times more tokens "
-            "than each layer has inputs."
-        )
-    if method != "gptq" and calibration is not None:
-        raise ValueError(
-            f"calibration is used by method='gptq' only; method={method!r} is data-free. "
-            "Drop calibration=, or set method='gptq'."
-        )
-    if isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not 0 <= float(damp) < 1e30:
-        raise ValueError(f"damp must be a finite number >= 0, got {damp!r}.")
-    if not isinstance(act_order, bool):
-        raise TypeError(f"act_order must be True or False, got {act_order!r}.")
-    if method == "hqq":
-        try:
-            import hqq.core.quantize  # noqa: F401
-        except ImportError as error:
-            raise ImportError(
-                "method='hqq' needs the hqq package: pip install 'tradeoff[torch]' (or hqq)."
-            ) from error
-    return symmetric
-
-
-def _check_layers(
-    method: str, layers: Mapping[str, nn.Module], options: Mapping[str, tuple[Any, ...]]
-) -> None:
-    for name, module in layers.items():
-        if method == "gptq" and not (
-            isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)
-        ):
-            raise ValueError(
-                f"method='gptq' quantizes nn.Linear and nn.Conv2d (groups=1) layers; layer "
-                f"{name!r} is a {type(module).__name__}: exclude it, or use method='rtn'."
-            )
-        inputs = _float_weight(module)[0].numel()  # type: ignore[index]
-        if method == "hqq" and "group" in options["granularity"]:
-            for size in (s for s in options["group_size"] if inputs % s):
-                raise ValueError(
-                    f"method='hqq' needs group_size to divide each layer's inputs: layer "
-                    f"{name!r} has {inputs}, group_size {size} does not divide it. Pick a "
-                    "divisor, exclude the layer, or use method='rtn' or 'gptq'."
-                )
-
-
-def _hessians(
-    model: nn.Module,
-    layers: Mapping[str, nn.Module],
-    calibration: Any,
-    device: torch.device | str | None,
-) -> dict[str, torch.Tensor]:
-    """Each layer's calibration Hessian, from one pass of the dense model."""
-    from tradeoff.spaces._calibration import collect_hessians
-
-    if isinstance(calibration, torch.Tensor):
-        if calibration.dim() == 0 or len(calibration) == 0:
-            raise ValueError(
-                f"calibration must hold at least one input along its first dimension, got "
-                f"shape {list(calibration.shape)}."
-            )
-        batches: Iterable[Any] = torch.split(calibration, 8)
-    elif isinstance(calibration, (str, bytes)) or not isinstance(calibration, Iterable):
-        raise TypeError(
-            "calibration must be a tensor of inputs (token ids [n_seqs, seq_len], images...) "
-            f"or an iterable of batches, got {type(calibration).__name__}."
-        )
-    else:
-        batches = calibration
-    try:
-        return collect_hessians(model, batches, layers=list(layers), device=device)
-    except (RuntimeError, IndexError, TypeError, ValueError) as error:
-        if str(error).startswith("collect_hessians"):
-            raise
-        raise ValueError(
-            "calibration: the model failed on a calibration batch "
-            f"({type(error).__name__}: {error}). Give what model(batch) accepts: token ids "
-            "(int64) [n_seqs, seq_len] for a language model, or inputs of the training data's "
-            "shape and dtype."
-        ) from error
-
-
 def _normalize_options(
     bits: Any, act_bits: Any, formats: Any, granularity: Any, group_size: Any
 ) -> dict[str, tuple[Any, ...]]:
