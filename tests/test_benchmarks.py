@@ -123,6 +123,18 @@ def test_variant_bank_quick(tmp_path):
     assert rows["gptq"]["kl_uniform"]["4"] < rows["rtn"]["kl_uniform"]["4"]
 
 
+def test_compress_quick(tmp_path):
+    out = tmp_path / "compress.json"
+    run_script("compress.py", out, "--quick", "--methods", "rtn")
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/compress.py --quick")
+    run = report["result"]["runs"]["rtn"]
+    budget = report["result"]["budget_mb"]
+    assert run["pareto"] and all(p["size_mb"] <= budget for p in run["pareto"])
+    kinds = {b["kind"] for b in run["baselines"]}
+    assert {"dense", "uniform", "proxy"} <= kinds
+
+
 def test_quantizers_quick(tmp_path):
     out = tmp_path / "quantizers.json"
     args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]
