@@ -774,6 +774,25 @@ def variant_bank() -> Iterator[Figure]:
     yield "held-out tokens", held_out, rep["result"]["held_out_tokens"]
 
 
+@check("compress.json")
+def compress_gptq_vs_rtn() -> Iterator[Figure]:
+    res = load("compress.json")["result"]
+    runs, budget = res["runs"], res["budget_mb"]
+    ((hv_gptq, hv_rtn, kl_gptq, kl_rtn, matched, points),) = grab(
+        r"GPTQ's front has hypervolume ([\d.]+) against RTN's ([\d.]+) \(reference: KL 1, "
+        r"[\d.]+ MB\) and KL ([\d.]+) at the budget against ([\d.]+); a GPTQ point matches or "
+        r"dominates (\d+) of the (\d+) RTN Pareto points"
+    )
+    yield "GPTQ hypervolume", hv_gptq, runs["gptq"]["hypervolume"]
+    yield "RTN hypervolume", hv_rtn, runs["rtn"]["hypervolume"]
+    for name, text in (("gptq", kl_gptq), ("rtn", kl_rtn)):
+        at_budget = min(p["kl"] for p in runs[name]["pareto"] if p["size_mb"] <= budget)
+        yield f"{name} KL at the budget", text, at_budget
+    comparison = res["comparison"]
+    yield "RTN points matched", matched, comparison["rtn_points_matched_or_dominated_by_gptq"]
+    yield "RTN points", points, comparison["rtn_points"]
+
+
 @check("quantizers.json")
 def quantizers() -> Iterator[Figure]:
     by_model = {m["model"]: m for m in load("quantizers.json")["models"]}
