@@ -16,11 +16,9 @@ Writes ``benchmarks/results/compress.json`` (command, commit, versions, machine)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
-from benchmarks.optimizers import _version, machine_info, write_report  # noqa: E402
-from benchmarks.provenance import command_line, commit_info  # noqa: E402
+from benchmarks.optimizers import recorded, write_report  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "compress.json"
 
@@ -129,21 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    load, timestamp, start = os.getloadavg(), datetime.now(timezone.utc), time.perf_counter()
-    source = commit_info()
-    result = run(args)
-    report = {
-        "command": command_line(),
-        "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(load),
-            **source,
-            **{p: _version(p) for p in ("transformers", "safetensors")},
-        },
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "result": result,
-        "benchmark_wall_s": time.perf_counter() - start,
-    }
+    report = recorded(args, lambda: run(args), packages=("transformers", "safetensors"))
+    result = report["result"]
     for method, r in result["runs"].items():
         print(f"{method}: {r['wall_s']:.0f} s, HV {r['hypervolume']:.3f}, {r['trials']} trials")
     print(result["comparison"])

@@ -528,6 +528,29 @@ def comma_names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def recorded(
+    args: argparse.Namespace,
+    compute: Callable[[], Any],
+    *,
+    packages: Sequence[str] = (),
+    key: str = "result",
+) -> dict[str, Any]:
+    """``compute()``'s result under ``key`` in a report saying how it was made: the command,
+    the start time, the machine (load, commit, and the versions of ``packages`` beside
+    :func:`machine_info`'s), the parsed ``args`` and the wall time."""
+    load, timestamp, start = os.getloadavg(), datetime.now(timezone.utc), time.perf_counter()
+    source = commit_info()
+    result = compute()
+    return {
+        "command": command_line(),
+        "timestamp": timestamp.isoformat(timespec="seconds"),
+        "machine": {**machine_info(load), **source, **{p: _version(p) for p in packages}},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        key: result,
+        "benchmark_wall_s": time.perf_counter() - start,
+    }
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     """Write ``report`` as indented JSON to ``out``, creating its directory."""
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
-from optimizers import _version, comma_names, machine_info, write_report
-from provenance import command_line, commit_info
+from optimizers import comma_names, recorded, write_report
 from torch import nn
 
 from tradeoff.spaces._calibration import collect_hessians
@@ -343,25 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    load, timestamp, start = os.getloadavg(), datetime.now(timezone.utc), time.perf_counter()
-    source = commit_info()
-    results = []
-    for which in args.models:
-        result = run_model(which, args)
-        result["median"] = median_table(result["layers"])
-        results.append(result)
-    report = {
-        "command": command_line(),
-        "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(load),
-            **source,
-            **{p: _version(p) for p in ("transformers", "hqq")},
-        },
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "models": results,
-        "benchmark_wall_s": time.perf_counter() - start,
-    }
+
+    def compute() -> list[dict[str, Any]]:
+        results = []
+        for which in args.models:
+            result = run_model(which, args)
+            result["median"] = median_table(result["layers"])
+            results.append(result)
+        return results
+
+    report = recorded(args, compute, packages=("transformers", "hqq"), key="models")
     print_report(report)
     write_report(report, args.out)
     print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")

@@ -34,9 +34,7 @@ import argparse
 import copy
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +44,7 @@ os.environ.setdefault("TRADEOFF_BF16", "0")  # float32 everywhere: the same numb
 
 import numpy as np
 import torch
-from optimizers import _version, comma_names, machine_info, write_report
-from provenance import command_line, commit_info
+from optimizers import comma_names, recorded, write_report
 from torch import nn
 
 from tradeoff.objectives import nonzero_parameters, parameters
@@ -260,22 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    load, timestamp, start = os.getloadavg(), datetime.now(timezone.utc), time.perf_counter()
-    source = commit_info()
     runners = {"resnet": run_resnet, "minilm": run_minilm}
-    results = [runners[name](args) for name in args.models]
-    report = {
-        "command": command_line(),
-        "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(load),
-            **source,
-            **{p: _version(p) for p in ("transformers", "torch-pruning")},
-        },
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "models": results,
-        "benchmark_wall_s": time.perf_counter() - start,
-    }
+    report = recorded(
+        args,
+        lambda: [runners[name](args) for name in args.models],
+        packages=("transformers", "torch-pruning"),
+        key="models",
+    )
     print_report(report)
     write_report(report, args.out)
     print(f"\nwrote {args.out} ({report['benchmark_wall_s']:.1f} s)")

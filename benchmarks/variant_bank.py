@@ -22,12 +22,10 @@ Writes ``benchmarks/results/variant_bank.json`` (command, commit, versions, mach
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
-from benchmarks.optimizers import _version, machine_info, write_report  # noqa: E402
-from benchmarks.provenance import command_line, commit_info  # noqa: E402
+from benchmarks.optimizers import recorded, write_report  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "variant_bank.json"
 METHODS = ("rtn", "gptq", "hqq")
@@ -170,21 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    load, timestamp, start = os.getloadavg(), datetime.now(timezone.utc), time.perf_counter()
-    source = commit_info()
-    result = run(args)
-    report = {
-        "command": command_line(),
-        "timestamp": timestamp.isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(load),
-            **source,
-            **{p: _version(p) for p in ("transformers", "hqq", "safetensors")},
-        },
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "result": result,
-        "benchmark_wall_s": time.perf_counter() - start,
-    }
+    packages = ("transformers", "hqq", "safetensors")
+    report = recorded(args, lambda: run(args), packages=packages)
     print_report(report)
     write_report(report, args.out)
     print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
