@@ -14,7 +14,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -427,12 +427,15 @@ def _sync(device: torch.device) -> None:
 
 
 @contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no grad; restores each module's training flag after."""
+def _inference(
+    model: nn.Module, grad_mode: Callable[[], AbstractContextManager[Any]] = torch.no_grad
+) -> Iterator[None]:
+    """Eval mode and ``grad_mode`` (no grad, or ``torch.inference_mode``); restores each
+    module's training flag after."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
-        with torch.no_grad():
+        with grad_mode():
             yield
     finally:
         for module, training in modes:

@@ -30,13 +30,13 @@ import inspect
 import math
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from tradeoff.objectives._costs import _inference
 from tradeoff.objectives._objective import Direction, Objective, is_finite_number
 
 Device = str | torch.device | None
@@ -186,7 +186,7 @@ class _Items(Quality):
         if len(done) < n:
             self._ready()
             device = self._place(model)
-            with _inference(model):
+            with _inference(model, torch.inference_mode):
                 new = self._score(model, device, len(done), n)
             done = np.concatenate([done, np.asarray(new, dtype=np.float64)])
             if key is not None:
@@ -308,7 +308,7 @@ class KLToDense(_Sequences):
         self._check_vocab(dense_model)
         device = self._place(dense_model)
         ref: torch.Tensor | None = None
-        with _inference(dense_model):
+        with _inference(dense_model, torch.inference_mode):
             for i, j in self._spans(0, self._n):
                 logp = self._log_probs(dense_model, device, i, j)
                 if ref is None:
@@ -413,7 +413,7 @@ class Accuracy(_Items):
         ``dense_model``'s output width: one forward pass of one example."""
         device = self._place(dense_model)
         x, y = next(self._batches(0, 1))
-        with _inference(dense_model):
+        with _inference(dense_model, torch.inference_mode):
             width = self._class_logits(dense_model, device, x, len(y)).shape[1]
         self._check_labels(y if self._tensors is None else self._tensors[1], width)
 
@@ -514,19 +514,6 @@ class QualityFn(Quality):
 
 
 # Helpers ----------------------------------------------------------------------------------
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode and inference mode; restores each module's training flag after."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 def _device_of(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
