@@ -49,16 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the search defined in a Python file")
     run.add_argument("file", type=Path, help="defines space, objectives, evaluate[, constraints]")
-    run.add_argument("--n-trials", type=int, default=100)
-    run.add_argument("--n-workers", type=int, default=1)
-    run.add_argument("--backend", default="local", choices=["local", "ray"])
-    _add_ray(run)
-    _add_run_storage(run, "the file's stem")
-    run.add_argument("--optimizer", default="auto")
-    run.add_argument("--seed", type=int, default=None)
-    run.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
+    _add_search(run, "the file's stem")
     run.add_argument("--trial-timeout", type=float, default=None, help="fail trials after N s")
-    run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
 
     _add_compress(sub)
@@ -111,6 +103,29 @@ def _add_ray(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_search(p: argparse.ArgumentParser, study_default: str) -> None:
+    """The flags of a search, shared by ``run`` and ``compress`` (see :func:`_search_kwargs`)."""
+    p.add_argument("--n-trials", type=int, default=100)
+    p.add_argument("--n-workers", type=int, default=1)
+    p.add_argument("--backend", default="local", choices=["local", "ray"])
+    _add_ray(p)
+    _add_run_storage(p, study_default)
+    p.add_argument("--optimizer", default="auto")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _search_kwargs(args: argparse.Namespace, study_name: str) -> dict[str, Any]:
+    """``optimize``'s (and ``compress``'s) keyword arguments from :func:`_add_search`'s flags."""
+    return {
+        "optimizer": args.optimizer, "n_trials": args.n_trials, "n_workers": args.n_workers,
+        "backend": args.backend, **{k: getattr(args, k) for k in RAY_FLAGS},
+        "storage": args.storage, "study_name": study_name, "seed": args.seed,
+        "timeout": args.timeout, "show_progress": not args.no_progress,
+    }  # fmt: skip
+
+
 def _add_run_storage(p: argparse.ArgumentParser, study_default: str) -> None:
     p.add_argument(
         "--storage",
@@ -156,18 +171,10 @@ def _add_compress(sub: Any) -> None:
         help="an upper bound, e.g. size_mb=88.4 (repeat for several)",
     )  # fmt: skip
     comp.add_argument("--cost", default="size_mb", help="size_mb and/or gbitops, comma-separated")
-    comp.add_argument("--n-trials", type=int, default=100)
-    comp.add_argument("--n-workers", type=int, default=1)
-    comp.add_argument("--backend", default="local", choices=["local", "ray"])
-    _add_ray(comp)
-    _add_run_storage(comp, "the model's file or directory name")
-    comp.add_argument("--optimizer", default="auto")
-    comp.add_argument("--seed", type=int, default=None)
+    _add_search(comp, "the model's file or directory name")
     comp.add_argument("--device", default=None, help="where trials run (default: cpu)")
     comp.add_argument("--no-fidelity", action="store_true", help="every trial on all the data")
-    comp.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
     comp.add_argument("--out", type=Path, default=None, help="write pareto + baselines as JSON")
-    comp.add_argument("--no-progress", action="store_true")
     comp.set_defaults(func=_cmd_compress)
 
 
@@ -230,22 +237,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         metrics=definition.get("metrics", ()),
         fidelity=definition.get("fidelity"),
         initial_configs=definition.get("initial_configs"),
-        optimizer=args.optimizer,
-        n_trials=args.n_trials,
-        n_workers=args.n_workers,
-        backend=args.backend,
-        ray_address=args.ray_address,
-        num_cpus=args.num_cpus,
-        num_gpus=args.num_gpus,
-        resources=args.resources,
-        max_retries=args.max_retries,
-        ray_actors=args.ray_actors,
-        storage=args.storage,
-        study_name=study,
-        seed=args.seed,
-        timeout=args.timeout,
         trial_timeout=args.trial_timeout,
-        show_progress=not args.no_progress,
+        **_search_kwargs(args, study),
     )
     print(result.summary())
     print(_table(result.pareto, result))
@@ -297,11 +290,8 @@ def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "quantize": _quantize(args), "drop_blocks": args.drop_blocks,
         "budget": _parse_budget(args.budget) or None, "cost": _csv(args.cost, str, "--cost"),
-        "n_trials": args.n_trials, "optimizer": args.optimizer, "fidelity": not args.no_fidelity,
-        "device": args.device, "seed": args.seed, "n_workers": args.n_workers,
-        "backend": args.backend, "storage": args.storage,
-        "study_name": args.study or _default_study(args.model), "timeout": args.timeout,
-        "show_progress": not args.no_progress, **{k: getattr(args, k) for k in RAY_FLAGS},
+        "fidelity": not args.no_fidelity, "device": args.device,
+        **_search_kwargs(args, args.study or _default_study(args.model)),
     }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tradeoff.spaces._bank import tensor_digest
 from tradeoff.spaces._model import find_module
 from tradeoff.spaces._quant import QuantizationSpace, mark_quantized, quantize_weight
 from tradeoff.spaces._space import SearchSpace
@@ -127,8 +128,6 @@ class Workspace:
             quantizer = self._quant.quantizer
             if quantizer.uses_bank(setting):
                 if id(dense) not in self._digests:
-                    from tradeoff.spaces._bank import tensor_digest
-
                     self._digests[id(dense)] = tensor_digest(dense)
                 key = quantizer.key(name, self._digests[id(dense)], setting, False)
                 value = quantizer.quantize_by_key(name, dense, setting, key)
