@@ -133,6 +133,20 @@ def test_compress_quick(tmp_path):
     assert run["pareto"] and all(p["size_mb"] <= budget for p in run["pareto"])
     kinds = {b["kind"] for b in run["baselines"]}
     assert {"dense", "uniform", "proxy"} <= kinds
+    # The knapsack's Configs are the first trials, measured at full fidelity; the front holds
+    # them or better, so it matches the knapsack at every knapsack budget.
+    knap = report["result"]["knapsack_vs_front"]
+    assert len(knap["budgets_mb"]) == 10 and knap["configs"] and knap["all_full_fidelity"]
+    assert knap["start_trials"] == list(range(len(knap["start_trials"])))
+    assert {p["trial"] for p in knap["configs"]} <= set(knap["start_trials"])
+    assert knap["hypervolume_front"] >= knap["hypervolume_knapsack"]
+    for row in knap["at_budgets"]:
+        assert row["front"]["kl"] <= row["knapsack"]["kl"]
+    first = report["result"]["first_front"]
+    assert 0 < first["first_trial_s"] <= first["starts_done_s"] <= first["wall_s"]
+    fidelity = report["result"]["fidelity"]
+    assert set(fidelity["curves"]) == {"multi-fidelity", "full fidelity"}
+    assert report["result"]["full_fidelity_run"]["pareto"]
 
 
 def test_quantizers_quick(tmp_path):
