@@ -168,6 +168,44 @@ def test_cnn_accuracy_fidelity_ladder(cnn_data):
     assert (result.baselines["kind"] == "proxy").sum() == 1
 
 
+def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(cnn_data):
+    model = tiny_cnn()
+    result = tradeoff.compress(
+        model, quality=Accuracy(cnn_data), fidelity=False, quantize={"bits": (4, 8)},
+        prune={"sparsity": (0.0, 0.5), "pattern": ("unstructured", "channel")},
+        cost=("size_kb", "mbitops"), n_trials=10, seed=0, **QUIET,
+    )  # fmt: skip
+    assert [n for n in result.space if n.startswith("prune.")][:2] == [
+        "prune.0.sparsity",
+        "prune.0.pattern",
+    ]
+    assert result.space["prune.5.pattern"].values == ("unstructured",)  # the logits stay
+    base = result.baselines.set_index("baseline")
+    assert base.loc["dense", "size_kb"] == pytest.approx(
+        sum(p.numel() for p in model.parameters()) * 4 / 1024
+    )
+    assert base.loc["dense", "mbitops"] > base.loc["uniform sparsity=0.0, bits=8", "mbitops"]
+    # The knapsack chose among the patterns too: a channel-pruned layer is one of its options.
+    proxy = result.baselines[result.baselines["kind"] == "proxy"]
+    assert len(proxy) >= 1 and proxy["trial"].notna().all()  # its Configs started the search
+    channel = [
+        (n, c)
+        for n, c in zip(result.trials["trial"], result.configs(pareto=False))
+        if any(c[f"prune.{i}.pattern"] == "channel" and c[f"prune.{i}.sparsity"] for i in (0, 3))
+    ]
+    assert channel  # and the compressed model is really narrower
+    number, _ = channel[0]
+    small = result.model(number)
+    widths = {"0": small[0].out_channels, "3": small[3].out_features}
+    assert any(w < {"0": 4, "3": 16}[i] for i, w in widths.items())
+    assert [sorted(d) for d in result.baselines["dominated_by"]] == brute_dominated_by(result)
+    report = result.to_dict({"accuracy": 0.0, "size_kb": 10.0, "mbitops": 4.0})
+    assert report["objectives"] == {"accuracy": "maximize", "size_kb": "minimize",
+                                    "mbitops": "minimize"}  # fmt: skip
+    assert [row["trial"] for row in report["pareto"]] == result.pareto["trial"].tolist()
+    assert report["hypervolume"] > 0 and report["baselines"][0]["baseline"] == "dense"
+
+
 def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
     calls = []
 
@@ -234,6 +272,12 @@ def test_bad_input(cnn_data, llama, ids, tmp_path):
     bad(cnn, ValueError, "drop_blocks: No transformer blocks", tmp_path, quality=acc,
         drop_blocks=True)  # fmt: skip
     bad(llama, ValueError, "vocabulary", tmp_path, quality=KLToDense(ids + 200))
+    bad(cnn, ValueError, r"prune has unknown keys \['sparsty'\]", tmp_path, quality=acc,
+        prune={"sparsty": (0.0, 0.5)})  # fmt: skip
+    bad(cnn, ValueError, "backend", tmp_path, quality=acc, backend="slurm")
+    if not torch.cuda.is_available():
+        bad(cnn, ValueError, "torch sees no CUDA device; use device='cpu'", tmp_path,
+            quality=acc, device="cuda")  # fmt: skip
 
 
 def test_the_search_starts_from_the_knapsack_and_its_front_holds_it(

@@ -6,8 +6,6 @@ import os
 import runpy
 import subprocess
 import sys
-import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -24,9 +22,7 @@ N_TRIALS = 6
 # for each at N_TRIALS (tradeoff/search/_presets.py):
 AUTO_PICKS = {
     "zdt.py": "mobo",  # 6 floats, two measured objectives, no known cost
-    "mnist_compression.py": "tpe",  # Choice patterns keep it off mobo; no known-cost budget
     "minilm_peft.py": "tpe",  # Choice of adapter method; no known-cost budget
-    "smollm2_compress.py": "evolution",  # 61 parameters and a known-cost size budget
 }
 
 
@@ -109,43 +105,6 @@ def test_example_asked_for_a_missing_gpu_stops_with_how_to_fix(name):
     )
     assert run.returncode != 0
     assert "torch sees no CUDA device" in run.stderr  # and how to fix it: the device to use
-
-
-def test_mnist_main_job_is_reproducible_with_two_workers_and_reports_in_cwd(
-    tmp_path, monkeypatch, capsys
-):
-    (path,) = [p for p in EXAMPLES if p.name == "mnist_compression.py"]
-    ns = runpy.run_path(str(path), run_name="__tradeoff__")
-    monkeypatch.chdir(tmp_path)
-    tables = []
-    for slow in (0, 1):  # two fresh studies; each run makes other Configs finish first
-        evaluate = _slowed(ns["evaluate"], parity=slow)
-        monkeypatch.setitem(ns["main"].__globals__, "evaluate", evaluate)  # what main() calls
-        argv = ["--backend", "local", "--n-workers", "2", "--n-trials", "24"]
-        ns["main"]([*argv, "--storage", f"sqlite:///{slow}.db"])
-        out = capsys.readouterr().out
-        tables.append(out[out.index("optimizer auto -> tpe") : out.index("report: ")])
-    assert tables[0] == tables[1]
-    rep = json.loads((tmp_path / "tradeoff-runs" / "mnist.json").read_text())
-    assert rep["settings"]["optimizer_used"] == "tpe" and rep["trials"] == 24
-    signs = {"accuracy": -1.0, "weight_kb": 1.0, "mbitops": 1.0}
-    front = {row["trial"]: row for row in rep["pareto"]}
-    for base in rep["baselines"]:
-        assert base["dominated_by"] == [t for t, r in front.items() if _dominates(r, base, signs)]
-    dense = rep["baselines"][0]
-    assert dense["baseline"] == "float32, dense" and dense["accuracy"] > 0.9
-
-
-def _slowed(evaluate, *, parity):
-    """``evaluate``, 50 ms slower on the Configs whose hash has this parity. Without the
-    example's in-trial-order pool, at 24 trials the two parities gave different searches."""
-
-    def slowed(config):
-        if zlib.crc32(json.dumps(config, sort_keys=True).encode()) % 2 == parity:
-            time.sleep(0.05)
-        return evaluate(config)
-
-    return slowed
 
 
 def run_main(name, tmp_path, *args):

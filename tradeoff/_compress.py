@@ -1,10 +1,11 @@
 """``tradeoff.compress``: "compress my model" in one call, from the rooms' public pieces.
 
 From a model, a quality objective and a short spec, :func:`compress` builds the search space
-(per-block quantization, elastic depth), the known costs (size in MB, bit-ops) and the budget
-constraints, a fidelity ladder from the quality's data, and the uniform starting Configs; it
-builds the variant bank up front, calls :func:`~tradeoff.optimize`, then measures the
-baselines (dense, uniform levels, the additive proxy at the budget) with the same evaluation.
+(elastic depth, per-layer pruning, per-block quantization), the known costs (size, bit-ops)
+and the budget constraints, a fidelity ladder from the quality's data, and the uniform
+starting Configs; it builds the variant bank up front, calls :func:`~tradeoff.optimize`, then
+measures the baselines (dense, uniform levels, the additive proxy at the budget) with the same
+evaluation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
@@ -24,10 +25,10 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from tradeoff._optimize import optimize
+from tradeoff._optimize import RAY_DEFAULTS, make_pool, optimize
 from tradeoff._result import SearchResult
 from tradeoff._study import make_storage
-from tradeoff._validate import check_stored_space
+from tradeoff._validate import check_backend, check_stored_space, usage_errors
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.objectives._costs import bitops, model_cost, weight_storage_bytes
 from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
@@ -41,17 +42,22 @@ from tradeoff.search._baselines import (
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.spaces._arch import ArchitectureSpace
 from tradeoff.spaces._model import find_block_stack, select_layers
+from tradeoff.spaces._prune import PruningSpace
 from tradeoff.spaces._quant import QuantizationSpace
 from tradeoff.spaces._workspace import Workspace
+from tradeoff.workers import WorkerPool, evaluate_all
+from tradeoff.workers._base import AtBudget
 
 logger = logging.getLogger("tradeoff")
 
 COSTS: dict[str, tuple[Callable[..., float], float]] = {
     "size_mb": (weight_storage_bytes, 1e-6),
+    "size_kb": (weight_storage_bytes, 1 / 1024),
     "gbitops": (bitops, 1e-9),
+    "mbitops": (bitops, 1e-6),
 }
-"""Known costs by name: (cost function on a model, scale): weight storage in MB (1e6 bytes),
-bit-ops of one forward pass of ``sample_input`` in billions."""
+"""Known costs by name: (cost function on a model, scale): weight storage in MB (1e6 bytes)
+or KB (1024 bytes), bit-ops of one forward pass of ``sample_input`` in billions or millions."""
 
 QUANTIZE_KEYS = tuple(
     name
@@ -60,6 +66,14 @@ QUANTIZE_KEYS = tuple(
     if name not in ("calibration", "device")
 )
 """Keys of ``quantize=``: the arguments of :meth:`QuantizationSpace.for_model`."""
+
+PRUNE_KEYS = tuple(
+    name
+    for name, p in inspect.signature(PruningSpace.for_model).parameters.items()
+    if p.kind is p.KEYWORD_ONLY or name == "sparsity"
+    if name != "device"
+)
+"""Keys of ``prune=``: the arguments of :meth:`PruningSpace.for_model`."""
 
 BASELINES_ATTR = "tradeoff.compress.baselines"  # measured baselines, reused on resume
 STARTS = "additive proxy starts"  # the knapsack Configs the search started from, in that attr
@@ -71,6 +85,7 @@ def compress(
     *,
     quality: Quality | Callable[[Any, Any], float],
     quantize: Mapping[str, Any] | None = None,
+    prune: Mapping[str, Any] | None = None,
     drop_blocks: bool | str = False,
     budget: Mapping[str, float] | None = None,
     cost: str | Sequence[str] = "size_mb",
@@ -101,13 +116,19 @@ def compress(
             ``tie``, the layers of each block of a transformer share one setting (one group per
             block, found by the largest ``ModuleList`` of blocks); layers outside blocks
             (``lm_head``) have their own.
+        prune: Pruning spec, the arguments of :meth:`~tradeoff.spaces.PruningSpace.for_model`
+            (``sparsity``, ``pattern`` (``"unstructured"``, ``"n:m"``, ``"channel"`` or a
+            tuple to search), ``include``, ``tie``...); blocks tied as for ``quantize``.
+            Channel pruning traces the model on ``sample_input`` (default: the quality's
+            first example).
         drop_blocks: Also search which blocks to drop (``ArchitectureSpace.elastic``): ``True``
             finds the blocks (the largest ``ModuleList`` of same-class blocks), or give the
             ``ModuleList``'s name (``"model.layers"``).
         budget: Upper bounds, ``{"size_mb": 88.4}``; a cost's name, or the quality's name for a
             bound on it (``<=``, or ``>=`` for a maximized quality).
-        cost: The known cost objectives, from :data:`COSTS`: ``"size_mb"`` and/or
-            ``"gbitops"`` (needs ``sample_input``, taken from the quality's token ids if any).
+        cost: The known cost objectives, from :data:`COSTS`: ``"size_mb"`` (or
+            ``"size_kb"``) and/or ``"gbitops"`` (or ``"mbitops"``; runs the model once on
+            ``sample_input``, default: the quality's first example).
         n_trials: Total trials of the study (a resumed study runs only the missing ones).
         optimizer: As in :func:`~tradeoff.optimize`.
         fidelity: ``True``: a ladder ``Fidelity(quality.rungs())`` when the quality has a
@@ -116,7 +137,8 @@ def compress(
         calibration: GPTQ's calibration inputs; default for a ``KLToDense`` quality: its
             calibration ids (a separate set is better: the same data then both fits and
             judges the quantization).
-        sample_input: An input of the model for ``"gbitops"``.
+        sample_input: An input of the model (a batch of one) for bit-ops and channel
+            pruning; default: ``quality.example()``.
         baselines: Measure the additive-proxy baseline (what one-shot tools return) before the
             search: each layer's levels measured alone (at the lowest rung), an exact
             knapsack at the budget (or at each uniform level's cost) and at 10 budgets from
@@ -140,16 +162,22 @@ def compress(
 
     Raises:
         TypeError, ValueError: bad input, before any trial runs or storage is written: a
-            model with no layer the spec acts on, unknown ``quantize`` keys, a budget no
-            Config meets, a quality that is not one, or a non-finite quality on the dense
-            model.
+            model with no layer the spec acts on, unknown ``quantize``/``prune`` keys, a
+            CUDA device torch cannot see, a budget no Config meets, a quality that is not
+            one, or a non-finite quality on the dense model.
     """
     quality = _check_quality(quality)
     _check_call(model, optimize_kwargs, drop_blocks)
+    _check_device(device)
     costs = _check_costs(cost)
+    ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
+    with usage_errors():
+        check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
     constraints = _constraints(budget, costs, quality)
-    space = _space(model, quantize, drop_blocks, calibration, quality, device)
-    sample = _sample_input(costs, sample_input, quality)
+    sample = sample_input if sample_input is not None else quality.example()
+    spec = _Spec(quantize, prune, drop_blocks, calibration, sample)
+    space = _space(model, spec, quality, device)
+    _check_sample(costs, sample)
     objectives = [quality.objective(), *(_cost_objective(n, space, model, sample) for n in costs)]
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
@@ -160,8 +188,9 @@ def compress(
             if isinstance(part, QuantizationSpace):
                 part.build(model)
         starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+        pool = make_pool(backend, n_workers, ray_options)  # the proxy's and the search's
         measured = _Baselines(
-            evaluate, objectives, constraints, ladder, seed=seed,
+            evaluate, objectives, constraints, ladder, seed=seed, pool=pool,
             stored=_stored_baselines(storage, study_name, space),
         )  # fmt: skip
         if baselines:  # the search starts from the knapsack's Configs too: it can only add
@@ -173,7 +202,7 @@ def compress(
         result = optimize(
             evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
             initial_configs=starts[:n_trials] if isinstance(n_trials, int) else starts,
-            n_trials=n_trials, optimizer=optimizer, n_workers=n_workers, backend=backend,
+            n_trials=n_trials, optimizer=optimizer, n_workers=pool.n_workers, backend=pool,
             storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
         )  # fmt: skip
         measured.attach(result)
@@ -311,7 +340,7 @@ class CompressResult(SearchResult):
         front = self.pareto[["trial", *names]]
         base = self._baselines[["baseline", *names, "feasible"]].copy()
         who = self._baselines["dominated_by"]
-        base["dominated by"] = [", ".join(f"#{t}" for t in d) or "-" for d in who]
+        base["dominated by"] = [_trials(d) for d in who]
         return "\n\n".join(
             [
                 self.summary(),
@@ -319,6 +348,29 @@ class CompressResult(SearchResult):
                 "Baselines:\n" + base.to_string(index=False, float_format="{:.5g}".format),
             ]
         )
+
+    def to_dict(
+        self, reference: Sequence[float] | Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """The report as plain JSON-able data: ``objectives`` (name -> direction),
+        ``trials`` (how many), ``hypervolume`` (against ``reference``, see
+        :meth:`hypervolume`), ``pareto`` (rows with each point's ``config``) and
+        ``baselines`` (rows as in :attr:`baselines`)."""
+        pareto = self.pareto
+        front = pareto[["trial", *self.objectives.names]].to_dict("records")
+        for row, config in zip(front, self.configs()):
+            row["config"] = config
+        base = self._baselines.astype(object).where(self._baselines.notna(), None)
+        report: dict[str, Any] = _plain(
+            {
+                "objectives": dict(zip(self.objectives.names, self.objectives.directions)),
+                "trials": len(self.trials),
+                "hypervolume": self.hypervolume(reference),
+                "pareto": front,
+                "baselines": base.to_dict("records"),
+            }
+        )
+        return report
 
     def _domination(self, frame: pd.DataFrame) -> pd.DataFrame:
         names = self.objectives.names
@@ -329,6 +381,25 @@ class CompressResult(SearchResult):
         frame["dominated_by"] = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
         columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
         return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
+
+
+def _trials(numbers: Sequence[int], most: int = 4) -> str:
+    """``#3, #7, #9, #12 (+5)``: the first ``most`` trial numbers and how many more."""
+    shown = ", ".join(f"#{t}" for t in numbers[:most]) or "-"
+    return shown + (f" (+{len(numbers) - most})" if len(numbers) > most else "")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, NaN as ``None`` (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # Checks and pieces ------------------------------------------------------------------------------
@@ -359,6 +430,19 @@ def _check_call(model: Any, optimize_kwargs: Mapping[str, Any], drop_blocks: Any
         )
 
 
+def _check_device(device: Any) -> None:
+    if device is None:
+        return
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}."
+        ) from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA device; use device='cpu'.")
+
+
 def _check_costs(cost: Any) -> tuple[str, ...]:
     names = (cost,) if isinstance(cost, str) else cost
     ok = isinstance(names, Sequence) and len(names) > 0 and all(isinstance(n, str) for n in names)
@@ -387,45 +471,61 @@ def _constraints(budget: Any, costs: Sequence[str], quality: Quality) -> list[Co
     return out
 
 
+class _Spec(NamedTuple):
+    """What :func:`compress` was asked to search, as given."""
+
+    quantize: Any
+    prune: Any
+    drop_blocks: bool | str
+    calibration: Any
+    sample_input: Any
+
+
 def _space(
-    model: nn.Module,
-    quantize: Any,
-    drop_blocks: bool | str,
-    calibration: Any,
-    quality: Quality,
-    device: str | torch.device | None,
+    model: nn.Module, spec: _Spec, quality: Quality, device: str | torch.device | None
 ) -> SearchSpace:
+    """The parts in the order they apply: arch, prune, quant."""
     parts: dict[str, SearchSpace] = {}
-    if drop_blocks:
-        blocks = drop_blocks if isinstance(drop_blocks, str) else None
+    if spec.drop_blocks:
+        blocks = spec.drop_blocks if isinstance(spec.drop_blocks, str) else None
         try:
             parts["arch"] = ArchitectureSpace.elastic(model, drop_blocks=True, blocks=blocks)
         except ValueError as error:
             raise ValueError(f"drop_blocks: {error} (here: drop_blocks='<name>')") from None
-    if quantize is not None:
-        parts["quant"] = _quant_space(model, quantize, calibration, quality, device)
+    if spec.prune is not None:
+        prune = _checked_spec("prune", spec.prune, PRUNE_KEYS, model)
+        if spec.sample_input is not None:
+            prune.setdefault("sample_input", spec.sample_input)
+        parts["prune"] = PruningSpace.for_model(model, device=device, **prune)
+    if spec.quantize is not None:
+        parts["quant"] = _quant_space(model, spec, quality, device)
     if not parts:
         raise ValueError(
-            "Nothing to compress: give quantize={'bits': (4, 8)} and/or drop_blocks=True."
+            "Nothing to compress: give quantize={'bits': (4, 8)}, prune={'sparsity': "
+            "(0, 0.5)} and/or drop_blocks=True."
         )
     return SearchSpace.merge(**parts)
 
 
-def _quant_space(
-    model: nn.Module,
-    quantize: Any,
-    calibration: Any,
-    quality: Quality,
-    device: str | torch.device | None,
-) -> QuantizationSpace:
-    if not isinstance(quantize, Mapping):
-        raise TypeError(f"quantize must be a dict such as {{'bits': (4, 8)}}, got {quantize!r}.")
-    unknown = sorted(set(quantize) - set(QUANTIZE_KEYS))
+def _checked_spec(what: str, spec: Any, keys: Sequence[str], model: nn.Module) -> dict[str, Any]:
+    """``spec`` as a dict of known keys, blocks tied unless it says how."""
+    if not isinstance(spec, Mapping):
+        example = "{'bits': (4, 8)}" if what == "quantize" else "{'sparsity': (0, 0.5)}"
+        raise TypeError(f"{what} must be a dict such as {example}, got {spec!r}.")
+    unknown = sorted(set(spec) - set(keys))
     if unknown:
-        raise ValueError(f"quantize has unknown keys {unknown}; known: {list(QUANTIZE_KEYS)}.")
-    spec = dict(quantize)
-    if "tie" not in spec:
-        spec["tie"] = _block_ties(model, spec)
+        raise ValueError(f"{what} has unknown keys {unknown}; known: {list(keys)}.")
+    out = dict(spec)
+    if "tie" not in out:
+        out["tie"] = _block_ties(model, out, what=f"layers to {what}")
+    return out
+
+
+def _quant_space(
+    model: nn.Module, given: _Spec, quality: Quality, device: str | torch.device | None
+) -> QuantizationSpace:
+    spec = _checked_spec("quantize", given.quantize, QUANTIZE_KEYS, model)
+    calibration = given.calibration
     if spec.get("method") == "gptq":
         if calibration is None and isinstance(quality, KLToDense):
             calibration = quality.ids  # documented default; a separate set is better
@@ -440,13 +540,13 @@ def _quant_space(
     return QuantizationSpace.for_model(model, device=device, **spec)
 
 
-def _block_ties(model: nn.Module, spec: Mapping[str, Any]) -> dict[str, str]:
-    """One tied group per block of the model's block stack that has layers to quantize."""
+def _block_ties(model: nn.Module, spec: Mapping[str, Any], *, what: str) -> dict[str, str]:
+    """One tied group per block of the model's block stack that has ``what`` (layers)."""
     stack = find_block_stack(model)
     if stack is None:
         return {}
     select = {k: spec[k] for k in ("types", "include", "exclude") if k in spec}
-    layers = select_layers(model, what="layers to quantize", **select)
+    layers = select_layers(model, what=what, **select)
     stack_list = model.get_submodule(stack)
     blocks = range(len(stack_list) if isinstance(stack_list, nn.ModuleList) else 0)
     return {
@@ -456,13 +556,13 @@ def _block_ties(model: nn.Module, spec: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _sample_input(costs: Sequence[str], sample_input: Any, quality: Quality) -> Any:
-    if "gbitops" not in costs or sample_input is not None:
-        return sample_input
-    ids = getattr(quality, "ids", None)
-    if isinstance(ids, torch.Tensor):
-        return ids[:1]
-    raise ValueError("cost 'gbitops' runs the model once: give sample_input= (one input).")
+def _check_sample(costs: Sequence[str], sample: Any) -> None:
+    needs = [c for c in costs if COSTS[c][0] is bitops]
+    if needs and sample is None:
+        raise ValueError(
+            f"cost {needs[0]!r} runs the model once: give sample_input= (one input); the "
+            "quality has no example of its own."
+        )
 
 
 class _Scaled:
@@ -560,6 +660,24 @@ def _check_dense(evaluate: CompressEvaluate) -> float:
         ) from error
 
 
+def _merge_same(rows: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
+    """One row per distinct proxy Config: budgets that gave the same one share a row, labelled
+    with the range of those budgets."""
+    out: list[dict[str, Any]] = []
+    bounds: list[list[str]] = []
+    for row in rows:
+        bound = row["baseline"].rsplit("<= ", 1)[-1]
+        if out and row["config"] is not None and row["config"] == out[-1]["config"]:
+            bounds[-1].append(bound)
+            continue
+        out.append(dict(row))
+        bounds.append([bound])
+    for row, seen in zip(out, bounds):
+        if len(seen) > 1:
+            row["baseline"] = f"additive proxy, {cost} <= {seen[0]}..{seen[-1]}"
+    return out
+
+
 # Baselines --------------------------------------------------------------------------------------
 class _Baselines:
     """Measures baselines at the full budget: from the study's trials where one ran the same
@@ -573,9 +691,10 @@ class _Baselines:
         ladder: Fidelity | None,
         *,
         seed: int | None,
+        pool: WorkerPool,
         stored: Mapping[str, Any],
     ) -> None:
-        self.evaluate, self.constraints = evaluate, constraints
+        self.evaluate, self.constraints, self.pool = evaluate, constraints, pool
         self.quality = objectives[0].name
         self.costs = {o.name: o.fn for o in objectives if o.fn is not None}
         self.low = None if ladder is None else ladder.budgets[0]
@@ -647,12 +766,13 @@ class _Baselines:
             except Exception as error:  # a per-layer measurement failed: report, go on
                 logger.warning("compress: the additive-proxy baseline failed: %s", error)
                 return [self._row(labels[0], "proxy", None, {}, None, str(error))]
-        return [
+        rows = [
             self._measured(label, "proxy", self.cache[label]["config"])
             if self.cache[label].get("config") is not None
             else self._row(label, "proxy", None, {}, None, self.cache[label]["failure"])
             for label in labels
         ]
+        return _merge_same(rows, cost)
 
     def save(self) -> None:
         self.result.study.set_user_attr(BASELINES_ATTR, self.cache)
@@ -678,10 +798,23 @@ class _Baselines:
         def error(config: Config) -> float:
             return sign * self.evaluate(config, self.low)[self.quality]
 
+        def batch(configs: list[Config]) -> list[float]:  # on the workers, as trials run
+            evaluate: Any = self.evaluate if self.low is None else AtBudget(self.evaluate)
+            payloads = [
+                c if self.low is None else {"config": c, "budget": self.low} for c in configs
+            ]
+            outcomes = evaluate_all(self.pool, evaluate, payloads)
+            failed = next((o for o in outcomes if o.error is not None), None)
+            if failed is not None:
+                raise RuntimeError(str(failed.error).strip().splitlines()[-1])
+            return [sign * float(o.metrics[self.quality]) for o in outcomes]
+
         cost_fn = self.costs[cost]
         assert cost_fn is not None
         budgets = sorted(set(bounds))
-        found = additive_proxy(space, error, cost_fn, budgets=budgets, base=base, seed=self.seed)
+        found = additive_proxy(
+            space, error, cost_fn, budgets=budgets, base=base, seed=self.seed, batch=batch
+        )
         by_bound = dict(found.configs)
         for bound, label in zip(bounds, labels):
             config = by_bound.get(bound)

@@ -156,7 +156,7 @@ def optimize(
         check_stored_space(store, study_name, space)
     # Validation is over: from here on, storage is written.
     study = _open_study(store, study_name, objset, space)
-    pool = _make_pool(backend, n_workers, ray_options)
+    pool = make_pool(backend, n_workers, ray_options)
     # Seeded from (seed, trial count): a resumed search does not replay the first run's
     # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
     # seed + count would, once one has k more trials to start from).
@@ -268,7 +268,7 @@ def _mix_seed(seed: int, existing: int) -> int:
     return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
-def _make_pool(
+def make_pool(
     backend: str | WorkerPool, n_workers: int, ray_options: dict[str, Any]
 ) -> WorkerPool:
     if isinstance(backend, WorkerPool):

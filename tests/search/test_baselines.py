@@ -309,3 +309,44 @@ def test_dominated_by_checks_shapes():
         dominated_by([[1.0, 2.0, 3.0]], [[1.0, 2.0]], ["minimize", "minimize"])
     with pytest.raises(ValueError, match="directions"):
         dominated_by([[1.0]], [[1.0]], ["up"])
+
+
+def test_proxy_varies_a_layers_choice_knobs_and_can_measure_in_one_batch():
+    space = SearchSpace.merge(
+        prune=SearchSpace(
+            {
+                "a.sparsity": Ordinal([0.0, 0.5]),
+                "a.pattern": Choice(["unstructured", "channel"]),
+                "b.sparsity": Ordinal([0.0, 0.5]),
+            }
+        ),
+        quant=SearchSpace({"a.bits": Ordinal([4, 8]), "b.bits": Ordinal([4, 8])}),
+    )
+
+    def cost(c):  # channel pruning of a halves its size; unstructured does not
+        a = c["quant.a.bits"] * (1 - c["prune.a.sparsity"] * (c["prune.a.pattern"] == "channel"))
+        return a + c["quant.b.bits"]
+
+    def error(c):  # and costs less error than 4 bits
+        return (
+            (c["quant.a.bits"] == 4) * 1.0
+            + (c["prune.a.sparsity"] > 0) * 0.5
+            + (c["quant.b.bits"] == 4) * 0.1
+            + c["prune.b.sparsity"]
+        )
+
+    batches = []
+
+    def batch(configs):
+        batches.append(len(configs))
+        return [error(c) for c in configs]
+
+    result = additive_proxy(space, error, cost, budgets=[10.0], batch=batch)
+    options = {"a": 2 * 2 * 2, "b": 2 * 2}
+    assert result.table.groupby("layer").size().to_dict() == options
+    assert batches == [1 + sum(n - 1 for n in options.values())]  # one batch: base + changes
+    ((_, best),) = result.configs  # 10 fits a at 8 bits with half its channels, b at 4 bits
+    assert best["prune.a.pattern"] == "channel" and best["quant.a.bits"] == 8
+    assert cost(best) <= 10.0 and error(best) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="batch returned 1 errors"):
+        additive_proxy(space, error, cost, budgets=[10.0], batch=lambda cs: [0.0])

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from tradeoff.workers import LocalPool, WorkerPool
+from tradeoff.workers import LocalPool, WorkerPool, evaluate_all
 
 
 def collect(pool: WorkerPool, n: int) -> list:
@@ -58,3 +58,23 @@ def test_wait_without_work_returns_nothing():
 def test_submit_before_open_is_an_error():
     with pytest.raises(RuntimeError, match="before open"):
         LocalPool(1).submit(0, {})
+
+
+def test_evaluate_all_keeps_order_runs_n_workers_at_once_and_reports_failures():
+    barrier = threading.Barrier(2, timeout=10)
+
+    def evaluate(config):
+        if config["x"] < 2:  # the first two must run at the same time
+            barrier.wait()
+        if config["x"] == 3:
+            raise ValueError("no x=3")
+        return {"y": config["x"] ** 2}
+
+    pool = LocalPool(2)
+    outcomes = evaluate_all(pool, evaluate, [{"x": x} for x in range(6)])
+    assert [o.task_id for o in outcomes] == list(range(6))
+    assert [o.metrics for o in outcomes] == [{"y": x * x} if x != 3 else None for x in range(6)]
+    assert "ValueError: no x=3" in outcomes[3].error
+    # Closed afterwards, and it opens again (optimize reuses the pool the proxy ran on).
+    again = evaluate_all(pool, lambda c: {"y": -c["x"]}, [{"x": 1}])
+    assert again[0].metrics == {"y": -1}

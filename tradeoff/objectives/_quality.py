@@ -70,6 +70,11 @@ class Quality(abc.ABC):
     def prepare(self, dense_model: Any) -> None:  # noqa: B027 - optional hook
         """Get ready to measure compressions of ``dense_model`` (nothing by default)."""
 
+    def example(self) -> Any:
+        """One input of the model from the quality's data (batch of one), for what needs to
+        run the model once (bit-ops, channel dependencies); ``None`` when it has no data."""
+        return None
+
     def measure(self, model: Any, budget: float | None = None, *, key: Hashable = None) -> float:
         """The quality of ``model`` at ``budget`` (``None``: the full budget).
 
@@ -230,6 +235,10 @@ class _Sequences(_Items):
     @property
     def seq_len(self) -> int:
         return int(self.ids.shape[1])
+
+    def example(self) -> torch.Tensor:
+        """The first sequence, ``(1, seq_len)``."""
+        return self.ids[:1]
 
     def prepare(self, dense_model: Any) -> None:
         """Check that the token ids fit ``dense_model``'s vocabulary."""
@@ -416,6 +425,10 @@ class Accuracy(_Items):
         with _inference(dense_model, torch.inference_mode):
             width = self._class_logits(dense_model, device, x, len(y)).shape[1]
         self._check_labels(y if self._tensors is None else self._tensors[1], width)
+
+    def example(self) -> Any:
+        """The first example's input (a batch of one)."""
+        return next(self._batches(0, 1))[0]
 
     def _score(self, model: nn.Module, device: torch.device, start: int, stop: int) -> _Values:
         out: list[np.ndarray[Any, Any]] = []

@@ -14,8 +14,9 @@ A *per-layer knob* is an :class:`~tradeoff.spaces.Ordinal` parameter named ``<la
 dropped so ``prune.fc1.sparsity`` joins the same layer); layers follow
 :func:`~tradeoff.search._operators.layer_of` with the space's ``children`` as namespaces.
 A *layer* (a group) is all knobs of one layer: its options are the product of their levels.
-Parameters that are not per-layer knobs (a ``Choice`` of pattern, a learning rate) keep
-their value from ``base``.
+The additive proxy also varies a layer's per-layer ``Choice`` parameters (a pruning pattern:
+``unstructured`` or ``channel``), as options of that layer; uniform Configs take each
+``Choice`` from ``base``, as every parameter that is not per-layer (a learning rate).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ logger = logging.getLogger("tradeoff")
 
 Metric = Callable[[Config], float]
 """``config -> float``: an error (lower is better) or a cost."""
+Batch = Callable[[list[Config]], Sequence[float]]
+"""``configs -> errors``: many Configs measured at once (on a worker pool, say)."""
 FloatArray = NDArray[np.float64]
 
 _ADDITIVITY_RTOL = 1e-6
@@ -76,8 +79,9 @@ class ProxyResult:
 
 
 # Per-layer knobs ------------------------------------------------------------------------------
-def layer_knobs(space: SearchSpace) -> Layers:
-    """Layer -> its per-layer Ordinal knobs, in space order.
+def layer_knobs(space: SearchSpace, *, choices: bool = False) -> Layers:
+    """Layer -> its per-layer Ordinal knobs (and ``Choice`` ones if ``choices``), in space
+    order.
 
     Raises:
         TypeError: ``space`` is not a SearchSpace.
@@ -93,6 +97,12 @@ def layer_knobs(space: SearchSpace) -> Layers:
             "as 'fc1.bits' or 'quant.fc1.bits'): build it with QuantizationSpace/PruningSpace "
             f".for_model, or name its Ordinal parameters that way. Got {list(space)}."
         )
+    if choices:
+        names = [
+            n
+            for n, p in space.items()
+            if isinstance(p, (Ordinal, Choice)) and layer_of(n, namespaces) != n
+        ]
     return group_layers(names, namespaces)
 
 
@@ -206,6 +216,7 @@ def additive_proxy(
     base: Mapping[str, Any] | None = None,
     checks: int = 5,
     seed: int = 0,
+    batch: Batch | None = None,
 ) -> ProxyResult:
     """The Config minimizing the summed per-layer error within each cost budget.
 
@@ -224,6 +235,8 @@ def additive_proxy(
             ``cost_fn`` (the least compressed), other parameters as in :func:`default_config`.
         checks: Random Configs on which the additivity of ``cost_fn`` is checked.
         seed: Seed of those random Configs.
+        batch: ``configs -> errors`` measuring many Configs at once, in order (on a worker
+            pool: ``tradeoff.workers.evaluate_all``); used instead of ``error_fn`` when given.
 
     Returns:
         The proxy optimum per budget, the ``error_fn`` calls it took and the per-layer table.
@@ -234,7 +247,7 @@ def additive_proxy(
             ``base`` outside ``space``, or a function returning a non-finite value.
     """
     wanted = _check_budgets(budgets)
-    measured = _measure(space, error_fn, cost_fn, base=base, checks=checks, seed=seed)
+    measured = _measure(space, error_fn, cost_fn, base=base, checks=checks, seed=seed, batch=batch)
     return _solve(measured, wanted, dedupe=False)
 
 
@@ -247,6 +260,7 @@ def additive_proxy_front(
     base: Mapping[str, Any] | None = None,
     checks: int = 5,
     seed: int = 0,
+    batch: Batch | None = None,
 ) -> ProxyResult:
     """The additive-proxy optima at ``n_points`` budgets evenly spread from the cheapest to the
     dearest total cost, one entry per distinct Config (at the lowest budget giving it).
@@ -255,7 +269,7 @@ def additive_proxy_front(
     """
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
         raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}.")
-    measured = _measure(space, error_fn, cost_fn, base=base, checks=checks, seed=seed)
+    measured = _measure(space, error_fn, cost_fn, base=base, checks=checks, seed=seed, batch=batch)
     deltas = measured.delta("cost")
     low = measured.base_cost + sum(float(d.min()) for d in deltas)
     high = measured.base_cost + sum(float(d.max()) for d in deltas)
@@ -293,32 +307,65 @@ def _measure(
     base: Mapping[str, Any] | None,
     checks: int,
     seed: int,
+    batch: Batch | None = None,
 ) -> _Measured:
-    for what, fn in (("error_fn", error_fn), ("cost_fn", cost_fn)):
-        if not callable(fn):
+    for what, fn in (("error_fn", error_fn), ("cost_fn", cost_fn), ("batch", batch)):
+        if not callable(fn) and not (what == "batch" and fn is None):
             raise TypeError(f"{what} must be a function config -> float, got {fn!r}.")
     if isinstance(checks, bool) or not isinstance(checks, int) or checks < 0:
         raise ValueError(f"checks must be an integer >= 0, got {checks!r}.")
-    options = {layer: _options(space, names) for layer, names in layer_knobs(space).items()}
+    knobs = layer_knobs(space, choices=True)
+    options = {layer: _options(space, names) for layer, names in knobs.items()}
     start = default_config(space, base)
     cost_calls = 0
     if base is None:
         start, cost_calls = _dearest(start, options, cost_fn)
-    base_error, base_cost = _call(error_fn, start, "error_fn"), _call(cost_fn, start, "cost_fn")
-    layers = [
-        _measure_layer(space, start, layer, opts, (error_fn, base_error), (cost_fn, base_cost))
+    base_cost = _call(cost_fn, start, "cost_fn")
+    bases = {layer: _base_index(space, start, opts) for layer, opts in options.items()}
+    changed = [  # every option of every layer but the base's own, measured alone
+        {**start, **option}
         for layer, opts in options.items()
+        for i, option in enumerate(opts)
+        if i != bases[layer]
     ]
-    changes = sum(len(layer.options) - 1 for layer in layers)
+    errors = iter(_errors(error_fn, batch, [start, *changed]))
+    base_error = next(errors)
+    layers = []
+    for layer, opts in options.items():
+        error, cost = np.full(len(opts), base_error), np.full(len(opts), base_cost)
+        for i, option in enumerate(opts):
+            if i != bases[layer]:
+                error[i] = next(errors)
+                cost[i] = _call(cost_fn, {**start, **option}, "cost_fn")
+        layers.append(_Layer(layer, opts, bases[layer], error, cost))
     additive = _check_additive(start, base_cost, layers, cost_fn, checks=checks, seed=seed)
-    cost_calls += 1 + changes + checks
-    return _Measured(start, base_error, base_cost, layers, 1 + changes, cost_calls, additive)
+    cost_calls += 1 + len(changed) + checks
+    return _Measured(start, base_error, base_cost, layers, 1 + len(changed), cost_calls, additive)
+
+
+def _errors(error_fn: Metric, batch: Batch | None, configs: list[Config]) -> list[float]:
+    """``error_fn`` of each Config, or ``batch`` of all of them; each checked finite."""
+    if batch is None:
+        return [_call(error_fn, config, "error_fn") for config in configs]
+    values = list(batch(configs))
+    if len(values) != len(configs):
+        raise ValueError(f"batch returned {len(values)} errors for {len(configs)} Configs.")
+    for value, config in zip(values, configs):
+        if not _number(value):
+            raise ValueError(f"batch must return finite numbers, got {value!r} for {config}.")
+    return [float(v) for v in values]
 
 
 def _options(space: SearchSpace, names: Sequence[str]) -> list[dict[str, Any]]:
     """The layer's options: the product of its knobs' levels (last knob varying fastest)."""
-    levels = [_ordinal(space, n).values for n in names]
+    levels = [_levels(space, n) for n in names]
     return [dict(zip(names, combo)) for combo in itertools.product(*levels)]
+
+
+def _levels(space: SearchSpace, name: str) -> list[Any]:
+    param = space[name]
+    assert isinstance(param, (Ordinal, Choice))  # what layer_knobs keeps
+    return list(param.values)
 
 
 def _ordinal(space: SearchSpace, name: str) -> Ordinal:
@@ -339,26 +386,12 @@ def _dearest(
     return {**start, **picks}, sum(len(opts) for opts in options.values())
 
 
-def _measure_layer(
-    space: SearchSpace,
-    base: Config,
-    layer: str,
-    options: list[dict[str, Any]],
-    error: tuple[Metric, float],
-    cost: tuple[Metric, float],
-) -> _Layer:
-    """Error and cost of each option of ``layer`` with every other parameter at ``base``."""
+def _base_index(space: SearchSpace, base: Config, options: list[dict[str, Any]]) -> int:
+    """Which of a layer's ``options`` ``base`` takes."""
     names = list(options[0])
-    shape = tuple(len(_ordinal(space, n).values) for n in names)
-    position = tuple(_ordinal(space, n).encode(base[n]) for n in names)
-    index = int(np.ravel_multi_index(position, shape))
-    errors, costs = np.full(len(options), error[1]), np.full(len(options), cost[1])
-    for i, option in enumerate(options):
-        if i != index:  # the base's own option: no change, no call
-            config = {**base, **option}
-            errors[i] = _call(error[0], config, "error_fn")
-            costs[i] = _call(cost[0], config, "cost_fn")
-    return _Layer(layer, options, index, errors, costs)
+    levels = [_levels(space, n) for n in names]
+    position = tuple(values.index(base[n]) for n, values in zip(names, levels))
+    return int(np.ravel_multi_index(position, tuple(len(values) for values in levels)))
 
 
 def _check_additive(

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -116,3 +116,31 @@ def check_n_workers(n_workers: Any) -> int:
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}.")
     return n_workers
+
+
+def evaluate_all(
+    pool: WorkerPool, evaluate: Evaluate, configs: Sequence[dict[str, Any]]
+) -> list[Outcome]:
+    """Evaluate every Config on ``pool``, at most ``pool.n_workers`` at a time; the outcomes
+    in the order of ``configs``. Opens the pool and closes it again (a pool can be opened
+    again afterwards, by ``optimize`` for instance).
+
+    For batches of measurements outside a search (a baseline's per-layer errors): a failed
+    evaluation is an outcome with its ``error``, the others still run.
+    """
+    outcomes: dict[int, Outcome] = {}
+    todo = list(enumerate(configs))[::-1]
+    running = 0
+    pool.open(evaluate)
+    try:
+        while todo or running:
+            while todo and running < pool.n_workers:
+                task_id, config = todo.pop()
+                pool.submit(task_id, config)
+                running += 1
+            for outcome in pool.wait(None):
+                outcomes[outcome.task_id] = outcome
+                running -= 1
+    finally:
+        pool.close()
+    return [outcomes[i] for i in range(len(configs))]
