@@ -16,12 +16,13 @@ GPTQ's run (else the first method's) it also measures:
   no knapsack point dominates;
 * the time to a first front from a cold bank: bank built, knapsack measured, first trial done,
   all starting Configs done;
-* the same call with ``fidelity=False`` (same bank, now warm) for as long as the
-  multi-fidelity search ran (``timeout=``): hypervolume over wall time for both, and how soon
-  the multi-fidelity search reaches the full-fidelity search's final hypervolume.
+* the same call with ``fidelity=False`` (same bank, now warm; same ``n_trials``, so ``"auto"``
+  picks the same optimizer with the same population) stopped after as long as the
+  multi-fidelity search ran (``timeout=``): hypervolume over the search's wall time for both,
+  and how soon the multi-fidelity search reaches the full-fidelity search's final hypervolume.
 
     python benchmarks/compress.py                  # ~30 min on 2 cores
-    python benchmarks/compress.py --quick          # a smoke run (SmolLM2 cut to 2 blocks)
+    python benchmarks/compress.py --quick          # a smoke run: SmolLM2 cut to 2 blocks, TPE
 
 Writes ``benchmarks/results/compress.json`` (command, commit, versions, machine).
 """
@@ -62,12 +63,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-seqs", type=int, default=9)
     parser.add_argument("--calibration-seqs", type=int, default=96)
     parser.add_argument("--budget-bits", type=int, default=5)
+    parser.add_argument("--optimizer", default="auto", help="compress's optimizer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     args = parser.parse_args(argv)
     if args.quick:  # budget above the cheapest level, so the knapsack has a range to spread
         args.n_trials, args.seq_len, args.eval_seqs, args.calibration_seqs = 16, 32, 3, 8
         args.budget_bits = 8
+        if args.optimizer == "auto":  # auto picks BoTorch on 2 blocks: its first fit ~40 s
+            args.optimizer = "tpe"
     return args
 
 
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             call = functools.partial(
                 _timed_compress, model, quality=KLToDense(held_out), calibration=calibration,
                 quantize={**quantize, "bank": Path(tmp) / "bank"}, drop_blocks=True,
-                budget={"size_mb": budget_mb}, seed=0,
+                budget={"size_mb": budget_mb}, optimizer=args.optimizer, seed=0,
                 storage=f"sqlite:///{Path(tmp) / 'study.db'}", show_progress=False,
             )  # fmt: skip
             result, timing = call(study_name=method, n_trials=args.n_trials)
@@ -129,7 +133,7 @@ def _primary(
     print(_knapsack_table(knapsack), flush=True)
     print(f"-- {method}, fidelity=False, timeout {timing['search_s']:.0f} s", flush=True)
     full, full_timing = call(
-        study_name=f"{method}-full", fidelity=False, n_trials=max(400, 10 * args.n_trials),
+        study_name=f"{method}-full", fidelity=False, n_trials=args.n_trials,
         timeout=timing["search_s"],
     )  # fmt: skip
     print(full.report(), flush=True)
@@ -252,9 +256,28 @@ def _gptq_vs_rtn(runs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_trials(result: Any) -> set[int]:
-    """The trials of the starting Configs: the uniform levels and the knapsack's."""
-    uniform = {int(t) for t in result.baselines.query("kind == 'uniform'")["trial"].dropna()}
-    return uniform | {p["trial"] for p in _knapsack_trials(result)}
+    """The trials of the starting Configs: the uniform levels within the budget (the first
+    trial of each, should the search propose one again) and the knapsack's."""
+    from tradeoff._compress import config_key
+
+    first = _first_trials(result)
+    uniform = result.baselines.query("kind == 'uniform'").dropna(subset=["trial"])
+    hits = (first.get(config_key(c)) for c in uniform["config"])
+    return {int(row["trial"]) for row in hits if row is not None} | {
+        p["trial"] for p in _knapsack_trials(result)
+    }
+
+
+def _first_trials(result: Any) -> dict[Any, Any]:
+    """The first complete trial (a row of ``result.trials``) of each Config, by its key."""
+    from tradeoff._compress import config_key
+
+    frame = result.trials
+    first: dict[Any, Any] = {}
+    for (_, row), config in zip(frame.iterrows(), result.configs(pareto=False)):
+        if row["status"] == "complete":
+            first.setdefault(config_key(config), row)
+    return first
 
 
 def _knapsack_trials(result: Any) -> list[dict[str, Any]]:
@@ -263,16 +286,11 @@ def _knapsack_trials(result: Any) -> list[dict[str, Any]]:
 
     configs = result.study.user_attrs.get(BASELINES_ATTR, {}).get(STARTS, [])
     frame = result.trials
-    done = frame["status"] == "complete"
-    by_key = {
-        config_key(c): row
-        for (_, row), c in zip(frame.iterrows(), result.configs(pareto=False))
-        if row["status"] == "complete"
-    }
-    top = frame.loc[done, "budget"].max() if "budget" in frame else None
+    first = _first_trials(result)
+    top = frame.loc[frame["status"] == "complete", "budget"].max() if "budget" in frame else None
     out = []
     for config in configs:
-        row = by_key.get(config_key(config))
+        row = first.get(config_key(config))
         if row is None:  # not run (n_trials smaller than the starts): no value to compare
             continue
         budget = row.get("budget") if top is not None else None
@@ -415,7 +433,8 @@ def _fidelity_table(f: dict[str, Any]) -> str:
         f"multi-fidelity reaches the full-fidelity final {f['full_final_hypervolume']:.3f} "
         + ("never" if t_mf is None else f"after {t_mf:.0f} s")
         + f" (full fidelity: {t_full:.0f} s)"
-        + ("" if saving is None else f": {100 * saving:.0f}% less wall time")
+        + ("" if saving is None else f": {abs(100 * saving):.0f}% ")
+        + ("" if saving is None else "less wall time" if saving >= 0 else "more wall time")
     )
     return "\n".join(["hypervolume over the search's wall time:", head, *rows, tail])
 
