@@ -168,12 +168,15 @@ def test_cnn_accuracy_fidelity_ladder(cnn_data):
     assert (result.baselines["kind"] == "proxy").sum() == 1
 
 
+REF = {"accuracy": 0.0, "size_kb": 10.0, "mbitops": 4.0}
+
+
 def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(cnn_data):
     model = tiny_cnn()
     result = tradeoff.compress(
         model, quality=Accuracy(cnn_data), fidelity=False, quantize={"bits": (4, 8)},
         prune={"sparsity": (0.0, 0.5), "pattern": ("unstructured", "channel")},
-        cost=("size_kb", "mbitops"), n_trials=10, seed=0, **QUIET,
+        cost=("size_kb", "mbitops"), n_trials=10, seed=0, reference=REF, **QUIET,
     )  # fmt: skip
     assert [n for n in result.space if n.startswith("prune.")][:2] == [
         "prune.0.sparsity",
@@ -199,11 +202,12 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
     widths = {"0": small[0].out_channels, "3": small[3].out_features}
     assert any(w < {"0": 4, "3": 16}[i] for i, w in widths.items())
     assert [sorted(d) for d in result.baselines["dominated_by"]] == brute_dominated_by(result)
-    report = result.to_dict({"accuracy": 0.0, "size_kb": 10.0, "mbitops": 4.0})
+    report = result.to_dict()  # the hypervolume against the reference given
     assert report["objectives"] == {"accuracy": "maximize", "size_kb": "minimize",
                                     "mbitops": "minimize"}  # fmt: skip
     assert [row["trial"] for row in report["pareto"]] == result.pareto["trial"].tolist()
-    assert report["hypervolume"] > 0 and report["baselines"][0]["baseline"] == "dense"
+    assert report["hypervolume"] == result.hypervolume(list(REF.values())) > 0
+    assert report["baselines"][0]["baseline"] == "dense"
 
 
 def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
@@ -275,6 +279,8 @@ def test_bad_input(cnn_data, llama, ids, tmp_path):
     bad(cnn, ValueError, r"prune has unknown keys \['sparsty'\]", tmp_path, quality=acc,
         prune={"sparsty": (0.0, 0.5)})  # fmt: skip
     bad(cnn, ValueError, "backend", tmp_path, quality=acc, backend="slurm")
+    bad(cnn, ValueError, r"reference must give one value for each objective, \['accuracy', "
+        r"'size_mb'\]", tmp_path, quality=acc, reference={"accuracy": 0.0})  # fmt: skip
     if not torch.cuda.is_available():
         bad(cnn, ValueError, "torch sees no CUDA device; use device='cpu'", tmp_path,
             quality=acc, device="cuda")  # fmt: skip

@@ -89,6 +89,7 @@ def compress(
     drop_blocks: bool | str = False,
     budget: Mapping[str, float] | None = None,
     cost: str | Sequence[str] = "size_mb",
+    reference: Mapping[str, float] | None = None,
     n_trials: int = 100,
     optimizer: str | optuna.samplers.BaseSampler = "auto",
     fidelity: bool | Fidelity = True,
@@ -137,6 +138,9 @@ def compress(
         calibration: GPTQ's calibration inputs; default for a ``KLToDense`` quality: its
             calibration ids (a separate set is better: the same data then both fits and
             judges the quantization).
+        reference: The hypervolume reference point by objective name (the quality's and each
+            cost's), e.g. ``{"kl": 1.0, "size_mb": 100.0}``; default: derived from the first
+            trials and fixed on the study (see :func:`~tradeoff.optimize`).
         sample_input: An input of the model (a batch of one) for bit-ops and channel
             pruning; default: ``quality.example()``.
         baselines: Measure the additive-proxy baseline (what one-shot tools return) before the
@@ -178,7 +182,11 @@ def compress(
     spec = _Spec(quantize, prune, drop_blocks, calibration, sample)
     space = _space(model, spec, quality, device)
     _check_sample(costs, sample)
-    objectives = [quality.objective(), *(_cost_objective(n, space, model, sample) for n in costs)]
+    refs = _check_reference(reference, [quality.name, *costs])
+    objectives = [
+        quality.objective(reference=refs.get(quality.name)),
+        *(_cost_objective(n, space, model, sample, refs.get(n)) for n in costs),
+    ]
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
     evaluate = CompressEvaluate(space, model, quality, device=device)
@@ -576,10 +584,22 @@ class _Scaled:
         return float(self.fn(config)) * self.scale
 
 
-def _cost_objective(name: str, space: SearchSpace, model: nn.Module, sample: Any) -> Objective:
+def _check_reference(reference: Any, names: Sequence[str]) -> dict[str, float]:
+    if reference is None:
+        return {}
+    if not isinstance(reference, Mapping) or set(reference) != set(names):
+        raise ValueError(
+            f"reference must give one value for each objective, {list(names)}, got {reference!r}."
+        )
+    return {name: float(value) for name, value in reference.items()}
+
+
+def _cost_objective(
+    name: str, space: SearchSpace, model: nn.Module, sample: Any, reference: float | None
+) -> Objective:
     metric, scale = COSTS[name]
     fn = model_cost(space, model, metric, sample_input=sample if metric is bitops else None)
-    return Objective(name, fn=_Scaled(fn, scale))
+    return Objective(name, fn=_Scaled(fn, scale), reference=reference)
 
 
 Level = tuple[str, Config, dict[str, float]]  # (label, Config, known costs)
