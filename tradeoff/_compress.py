@@ -375,7 +375,10 @@ class CompressResult(SearchResult):
                 "trials": len(self.trials),
                 "hypervolume": self.hypervolume(reference),
                 "pareto": front,
-                "baselines": base.to_dict("records"),
+                "baselines": [
+                    {**row, "trial": None if row["trial"] is None else int(row["trial"])}
+                    for row in base.to_dict("records")
+                ],
             }
         )
         return report
