@@ -1,14 +1,14 @@
 """Known costs: the analytic path of ``model_cost`` against apply-and-measure.
 
-``model_cost(space, model, metric)`` computes ``metric(space.apply(model, config))`` from
-per-layer tables; a layer state it has not seen yet (a new sparsity after channel pruning
-upstream, say) costs one pass over that layer's weights, then is remembered. On the main job's
-space and model (``examples/mnist_compression.py``) this times, per Config: the first call on
-random Configs (new layer states included), repeated calls on the same Configs (states known),
-and applying each Config to a copy and measuring it; and checks that both paths agree. The
-same on transformers with an elastic architecture part (``--arch-models``): MiniLM-L6 (block
-drop, FFN width, attention heads, per-block weight bits) and SmolLM2-135M (block drop, FFN
-width, per-block bits, tied embedding/head bits), loaded offline as the examples load them.
+``model_cost(space, model, metric)`` computes ``metric(space.apply(model, config))`` from per-
+layer tables; a layer state it has not seen yet (a new sparsity after channel pruning upstream,
+say) costs one pass over that layer's weights, then is remembered. On the main job's space and
+model (what ``examples/mnist_compression.py`` hands ``compress``) this times, per Config: the
+first call on random Configs (new layer states included), repeated calls on the same Configs
+(states known), and applying each Config to a copy and measuring it; and checks that both paths
+agree. The same on transformers with an elastic architecture part (``--arch-models``): MiniLM-L6
+(block drop, FFN width, attention heads, per-block weight bits) and SmolLM2-135M (block drop,
+FFN width, per-block bits, tied embedding/head bits), loaded offline as the examples load them.
 On one torch thread: on a busy machine a second thread waiting for a core makes every small
 parallel op slow, and the timings would measure the other jobs.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import runpy
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from optimizers import machine_info, source_info, write_report
 from provenance import command_line
 
 from tradeoff.objectives import bitops, model_cost, weight_storage_bytes
+from tradeoff.spaces import PruningSpace, QuantizationSpace, SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "known_costs.json"
@@ -64,8 +64,25 @@ def summary(us: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("TRADEOFF_DEVICE", "cpu")
     torch.set_num_threads(1)
-    ns = runpy.run_path(str(ROOT / "examples" / "mnist_compression.py"), run_name="__bench__")
-    return compare(ns["space"], ns["MODEL"], ns["SAMPLE"], args.configs, args.applied)
+    space, model, sample = main_job_space()
+    return compare(space, model, sample, args.configs, args.applied)
+
+
+def main_job_space() -> tuple[SearchSpace, Any, Any]:
+    """The space ``compress`` builds for the MNIST main job (no block stack: no ties), the
+    trained CNN and one test image."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import _mnist_data as data
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    model, _ = data.trained_cnn("cpu")
+    sample = data.test_set()[0][:1]
+    prune = PruningSpace.for_model(
+        model, (0.0, 0.25, 0.5, 0.75), pattern=("unstructured", "channel"), sample_input=sample
+    )
+    quant = QuantizationSpace.for_model(model, bits=(2, 3, 4, 8), act_bits=8)
+    return SearchSpace.merge(prune=prune, quant=quant), model, sample
 
 
 def compare(space: Any, model: Any, sample: Any, n_configs: int, n_applied: int) -> dict[str, Any]:

@@ -268,9 +268,7 @@ def _mix_seed(seed: int, existing: int) -> int:
     return int(np.random.SeedSequence([seed, existing]).generate_state(1)[0])
 
 
-def make_pool(
-    backend: str | WorkerPool, n_workers: int, ray_options: dict[str, Any]
-) -> WorkerPool:
+def make_pool(backend: str | WorkerPool, n_workers: int, ray_options: dict[str, Any]) -> WorkerPool:
     if isinstance(backend, WorkerPool):
         return backend
     if backend == "local":
