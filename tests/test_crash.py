@@ -186,3 +186,84 @@ def test_a_driver_killed_at_any_moment_resumes_to_exactly_its_budget(tmp_path, m
         if drawn:
             assert ZDT_SPACE.decode(lost.params) in resumed
             assert retries[0].params == lost.params
+
+
+# compress killed mid-search: the knapsack measured before the search is on the study, so the
+# resumed call measures neither it nor a finished trial again.
+COMPRESS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    import optuna, torch
+    from torch import nn
+    import tradeoff
+    from tradeoff.objectives import QualityFn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 4)).eval()
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    calls = []
+
+    def error(m, budget):
+        calls.append(1)
+        with torch.no_grad():
+            value = float((m(x).argmax(1) != y).float().mean())
+        with open({log!r}, "a") as f:
+            f.write(json.dumps([value, [round(float(w.sum()), 6) for w in m.parameters()]]) + "\\n")
+        if len(calls) == {kill_at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return value
+
+    storage = optuna.storages.RDBStorage({url!r}, heartbeat_interval=1, grace_period=1)
+    tradeoff.compress(model, quality=QualityFn(error, "error"), quantize={{"bits": (2, 4, 8)}},
+                      n_trials=10, storage=storage, study_name="c", seed=0, show_progress=False)
+    """
+)
+
+
+def test_sigkilled_compress_resumes_without_measuring_the_knapsack_or_a_trial_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    log = tmp_path / "calls.jsonl"
+    # 1 dense check, 1 + 3 layers x 2 other levels knapsack measurements, then 5 trials: the
+    # 5th (the knapsack's Configs and uniform levels come first) dies mid-evaluation.
+    proxy, kill_at = 1 + 3 * 2, 1 + 7 + 5
+    code = COMPRESS_SCRIPT.format(log=str(log), url=url, kill_at=kill_at)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    before = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(before) == kill_at
+
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    time.sleep(2.0)
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from tradeoff.objectives import QualityFn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 4)).eval()  # fmt: skip
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    resumed = []
+
+    def error(m, budget):
+        with torch.no_grad():
+            resumed.append([round(float(w.sum()), 6) for w in m.parameters()])
+            return float((m(x).argmax(1) != y).float().mean())
+
+    result = tradeoff.compress(
+        model, quality=QualityFn(error, "error"), quantize={"bits": (2, 4, 8)}, n_trials=10,
+        storage=storage, study_name="c", seed=0, show_progress=False,
+    )  # fmt: skip
+    # The dense check, then the 6 trials left (4 finished; the killed one runs again).
+    assert len(resumed) == 1 + 6
+    finished = [weights for _, weights in before[1 + proxy : kill_at - 1]]
+    assert not any(w in finished for w in resumed[1:])  # no finished trial runs twice
+    assert resumed[1] == before[-1][1]  # the trial the kill interrupted, first
+    counts = result.trials["status"].value_counts().to_dict()
+    assert counts == {"complete": 10, "stale": 1}
+    assert (result.baselines["kind"] == "proxy").any()  # read from the study, not re-measured

@@ -25,10 +25,9 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from tradeoff._optimize import RAY_DEFAULTS, make_pool, optimize
+from tradeoff._optimize import RAY_DEFAULTS, make_pool, open_search_study, optimize, validate
 from tradeoff._result import SearchResult
-from tradeoff._study import make_storage
-from tradeoff._validate import check_backend, check_stored_space, usage_errors
+from tradeoff._validate import check_backend, usage_errors
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.objectives._costs import bitops, model_cost, weight_storage_bytes
 from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
@@ -175,7 +174,7 @@ def compress(
     _check_device(device)
     costs = _check_costs(cost)
     ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
-    with usage_errors():
+    with usage_errors():  # before the spaces are built: some calibrate
         check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
     constraints = _constraints(budget, costs, quality)
     sample = sample_input if sample_input is not None else quality.example()
@@ -190,16 +189,27 @@ def compress(
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
     evaluate = CompressEvaluate(space, model, quality, device=device)
+    starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+    search = {
+        "objectives": objectives, "constraints": constraints, "fidelity": ladder,
+        "n_trials": n_trials, "optimizer": optimizer, "seed": seed, **optimize_kwargs,
+    }  # fmt: skip
     try:
         dense = _check_dense(evaluate)
+        objset, _, store = validate(  # creates no study, writes nothing
+            evaluate, space, backend=backend, n_workers=n_workers, storage=storage,
+            study_name=study_name, initial_configs=_first(starts, n_trials),
+            ray_options=ray_options, **search,
+        )  # fmt: skip
         for part in space.children.values():
             if isinstance(part, QuantizationSpace):
                 part.build(model)
-        starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+        # Validation is over: from here on, storage is written.
+        study = open_search_study(store, study_name, objset, space)
         pool = make_pool(backend, n_workers, ray_options)  # the proxy's and the search's
         measured = _Baselines(
             evaluate, objectives, constraints, ladder, seed=seed, pool=pool,
-            stored=_stored_baselines(storage, study_name, space),
+            stored=dict(study.user_attrs.get(BASELINES_ATTR, {})),
         )  # fmt: skip
         if baselines:  # the search starts from the knapsack's Configs too: it can only add
             known = [o for o in objectives if o.fn is not None]
@@ -207,11 +217,12 @@ def compress(
                 values = {o.name: o.fn(config) for o in known if o.fn is not None}
                 if _meets(values, constraints) and config not in starts:
                     starts.append(config)
+            # Recorded before the search: a search killed at any moment resumes without
+            # measuring the knapsack again.
+            study.set_user_attr(BASELINES_ATTR, measured.cache)
         result = optimize(
-            evaluate, space, objectives=objectives, constraints=constraints, fidelity=ladder,
-            initial_configs=starts[:n_trials] if isinstance(n_trials, int) else starts,
-            n_trials=n_trials, optimizer=optimizer, n_workers=pool.n_workers, backend=pool,
-            storage=storage, study_name=study_name, seed=seed, **optimize_kwargs,
+            evaluate, space, initial_configs=_first(starts, n_trials), n_workers=pool.n_workers,
+            backend=pool, storage=store, study_name=study.study_name, **search,
         )  # fmt: skip
         measured.attach(result)
         rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
@@ -636,20 +647,10 @@ def _excess(values: Mapping[str, float], constraints: Sequence[Constraint]) -> f
     return sum(max(0.0, c.violation(values[c.name])) / abs(c.bound or 1.0) for c in constraints)
 
 
-def _stored_baselines(
-    storage: Any, study_name: str | None, space: SearchSpace
-) -> Mapping[str, Any]:
-    """The baselines an earlier call on this study recorded (none for a new study); a study
-    of another space is refused here, before any measurement, as ``optimize`` would."""
-    if storage is None or study_name is None:
-        return {}
-    store = make_storage(storage)
-    check_stored_space(store, study_name, space)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=store)
-    except KeyError:  # no such study yet
-        return {}
-    return dict(study.user_attrs.get(BASELINES_ATTR, {}))
+def _first(configs: list[Config], n_trials: Any) -> list[Config]:
+    """The starting Configs that fit the budget of trials (all if ``n_trials`` is bad: the
+    check of ``n_trials`` says so)."""
+    return configs[:n_trials] if isinstance(n_trials, int) and n_trials > 0 else configs
 
 
 def _all_kept(config: Mapping[str, Any]) -> bool:

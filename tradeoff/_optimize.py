@@ -134,28 +134,15 @@ def optimize(
         "max_retries": max_retries,
         "ray_actors": ray_actors,
     }
-    with usage_errors():
-        objset = ObjectiveSet.build(objectives, constraints, metrics)
-        check_arguments(
-            evaluate,
-            space,
-            objset,
-            optimizer=optimizer,
-            n_trials=n_trials,
-            seed=seed,
-            timeout=timeout,
-            trial_timeout=trial_timeout,
-            study_name=study_name,
-            show_progress=show_progress,
-        )
-        check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
-        check_fidelity(evaluate, fidelity)
-        initial = check_initial(space, initial_configs, n_trials)
-        check_known_costs(space, objset, [space.decode(p) for p in initial])
-        store = _storage(storage, study_name)
-        check_stored_space(store, study_name, space)
+    objset, initial, store = validate(
+        evaluate, space, objectives=objectives, constraints=constraints, metrics=metrics,
+        optimizer=optimizer, n_trials=n_trials, n_workers=n_workers, backend=backend,
+        storage=storage, study_name=study_name, seed=seed, timeout=timeout,
+        trial_timeout=trial_timeout, show_progress=show_progress, fidelity=fidelity,
+        initial_configs=initial_configs, ray_options=ray_options,
+    )  # fmt: skip
     # Validation is over: from here on, storage is written.
-    study = _open_study(store, study_name, objset, space)
+    study = open_search_study(store, study_name, objset, space)
     pool = make_pool(backend, n_workers, ray_options)
     # Seeded from (seed, trial count): a resumed search does not replay the first run's
     # proposals, and clients sharing a study with seeds s and s + k never fall into step (as
@@ -194,6 +181,57 @@ def optimize(
     return result
 
 
+def validate(
+    evaluate: Callable[..., Any],
+    space: SearchSpace,
+    *,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    metrics: Sequence[str] = (),
+    optimizer: str | optuna.samplers.BaseSampler = "auto",
+    n_trials: int = 100,
+    n_workers: int = 1,
+    backend: str | WorkerPool = "local",
+    storage: str | BaseStorage | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+    trial_timeout: float | None = None,
+    show_progress: bool = True,
+    fidelity: Fidelity | None = None,
+    initial_configs: Sequence[Mapping[str, Any]] | None = None,
+    ray_options: Mapping[str, Any] | None = None,
+) -> tuple[ObjectiveSet, list[dict[str, Any]], BaseStorage]:
+    """Every check :func:`optimize` makes of its arguments before it writes anything: the
+    objective set, the initial Configs as Optuna parameters, and the storage (not written).
+
+    Raises:
+        ValueError, TypeError: bad input (marked as the user's, see ``usage_errors``).
+    """
+    ray = {**RAY_DEFAULTS, **(ray_options or {})}
+    with usage_errors():
+        objset = ObjectiveSet.build(objectives, constraints, metrics)
+        check_arguments(
+            evaluate,
+            space,
+            objset,
+            optimizer=optimizer,
+            n_trials=n_trials,
+            seed=seed,
+            timeout=timeout,
+            trial_timeout=trial_timeout,
+            study_name=study_name,
+            show_progress=show_progress,
+        )
+        check_backend(backend, n_workers, ray, defaults=RAY_DEFAULTS)
+        check_fidelity(evaluate, fidelity)
+        initial = check_initial(space, initial_configs, n_trials)
+        check_known_costs(space, objset, [space.decode(p) for p in initial])
+        store = _storage(storage, study_name)
+        check_stored_space(store, study_name, space)
+    return objset, initial, store
+
+
 RAY_DEFAULTS: dict[str, Any] = {
     name: p.default
     for name, p in inspect.signature(optimize).parameters.items()
@@ -210,9 +248,10 @@ def _storage(storage: str | BaseStorage | None, study_name: str | None) -> BaseS
     return make_storage(storage)
 
 
-def _open_study(
+def open_search_study(
     store: BaseStorage, study_name: str | None, objset: ObjectiveSet, space: SearchSpace
 ) -> optuna.Study:
+    """Create or resume the study of a search (after :func:`validate`), its space recorded."""
     # The sampler is replaced once the study is open (see optimize).
     placeholder = optuna.samplers.RandomSampler()
     study = open_study(storage=store, study_name=study_name, objectives=objset, sampler=placeholder)
