@@ -12,51 +12,39 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
-import threading
-import uuid
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
 import optuna
-import pandas as pd
 import torch
-from optuna.trial import FrozenTrial
 from torch import nn
 
+from tradeoff._compress_baselines import (
+    BASELINES_ATTR,
+    Baselines,
+    Level,
+    all_kept,
+    excess,
+    meets,
+)
+from tradeoff._compress_baselines import STARTS as STARTS  # re-exported for benchmarks
+from tradeoff._compress_eval import COSTS, CompressEvaluate
+from tradeoff._compress_eval import config_key as config_key  # re-exported for benchmarks
+from tradeoff._compress_result import CompressResult
 from tradeoff._optimize import RAY_DEFAULTS, make_pool, open_search_study, optimize, validate
-from tradeoff._result import SearchResult
 from tradeoff._validate import check_backend, usage_errors
-from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.objectives._costs import bitops, model_cost, weight_storage_bytes
+from tradeoff.objectives import Constraint, Objective
+from tradeoff.objectives._costs import bitops, model_cost
 from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
 from tradeoff.search._asha import Fidelity
-from tradeoff.search._baselines import (
-    ProxyResult,
-    additive_proxy,
-    dominated_by,
-    uniform_configs,
-)
+from tradeoff.search._baselines import uniform_configs
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.spaces._arch import ArchitectureSpace
 from tradeoff.spaces._model import find_block_stack, select_layers
 from tradeoff.spaces._prune import PruningSpace
 from tradeoff.spaces._quant import QuantizationSpace
-from tradeoff.spaces._workspace import Workspace
-from tradeoff.workers import WorkerPool, evaluate_all
-from tradeoff.workers._base import AtBudget
 
 logger = logging.getLogger("tradeoff")
-
-COSTS: dict[str, tuple[Callable[..., float], float]] = {
-    "size_mb": (weight_storage_bytes, 1e-6),
-    "size_kb": (weight_storage_bytes, 1 / 1024),
-    "gbitops": (bitops, 1e-9),
-    "mbitops": (bitops, 1e-6),
-}
-"""Known costs by name: (cost function on a model, scale): weight storage in MB (1e6 bytes)
-or KB (1024 bytes), bit-ops of one forward pass of ``sample_input`` in billions or millions."""
 
 QUANTIZE_KEYS = tuple(
     name
@@ -74,8 +62,6 @@ PRUNE_KEYS = tuple(
 )
 """Keys of ``prune=``: the arguments of :meth:`PruningSpace.for_model`."""
 
-BASELINES_ATTR = "tradeoff.compress.baselines"  # measured baselines, reused on resume
-STARTS = "additive proxy starts"  # the knapsack Configs the search started from, in that attr
 _SET_BY_COMPRESS = ("objectives", "constraints", "metrics", "fidelity", "initial_configs")
 
 
@@ -189,7 +175,7 @@ def compress(
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
     evaluate = CompressEvaluate(space, model, quality, device=device)
-    starts = [c for _, c, values in levels if _all_kept(c) and _meets(values, constraints)]
+    starts = [c for _, c, values in levels if all_kept(c) and meets(values, constraints)]
     search = {
         "objectives": objectives, "constraints": constraints, "fidelity": ladder,
         "n_trials": n_trials, "optimizer": optimizer, "seed": seed, **optimize_kwargs,
@@ -207,7 +193,7 @@ def compress(
         # Validation is over: from here on, storage is written.
         study = open_search_study(store, study_name, objset, space)
         pool = make_pool(backend, n_workers, ray_options)  # the proxy's and the search's
-        measured = _Baselines(
+        measured = Baselines(
             evaluate, objectives, constraints, ladder, seed=seed, pool=pool,
             stored=dict(study.user_attrs.get(BASELINES_ATTR, {})),
         )  # fmt: skip
@@ -215,7 +201,7 @@ def compress(
             known = [o for o in objectives if o.fn is not None]
             for config in measured.proxy_starts(space, levels, budget):
                 values = {o.name: o.fn(config) for o in known if o.fn is not None}
-                if _meets(values, constraints) and config not in starts:
+                if meets(values, constraints) and config not in starts:
                     starts.append(config)
             # Recorded before the search: a search killed at any moment resumes without
             # measuring the knapsack again.
@@ -232,196 +218,6 @@ def compress(
     finally:
         evaluate.release()
     return CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
-
-
-class CompressEvaluate:
-    """``evaluate(config, budget=None) -> {quality.name: value}`` for :func:`compress`.
-
-    Picklable (Ray workers get a copy). On first use in a process it prepares the quality on
-    the dense model (``quality.prepare``) and keeps it; each thread assembles Configs in its
-    own :class:`~tradeoff.spaces.Workspace`. A non-finite value raises (a failed trial).
-    """
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        model: nn.Module,
-        quality: Quality,
-        *,
-        device: str | torch.device | None = None,
-    ) -> None:
-        self.space, self.model, self.quality, self.device = space, model, quality, device
-        self.token = uuid.uuid4().hex  # what a process keeps its prepared state under
-
-    def __call__(self, config: Mapping[str, Any], budget: float | None = None) -> dict[str, float]:
-        state = self._state()
-        model = state.workspace(self).assemble(config)
-        value = state.quality.measure(model, budget, key=config_key(config))
-        return {self.quality.name: value}
-
-    def measure_dense(self, budget: float | None = None) -> float:
-        """The quality of the dense model itself."""
-        return self._state().quality.measure(self.model, budget)
-
-    def release(self) -> None:
-        """Forget this process's prepared state (workspaces, dense reference)."""
-        with _LOCK:
-            _PREPARED.pop(self.token, None)
-
-    def _state(self) -> _Prepared:
-        with _LOCK:
-            state = _PREPARED.get(self.token)
-            if state is None:
-                self.quality.prepare(self.model)
-                while len(_PREPARED) >= _KEEP_PREPARED:  # a Ray worker outlives many calls
-                    _PREPARED.pop(next(iter(_PREPARED)))
-                state = _PREPARED[self.token] = _Prepared(self.quality)
-            return state
-
-
-class _Prepared:
-    """A process's prepared quality and per-thread workspaces of one CompressEvaluate."""
-
-    def __init__(self, quality: Quality) -> None:
-        self.quality = quality
-        self._local = threading.local()
-
-    def workspace(self, owner: CompressEvaluate) -> Workspace:
-        ws: Workspace | None = getattr(self._local, "workspace", None)
-        if ws is None:
-            ws = self._local.workspace = Workspace(owner.space, owner.model, device=owner.device)
-        return ws
-
-
-_PREPARED: dict[str, _Prepared] = {}  # token -> state, in this process
-_KEEP_PREPARED = 4  # the most recent states kept (an evicted one is prepared again if used)
-_LOCK = threading.Lock()
-
-
-def config_key(config: Mapping[str, Any]) -> Hashable:
-    """A hashable of what determines the compressed model, for the quality's warm start."""
-    return tuple(sorted(config.items()))
-
-
-class CompressResult(SearchResult):
-    """A :class:`~tradeoff.SearchResult` with baselines and the compressed models.
-
-    Attributes:
-        space: The search space :func:`compress` built.
-    """
-
-    def __init__(
-        self,
-        study: optuna.Study,
-        objectives: ObjectiveSet,
-        *,
-        space: SearchSpace,
-        model: nn.Module,
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None:
-        super().__init__(study, objectives)
-        self.space, self._model = space, model
-        self._baselines = self._domination(pd.DataFrame(list(rows)))
-
-    @classmethod
-    def load(cls, storage: str, study_name: str) -> SearchResult:
-        """The study's :class:`~tradeoff.SearchResult` (a ``CompressResult`` needs the model:
-        call ``compress`` again with the same storage and study_name; a complete study runs
-        no trial)."""
-        return SearchResult.load(storage, study_name)
-
-    @property
-    def baselines(self) -> pd.DataFrame:
-        """One row per baseline: ``baseline`` (its name), ``kind`` (``dense``, ``uniform``,
-        ``proxy``), ``trial`` (the trial that measured it, if any), the objectives,
-        ``feasible`` (within the budget), ``dominated_by`` (the Pareto trials that dominate
-        it), ``config`` and ``failure``."""
-        return self._baselines.copy()
-
-    def model(self, trial: int | FrozenTrial | Mapping[str, Any] | pd.Series) -> nn.Module:
-        """The compressed model of ``trial`` (its number, a ``FrozenTrial`` or a row of
-        :attr:`pareto` / :attr:`trials`): ``space.apply(model, config)``, with the exact
-        weights of the variant bank."""
-        if isinstance(trial, FrozenTrial):
-            number = trial.number
-        elif isinstance(trial, (Mapping, pd.Series)):
-            number = int(trial["trial"])
-        else:
-            number = trial
-        configs = dict(zip(self.trials["trial"], self.configs(pareto=False)))
-        if isinstance(number, bool) or number not in configs:
-            raise ValueError(f"No trial {trial!r} in the study; trials are 0..{len(configs) - 1}.")
-        return self.space.apply(self._model, configs[number])  # type: ignore[no-any-return]
-
-    def report(self) -> str:
-        """A short text table: the Pareto set, then the baselines and what dominates them."""
-        names = self.objectives.names
-        front = self.pareto[["trial", *names]]
-        base = self._baselines[["baseline", *names, "feasible"]].copy()
-        who = self._baselines["dominated_by"]
-        base["dominated by"] = [_trials(d) for d in who]
-        return "\n\n".join(
-            [
-                self.summary(),
-                "Pareto set:\n" + front.to_string(index=False, float_format="{:.5g}".format),
-                "Baselines:\n" + base.to_string(index=False, float_format="{:.5g}".format),
-            ]
-        )
-
-    def to_dict(
-        self, reference: Sequence[float] | Mapping[str, float] | None = None
-    ) -> dict[str, Any]:
-        """The report as plain JSON-able data: ``objectives`` (name -> direction),
-        ``trials`` (how many), ``hypervolume`` (against ``reference``, see
-        :meth:`hypervolume`), ``pareto`` (rows with each point's ``config``) and
-        ``baselines`` (rows as in :attr:`baselines`)."""
-        pareto = self.pareto
-        front = pareto[["trial", *self.objectives.names]].to_dict("records")
-        for row, config in zip(front, self.configs()):
-            row["config"] = config
-        base = self._baselines.astype(object).where(self._baselines.notna(), None)
-        report: dict[str, Any] = _plain(
-            {
-                "objectives": dict(zip(self.objectives.names, self.objectives.directions)),
-                "trials": len(self.trials),
-                "hypervolume": self.hypervolume(reference),
-                "pareto": front,
-                "baselines": [
-                    {**row, "trial": None if row["trial"] is None else int(row["trial"])}
-                    for row in base.to_dict("records")
-                ],
-            }
-        )
-        return report
-
-    def _domination(self, frame: pd.DataFrame) -> pd.DataFrame:
-        names = self.objectives.names
-        front = self.pareto
-        hits = dominated_by(
-            front[names].to_numpy(float), frame[names].to_numpy(float), self.objectives.directions
-        )
-        frame["dominated_by"] = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
-        columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
-        return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
-
-
-def _trials(numbers: Sequence[int], most: int = 4) -> str:
-    """``#3, #7, #9, #12 (+5)``: the first ``most`` trial numbers and how many more."""
-    shown = ", ".join(f"#{t}" for t in numbers[:most]) or "-"
-    return shown + (f" (+{len(numbers) - most})" if len(numbers) > most else "")
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers, NaN as ``None`` (JSON has no NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # Checks and pieces ------------------------------------------------------------------------------
@@ -616,9 +412,6 @@ def _cost_objective(
     return Objective(name, fn=_Scaled(fn, scale), reference=reference)
 
 
-Level = tuple[str, Config, dict[str, float]]  # (label, Config, known costs)
-
-
 def _uniform_levels(
     space: SearchSpace, costs: Sequence[Objective], constraints: Sequence[Constraint]
 ) -> list[Level]:
@@ -628,8 +421,8 @@ def _uniform_levels(
         for label, config in uniform_configs(space)
     ]
     known = [c for c in constraints if c.name in levels[0][2]]
-    if known and not any(_meets(values, known) for _, _, values in levels):
-        label, _, values = min(levels, key=lambda level: _excess(level[2], known))
+    if known and not any(meets(values, known) for _, _, values in levels):
+        label, _, values = min(levels, key=lambda level: excess(level[2], known))
         bounds = ", ".join(f"{c.name} {c.op} {c.bound:g}" for c in known)
         got = ", ".join(f"{c.name} = {values[c.name]:.6g}" for c in known)
         raise ValueError(
@@ -639,22 +432,10 @@ def _uniform_levels(
     return levels
 
 
-def _meets(values: Mapping[str, float], constraints: Sequence[Constraint]) -> bool:
-    return all(c.violation(values[c.name]) <= 0 for c in constraints if c.name in values)
-
-
-def _excess(values: Mapping[str, float], constraints: Sequence[Constraint]) -> float:
-    return sum(max(0.0, c.violation(values[c.name])) / abs(c.bound or 1.0) for c in constraints)
-
-
 def _first(configs: list[Config], n_trials: Any) -> list[Config]:
     """The starting Configs that fit the budget of trials (all if ``n_trials`` is bad: the
     check of ``n_trials`` says so)."""
     return configs[:n_trials] if isinstance(n_trials, int) and n_trials > 0 else configs
-
-
-def _all_kept(config: Mapping[str, Any]) -> bool:
-    return all(v for k, v in config.items() if k.endswith(".keep"))
 
 
 def _ladder(fidelity: Any, quality: Quality) -> Fidelity | None:
@@ -682,197 +463,3 @@ def _check_dense(evaluate: CompressEvaluate) -> float:
             f"The quality cannot be measured on the dense model itself: {error} Check the "
             "quality's data and function against the model."
         ) from error
-
-
-def _merge_same(rows: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
-    """One row per distinct proxy Config: budgets that gave the same one share a row, labelled
-    with the range of those budgets."""
-    out: list[dict[str, Any]] = []
-    bounds: list[list[str]] = []
-    for row in rows:
-        bound = row["baseline"].rsplit("<= ", 1)[-1]
-        if out and row["config"] is not None and row["config"] == out[-1]["config"]:
-            bounds[-1].append(bound)
-            continue
-        out.append(dict(row))
-        bounds.append([bound])
-    for row, seen in zip(out, bounds):
-        if len(seen) > 1:
-            row["baseline"] = f"additive proxy, {cost} <= {seen[0]}..{seen[-1]}"
-    return out
-
-
-# Baselines --------------------------------------------------------------------------------------
-class _Baselines:
-    """Measures baselines at the full budget: from the study's trials where one ran the same
-    Config, else from the study's record of an earlier call, else with ``evaluate`` here."""
-
-    def __init__(
-        self,
-        evaluate: CompressEvaluate,
-        objectives: Sequence[Objective],
-        constraints: Sequence[Constraint],
-        ladder: Fidelity | None,
-        *,
-        seed: int | None,
-        pool: WorkerPool,
-        stored: Mapping[str, Any],
-    ) -> None:
-        self.evaluate, self.constraints, self.pool = evaluate, constraints, pool
-        self.quality = objectives[0].name
-        self.costs = {o.name: o.fn for o in objectives if o.fn is not None}
-        self.low = None if ladder is None else ladder.budgets[0]
-        self.seed = seed or 0
-        self.cache: dict[str, Any] = dict(stored)
-        self.trials: dict[Hashable, tuple[int, float]] = {}
-
-    def proxy_starts(
-        self,
-        space: SearchSpace,
-        levels: Sequence[Level],
-        budget: Mapping[str, float] | None,
-        n_points: int = 10,
-    ) -> list[Config]:
-        """The additive-proxy knapsack's Configs at ``n_points`` budgets from the cheapest
-        uniform level's cost to the budget (or the dearest level's), the budget itself among
-        them; measured once (per-layer errors at the lowest rung) before the search, so the
-        search starts from them, and recorded for the baselines table and a resumed call."""
-        if STARTS in self.cache:
-            return [dict(c) for c in self.cache[STARTS]]
-        cost, bounds, labels, base = self._proxy_setting(levels, budget)
-        kept = sorted(v[cost] for _, c, v in levels if _all_kept(c))
-        top = bounds[0] if budget and cost in budget else kept[-1]
-        spread = [float(b) for b in np.linspace(kept[0], top, n_points)] if top > kept[0] else []
-        try:
-            found = self._run_proxy(space, cost, [*bounds, *spread], labels, base=base)
-        except Exception as error:  # a per-layer measurement failed: report, go on
-            logger.warning("compress: the additive-proxy baseline failed: %s", error)
-            self.cache[labels[0]] = {"config": None, "failure": str(error)}
-            return []
-        starts = list({config_key(c): c for _, c in found.configs}.values())
-        self.cache[STARTS] = starts
-        return starts
-
-    def attach(self, result: SearchResult) -> None:
-        """Read the search's trials (baselines a trial measured are taken from it)."""
-        self.result = result
-        self.cache = {**dict(result.study.user_attrs.get(BASELINES_ATTR, {})), **self.cache}
-        frame = result.trials
-        self.trials = {
-            config_key(config): (int(row["trial"]), float(row[self.quality]))
-            for (_, row), config in zip(frame.iterrows(), result.configs(pareto=False))
-            if row["status"] == "complete"
-        }
-
-    def dense(self, model: nn.Module, value: float, sample: Any) -> dict[str, Any]:
-        costs = {}
-        for name in self.costs:
-            metric, scale = COSTS[name]
-            costs[name] = (metric(model, sample) if metric is bitops else metric(model)) * scale
-        return self._row("dense", "dense", None, {self.quality: value, **costs}, None, None)
-
-    def uniform(self, levels: Sequence[Level]) -> list[dict[str, Any]]:
-        rows = []
-        for label, config, _ in levels:
-            if _all_kept(config):
-                shown = ", ".join(p for p in label.split(", ") if not p.startswith("keep="))
-                rows.append(self._measured(f"uniform {shown or 'dense'}", "uniform", config))
-        return rows
-
-    def proxy(
-        self, space: SearchSpace, levels: Sequence[Level], budget: Mapping[str, float] | None
-    ) -> list[dict[str, Any]]:
-        """The additive-proxy knapsack at the budget (or at each uniform level's cost)."""
-        cost, bounds, labels, base = self._proxy_setting(levels, budget)
-        if not all(label in self.cache for label in labels):
-            try:
-                self._run_proxy(space, cost, bounds, labels, base=base)
-            except Exception as error:  # a per-layer measurement failed: report, go on
-                logger.warning("compress: the additive-proxy baseline failed: %s", error)
-                return [self._row(labels[0], "proxy", None, {}, None, str(error))]
-        rows = [
-            self._measured(label, "proxy", self.cache[label]["config"])
-            if self.cache[label].get("config") is not None
-            else self._row(label, "proxy", None, {}, None, self.cache[label]["failure"])
-            for label in labels
-        ]
-        return _merge_same(rows, cost)
-
-    def save(self) -> None:
-        self.result.study.set_user_attr(BASELINES_ATTR, self.cache)
-
-    def _proxy_setting(
-        self, levels: Sequence[Level], budget: Mapping[str, float] | None
-    ) -> tuple[str, list[float], list[str], Config]:
-        """(the cost it budgets, the baseline budgets, their labels, the Config it starts from)."""
-        cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
-        kept = sorted(((v[cost], c) for _, c, v in levels if _all_kept(c)), key=lambda x: x[0])
-        bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
-        labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
-        return cost, bounds, labels, kept[-1][1]
-
-    def _run_proxy(
-        self, space: SearchSpace, cost: str, bounds: Sequence[float], labels: Sequence[str], *,
-        base: Config,
-    ) -> ProxyResult:  # fmt: skip
-        """The knapsack at ``bounds`` (and any more budgets after them); the first
-        ``len(labels)`` bounds are the baselines, cached under ``labels``."""
-        sign = -1.0 if self.evaluate.quality.direction == "maximize" else 1.0
-
-        def error(config: Config) -> float:
-            return sign * self.evaluate(config, self.low)[self.quality]
-
-        def batch(configs: list[Config]) -> list[float]:  # on the workers, as trials run
-            evaluate: Any = self.evaluate if self.low is None else AtBudget(self.evaluate)
-            payloads = [
-                c if self.low is None else {"config": c, "budget": self.low} for c in configs
-            ]
-            outcomes = evaluate_all(self.pool, evaluate, payloads)
-            failed = next((o for o in outcomes if o.error is not None), None)
-            if failed is not None:
-                raise RuntimeError(str(failed.error).strip().splitlines()[-1])
-            return [sign * float(o.metrics[self.quality]) for o in outcomes]
-
-        cost_fn = self.costs[cost]
-        assert cost_fn is not None
-        budgets = sorted(set(bounds))
-        found = additive_proxy(
-            space, error, cost_fn, budgets=budgets, base=base, seed=self.seed, batch=batch
-        )
-        by_bound = dict(found.configs)
-        for bound, label in zip(bounds, labels):
-            config = by_bound.get(bound)
-            failure = None if config is not None else f"no Config has {cost} <= {bound:g}"
-            self.cache[label] = {"config": config, "failure": failure}
-        return found
-
-    def _measured(self, label: str, kind: str, config: Config) -> dict[str, Any]:
-        trial, value, failure = self._value(label, config)
-        costs = {name: fn(config) for name, fn in self.costs.items() if fn is not None}
-        return self._row(label, kind, trial, {self.quality: value, **costs}, config, failure)
-
-    def _value(self, label: str, config: Config) -> tuple[int | None, float, str | None]:
-        hit = self.trials.get(config_key(config))
-        if hit is not None:
-            return hit[0], hit[1], None
-        cached = self.cache.get(label, {})
-        if cached.get("config") == config and "value" in cached:
-            return None, float(cached["value"]), None
-        try:
-            value = self.evaluate(config)[self.quality]
-        except Exception as error:  # a non-finite quality: the row says why
-            return None, math.nan, f"{type(error).__name__}: {error}"
-        self.cache[label] = {**cached, "config": config, "value": value}
-        return None, value, None
-
-    def _row(
-        self, label: str, kind: str, trial: int | None, values: Mapping[str, float],
-        config: Config | None, failure: str | None,
-    ) -> dict[str, Any]:  # fmt: skip
-        names = [self.quality, *self.costs]
-        row = {n: float(values.get(n, math.nan)) for n in names}
-        feasible = all(math.isfinite(v) for v in row.values()) and _meets(row, self.constraints)
-        return {
-            "baseline": label, "kind": kind, "trial": trial, **row, "feasible": feasible,
-            "config": config, "failure": failure,
-        }  # fmt: skip

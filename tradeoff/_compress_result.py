@@ -1,0 +1,139 @@
+""":class:`CompressResult`: what :func:`~tradeoff.compress` returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial
+from torch import nn
+
+from tradeoff._result import SearchResult
+from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._baselines import dominated_by
+from tradeoff.spaces import SearchSpace
+
+
+class CompressResult(SearchResult):
+    """A :class:`~tradeoff.SearchResult` with baselines and the compressed models.
+
+    Attributes:
+        space: The search space :func:`compress` built.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        objectives: ObjectiveSet,
+        *,
+        space: SearchSpace,
+        model: nn.Module,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        super().__init__(study, objectives)
+        self.space, self._model = space, model
+        self._baselines = self._domination(pd.DataFrame(list(rows)))
+
+    @classmethod
+    def load(cls, storage: str, study_name: str) -> SearchResult:
+        """The study's :class:`~tradeoff.SearchResult` (a ``CompressResult`` needs the model:
+        call ``compress`` again with the same storage and study_name; a complete study runs
+        no trial)."""
+        return SearchResult.load(storage, study_name)
+
+    @property
+    def baselines(self) -> pd.DataFrame:
+        """One row per baseline: ``baseline`` (its name), ``kind`` (``dense``, ``uniform``,
+        ``proxy``), ``trial`` (the trial that measured it, if any), the objectives,
+        ``feasible`` (within the budget), ``dominated_by`` (the Pareto trials that dominate
+        it), ``config`` and ``failure``."""
+        return self._baselines.copy()
+
+    def model(self, trial: int | FrozenTrial | Mapping[str, Any] | pd.Series) -> nn.Module:
+        """The compressed model of ``trial`` (its number, a ``FrozenTrial`` or a row of
+        :attr:`pareto` / :attr:`trials`): ``space.apply(model, config)``, with the exact
+        weights of the variant bank."""
+        if isinstance(trial, FrozenTrial):
+            number = trial.number
+        elif isinstance(trial, (Mapping, pd.Series)):
+            number = int(trial["trial"])
+        else:
+            number = trial
+        configs = dict(zip(self.trials["trial"], self.configs(pareto=False)))
+        if isinstance(number, bool) or number not in configs:
+            raise ValueError(f"No trial {trial!r} in the study; trials are 0..{len(configs) - 1}.")
+        return self.space.apply(self._model, configs[number])  # type: ignore[no-any-return]
+
+    def report(self) -> str:
+        """A short text table: the Pareto set, then the baselines and what dominates them."""
+        names = self.objectives.names
+        front = self.pareto[["trial", *names]]
+        base = self._baselines[["baseline", *names, "feasible"]].copy()
+        who = self._baselines["dominated_by"]
+        base["dominated by"] = [_trials(d) for d in who]
+        return "\n\n".join(
+            [
+                self.summary(),
+                "Pareto set:\n" + front.to_string(index=False, float_format="{:.5g}".format),
+                "Baselines:\n" + base.to_string(index=False, float_format="{:.5g}".format),
+            ]
+        )
+
+    def to_dict(
+        self, reference: Sequence[float] | Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """The report as plain JSON-able data: ``objectives`` (name -> direction),
+        ``trials`` (how many), ``hypervolume`` (against ``reference``, see
+        :meth:`hypervolume`), ``pareto`` (rows with each point's ``config``) and
+        ``baselines`` (rows as in :attr:`baselines`)."""
+        pareto = self.pareto
+        front = pareto[["trial", *self.objectives.names]].to_dict("records")
+        for row, config in zip(front, self.configs()):
+            row["config"] = config
+        base = self._baselines.astype(object).where(self._baselines.notna(), None)
+        report: dict[str, Any] = _plain(
+            {
+                "objectives": dict(zip(self.objectives.names, self.objectives.directions)),
+                "trials": len(self.trials),
+                "hypervolume": self.hypervolume(reference),
+                "pareto": front,
+                "baselines": [
+                    {**row, "trial": None if row["trial"] is None else int(row["trial"])}
+                    for row in base.to_dict("records")
+                ],
+            }
+        )
+        return report
+
+    def _domination(self, frame: pd.DataFrame) -> pd.DataFrame:
+        names = self.objectives.names
+        front = self.pareto
+        hits = dominated_by(
+            front[names].to_numpy(float), frame[names].to_numpy(float), self.objectives.directions
+        )
+        frame["dominated_by"] = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
+        columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
+        return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
+
+
+def _trials(numbers: Sequence[int], most: int = 4) -> str:
+    """``#3, #7, #9, #12 (+5)``: the first ``most`` trial numbers and how many more."""
+    shown = ", ".join(f"#{t}" for t in numbers[:most]) or "-"
+    return shown + (f" (+{len(numbers) - most})" if len(numbers) > most else "")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, NaN as ``None`` (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
