@@ -180,7 +180,9 @@ def test_compress_llama_gptq_kl_blocks_budget_and_json(llama_dir, tmp_path, caps
     assert saved["study"] == "llama"  # the model directory's name
     assert saved["objectives"] == {"kl": "minimize", "size_mb": "minimize"}
     assert saved["pareto"] and all(r["size_mb"] <= 0.09 for r in saved["pareto"])
-    assert {"arch.model.layers.0.keep", "quant.model.layers.1.bits"} <= set(saved["pareto"][0])
+    assert {"arch.model.layers.0.keep", "quant.model.layers.1.bits"} <= set(
+        saved["pareto"][0]["config"]
+    )
     base = {r["baseline"]: r for r in saved["baselines"]}
     assert list(base) == [
         "dense", "uniform bits=4", "uniform bits=8", "additive proxy, size_mb <= 0.09"
@@ -225,6 +227,16 @@ def test_compress_python_file_cnn_accuracy_and_evaluate(tmp_path, capsys):
     assert main([*base, "--quality", "file", "--study", "cnn-error", "--no-fidelity"]) == 0
     text = capsys.readouterr().out
     assert "6 trials: 6 complete" in text and "quality" in text
+    # Pruning too, with a searched pattern, and costs in KB and Mbit-ops.
+    out = tmp_path / "pruned.json"
+    pruned = ["--sparsity", "0,0.5", "--pattern", "unstructured,channel", "--cost",
+              "size_kb,mbitops", "--study", "cnn-pruned", "--out", str(out)]  # fmt: skip
+    assert main([*base, "--quality", "accuracy", *pruned]) == 0
+    assert "uniform sparsity=0.5, bits=8" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    config = report["pareto"][0]["config"]
+    assert {"size_kb", "mbitops"} <= set(report["pareto"][0])
+    assert any(k.startswith("prune.") and k.endswith(".pattern") for k in config)
 
 
 def test_compress_sequence_classifier_directory_with_data(tmp_path, capsys):
@@ -306,6 +318,8 @@ def test_compress_bad_input_on_a_model_directory(llama_dir, tmp_path, capsys, fl
         ("cnn.py", ["--quality", "kl", "--calibration", "text.txt"], "a .txt --calibration"),
         ("cnn.py", ["--quality", "accuracy", "--method", "gptq"], "needs calibration="),
         ("cnn.py", ["--quality", "accuracy", "--drop-blocks"], "drop_blocks: No transformer"),
+        ("cnn.py", ["--quality", "accuracy", "--pattern", "channel"], "--pattern needs --sparsity"),
+        ("cnn.py", ["--quality", "accuracy", "--sparsity", "half"], "--sparsity must be"),
     ],
 )  # fmt: skip
 def test_compress_bad_input_on_a_model_file(tmp_path, capsys, model, flags, message):

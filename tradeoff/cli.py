@@ -162,6 +162,10 @@ def _add_compress(sub: Any) -> None:
     comp.add_argument("--granularity", default=None, help="channel (default), group, tensor")
     comp.add_argument("--group-size", default=None, help="inputs per scale, e.g. 32,128")
     comp.add_argument("--bank", default="auto", help="variant bank directory; none: in memory")
+    comp.add_argument("--sparsity", default=None, help="pruning levels, e.g. 0,0.25,0.5")
+    comp.add_argument(
+        "--pattern", default=None, help="unstructured (default), n:m, channel; several: searched"
+    )  # fmt: skip
     comp.add_argument(
         "--drop-blocks", nargs="?", const=True, default=False, metavar="BLOCKS",
         help="also search which blocks to drop (optionally the blocks' ModuleList name)",
@@ -170,7 +174,9 @@ def _add_compress(sub: Any) -> None:
         "--budget", action="append", default=[], metavar="NAME=NUMBER",
         help="an upper bound, e.g. size_mb=88.4 (repeat for several)",
     )  # fmt: skip
-    comp.add_argument("--cost", default="size_mb", help="size_mb and/or gbitops, comma-separated")
+    comp.add_argument(
+        "--cost", default="size_mb", help="size_mb (or size_kb) and/or gbitops (or mbitops)"
+    )  # fmt: skip
     _add_search(comp, "the model's file or directory name")
     comp.add_argument("--device", default=None, help="where trials run (default: cpu)")
     comp.add_argument("--no-fidelity", action="store_true", help="every trial on all the data")
@@ -288,7 +294,7 @@ def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.seq_len < 2:
         raise ValueError(f"--seq-len must be an integer >= 2, got {args.seq_len}.")
     return {
-        "quantize": _quantize(args), "drop_blocks": args.drop_blocks,
+        "quantize": _quantize(args), "prune": _prune(args), "drop_blocks": args.drop_blocks,
         "budget": _parse_budget(args.budget) or None, "cost": _csv(args.cost, str, "--cost"),
         "fidelity": not args.no_fidelity, "device": args.device,
         **_search_kwargs(args, args.study or _default_study(args.model)),
@@ -329,6 +335,18 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any] | None:
         spec["granularity"] = _csv(args.granularity, str, "--granularity")
     if args.group_size is not None:
         spec["group_size"] = _csv(args.group_size, int, "--group-size")
+    return spec
+
+
+def _prune(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.sparsity is None:
+        if args.pattern is not None:
+            raise ValueError("--pattern needs --sparsity (the levels to prune to).")
+        return None
+    levels = _csv(args.sparsity, float, "--sparsity")
+    spec: dict[str, Any] = {"sparsity": levels if isinstance(levels, list) else [levels]}
+    if args.pattern is not None:
+        spec["pattern"] = _csv(args.pattern, str, "--pattern")
     return spec
 
 
@@ -490,18 +508,7 @@ def _checked_by_tradeoff() -> Iterator[None]:
 
 
 def _write_json(result: Any, path: Path) -> None:
-    def records(frame: Any) -> Any:
-        return json.loads(frame.to_json(orient="records"))
-
-    baselines = records(result.baselines)
-    for row in baselines:  # a column with gaps reads as floats
-        row["trial"] = None if row["trial"] is None else int(row["trial"])
-    payload = {
-        "study": result.study.study_name,
-        "objectives": dict(zip(result.objectives.names, result.objectives.directions)),
-        "pareto": records(result.pareto),
-        "baselines": baselines,
-    }
+    payload = {"study": result.study.study_name, **result.to_dict()}
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
