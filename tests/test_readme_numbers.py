@@ -35,9 +35,7 @@ TABLES_READ: set[str] = set()
 # Missing provenance fields of result files written before every benchmark recorded them.
 LEGACY = {
     "storage_load.json": {"command", "commit"},
-    "smollm2_compress.json": {"commit", "versions", "machine"},
-    "smollm2_compress_population4.json": {"commit", "versions", "machine"},
-    "smollm2_compress_proxy_starts.json": {"commit", "versions", "machine"},
+    "smollm2_compress_v1.json": {"commit", "versions", "machine"},  # the hand-built example
     "minilm_peft.json": {"commit", "versions", "machine"},
     "minilm_peft_seed1.json": {"commit", "versions", "machine"},
 }
@@ -252,194 +250,146 @@ def main_job_prose() -> Iterator[Figure]:
 
 
 # SmolLM2 -----------------------------------------------------------------------------------------
-def _hv_at(curve: dict[str, list[float]], seconds: float) -> float:
-    """The hypervolume a run had reached ``seconds`` into its search."""
-    reached = [h for t, h in zip(curve["time"], curve["hypervolume"]) if t <= seconds]
-    return reached[-1] if reached else 0.0
+def _hv2(front: list[dict[str, Any]], kl_ref: float, mb_ref: float) -> float:
+    """The hypervolume of a (KL, MB) front against (``kl_ref``, ``mb_ref``), both minimized."""
+    points = sorted((p["size_mb"], p["kl"]) for p in front if p["kl"] <= kl_ref)
+    points = [(mb, kl) for mb, kl in points if mb <= mb_ref]
+    area, best = 0.0, kl_ref
+    for (mb, kl), right in zip(points, [mb for mb, _ in points[1:]] + [mb_ref]):
+        best = min(best, kl)
+        area += (right - mb) * (kl_ref - best)
+    return area
 
 
-def _hv_table(header: str, report: dict[str, Any]) -> Iterator[Figure]:
-    times = [float(c.split()[0]) for c in header.strip("| ").split(" | ")[1:]]
-    curves = {"multi-fidelity": "curve_mf", "full fidelity": "curve_full"}
-    for label, *cells in table(header):
-        curve = report["fidelity"][curves[label]]
-        for t, cell in zip(times, cells[:-1]):
-            yield f"{label} at {t:.0f} s", cell, _hv_at(curve, t)
-        final = {"multi-fidelity": "hypervolume_mf", "full fidelity": "hypervolume_full"}[label]
-        yield f"{label} at the end", cells[-1], report["fidelity"][final]
-
-
-def _best_at(front: list[dict[str, Any]], size_mb: float) -> float | None:
-    kl = [p["kl"] for p in front if p["size_mb"] <= size_mb + 1e-9]
-    return min(kl) if kl else None
+def _alloc(config: dict[str, Any]) -> str:
+    """Block bits 0-29 as one string, ``-`` for a dropped block."""
+    n = sum(name.endswith(".keep") for name in config)
+    keep, bits = "arch.model.layers.{}.keep", "quant.model.layers.{}.bits"
+    return "".join(str(config[bits.format(i)]) if config[keep.format(i)] else "-" for i in range(n))
 
 
 @check("smollm2_compress.json")
 def smollm2_tables() -> Iterator[Figure]:
-    rep = load("smollm2_compress.json")
-    mf = rep["runs"]["multi-fidelity"]
-    front = {p["trial"]: p for p in mf["pareto"]}
-    rows = table("| trial | KL | MB | head bits | block bits 0-29 |")
-    yield "Pareto trials", str([r[0] for r in rows]), str([f"#{t}" for t in front])
-    for trial, kl, mb, head, blocks in rows:
-        p = front[int(trial[1:])]
+    rep = load("smollm2_compress.json")["result"]
+    front = sorted(rep["pareto"], key=lambda p: p["size_mb"])
+    rows = table("| trial | KL | MB | head bits | block bits 0-29 (- = dropped) |")
+    yield "Pareto trials", str([r[0] for r in rows]), str([f"#{p['trial']}" for p in front])
+    for (trial, kl, mb, head, blocks), p in zip(rows, front):
         yield f"{trial} KL", kl, p["kl"]
         yield f"{trial} MB", mb, p["size_mb"]
-        yield f"{trial} head bits", head, p["head_bits"]
-        if re.fullmatch(r"[\d -]+", blocks):
-            yield f"{trial} blocks", blocks, p["alloc"]
+        yield f"{trial} head bits", head, p["config"]["quant.lm_head.bits"]
+        yield f"{trial} blocks", blocks, _alloc(p["config"])
     base = {b["baseline"]: b for b in rep["baselines"]}
-    cells = {r[0]: r[1:] for r in table("| baseline | KL | MB | best found at ≤ this size |")}
-    pairs = {
-        "uniform int3": ["uniform int3"],
-        "uniform int4": ["uniform int4"],
-        "uniform int5": ["uniform int5"],
-        "uniform int6 / int8": ["uniform int6", "uniform int8"],
-        "additive proxy, bits only, ≤ 66.3 / 77.3 MB": [
-            "proxy (bits only) <= 66.3 MB", "proxy (bits only) <= 77.3 MB"],
-        "additive proxy, depth + bits, ≤ 66.3 MB": ["proxy (depth + bits) <= 66.3 MB"],
-        "additive proxy (both kinds), ≤ 88.4 MB": [
-            "proxy (depth + bits) <= 88.4 MB", "proxy (bits only) <= 88.4 MB"],
-    }  # fmt: skip
-    assert set(cells) == set(pairs), set(cells) ^ set(pairs)
-    for label, names in pairs.items():
-        kl, mb, best = cells[label]
-        for i, name in enumerate(names[:2] if " / " in kl else names[:1]):
-            yield f"{label} KL", kl.split(" / ")[i], base[name]["kl"]
-            yield f"{label} MB", mb.split(" / ")[i], base[name]["size_mb"]
-        if label.endswith("both kinds), ≤ 88.4 MB"):  # both kinds found the same point
-            yield "both kinds agree", str(base[names[1]]["kl"] == base[names[0]]["kl"]), "True"
-        for i, found in enumerate(re.findall(r"(?:^|/ )([-\d.]+)(?=[ :]|$)", best)):
-            size = float(mb.split(" / ")[i])
-            best_kl = _best_at(mf["pareto"], size)
-            yield f"{label}: best found at ≤ {size} MB", found, "-" if best_kl is None else best_kl
-    ((needs,),) = grab(r"none \(KL ≤ 1 needs ≥ ([\d.]+) MB\)")
-    yield "smallest Config with KL ≤ 1", needs, min(p["size_mb"] for p in mf["pareto"])
-    yield from _hv_table("| seconds | 30 | 60 | 90 | 120 | 150 | 180 (end) |", rep)
+    rows = table("| baseline | KL | MB | within budget | dominated by |")
+    yield "baselines", str(sorted(r[0] for r in rows)), str(sorted(base))
+    for label, kl, mb, feasible, who in rows:
+        b = base[label]
+        yield f"{label} KL", kl, b["kl"]
+        yield f"{label} MB", mb, b["size_mb"]
+        yield f"{label} within budget", feasible, "yes" if b["feasible"] else "no"
+        yield f"{label} dominated by", who, ", ".join(f"#{t}" for t in b["dominated_by"]) or "-"
 
 
 @check("smollm2_compress.json")
 def smollm2_prose() -> Iterator[Figure]:
     rep = load("smollm2_compress.json")
-    mf, full = rep["runs"]["multi-fidelity"], rep["runs"]["full budget"]
-    loads = [*rep["load_average"]["start"][:1], *rep["load_average"]["end"][:1]]
-    loads += [x for run in rep["runs"].values() for x in run["load_average_start_end"]]
-    ((total, lo, hi, setup, timing, bases, mf_min, e0, e1, e2, full_min, full_n),) = grab(
-        r"Total ([\d.]+) min on 2 cores \(other benchmarks running, load average "
-        r"([\d.]+)-([\d.]+)\): "
-        r"set-up (\d+) s, Ray vs local timing (\d+) s, baselines ([\d.]+) min, the multi-fidelity "
-        r"search ([\d.]+) min \(100 Configs: (\d+)/(\d+)/(\d+) evaluations at 128/384/1152 "
-        r"tokens\), the same search at full fidelity for the same ([\d.]+) min \((\d+) Configs\)"
+    res, m = rep["result"], rep["machine"]
+    front, bases = res["pareto"], {b["baseline"]: b for b in res["baselines"]}
+    yield "command", rep["command"], "python examples/smollm2_compress.py --seed 0"
+    yield "README names the command", str(rep["command"] in PROSE), "True"
+    ((judge, seq_len, calib, calib_tokens, mb, kl),) = grab(
+        r"on (\d+) Hamlet windows of (\d+) tokens, .*?calibrates on (\d+) other windows "
+        r"\(([\d,]+) tokens\)\. Budget: ([\d.]+) MB \(uniform int5\) and KL ≤ (\d+)\."
     )
-    yield "total minutes", total, rep["wall_s"] / 60
+    yield "judge windows", judge, res["judge_tokens"] / res["seq_len"]
+    yield "window tokens", seq_len, res["seq_len"]
+    yield "calibration windows", calib, res["calibration_tokens"] / res["seq_len"]
+    yield "calibration tokens", calib_tokens, res["calibration_tokens"]
+    yield "size budget", mb, res["budget"]["size_mb"]
+    yield "KL budget", kl, res["budget"]["kl"]
+    yield "uniform int5 within the size budget", str(bases["uniform bits=5"]["feasible"]), "True"
+    ((commit, lo, hi, minutes, configs, trials, *evals, points, hv, ref_kl, ref_mb),) = grab(
+        r"clean clone of commit ([0-9a-f]{7}) with the GPTQ variant bank already cached, on 2 "
+        r"cores shared with another benchmark, load average ([\d.]+)-([\d.]+)\): ([\d.]+) min in "
+        r"all, (\d+) Configs in (\d+) trials \((\d+)/(\d+)/(\d+) evaluations at 128/384/1152 "
+        r"tokens\), (\d+) Pareto points, hypervolume ([\d.]+) \(reference KL (\d+), ([\d.]+) MB\)"
+    )
+    yield "commit", commit, m["tradeoff_commit"]
+    yield "clean checkout", str(m["tradeoff_dirty"]), "False"
+    loads = m["load_avg_1_5_15_at_start"] + m["load_avg_1_5_15_at_end"]
     yield "load low", lo, min(loads)
     yield "load high", hi, max(loads)
-    yield "set-up s", setup, rep["setup_s"]
-    yield "Ray vs local timing s", timing, sum(rep["backend_timing_s"].values())
-    yield "baselines min", bases, rep["baselines_s"] / 60
-    yield "multi-fidelity min", mf_min, mf["wall_s"] / 60
-    for cell, budget in zip((e0, e1, e2), ("128", "384", "1152")):
-        yield f"evaluations at {budget}", cell, mf["evaluations_by_budget"][budget]
-    yield "full fidelity min", full_min, full["wall_s"] / 60
-    yield "full fidelity Configs", full_n, full["statuses"]["complete"]
-    ((n, minutes),) = grab(r"cost (\d+) evaluations \(([\d.]+) min here\)")
-    yield "proxy evaluations", n, rep["additive_proxy"]["new_evaluations"]
-    yield "proxy minutes", minutes, rep["additive_proxy"]["seconds"] / 60
-    ((configs, hv),) = grab(
-        r"never gets past its two uniform starts in 3 minutes \((\d+) Configs: "
-        r".*?reaches ([\d.]+)\."
+    yield "minutes", minutes, rep["benchmark_wall_s"] / 60
+    yield "Configs", configs, rep["settings"]["n_trials"]
+    yield "trials", trials, res["trials"]
+    for cell, tokens in zip(evals, ("128", "384", "1152")):
+        yield f"evaluations at {tokens} tokens", cell, res["evaluations_by_tokens"][tokens]
+    yield "Pareto points", points, len(front)
+    yield "hypervolume", hv, res["hypervolume"]
+    yield "hypervolume recomputed", hv, _hv2(front, float(ref_kl), float(ref_mb))
+    yield "reference", f"{ref_kl}, {ref_mb}", f"{res['budget']['kl']:g}, {res['budget']['size_mb']}"
+    starts = int(max(b["trial"] for b in res["baselines"] if b["trial"] is not None))
+    ((own, total, n_starts, last),) = grab(
+        r"(\d+) of the (\d+) points are the search's own \(after the (\d+) starts, trials "
+        r"#0-#(\d+)\)"
     )
-    yield "full fidelity Configs", configs, full["statuses"]["complete"]
-    yield "full fidelity Pareto points", str(len(full["pareto"])), "2"
-    yield "multi-fidelity hypervolume", hv, rep["fidelity"]["hypervolume_mf"]
-    yield "auto picks evolution", rep["settings"]["auto_resolves_to"], "evolution"
+    yield "the search's own points", own, sum(p["trial"] > starts for p in front)
+    yield "points", total, len(front)
+    yield "starts", n_starts, starts + 1
+    yield "last start", last, starts
+    by_trial = {p["trial"]: p for p in front}
+    ((a, b),) = grab(r"#(\d+) and #(\d+) are the same model")
+    same = [(_alloc(by_trial[int(t)]["config"]), by_trial[int(t)]["kl"]) for t in (a, b)]
+    yield "the same model", str(same[0] == same[1]), "True"
+    trials_of = [int(bases[f"uniform bits={b}"]["trial"]) for b in (3, 4, 5)]
+    yield "uniform int3/4/5 are trials #0-#2", str(trials_of), "[0, 1, 2]"
+    proxy = bases[f"additive proxy, size_mb <= {res['budget']['size_mb']:g}"]
     yield (
-        "command",
-        rep["settings"]["command"],
-        "python examples/smollm2_compress.py --backend-timing 8 --seed 0",
+        "knapsack worse than uniform int5",
+        str(proxy["kl"] > bases["uniform bits=5"]["kl"]),
+        "True",
     )
-    yield "README names the command", str(rep["settings"]["command"] in PROSE), "True"
 
 
-@check("smollm2_compress_population4.json", "smollm2_compress.json")
-def smollm2_population4() -> Iterator[Figure]:
-    rep, main = load("smollm2_compress_population4.json"), load("smollm2_compress.json")
-    mf, full = rep["runs"]["multi-fidelity"], rep["runs"]["full budget"]
-    ((wall, e0, e1, e2, points, hv, hv_full, n_full),) = grab(
-        r"100 Configs in (\d+) s \((\d+)/(\d+)/(\d+) evaluations\), (\d+) Pareto points, "
-        r"hypervolume ([\d.]+) against ([\d.]+) for the full-fidelity search over the same wall "
-        r"time \((\d+) Configs\)"
+@check("smollm2_compress.json", "smollm2_compress_v1.json")
+def smollm2_against_the_old_example() -> Iterator[Figure]:
+    res, old = load("smollm2_compress.json")["result"], load("smollm2_compress_v1.json")
+    new_front, old_front = res["pareto"], old["runs"]["multi-fidelity"]["pareto"]
+    kl_ref, mb_ref = res["budget"]["kl"], res["budget"]["size_mb"]
+    ((hv_new, hv_old, kl_new, kl_old, mb_new, mb_old, n_old),) = grab(
+        r"Hypervolume ([\d.]+) against ([\d.]+) \(same reference, KL 1 and 88.4 MB\); KL at the "
+        r"budget ([\d.]+) against ([\d.]+); the smallest Config with KL ≤ 1 has ([\d.]+) MB "
+        r"against ([\d.]+) MB; every one of the old front's (\d+) points is dominated by a new one"
     )
-    yield "wall s", wall, mf["wall_s"]
-    for cell, budget in zip((e0, e1, e2), ("128", "384", "1152")):
-        yield f"evaluations at {budget}", cell, mf["evaluations_by_budget"][budget]
-    yield "Pareto points", points, len(mf["pareto"])
-    yield "hypervolume", hv, rep["fidelity"]["hypervolume_mf"]
-    yield "full hypervolume", hv_full, rep["fidelity"]["hypervolume_full"]
-    yield "full Configs", n_full, full["statuses"]["complete"]
-    yield from _hv_table("| seconds | 15 | 30 | 45 | 60 | 90 | 105 (end) |", rep)
-    ((mf_s, full_s, saved),) = grab(
-        r"final hypervolume after (\d+) s instead of (\d+) s \((\d+)% less wall time\)"
-    )
-    f = rep["fidelity"]
-    yield "seconds to common (mf)", mf_s, f["seconds_to_common_mf"]
-    yield "seconds to common (full)", full_s, f["seconds_to_common_full"]
-    yield "saved %", saved, 100 * f["seconds_saved"] / f["seconds_to_common_full"]
-    ((kl, mb, int5, proxy),) = grab(r"\(KL ([\d.]+) at ([\d.]+) MB against ([\d.]+) and ([\d.]+):")
-    best = min(mf["pareto"], key=lambda p: p["kl"])
-    yield "best KL", kl, best["kl"]
-    yield "best MB", mb, best["size_mb"]
-    base = {b["baseline"]: b for b in main["baselines"]}
-    yield "uniform int5 KL", int5, base["uniform int5"]["kl"]
-    yield "proxy KL at the budget", proxy, base["proxy (bits only) <= 88.4 MB"]["kl"]
-    alloc = best["alloc"].split()
-    others = {i: b for i, b in enumerate(alloc) if b != "5"}
-    yield "best Config's blocks", str(others), str({11: "6", 12: "4"})
-    ((kl_a, mb_a, mb_b, kl_b, proxy_kl, proxy_mb),) = grab(
-        r"reaches ([\d.]+) at ([\d.]+) MB; at ([\d.]+) MB it has ([\d.]+) where the bits-only "
-        r"proxy "
-        r"has ([\d.]+) at ([\d.]+) MB"
-    )
-    by_size = {round(p["size_mb"], 1): p["kl"] for p in mf["pareto"]}
-    yield f"KL at {mb_a} MB", kl_a, by_size.get(float(mb_a), -1.0)
-    yield f"KL at {mb_b} MB", kl_b, by_size.get(float(mb_b), -1.0)
-    yield "bits-only proxy KL", proxy_kl, base["proxy (bits only) <= 77.3 MB"]["kl"]
-    yield "bits-only proxy MB", proxy_mb, base["proxy (bits only) <= 77.3 MB"]["size_mb"]
+    yield "new hypervolume", hv_new, _hv2(new_front, kl_ref, mb_ref)
+    yield "old hypervolume", hv_old, _hv2(old_front, kl_ref, mb_ref)
+    yield "new KL at the budget", kl_new, min(p["kl"] for p in new_front)
+    yield "old KL at the budget", kl_old, min(p["kl"] for p in old_front)
+    yield "new smallest", mb_new, min(p["size_mb"] for p in new_front)
+    yield "old smallest", mb_old, min(p["size_mb"] for p in old_front)
+    yield "old points", n_old, len(old_front)
+    beaten = [any(_dominates_2d(p, q) for p in new_front) for q in old_front]
+    yield "every old point dominated", str(all(beaten)), "True"
+    new = {b["baseline"]: b for b in res["baselines"]}
+    old_base = {b["baseline"]: b for b in old["baselines"]}
+    cells = grab(
+        r"uniform int3 ([\d.]+) against ([\d.]+) \(now within the KL budget\), int4 ([\d.]+) "
+        r"against ([\d.]+), int5 ([\d.]+) against ([\d.]+), the knapsack at the budget ([\d.]+) "
+        r"against ([\d.]+)\."
+    )[0]
+    pairs = [(f"uniform bits={b}", f"uniform int{b}") for b in (3, 4, 5)]
+    pairs.append(("additive proxy, size_mb <= 88.4", "proxy (bits only) <= 88.4 MB"))
+    for (n, o), (cell_new, cell_old) in zip(pairs, zip(cells[::2], cells[1::2])):
+        yield f"{n} KL", cell_new, new[n]["kl"]
+        yield f"{o} KL (old)", cell_old, old_base[o]["kl"]
+        same = round(new[n]["size_mb"], 1) == round(old_base[o]["size_mb"], 1)
+        yield f"{n}: the same size", str(same), "True"
+    yield "uniform int3 now feasible", str(new["uniform bits=3"]["feasible"]), "True"
 
 
-@check("smollm2_compress_proxy_starts.json")
-def smollm2_proxy_starts() -> Iterator[Figure]:
-    rep = load("smollm2_compress_proxy_starts.json")
-    mf, f = rep["runs"]["multi-fidelity"], rep["fidelity"]
-    ((minutes, n_proxy, hv_starts),) = grab(
-        r"smollm2_compress_proxy_starts.json`, ([\d.]+) min in all\): the (\d+) proxy Configs "
-        r"within the budget plus the uniform starts have hypervolume ([\d.]+)\."
-    )
-    yield "minutes", minutes, rep["wall_s"] / 60
-    yield "proxy starts", n_proxy, rep["settings"]["proxy_starts"]
-    starts = rep["settings"]["proxy_starts"] + 3  # and uniform int3, int4, int5
-    yield "starts' hypervolume", hv_starts, f["curve_full"]["hypervolume"][starts - 1]
-    ((hv_mf, seconds, hv_full),) = grab(
-        r"ending at hypervolume ([\d.]+); the full-fidelity search over the same (\d+) s adds one "
-        r"\(([\d.]+)\)"
-    )
-    yield "multi-fidelity hypervolume", hv_mf, f["hypervolume_mf"]
-    yield "the multi-fidelity search's seconds", seconds, rep["runs"]["multi-fidelity"]["wall_s"]
-    yield "full-fidelity hypervolume", hv_full, f["hypervolume_full"]
-    ((added,),) = grab(r"adds five between them \((KL [^)]*)\)")
-    points = re.findall(r"([\d.]+) at ([\d.]+)", added)
-    yield "points added", str(len(points)), "5"
-    by_size = {round(p["size_mb"], 1): p["kl"] for p in mf["pareto"]}
-    for kl, mb in points:
-        yield f"KL at {mb} MB", kl, by_size.get(float(mb), -1.0)
-    ((common, mf_s, full_s, saved),) = grab(
-        r"Multi-fidelity reached ([\d.]+) after (\d+) s instead of (\d+) s "
-        r"\((\d+)% less wall time\)"
-    )
-    yield "common hypervolume", common, f["common_hypervolume"]
-    yield "seconds (mf)", mf_s, f["seconds_to_common_mf"]
-    yield "seconds (full)", full_s, f["seconds_to_common_full"]
-    yield "saved %", saved, 100 * f["seconds_saved"] / f["seconds_to_common_full"]
+def _dominates_2d(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    no_worse = a["kl"] <= b["kl"] and a["size_mb"] <= b["size_mb"]
+    return no_worse and (a["kl"] < b["kl"] or a["size_mb"] < b["size_mb"])
 
 
 # MiniLM ------------------------------------------------------------------------------------------
