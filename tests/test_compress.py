@@ -207,6 +207,12 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
                                     "mbitops": "minimize"}  # fmt: skip
     assert [row["trial"] for row in report["pareto"]] == result.pareto["trial"].tolist()
     assert report["hypervolume"] == result.hypervolume(list(REF.values())) > 0
+    # optuna-dashboard notes: the baselines table on the study, what each Pareto trial beats.
+    study = result.study
+    notes = " ".join(map(str, study._storage.get_study_system_attrs(study._study_id).values()))
+    assert "### Baselines" in notes and "| uniform sparsity=0.0, bits=8 |" in notes
+    beats = [row for _, row in result.baselines.iterrows() if row["dominated_by"]]
+    assert not beats or f"Dominates: {beats[0]['baseline']}" in notes
     assert report["baselines"][0]["baseline"] == "dense"
 
 

@@ -34,6 +34,23 @@ def get_json(url: str, timeout: float = 30.0) -> dict:
             time.sleep(0.2)
 
 
+def served_study(url: str, name: str) -> dict:
+    """The study ``name`` as ``tradeoff dashboard`` serves it (its HTTP API's detail)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tradeoff.cli", "dashboard", "--storage", url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        studies = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+        (study,) = [s for s in studies if s["study_name"] == name]
+        return get_json(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture
 def study_url(tmp_path):
     url = f"sqlite:///{tmp_path / 'dash.db'}"
@@ -59,19 +76,7 @@ def study_url(tmp_path):
 
 def test_dashboard_shows_names_configs_and_feasibility(study_url):
     url, result = study_url
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tradeoff.cli", "dashboard", "--storage", url, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        studies = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
-        (study,) = [s for s in studies if s["study_name"] == "dash"]
-        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    detail = served_study(url, "dash")
 
     assert detail["objective_names"] == ["error", "size", "x_cost"]
     frame = result.trials.set_index("trial")
@@ -96,3 +101,36 @@ def test_dashboard_binds_to_loopback_by_default():
 
     args = _parser().parse_args(["dashboard", "--storage", "sqlite:///x.db"])
     assert args.host == "127.0.0.1"
+
+
+def test_dashboard_shows_notes_with_real_levels_and_escaped_names(study_url):
+    url, result = study_url
+    detail = served_study(url, "dash")
+
+    # optimize wrote no note (notes=False by default); `tradeoff dashboard` wrote them on start.
+    note = detail["note"]["body"]
+    assert "Pareto set:" in note and "Hypervolume reference point" in note
+    assert "| size | minimize | known cost |" in note and "| error | minimize | measured |" in note
+    front = set(result.pareto["trial"])
+    notes = {t["number"]: t["note"]["body"] for t in detail["trials"] if t["note"]["body"]}
+    assert set(notes) == front  # every Pareto trial, and only those
+    configs = dict(zip(result.pareto["trial"], result.configs()))
+    for number, body in notes.items():
+        # The level itself (2, 4 or 8 bits), never the index the study stores for an Ordinal.
+        bits = configs[number]["bits"]
+        assert f"| bits | {bits} |" in body, body
+        assert f"## Trial {number}: on the Pareto set" in body
+
+
+def test_notes_escape_names_and_show_a_per_layer_table():
+    from tradeoff.review import layer_table
+    from tradeoff.review._notes import escape, markdown_table
+
+    config = {"quant.fc1.bits": 4, "quant.fc2.bits": 8, "prune.fc1.sparsity": 0.5,
+              "prune.fc2.sparsity": 0.0, "lr": 1e-3}  # fmt: skip
+    table = layer_table(config)
+    assert list(table.index) == ["fc1", "fc2"]
+    assert table.loc["fc1"].to_dict() == {"quant.bits": 4, "prune.sparsity": 0.5}
+    text = markdown_table(table, index="layer")
+    assert "| fc1 | 4 | 0.5 |" in text
+    assert escape("<b>x|y</b>*") == "\\<b\\>x\\|y\\</b\\>\\*"

@@ -11,6 +11,7 @@ def test_top_level_names_are_pinned():
         "compress",
         "objectives",
         "optimize",
+        "review",
         "search",
         "spaces",
         "workers",
@@ -18,6 +19,13 @@ def test_top_level_names_are_pinned():
 
 
 def test_subpackage_names_are_pinned():
+    assert sorted(tradeoff.review.__all__) == [
+        "layer_table",
+        "refresh_notes",
+        "study_note",
+        "trial_note",
+        "write_notes",
+    ]
     assert set(spaces.__all__) == {
         *["ArchitectureSpace", "Choice", "Config", "Float", "Int", "ModelSpace", "Ordinal"],
         *["Parameter", "PEFTSpace", "PruningSpace", "QuantizationSpace"],

@@ -7,13 +7,22 @@
 from importlib import import_module
 from typing import Any
 
-from tradeoff import objectives, search, spaces, workers
+from tradeoff import objectives, review, search, spaces, workers
 from tradeoff._optimize import optimize
 from tradeoff._result import SearchResult
 
 __version__ = "0.1.0"
 
-__all__ = ["SearchResult", "compress", "objectives", "optimize", "search", "spaces", "workers"]
+__all__ = [
+    "SearchResult",
+    "compress",
+    "objectives",
+    "optimize",
+    "review",
+    "search",
+    "spaces",
+    "workers",
+]
 
 
 def __getattr__(name: str) -> Any:

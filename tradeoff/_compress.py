@@ -160,6 +160,7 @@ def compress(
     _check_device(device)
     costs = _check_costs(cost)
     ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
+    notes = optimize_kwargs.pop("notes", True)
     with usage_errors():  # before the spaces are built: some calibrate
         check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
     constraints = _constraints(budget, costs, quality)
@@ -208,7 +209,7 @@ def compress(
             study.set_user_attr(BASELINES_ATTR, measured.cache)
         result = optimize(
             evaluate, space, initial_configs=_first(starts, n_trials), n_workers=pool.n_workers,
-            backend=pool, storage=store, study_name=study.study_name, **search,
+            backend=pool, storage=store, study_name=study.study_name, notes=False, **search,
         )  # fmt: skip
         measured.attach(result)
         rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
@@ -217,7 +218,12 @@ def compress(
         measured.save()
     finally:
         evaluate.release()
-    return CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
+    out = CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
+    if notes:
+        from tradeoff.review import write_notes
+
+        write_notes(out, out.baselines)  # with the baselines each Pareto trial dominates
+    return out
 
 
 # Checks and pieces ------------------------------------------------------------------------------

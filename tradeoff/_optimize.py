@@ -71,6 +71,7 @@ def optimize(
     show_progress: bool = True,
     fidelity: Fidelity | None = None,
     initial_configs: Sequence[Mapping[str, Any]] | None = None,
+    notes: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
 
@@ -119,6 +120,10 @@ def optimize(
             the same parameters, as when a search resumes) is not added again. With a
             ``fidelity`` ladder they are evaluated at the full budget directly, so they are
             always in the comparison (a screening rung could stop them).
+        notes: When the search is over, write optuna-dashboard notes (the study's summary,
+            each Pareto trial's objectives and per-layer Config in real levels; see
+            :mod:`tradeoff.review`) when optuna-dashboard is installed. Off by default:
+            optuna-dashboard loads torch; ``tradeoff dashboard`` writes missing notes anyway.
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -178,6 +183,10 @@ def optimize(
     result = SearchResult(study, objset)
     _record_reference(study, result)
     logger.info("%s", result.summary())
+    if notes:
+        from tradeoff.review import write_notes
+
+        write_notes(result)  # for optuna-dashboard, once the search is over
     return result
 
 

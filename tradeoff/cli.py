@@ -565,6 +565,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
             raise ImportError("the dashboard needs pip install 'tradeoff[dashboard]'.") from None
         store = make_storage(args.storage)
 
+    from tradeoff.review import refresh_notes
+
+    for name in refresh_notes(store):  # each search's summary and Pareto trials, as notes
+        print(f"wrote the notes of study {name!r}")
     print(f"optuna-dashboard for {redact(args.storage)} on http://{args.host}:{args.port}/")
     optuna_dashboard.run_server(store, host=args.host, port=args.port)
     return 0
