@@ -23,6 +23,7 @@ REFERENCE = {"accuracy": 0.0, "size_kb": 450.0, "mbitops": 1200.0}
 
 
 def main(argv: list[str] | None = None) -> None:
+    device = data.device()  # first: a GPU torch cannot see stops here, even for --help
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-trials", type=int, default=80)
     parser.add_argument("--n-workers", type=int, default=2)
@@ -32,7 +33,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", type=Path, default=Path("tradeoff-runs") / "mnist.json")
     args = parser.parse_args(argv)
-    device = data.device()
     model, key = data.trained_cnn(device)
     x_test, y_test = data.test_set()
     pool = RayPool(args.n_workers) if args.backend == "ray" else LocalPool(args.n_workers)

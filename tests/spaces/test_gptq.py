@@ -355,3 +355,30 @@ def test_layers_reading_one_input_share_its_product_and_others_do_not():
         assert torch.allclose(found[name], _hessian(x), rtol=1e-5, atol=1e-7)
         assert torch.equal(found[name], found["q"])
     assert torch.allclose(found["o"], _hessian(xo), rtol=1e-5, atol=1e-7)
+
+
+def test_gptq_after_channel_pruning_uses_the_hessian_of_the_kept_inputs():
+    """A Linear whose inputs lost channels is quantized with its Hessian's kept rows and
+    columns (the removed inputs are gone, not zero); layer 2 also loses output channels."""
+    from tradeoff.spaces import PruningSpace, QuantizationSpace, SearchSpace
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(),
+                          nn.Linear(24, 4)).eval()  # fmt: skip
+    x = torch.randn(512, 16, generator=torch.Generator().manual_seed(1))
+    prune = PruningSpace.for_model(model, (0.0, 0.5), pattern="channel")
+    quant = QuantizationSpace.for_model(
+        model, bits=(3, 8), method="gptq", calibration=x, granularity="channel", bank=None
+    )
+    space = SearchSpace.merge(prune=prune, quant=quant)
+    config = {k: 0.5 if k.endswith("sparsity") else 3 for k in space}
+    config = {k: "channel" if k.endswith("pattern") else v for k, v in config.items()}
+    out = space.apply(model, config)
+    pruned = prune.apply(model, {k.split(".", 1)[1]: config[k] for k in config if "prune." in k})
+    for name, width in (("2", 16), ("4", 12)):  # inputs left after the layer before lost half
+        layer, before = out.get_submodule(name), pruned.get_submodule(name)
+        assert layer.in_features == width
+        kept = before._tradeoff_kept_inputs
+        h = quant.quantizer.hessian(name)[kept][:, kept]
+        expected = gptq_quantize(before.weight, h, bits=3)
+        torch.testing.assert_close(layer.weight, expected, rtol=0, atol=0)

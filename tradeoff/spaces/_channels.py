@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tradeoff.spaces._model import find_module
+from tradeoff.spaces._model import KEPT_INPUTS_ATTR, find_module
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -192,7 +192,10 @@ def remove_units(model: nn.Module, group: StructuralGroup, removed: Sequence[int
     for m in group.members:
         module = model.get_submodule(m.layer)
         grads = {n: p.requires_grad for n, p in module.named_parameters(recurse=False)}
-        getattr(tp, m.fn)(module, [i for u in removed for i in m.idxs[u]])
+        lost = [i for u in removed for i in m.idxs[u]]
+        if m.role == "read" and isinstance(module, nn.Linear):
+            _record_kept_inputs(module, m.size, lost)
+        getattr(tp, m.fn)(module, lost)
         for n, p in module.named_parameters(recurse=False):
             p.requires_grad_(grads.get(n, p.requires_grad))
     writer = next(m for m in group.members if m.role == "write")
@@ -208,6 +211,13 @@ def remove_units(model: nn.Module, group: StructuralGroup, removed: Sequence[int
             _replace(
                 model.get_submodule(name.rpartition(".")[0]), "intermediate_size", writer.size, now
             )
+
+
+def _record_kept_inputs(module: nn.Module, size: int, lost: Sequence[int]) -> None:
+    gone = set(lost)
+    kept = torch.tensor([i for i in range(size) if i not in gone], dtype=torch.long)
+    before = getattr(module, KEPT_INPUTS_ATTR, None)
+    setattr(module, KEPT_INPUTS_ATTR, kept if before is None else before[kept])
 
 
 def sync_config(model: nn.Module, groups: Iterable[StructuralGroup]) -> None:

@@ -37,6 +37,10 @@ STAGES = ("arch", "prune", "quant", "peft")
 QUANT_ATTR = "tradeoff_quant"
 PRUNE_ATTR = "tradeoff_prune"
 
+KEPT_INPUTS_ATTR = "_tradeoff_kept_inputs"
+"""On a Linear whose inputs channel pruning removed: the original input indices it keeps (a
+calibrated quantizer slices the layer's Hessian to them)."""
+
 DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 

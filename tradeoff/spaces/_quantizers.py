@@ -12,7 +12,7 @@ from torch import nn
 
 from tradeoff.spaces._bank import VariantBank, entry_key, tensor_digest
 from tradeoff.spaces._gptq import gptq_levels, gptq_quantize, rtn_quantize
-from tradeoff.spaces._model import PRUNE_ATTR, QuantInfo
+from tradeoff.spaces._model import KEPT_INPUTS_ATTR, PRUNE_ATTR, QuantInfo
 
 METHODS = ("rtn", "gptq", "hqq")
 """How int levels are computed: round-to-nearest, GPTQ (calibrated), HQQ (data-free)."""
@@ -89,8 +89,16 @@ class Quantizer:
     def hessian(self, name: str) -> torch.Tensor | None:
         return self.hessians.get(name) if self.method == "gptq" else None
 
-    def key(self, name: str, weight_digest: str, info: QuantInfo, masked: bool) -> str:
-        """The bank key of ``name``'s weight (by its digest) at ``info``."""
+    def key(
+        self,
+        name: str,
+        weight_digest: str,
+        info: QuantInfo,
+        masked: bool,
+        inputs: torch.Tensor | None = None,
+    ) -> str:
+        """The bank key of ``name``'s weight (by its digest) at ``info``; ``inputs``: the input
+        indices the layer keeps after channel pruning (its Hessian's rows and columns)."""
         parts: dict[str, Any] = {
             "weight": weight_digest,
             "level": [info.fmt, info.bits, info.granularity, info.group_size],
@@ -101,6 +109,8 @@ class Quantizer:
         if info.method == "gptq":
             parts.update(hessian=self._hessian_digest(name), **self.options())
             del parts["device"]  # where it ran does not change the result's meaning
+            if inputs is not None:
+                parts["inputs"] = tensor_digest(inputs)
         return entry_key(**parts)
 
     def quantize(self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo) -> Any:
@@ -109,8 +119,9 @@ class Quantizer:
         mask = weight != 0 if masked else None
         if not self.uses_bank(info):
             return quantize_weight(weight, info, mask=mask)
-        key = self.key(name, tensor_digest(weight), info, masked)
-        return self.quantize_by_key(name, weight, info, key, mask)
+        inputs = getattr(module, KEPT_INPUTS_ATTR, None) if info.method == "gptq" else None
+        key = self.key(name, tensor_digest(weight), info, masked, inputs)
+        return self.quantize_by_key(name, weight, info, key, mask, inputs)
 
     def quantize_by_key(
         self,
@@ -119,11 +130,15 @@ class Quantizer:
         info: QuantInfo,
         key: str,
         mask: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The bank's entry ``key`` (:meth:`key` of ``weight``), computed if missing."""
+        """The bank's entry ``key`` (:meth:`key` of ``weight``), computed if missing; ``inputs``
+        as in :meth:`key` (the Hessian is sliced to them)."""
 
         def compute() -> torch.Tensor:
             hessian = self.hessian(name)
+            if hessian is not None and inputs is not None:
+                hessian = hessian[inputs][:, inputs]
             if info.method == "gptq" and hessian is None:
                 raise RuntimeError(
                     f"The variant bank has no entry for {describe(name, info)} and this copy "
