@@ -47,3 +47,10 @@ def test_smollm2_report_has_the_front_the_baselines_and_resumes(tmp_path):
     again = _run(tmp_path, "again.json", *study)["result"]  # resumes: no trial runs again
     assert again["trials"] == res["trials"]
     assert again["pareto"] == front and again["baselines"] == res["baselines"]
+    # What "auto" picked, recorded: 4 blocks make 9 parameters, so mobo (rule 2); the whole
+    # model's 61 are over rule 2's 30, and its size budget makes it evolution (rule 3).
+    import optuna
+
+    stored = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert stored.user_attrs["tradeoff.optimizer"] == "mobo"
+    assert len([k for k in front[0]["config"]]) == 9
