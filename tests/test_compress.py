@@ -213,6 +213,7 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
     assert "### Baselines" in notes and "| uniform sparsity=0.0, bits=8 |" in notes
     beats = [row for _, row in result.baselines.iterrows() if row["dominated_by"]]
     assert not beats or f"Dominates: {beats[0]['baseline']}" in notes
+    assert "uniform baseline" in notes and "proxy baseline" in notes  # the front's figure
     assert report["baselines"][0]["baseline"] == "dense"
 
 

@@ -120,6 +120,17 @@ def test_dashboard_shows_notes_with_real_levels_and_escaped_names(study_url):
         bits = configs[number]["bits"]
         assert f"| bits | {bits} |" in body, body
         assert f"## Trial {number}: on the Pareto set" in body
+    # The study's plotly figures: hypervolume over trials and over time, and the front.
+    graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
+    assert set(graphs) == {
+        "tradeoff-hypervolume-trials",
+        "tradeoff-hypervolume-time",
+        "tradeoff-front",
+    }
+    curve = graphs["tradeoff-hypervolume-trials"]["data"][0]
+    assert curve["y"][-1] == pytest.approx(result.hypervolume(), rel=1e-9)
+    front = graphs["tradeoff-front"]["data"][1]
+    assert front["name"] == "Pareto set" and len(front["x"]) == len(result.pareto)
 
 
 def test_notes_escape_names_and_show_a_per_layer_table():

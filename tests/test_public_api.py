@@ -22,8 +22,10 @@ def test_subpackage_names_are_pinned():
     assert sorted(tradeoff.review.__all__) == [
         "layer_table",
         "refresh_notes",
+        "study_figures",
         "study_note",
         "trial_note",
+        "write_figures",
         "write_notes",
     ]
     assert set(spaces.__all__) == {

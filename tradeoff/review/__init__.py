@@ -1,8 +1,9 @@
-"""HOW a person sees a search: notes (and, to come, figures and artifacts) for optuna-dashboard.
+"""HOW a person sees a search: notes and figures (to come: artifacts) for optuna-dashboard.
 
 Nothing imports this room but the façades (``optimize``, ``compress``) and the CLI.
 """
 
+from tradeoff.review._dashboard import study_figures, write_figures
 from tradeoff.review._notes import (
     layer_table,
     refresh_notes,
@@ -11,4 +12,12 @@ from tradeoff.review._notes import (
     write_notes,
 )
 
-__all__ = ["layer_table", "refresh_notes", "study_note", "trial_note", "write_notes"]
+__all__ = [
+    "layer_table",
+    "refresh_notes",
+    "study_figures",
+    "study_note",
+    "trial_note",
+    "write_figures",
+    "write_notes",
+]

@@ -155,8 +155,9 @@ def trial_note(
 
 def write_notes(result: SearchResult, baselines: pd.DataFrame | None = None) -> int:
     """Write the study's note and each Pareto trial's note (at most :data:`MAX_TRIAL_NOTES`)
-    to the study's storage, for optuna-dashboard; the number of notes written (0 without
-    optuna-dashboard, which is the ``dashboard`` extra)."""
+    to the study's storage, for optuna-dashboard, and the study's figures
+    (:func:`~tradeoff.review.study_figures`); the number of notes written (0 without
+    optuna-dashboard, which is the ``dashboard`` extra with plotly)."""
     try:
         from optuna_dashboard import save_note
     except ImportError:
@@ -178,6 +179,12 @@ def write_notes(result: SearchResult, baselines: pd.DataFrame | None = None) -> 
         values = {str(k): v for k, v in row.items()}
         note = trial_note(result, values, configs[number], beaten.get(number, ()))
         save_note(trial, note)
+    try:
+        from tradeoff.review._dashboard import write_figures
+
+        write_figures(result, baselines)
+    except ImportError:
+        logger.debug("plotly is not installed: no dashboard figures written")
     study.set_user_attr(NOTES_ATTR, len(result.trials))
     return 1 + len(front)
 
