@@ -382,3 +382,28 @@ def test_gptq_after_channel_pruning_uses_the_hessian_of_the_kept_inputs():
         h = quant.quantizer.hessian(name)[kept][:, kept]
         expected = gptq_quantize(before.weight, h, bits=3)
         torch.testing.assert_close(layer.weight, expected, rtol=0, atol=0)
+
+
+def test_gptq_after_channel_pruning_of_a_convolution_slices_each_channels_kernel():
+    from tradeoff.spaces import PruningSpace, QuantizationSpace, SearchSpace
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 3)).eval()  # fmt: skip
+    x = torch.randn(64, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    prune = PruningSpace.for_model(model, (0.0, 0.5), pattern="channel", sample_input=x[:1])
+    quant = QuantizationSpace.for_model(
+        model, bits=(4, 8), method="gptq", calibration=x, granularity="channel", bank=None
+    )
+    space = SearchSpace.merge(prune=prune, quant=quant)
+    config = {k: 0.0 if k.endswith("sparsity") else 4 for k in space}
+    config["prune.0.sparsity"] = 0.5  # half of conv 0's channels: conv 2 loses half its inputs
+    out = space.apply(model, config)
+    before = prune.apply(model, {k.split(".", 1)[1]: config[k] for k in config if "prune." in k})
+    conv = before.get_submodule("2")
+    assert out.get_submodule("2").in_channels == 4
+    kept = conv._tradeoff_kept_inputs
+    rows = (kept[:, None] * 9 + torch.arange(9)).reshape(-1)  # each kept channel's 3x3 kernel
+    h = quant.quantizer.hessian("2")[rows][:, rows]
+    expected = gptq_quantize(conv.weight, h, bits=4)
+    torch.testing.assert_close(out.get_submodule("2").weight, expected, rtol=0, atol=0)

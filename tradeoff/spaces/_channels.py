@@ -193,7 +193,7 @@ def remove_units(model: nn.Module, group: StructuralGroup, removed: Sequence[int
         module = model.get_submodule(m.layer)
         grads = {n: p.requires_grad for n, p in module.named_parameters(recurse=False)}
         lost = [i for u in removed for i in m.idxs[u]]
-        if m.role == "read" and isinstance(module, nn.Linear):
+        if m.role == "read" and _dense_inputs(module):
             _record_kept_inputs(module, m.size, lost)
         getattr(tp, m.fn)(module, lost)
         for n, p in module.named_parameters(recurse=False):
@@ -211,6 +211,14 @@ def remove_units(model: nn.Module, group: StructuralGroup, removed: Sequence[int
             _replace(
                 model.get_submodule(name.rpartition(".")[0]), "intermediate_size", writer.size, now
             )
+
+
+def _dense_inputs(module: nn.Module) -> bool:
+    """A Linear, or a convolution without groups: its Hessian's inputs are its input channels
+    (times the kernel's positions, for a convolution)."""
+    return isinstance(module, nn.Linear) or (
+        isinstance(module, nn.modules.conv._ConvNd) and module.groups == 1
+    )
 
 
 def _record_kept_inputs(module: nn.Module, size: int, lost: Sequence[int]) -> None:

@@ -38,8 +38,8 @@ QUANT_ATTR = "tradeoff_quant"
 PRUNE_ATTR = "tradeoff_prune"
 
 KEPT_INPUTS_ATTR = "_tradeoff_kept_inputs"
-"""On a Linear whose inputs channel pruning removed: the original input indices it keeps (a
-calibrated quantizer slices the layer's Hessian to them)."""
+"""On a Linear (or a convolution) whose inputs channel pruning removed: the original input
+indices (channels) it keeps, for a calibrated quantizer to slice the layer's Hessian to."""
 
 DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 

@@ -138,7 +138,8 @@ class Quantizer:
         def compute() -> torch.Tensor:
             hessian = self.hessian(name)
             if hessian is not None and inputs is not None:
-                hessian = hessian[inputs][:, inputs]
+                kept = _unfolded(inputs, weight)
+                hessian = hessian[kept][:, kept]
             if info.method == "gptq" and hessian is None:
                 raise RuntimeError(
                     f"The variant bank has no entry for {describe(name, info)} and this copy "
@@ -158,6 +159,13 @@ class Quantizer:
                 raise RuntimeError(f"No calibration Hessian for layer {name!r}.")
             self._hessian_digests[name] = tensor_digest(hessian)
         return self._hessian_digests[name]
+
+
+def _unfolded(channels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The Hessian rows of input ``channels``: themselves for a Linear; for a convolution,
+    each channel's kernel positions (the weight's ``(in, *kernel)`` layout, flattened)."""
+    k = int(torch.tensor(weight.shape[2:]).prod()) if weight.dim() > 2 else 1
+    return (channels[:, None] * k + torch.arange(k)).reshape(-1)
 
 
 def describe(name: str, info: QuantInfo) -> str:
