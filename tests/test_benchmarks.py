@@ -184,3 +184,15 @@ def test_structural_pruning_quick(tmp_path):
         assert abs(row["unstructured"]["parameters"] / row["channel"]["parameters"] - 1) < 0.01
         assert row["channel"]["parameters"] < result["dense"]["parameters"]
     assert "channel / unstructured" in proc.stdout
+
+
+def test_mnist_gptq_quick(tmp_path):
+    out = tmp_path / "mnist_gptq.json"
+    run_script("mnist_gptq.py", out, "--quick", "--n-trials", "8")
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/mnist_gptq.py --quick")
+    rtn, gptq = report["result"]["rtn"], report["result"]["gptq"]
+    assert rtn["hypervolume"] > 0 and gptq["hypervolume"] > 0
+    two_bits = "uniform sparsity=0.0, bits=2"  # calibrated 2 bits keep more than rounding
+    assert gptq["uniform"][two_bits]["accuracy"] > rtn["uniform"][two_bits]["accuracy"]
+    assert gptq["uniform"][two_bits]["size_kb"] == rtn["uniform"][two_bits]["size_kb"]

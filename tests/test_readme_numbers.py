@@ -249,6 +249,45 @@ def main_job_prose() -> Iterator[Figure]:
     yield "model key", model_key, st["model"]
 
 
+@check("mnist_gptq.json")
+def main_job_gptq() -> Iterator[Figure]:
+    rep = load("mnist_gptq.json")
+    rtn, gptq = rep["result"]["rtn"], rep["result"]["gptq"]
+    yield "command", rep["command"], "python benchmarks/mnist_gptq.py"
+    ((wall,),) = grab(r"both methods in one run, (\d+) s in all")
+    yield "wall", wall, rep["benchmark_wall_s"]
+    ((hv_rtn, hv_gptq, b15r, b15g, b30r, b30g, dense),) = grab(
+        r"raises the hypervolume from ([\d.e+]+) to ([\d.e+]+) and the best accuracy within 15 KB "
+        r"from ([\d.]+) to ([\d.]+) \(within 30 KB: ([\d.]+) to ([\d.]+), above the dense "
+        r"model's ([\d.]+)\)"
+    )
+    yield "hypervolume rtn", hv_rtn, f"{rtn['hypervolume']:.4g}"
+    yield "hypervolume gptq", hv_gptq, f"{gptq['hypervolume']:.4g}"
+    yield "rtn = the main job", hv_rtn, f"{load('mnist.json')['hypervolume']:.4g}"
+    yield "15 KB rtn", b15r, rtn["best_within_kb"]["15.0"]
+    yield "15 KB gptq", b15g, gptq["best_within_kb"]["15.0"]
+    yield "30 KB rtn", b30r, rtn["best_within_kb"]["30.0"]
+    yield "30 KB gptq", b30g, gptq["best_within_kb"]["30.0"]
+    main = {b["baseline"]: b for b in load("mnist.json")["baselines"]}
+    yield "dense", dense, main["dense"]["accuracy"]
+    yield "gptq above dense", str(gptq["best_within_kb"]["30.0"] > dense_value(main)), "True"
+    ((u2g, u2r, u8),) = grab(
+        r"Uniform 2 bits keep ([\d.]+) instead of ([\d.]+); at 8 bits the methods tie \(([\d.]+)\)"
+    )
+    two, eight = "uniform sparsity=0.0, bits=2", "uniform sparsity=0.0, bits=8"
+    yield "2 bits gptq", u2g, gptq["uniform"][two]["accuracy"]
+    yield "2 bits rtn", u2r, rtn["uniform"][two]["accuracy"]
+    yield "8 bits rtn", u8, rtn["uniform"][eight]["accuracy"]
+    yield "8 bits gptq", u8, gptq["uniform"][eight]["accuracy"]
+    ((b10g, b10r),) = grab(r"Below 10 KB it does not help \(([\d.]+) against ([\d.]+)\)")
+    yield "10 KB gptq", b10g, gptq["best_within_kb"]["10.0"]
+    yield "10 KB rtn", b10r, rtn["best_within_kb"]["10.0"]
+
+
+def dense_value(baselines: dict[str, Any]) -> float:
+    return float(baselines["dense"]["accuracy"])
+
+
 # SmolLM2 -----------------------------------------------------------------------------------------
 def _hv2(front: list[dict[str, Any]], kl_ref: float, mb_ref: float) -> float:
     """The hypervolume of a (KL, MB) front against (``kl_ref``, ``mb_ref``), both minimized."""
