@@ -815,8 +815,22 @@ def variant_bank() -> Iterator[Figure]:
 
 @check("compress.json")
 def compress_gptq_vs_rtn() -> Iterator[Figure]:
-    res = load("compress.json")["result"]
+    rep = load("compress.json")
+    res = rep["result"]
     runs, budget = res["runs"], res["budget_mb"]
+    ((minutes, lo, hi),) = grab(
+        r"a fresh bank directory; (\d+) min in all with the runs below, on 2 cores shared with "
+        r"other jobs, load average ([\d.]+)-([\d.]+)\)"
+    )
+    loads = [rep["machine"][f"load_avg_1_5_15_at_{t}"][0] for t in ("start", "end")]
+    loads += [r["timing"]["load_avg_1_at_end"] for r in [*runs.values(), res["full_fidelity_run"]]]
+    yield "minutes", minutes, rep["benchmark_wall_s"] / 60
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    ((n_configs,),) = grab(
+        r"uniform and knapsack starts, the default ladder, (\d+) Configs, seed 0"
+    )
+    yield "Configs", n_configs, rep["settings"]["n_trials"]
     ((hv_gptq, hv_rtn, kl_gptq, kl_rtn, matched, points),) = grab(
         r"GPTQ's front has hypervolume ([\d.]+) against RTN's ([\d.]+) \(reference: KL 1, "
         r"[\d.]+ MB\) and KL ([\d.]+) at the budget against ([\d.]+); a GPTQ point matches or "
@@ -830,6 +844,154 @@ def compress_gptq_vs_rtn() -> Iterator[Figure]:
     comparison = res["comparison"]
     yield "RTN points matched", matched, comparison["rtn_points_matched_or_dominated_by_gptq"]
     yield "RTN points", points, comparison["rtn_points"]
+
+
+@check("compress.json")
+def compress_knapsack() -> Iterator[Figure]:
+    res = load("compress.json")["result"]
+    k = res["knapsack_vs_front"]
+    yield "method", res["method"], "gptq"
+    ((n, low, top, n_configs, first, last, u_first, u_last, hv_k, hv_s, hv_f),) = grab(
+        r"knapsack over the summed errors .*? at (\d+) budgets from uniform 3-bit's ([\d.]+) MB "
+        r"to ([\d.]+) MB\. Its (\d+) Configs are the GPTQ run's trials #(\d+)-#(\d+), right "
+        r"after the uniform levels \(#(\d+)-#(\d+)\), all measured at full fidelity\. Alone "
+        r"they have hypervolume ([\d.]+), with the uniform levels ([\d.]+); the front has "
+        r"([\d.]+)\."
+    )
+    yield "budgets", n, len(k["budgets_mb"])
+    yield "lowest budget", low, k["budgets_mb"][0]
+    yield "top budget", top, k["budgets_mb"][-1]
+    trials = sorted(p["trial"] for p in k["configs"])
+    yield "knapsack Configs", n_configs, len(trials)
+    yield "knapsack trials", f"{first}-{last}", f"{trials[0]}-{trials[-1]}"
+    yield (
+        "knapsack trials consecutive",
+        str(trials == list(range(trials[0], trials[-1] + 1))),
+        "True",
+    )
+    uniform = sorted(set(k["start_trials"]) - set(trials))
+    yield "uniform trials", f"{u_first}-{u_last}", f"{uniform[0]}-{uniform[-1]}"
+    yield "starts first", str(k["start_trials"] == list(range(len(k["start_trials"])))), "True"
+    yield "full fidelity", str(k["all_full_fidelity"]), "True"
+    yield "hypervolume knapsack", hv_k, k["hypervolume_knapsack"]
+    yield "hypervolume starts", hv_s, k["hypervolume_starts"]
+    yield "hypervolume front", hv_f, k["hypervolume_front"]
+    header = "| knapsack budget, MB | knapsack KL | knapsack MB | front's best KL | its trial |"
+    rows = table(header)
+    yield "rows", str(len(rows)), str(len(k["at_budgets"]))
+    for cells, r in zip(rows, k["at_budgets"]):
+        b = cells[0]
+        yield f"{b} budget", b, r["budget_mb"]
+        yield f"{b} knapsack KL", cells[1], r["knapsack"]["kl"]
+        yield f"{b} knapsack MB", cells[2], r["knapsack"]["size_mb"]
+        yield f"{b} front KL", cells[3], r["front"]["kl"]
+        yield f"{b} front trial", cells[4], f"#{r['front']['trial']}"
+        yield f"{b} search KL", cells[5], r["search_only"]["kl"]
+    ((better, of, own, own_trials, uniform_n, rest),) = grab(
+        r"The front is better than the knapsack at (\d+) of the (\d+) budgets: at (\d+) with "
+        r"Configs the search found \(([#\d, ]+)\), at (\d+) with a uniform level .*? at the "
+        r"other (\d+) the knapsack's own Config is the best there is"
+    )
+    rows_better = [r for r in k["at_budgets"] if r["front_better"]]
+    yield "budgets front better", better, k["budgets_front_better"]
+    yield "of budgets", of, len(k["at_budgets"])
+    yield "search better", own, k["budgets_search_only_better"]
+    starts = set(k["start_trials"])
+    found = [r["front"]["trial"] for r in rows_better if r["front"]["trial"] not in starts]
+    yield "search's trials", own_trials, ", ".join(f"#{t}" for t in found)
+    yield "uniform better", uniform_n, len(rows_better) - len(found)
+    knap = {p["trial"] for p in k["configs"]}
+    yield "rest", rest, sum(r["front"]["trial"] in knap for r in k["at_budgets"])
+    ((gaps, of_gaps, search_pts, uniform_pt),) = grab(
+        r"the front has points no knapsack Config dominates in (\d+) of the (\d+) gaps "
+        r"\(([#\d, ]+) from the search, (#\d+) uniform 4-bit\)"
+    )
+    yield "gaps beaten", gaps, k["gaps_beaten"]
+    yield "gaps", of_gaps, len(k["between"])
+    points = [p["trial"] for g in k["between"] for p in g["undominated_front_points"]]
+    yield "gap points (search)", search_pts, ", ".join(f"#{t}" for t in points if t not in starts)
+    yield "gap points (uniform)", uniform_pt, ", ".join(f"#{t}" for t in points if t in starts)
+
+
+@check("compress.json")
+def compress_time_and_fidelity() -> Iterator[Figure]:
+    res = load("compress.json")["result"]
+    first, rtn = res["first_front"], res["runs"]["rtn"]["timing"]
+    mf, full = res["runs"]["gptq"]["timing"], res["full_fidelity_run"]
+    ((bank, knap, t1, n_starts, lo, hi, t2, end, rtn_done),) = grab(
+        r"the bank \(every block at every level\) are done after (\d+) s, the knapsack's "
+        r"per-block measurements after another (\d+) s, the first trial finishes at (\d+) s and "
+        r"all (\d+) starting Configs \(a front from ([\d.]+) to ([\d.]+) MB\) at (\d+) s; the "
+        r"call returns at (\d+) s\. RTN, which needs no bank, has its \d+ starts done at "
+        r"(\d+) s"
+    )
+    yield "bank s", bank, first["bank_s"]
+    yield "knapsack s", knap, first["knapsack_s"]
+    yield "first trial s", t1, first["first_trial_s"]
+    yield "starts", n_starts, len(mf["start_trials"])
+    sizes = [p["size_mb"] for p in res["knapsack_vs_front"]["configs"]]
+    yield "front from", lo, min(sizes)
+    yield "front to", hi, max(sizes)
+    yield "starts done s", t2, first["starts_done_s"]
+    yield "end s", end, first["wall_s"]
+    yield "rtn starts done s", rtn_done, rtn["starts_done_s"]
+    ((span, full_n),) = grab(
+        r"stopped after the multi-fidelity search's (\d+) s \(`timeout=`\), ran (\d+) Configs"
+    )
+    yield "timeout s", span, mf["search_s"]
+    yield "full-fidelity Configs", full_n, full["configs_complete"]
+    f = res["fidelity"]
+    header = "| seconds | 18 | 35 | 53 | 71 | 88 | 106 (end) |"
+    for t, cell in zip(f["checkpoints_s"], header.strip("| ").split(" | ")[1:]):
+        yield f"checkpoint {cell}", cell.split()[0], t
+    for name, *cells in table(header):
+        for t, cell, value in zip(f["checkpoints_s"], cells, f["at_checkpoints"][name]):
+            yield f"{name} at {t:.0f} s", cell, value
+    yield (
+        "end is the full run's end",
+        str(f["checkpoints_s"][-1] == f["curves"]["full fidelity"][-1][0]),
+        "True",
+    )
+    ((full_final, t_full, mf_final, passed),) = grab(
+        r"Multi-fidelity never reaches the full-fidelity run's final ([\d.]+) \(which that run "
+        r"had after (\d+) s\), so the wall-time saving the old hand-built SmolLM2 example "
+        r"reported \(two thirds or more\) does not hold for compress here; the full-fidelity "
+        r"search passed the multi-fidelity run's final ([\d.]+) after (\d+) s"
+    )
+    yield "never", str(f["mf_reached_full_final_s"]), "None"
+    yield "full final", full_final, f["full_final_hypervolume"]
+    yield "full reached its final", t_full, f["full_reached_its_final_s"]
+    yield "mf final", mf_final, f["mf_final_hypervolume"]
+    reached = next(t for t, h in f["curves"]["full fidelity"] if h >= f["mf_final_hypervolume"])
+    yield "full passed mf final", passed, reached
+    ((full_knap, mf_knap, hv_k, hv_starts, full_adds, mf_adds, mf_from, mf_to, mf_at, full_at),) = (
+        grab(
+            r"per-block errors at full fidelity, ([\d,]+) s from the call to the first trial "
+            r"against (\d+) s, and those 10 Configs alone have hypervolume ([\d.]+), more than "
+            r"the whole multi-fidelity front; its 13 starts have ([\d.]+) and its search adds "
+            r"([\d.]+), where the multi-fidelity search adds ([\d.]+) \(([\d.]+) to ([\d.]+)\)\. "
+            r"Counting the knapsack's measurement, the multi-fidelity run had its final front "
+            r"(\d+) s after its bank was built, the full-fidelity run reached that hypervolume "
+            r"([\d,]+) s after its call began"
+        )
+    )
+    fk = full["knapsack_vs_front"]
+    mk = res["knapsack_vs_front"]
+    yield "full knapsack s", full_knap, full["timing"]["knapsack_s"]
+    yield "mf knapsack s", mf_knap, mf["knapsack_s"]
+    yield "full knapsack hv", hv_k, fk["hypervolume_knapsack"]
+    yield (
+        "more than the mf front",
+        str(fk["hypervolume_knapsack"] > mk["hypervolume_front"]),
+        "True",
+    )
+    yield "full starts hv", hv_starts, fk["hypervolume_starts"]
+    yield "full search adds", full_adds, fk["hypervolume_front"] - fk["hypervolume_starts"]
+    yield "mf search adds", mf_adds, mk["hypervolume_front"] - mk["hypervolume_starts"]
+    yield "mf starts", mf_from, mk["hypervolume_starts"]
+    yield "mf front", mf_to, mk["hypervolume_front"]
+    yield "mf final after bank", mf_at, mf["knapsack_s"] + mf["search_s"]
+    yield "full at mf final", full_at, full["timing"]["knapsack_s"] + reached
 
 
 @check("quantizers.json")
