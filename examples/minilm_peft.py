@@ -49,7 +49,6 @@ import transformers
 from torch import nn
 
 import tradeoff
-from tradeoff import _plot
 from tradeoff.objectives import (
     Objective,
     latency_ms,
@@ -57,6 +56,7 @@ from tradeoff.objectives import (
     trainable_parameters,
     weight_storage_bytes,
 )
+from tradeoff.review import plot_hypervolume
 from tradeoff.search import Fidelity, uniform_configs
 from tradeoff.spaces import (
     ArchitectureSpace,
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
         rep["mf_vs_full"] = data.compare(mf, full, REFERENCE)
         labels = ["multi-fidelity (ASHA)", "full budget only"]
         path = args.plots / "hypervolume_mf_vs_full.png"
-        _plot.plot_hypervolume([mf, full], path, x="time", labels=labels, reference=REFERENCE)
+        plot_hypervolume([mf, full], path, x="time", labels=labels, reference=REFERENCE)
     load["end"] = os.getloadavg()
     rep |= {"load_average": load, "total_wall_s": round(time.perf_counter() - start, 1)}
     rep["configs"] = {int(t): c for t, c in zip(mf.pareto["trial"], mf.configs())}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tradeoff
-from tradeoff import _plot
 from tradeoff.objectives import Constraint, Objective
+from tradeoff.review import _plot
 from tradeoff.spaces import Float, SearchSpace
 
 pytest.importorskip("matplotlib")
@@ -312,6 +312,6 @@ def test_missing_matplotlib_names_the_extra(two, monkeypatch):
 
 
 def test_import_tradeoff_does_not_import_matplotlib():
-    code = "import sys, tradeoff, tradeoff._plot; print('matplotlib' in sys.modules)"
+    code = "import sys, tradeoff, tradeoff.review._plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -20,13 +20,19 @@ def test_top_level_names_are_pinned():
 
 def test_subpackage_names_are_pinned():
     assert sorted(tradeoff.review.__all__) == [
+        "hypervolume_curve",
         "layer_table",
+        "per_layer_knobs",
+        "plot_allocation",
+        "plot_hypervolume",
+        "plot_pareto",
         "refresh_notes",
         "study_figures",
         "study_note",
         "trial_note",
         "write_figures",
         "write_notes",
+        "write_plots",
     ]
     assert set(spaces.__all__) == {
         *["ArchitectureSpace", "Choice", "Config", "Float", "Int", "ModelSpace", "Ordinal"],

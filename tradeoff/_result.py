@@ -137,8 +137,8 @@ class SearchResult:
         objectives: Sequence[str] | None = None,
         annotate: bool = True,
     ) -> Figure:
-        """The trials with the Pareto set highlighted; see :func:`tradeoff._plot.plot_pareto`."""
-        from tradeoff import _plot
+        """The trials with the Pareto set highlighted; see :func:`tradeoff.review.plot_pareto`."""
+        from tradeoff.review import _plot
 
         return _plot.plot_pareto(self, path, objectives=objectives, annotate=annotate)
 
@@ -149,7 +149,7 @@ class SearchResult:
         reference: Sequence[float] | Mapping[str, float] | None = None,
     ) -> pd.DataFrame:
         """Hypervolume after each finished trial (columns ``x``, ``number``, ``hypervolume``)."""
-        from tradeoff import _plot
+        from tradeoff.review import _plot
 
         return _plot.hypervolume_curve(self, x=x, reference=reference)
 
@@ -160,9 +160,9 @@ class SearchResult:
         x: Literal["trial", "time"] = "trial",
         reference: Sequence[float] | Mapping[str, float] | None = None,
     ) -> Figure:
-        """Hypervolume over trials or seconds; ``tradeoff._plot.plot_hypervolume`` compares
+        """Hypervolume over trials or seconds; ``tradeoff.review.plot_hypervolume`` compares
         several results."""
-        from tradeoff import _plot
+        from tradeoff.review import _plot
 
         return _plot.plot_hypervolume(self, path, x=x, reference=reference)
 
@@ -174,13 +174,13 @@ class SearchResult:
         knobs: Sequence[str] | None = None,
     ) -> Figure:
         """Per-layer knobs (bits, sparsity...) of the Pareto trials, one heatmap per knob."""
-        from tradeoff import _plot
+        from tradeoff.review import _plot
 
         return _plot.plot_allocation(self, path, trials=trials, knobs=knobs)
 
     def write_plots(self, out_dir: str | Path, *, formats: Sequence[str] = ("png",)) -> list[Path]:
         """Write the Pareto, hypervolume and allocation plots into ``out_dir``."""
-        from tradeoff import _plot
+        from tradeoff.review import _plot
 
         return _plot.write_plots(self, out_dir, formats=formats)
 

@@ -546,7 +546,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from tradeoff import SearchResult
-    from tradeoff._plot import write_plots
+    from tradeoff.review._plot import write_plots
 
     with usage_errors():
         result = SearchResult.load(args.storage, args.study)

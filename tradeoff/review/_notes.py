@@ -28,10 +28,10 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 
-from tradeoff._allocation import per_layer_knobs
 from tradeoff._result import SearchResult
 from tradeoff._study import SPEC_ATTR
 from tradeoff._validate import SPACE_ATTR
+from tradeoff.review._allocation import per_layer_knobs
 
 logger = logging.getLogger("tradeoff")
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tradeoff._figures import _check_path, _Drawn, _finish, _name, _new_figure
 from tradeoff._result import SearchResult
+from tradeoff.review._figures import _check_path, _Drawn, _finish, _name, _new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -1,5 +1,5 @@
 """Plots of search results: the Pareto front, hypervolume over trials or time, per-layer configs
-(``tradeoff._allocation``), and ``write_plots``, which writes them all.
+(``tradeoff.review._allocation``), and ``write_plots``, which writes them all.
 
 matplotlib (the ``plot`` extra) is imported inside the functions, so ``import tradeoff`` stays
 free of it. Figures are drawn on the Agg canvas (no display needed) and returned; given a
@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from tradeoff import _pareto
-from tradeoff._allocation import _draw_allocation, per_layer_knobs, plot_allocation
-from tradeoff._figures import (
+from tradeoff._result import SearchResult
+from tradeoff.review._allocation import _draw_allocation, per_layer_knobs, plot_allocation
+from tradeoff.review._figures import (
     FORMATS,
     _check_formats,
     _check_path,
@@ -31,7 +32,6 @@ from tradeoff._figures import (
     _new_figure,
     _save,
 )
-from tradeoff._result import SearchResult
 from tradeoff.workers._budget import NOT_COUNTED
 
 if TYPE_CHECKING:
