@@ -217,6 +217,28 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
     assert report["baselines"][0]["baseline"] == "dense"
 
 
+def test_the_knapsack_measures_at_proxy_budget_while_trials_use_all_the_data(cnn_data):
+    budgets = []
+
+    def error(m: nn.Module, budget: object) -> float:
+        budgets.append(budget)
+        n = int(budget)
+        return float((m(cnn_data[0][:n]).argmax(1) != cnn_data[1][:n]).float().mean())
+
+    quality = QualityFn(error, "error", max_budget=60)
+    tradeoff.compress(
+        tiny_cnn(), quality=quality, quantize={"bits": (2, 4, 8)}, fidelity=False,
+        proxy_budget=20, n_trials=6, seed=0, **QUIET,
+    )  # fmt: skip
+    proxy = 1 + 3 * 2  # the base and each layer's 2 other levels
+    assert budgets[0] == 60  # the dense check
+    assert budgets[1 : 1 + proxy] == [20] * proxy
+    assert set(budgets[1 + proxy :]) == {60}  # every trial, on all the data
+    with pytest.raises(ValueError, match=r"proxy_budget: .*beyond the data"):
+        tradeoff.compress(tiny_cnn(), quality=quality, quantize={"bits": (2, 4, 8)},
+                          proxy_budget=61, **QUIET)  # fmt: skip
+
+
 def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
     calls = []
 

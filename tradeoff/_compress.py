@@ -81,6 +81,7 @@ def compress(
     calibration: Any = None,
     sample_input: Any = None,
     baselines: bool = True,
+    proxy_budget: float | None = None,
     device: str | torch.device | None = None,
     seed: int | None = None,
     n_workers: int = 1,
@@ -129,12 +130,16 @@ def compress(
         sample_input: An input of the model (a batch of one) for bit-ops and channel
             pruning; default: ``quality.example()``.
         baselines: Measure the additive-proxy baseline (what one-shot tools return) before the
-            search: each layer's levels measured alone (at the lowest rung), an exact
+            search: each layer's levels measured alone (at ``proxy_budget``), an exact
             knapsack at the budget (or at each uniform level's cost) and at 10 budgets from
             the cheapest uniform level's cost up to it. Its Configs within the budget start
             the search beside the uniform levels, so the front holds them or better and the
             search's work is to improve on them and fill the sizes between. The dense model
             and the uniform levels are always in :attr:`CompressResult.baselines`.
+        proxy_budget: The quality's budget the knapsack measures each layer's levels at
+            (token sequences, examples...); default: the ladder's lowest rung, or all the
+            data without a ladder. With ``fidelity=False`` on a large quality, a low budget
+            here keeps the knapsack cheap while every trial runs on all the data.
         device: Where trials run and GPTQ calibrates (default: the model's device).
         seed, n_workers, backend, storage, study_name: As in :func:`~tradeoff.optimize`.
         **optimize_kwargs: Any other argument of :func:`~tradeoff.optimize`
@@ -175,6 +180,7 @@ def compress(
     ]
     levels = _uniform_levels(space, objectives[1:], constraints)
     ladder = _ladder(fidelity, quality)
+    low = _proxy_budget(proxy_budget, ladder, quality)
     evaluate = CompressEvaluate(space, model, quality, device=device)
     starts = [c for _, c, values in levels if all_kept(c) and meets(values, constraints)]
     search = {
@@ -195,7 +201,7 @@ def compress(
         study = open_search_study(store, study_name, objset, space)
         pool = make_pool(backend, n_workers, ray_options)  # the proxy's and the search's
         measured = Baselines(
-            evaluate, objectives, constraints, ladder, seed=seed, pool=pool,
+            evaluate, objectives, constraints, low, seed=seed, pool=pool,
             stored=dict(study.user_attrs.get(BASELINES_ATTR, {})),
         )  # fmt: skip
         if baselines:  # the search starts from the knapsack's Configs too: it can only add
@@ -459,6 +465,16 @@ def _ladder(fidelity: Any, quality: Quality) -> Fidelity | None:
             continue
     logger.info("compress: %s has too little data for a fidelity ladder", quality.name)
     return None
+
+
+def _proxy_budget(given: Any, ladder: Fidelity | None, quality: Quality) -> float | None:
+    if given is None:
+        return None if ladder is None else ladder.budgets[0]
+    try:
+        quality.check_budgets([given])
+    except ValueError as error:
+        raise ValueError(f"proxy_budget: {error}") from None
+    return float(given) if not isinstance(quality.max_budget, int) else int(given)
 
 
 def _check_dense(evaluate: CompressEvaluate) -> float:

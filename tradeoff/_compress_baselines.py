@@ -17,7 +17,6 @@ from tradeoff._compress_eval import COSTS, CompressEvaluate, config_key
 from tradeoff._result import SearchResult
 from tradeoff.objectives import Constraint, Objective
 from tradeoff.objectives._costs import bitops
-from tradeoff.search._asha import Fidelity
 from tradeoff.search._baselines import ProxyResult, additive_proxy
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import WorkerPool, evaluate_all
@@ -71,7 +70,7 @@ class Baselines:
         evaluate: CompressEvaluate,
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint],
-        ladder: Fidelity | None,
+        low: float | None,
         *,
         seed: int | None,
         pool: WorkerPool,
@@ -80,7 +79,7 @@ class Baselines:
         self.evaluate, self.constraints, self.pool = evaluate, constraints, pool
         self.quality = objectives[0].name
         self.costs = {o.name: o.fn for o in objectives if o.fn is not None}
-        self.low = None if ladder is None else ladder.budgets[0]
+        self.low = low  # the quality's budget the knapsack measures at (None: all of it)
         self.seed = seed or 0
         self.cache: dict[str, Any] = dict(stored)
         self.trials: dict[Hashable, tuple[int, float]] = {}
