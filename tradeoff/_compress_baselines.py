@@ -93,7 +93,7 @@ class Baselines:
     ) -> list[Config]:
         """The additive-proxy knapsack's Configs at ``n_points`` budgets from the cheapest
         uniform level's cost to the budget (or the dearest level's), the budget itself among
-        them; measured once (per-layer errors at the lowest rung) before the search, so the
+        them; measured once (per-layer errors at ``low``) before the search, so the
         search starts from them, and recorded for the baselines table and a resumed call."""
         if STARTS in self.cache:
             return [dict(c) for c in self.cache[STARTS]]
@@ -177,9 +177,6 @@ class Baselines:
         ``len(labels)`` bounds are the baselines, cached under ``labels``."""
         sign = -1.0 if self.evaluate.quality.direction == "maximize" else 1.0
 
-        def error(config: Config) -> float:
-            return sign * self.evaluate(config, self.low)[self.quality]
-
         def batch(configs: list[Config]) -> list[float]:  # on the workers, as trials run
             evaluate: Any = self.evaluate if self.low is None else AtBudget(self.evaluate)
             payloads = [
@@ -194,9 +191,10 @@ class Baselines:
         cost_fn = self.costs[cost]
         assert cost_fn is not None
         budgets = sorted(set(bounds))
-        found = additive_proxy(
-            space, error, cost_fn, budgets=budgets, base=base, seed=self.seed, batch=batch
-        )
+        found = additive_proxy(  # every error through batch: one path, on the workers
+            space, lambda c: batch([c])[0], cost_fn, budgets=budgets, base=base,
+            seed=self.seed, batch=batch,
+        )  # fmt: skip
         by_bound = dict(found.configs)
         for bound, label in zip(bounds, labels):
             config = by_bound.get(bound)

@@ -1,8 +1,9 @@
 """model_cost's analytic path: the apply path's numbers, without copying the model."""
 
+import importlib.util
 import logging
 import os
-from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,22 +34,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 METRICS = [parameters, trainable_parameters, nonzero_parameters, weight_storage_bytes, macs, bitops]
 TRACED = (macs, bitops)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FORMATS = ("int", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1")
 GRANULARITIES = ("tensor", "channel", "group")
 
 
 def mnist_cnn():
-    """The CNN of examples/mnist_compression.py, randomly initialized."""
+    """The main job's CNN (``make_cnn`` of examples/_mnist_data.py), randomly initialized."""
+    spec = importlib.util.spec_from_file_location("_mnist_data", EXAMPLES / "_mnist_data.py")
+    assert spec is not None and spec.loader is not None
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
     torch.manual_seed(0)
-    layers = [
-        ("conv1", nn.Conv2d(1, 16, 3, padding=1)), ("bn1", nn.BatchNorm2d(16)),
-        ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(16, 32, 3, padding=1)), ("bn2", nn.BatchNorm2d(32)),
-        ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()), ("fc1", nn.Linear(32 * 7 * 7, 64)), ("relu3", nn.ReLU()),
-        ("fc2", nn.Linear(64, 10)),
-    ]  # fmt: skip
-    return nn.Sequential(OrderedDict(layers)).eval(), torch.randn(2, 1, 28, 28)
+    return data.make_cnn().eval(), torch.randn(2, 1, 28, 28)
 
 
 class MLP(nn.Module):

@@ -309,9 +309,11 @@ def _measure(
     seed: int,
     batch: Batch | None = None,
 ) -> _Measured:
-    for what, fn in (("error_fn", error_fn), ("cost_fn", cost_fn), ("batch", batch)):
-        if not callable(fn) and not (what == "batch" and fn is None):
+    for what, fn in (("error_fn", error_fn), ("cost_fn", cost_fn)):
+        if not callable(fn):
             raise TypeError(f"{what} must be a function config -> float, got {fn!r}.")
+    if batch is not None and not callable(batch):
+        raise TypeError(f"batch must be a function configs -> errors, got {batch!r}.")
     if isinstance(checks, bool) or not isinstance(checks, int) or checks < 0:
         raise ValueError(f"checks must be an integer >= 0, got {checks!r}.")
     knobs = layer_knobs(space, choices=True)
