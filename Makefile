@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres run zdt test lint typecheck pytest bench dashboard clean
+.PHONY: install postgres chromium run zdt test lint typecheck pytest bench dashboard clean
 
 install: $(STAMP)
 
@@ -40,7 +40,13 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-pytest: install postgres
+# The dashboard's browser tests (tests/review/test_browser.py) run a real headless chromium:
+# Debian's package, installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+pytest: install postgres chromium
 	$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest
