@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import optuna
@@ -16,6 +17,11 @@ from tradeoff._result import SearchResult
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search._baselines import dominated_by
 from tradeoff.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from tradeoff.spaces._export import Exported
+
+Trial: TypeAlias = "int | FrozenTrial | Mapping[str, Any] | pd.Series"
 
 
 class CompressResult(SearchResult):
@@ -53,10 +59,59 @@ class CompressResult(SearchResult):
         it), ``config`` and ``failure``."""
         return self._baselines.copy()
 
-    def model(self, trial: int | FrozenTrial | Mapping[str, Any] | pd.Series) -> nn.Module:
+    def model(self, trial: Trial) -> nn.Module:
         """The compressed model of ``trial`` (its number, a ``FrozenTrial`` or a row of
         :attr:`pareto` / :attr:`trials`): ``space.apply(model, config)``, with the exact
         weights of the variant bank."""
+        _, config = self._config(trial)
+        return self.space.apply(self._model, config)  # type: ignore[no-any-return]
+
+    def best(self) -> int:
+        """The feasible Pareto trial of the best quality (the first objective): the best
+        trial within the budget.
+
+        Raises:
+            ValueError: no trial is feasible.
+        """
+        front = self.pareto
+        if not len(front):
+            raise ValueError("No feasible trial: nothing within the budget was found.")
+        first = self.objectives.names[0]
+        ascending = self.objectives.directions[0] == "minimize"
+        return int(
+            front.sort_values([first, "trial"], ascending=[ascending, True]).iloc[0]["trial"]
+        )
+
+    def export(
+        self,
+        trial: Trial | None,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "compressed-tensors",
+        overwrite: bool = False,
+    ) -> Exported:
+        """Write ``trial``'s compressed model (default: :meth:`best`) to the directory ``path``
+        in a format a runtime loads (see :func:`tradeoff.spaces.export`):
+        ``"compressed-tensors"`` (packed int codes with their scales, as vLLM and transformers
+        read them; exactly the weights the search measured) or ``"torch"``.
+
+        Raises:
+            ValueError: an unknown trial or format, an existing ``path`` without
+                ``overwrite``, or a Config the format cannot express (which layers, and why),
+                before anything is written.
+        """
+        from tradeoff.spaces import export
+
+        number, config = self._config(self.best() if trial is None else trial)
+        row = self.trials.set_index("trial").loc[number]
+        values = {n: _plain(row[n]) for n in self.objectives.names}
+        meta = {"study": self.study.study_name, "trial": number, "values": values}
+        written: Exported = export(
+            self.space, self._model, config, path, format=format, overwrite=overwrite, meta=meta
+        )
+        return written
+
+    def _config(self, trial: Trial) -> tuple[int, dict[str, Any]]:
         if isinstance(trial, FrozenTrial):
             number = trial.number
         elif isinstance(trial, (Mapping, pd.Series)):
@@ -64,9 +119,11 @@ class CompressResult(SearchResult):
         else:
             number = trial
         configs = dict(zip(self.trials["trial"], self.configs(pareto=False)))
-        if isinstance(number, bool) or number not in configs:
-            raise ValueError(f"No trial {trial!r} in the study; trials are 0..{len(configs) - 1}.")
-        return self.space.apply(self._model, configs[number])  # type: ignore[no-any-return]
+        if isinstance(number, bool) or number not in configs or configs[number] is None:
+            raise ValueError(
+                f"No trial {trial!r} with a Config in the study; trials are 0..{len(configs) - 1}."
+            )
+        return int(number), dict(configs[number])
 
     def report(self) -> str:
         """A short text table: the Pareto set, then the baselines and what dominates them."""

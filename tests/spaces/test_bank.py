@@ -162,7 +162,7 @@ def test_a_corrupt_entry_is_logged_rebuilt_and_never_used(tmp_path, caplog):
     files = sorted(tmp_path.glob("*.safetensors"))
     files[0].write_bytes(b"not a safetensors file")
     data = bytearray(files[1].read_bytes())
-    data[-8:] = bytes(8)  # flip the last values of the tensor: the checksum no longer matches
+    data[-8:] = bytes(b ^ 0xFF for b in data[-8:])  # flip the last bytes: the checksum fails
     files[1].write_bytes(bytes(data))
     fresh = gptq_space(model, tmp_path)
     with caplog.at_level(logging.WARNING, logger="tradeoff.spaces"):

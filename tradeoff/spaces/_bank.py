@@ -34,8 +34,10 @@ import torch
 
 _LOG = logging.getLogger("tradeoff.spaces")
 
-FORMAT_VERSION = "1"
-"""Bumped whenever what an entry holds for a given key changes (quantizer code fixes too)."""
+FORMAT_VERSION = "2"
+"""Bumped whenever what an entry holds for a given key changes (quantizer code fixes too).
+2: calibrated int levels keep their grid (``scale``, ``zero``) beside the weight, for export."""
+
 
 DEFAULT_DIRECTORY = "~/.cache/tradeoff/bank"
 """Where calibrated entries go unless a space is given ``bank=``; ``$TRADEOFF_CACHE/bank`` if
@@ -56,6 +58,23 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def entry_digest(entry: torch.Tensor | dict[str, torch.Tensor]) -> str:
+    """SHA-256 of an entry: a tensor's :func:`tensor_digest`, or a hash of a dict's names and
+    their tensors' digests."""
+    if isinstance(entry, torch.Tensor):
+        return tensor_digest(entry)
+    h = hashlib.sha256()
+    for name in sorted(entry):
+        h.update(f"{name}:{tensor_digest(entry[name])};".encode())
+    return h.hexdigest()
+
+
+def _to_cpu(entry: Any) -> Any:
+    if isinstance(entry, torch.Tensor):
+        return entry.detach().to("cpu").contiguous()
+    return {k: v.detach().to("cpu").contiguous() for k, v in entry.items()}
+
+
 def entry_key(**parts: Any) -> str:
     """The key of an entry: a hash of ``parts`` (JSON-serializable) and the bank's version."""
     from tradeoff import __version__
@@ -66,6 +85,9 @@ def entry_key(**parts: Any) -> str:
 
 class VariantBank:
     """Compressed weights by key: in memory, and in ``directory`` when one is given.
+
+    An entry is a tensor, or a dict of named tensors (a quantized weight with its grid:
+    ``weight``, ``scale``, ``zero``); it is read back as it was stored.
 
     Args:
         directory: Where entries are stored (created if missing); ``None``: memory only.
@@ -78,7 +100,7 @@ class VariantBank:
         self.directory = None if directory is None else Path(directory).expanduser()
         if self.directory is not None:
             _check_writable(self.directory)
-        self._memory: dict[str, torch.Tensor] = {}
+        self._memory: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.built = 0
         """Entries this process computed."""
@@ -106,12 +128,12 @@ class VariantBank:
         """Entries held in this process's memory."""
         return len(self._memory)
 
-    def get(self, key: str, compute: Callable[[], torch.Tensor], *, describe: str = "") -> Any:
+    def get(self, key: str, compute: Callable[[], Any], *, describe: str = "") -> Any:
         """The entry ``key``: from memory, else from disk, else ``compute()`` (then stored).
 
         Args:
             key: From :func:`entry_key`.
-            compute: Makes the entry (a tensor) when it is nowhere yet.
+            compute: Makes the entry (a tensor or a dict of tensors) when it is nowhere yet.
             describe: What the entry is, for log messages and file metadata (layer, level).
         """
         found = self._memory.get(key)
@@ -134,9 +156,9 @@ class VariantBank:
         with self._lock, self._file_lock(key):
             return self._read(key) is not None
 
-    def put(self, key: str, tensor: torch.Tensor, *, describe: str = "") -> None:
+    def put(self, key: str, entry: Any, *, describe: str = "") -> None:
         """Store an entry computed elsewhere (a parallel build returns its tensors here)."""
-        value = tensor.detach().to("cpu").contiguous()
+        value = _to_cpu(entry)
         with self._lock:
             if self.directory is not None:
                 with self._file_lock(key):
@@ -144,16 +166,16 @@ class VariantBank:
                         self._write(key, value, describe)
             self._memory[key] = value
 
-    def _fetch(self, key: str, compute: Callable[[], torch.Tensor], describe: str) -> torch.Tensor:
+    def _fetch(self, key: str, compute: Callable[[], Any], describe: str) -> Any:
         if self.directory is None:
             self.built += 1
-            return compute().detach().to("cpu").contiguous()
+            return _to_cpu(compute())
         with self._file_lock(key):
             stored = self._read(key)
             if stored is not None:
                 self.loaded += 1
                 return stored
-            value = compute().detach().to("cpu").contiguous()
+            value = _to_cpu(compute())
             self.built += 1
             self._write(key, value, describe)
             return value
@@ -163,7 +185,7 @@ class VariantBank:
         assert self.directory is not None
         return self.directory / f"{key}.safetensors"
 
-    def _read(self, key: str) -> torch.Tensor | None:
+    def _read(self, key: str) -> Any:
         """The verified entry on disk, or ``None`` (missing, or corrupt: then logged, removed)."""
         from safetensors import safe_open
 
@@ -173,30 +195,33 @@ class VariantBank:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensor: torch.Tensor = f.get_tensor("weight")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+            entry: Any = tensors["weight"] if meta.get("kind") == "tensor" else tensors
             problem = None
             if meta.get("key") != key:
                 problem = f"its key is {meta.get('key')!r}"
-            elif meta.get("sha256") != tensor_digest(tensor):
+            elif meta.get("sha256") != entry_digest(entry):
                 problem = "its checksum does not match its data"
         except Exception as error:  # unreadable: truncated, not safetensors, ...
             problem = f"it cannot be read ({type(error).__name__}: {error})"
         if problem is None:
-            return tensor
+            return entry
         _LOG.warning("Variant bank entry %s is corrupt (%s); rebuilding it.", path, problem)
         self.rebuilt += 1
         path.unlink(missing_ok=True)
         return None
 
-    def _write(self, key: str, tensor: torch.Tensor, describe: str) -> None:
+    def _write(self, key: str, entry: Any, describe: str) -> None:
         from safetensors.torch import save_file
 
         assert self.directory is not None
-        meta = {"key": key, "sha256": tensor_digest(tensor), "what": describe}
+        kind = "tensor" if isinstance(entry, torch.Tensor) else "dict"
+        meta = {"key": key, "sha256": entry_digest(entry), "what": describe, "kind": kind}
+        tensors = {"weight": entry} if isinstance(entry, torch.Tensor) else entry
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         os.close(fd)
         try:
-            save_file({"weight": tensor}, tmp, metadata=meta)
+            save_file(tensors, tmp, metadata=meta)
             os.replace(tmp, self._path(key))  # readers see a whole file or none
         finally:
             Path(tmp).unlink(missing_ok=True)

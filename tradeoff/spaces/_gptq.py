@@ -96,6 +96,25 @@ def gptq_levels(
     Returns:
         The quantized weights, level by level, and within a level weight by weight.
     """
+    found = gptq_grids(
+        weight, hessian, levels, damp=damp, block_size=block_size, act_order=act_order, mask=mask
+    )
+    return [q for q, _, _ in found]
+
+
+def gptq_grids(
+    weight: torch.Tensor | Sequence[torch.Tensor],
+    hessian: torch.Tensor,
+    levels: Sequence[tuple[int, int | None, bool]],
+    *,
+    damp: float = 0.01,
+    block_size: int = 128,
+    act_order: bool = False,
+    mask: torch.Tensor | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """:func:`gptq_levels` with each weight's grid: ``(weight, scale, zero)``, where ``scale``
+    and ``zero`` are ``[out, n_groups]`` (one column per group of inputs, in the weight's own
+    column order, act-order or not) and ``weight`` is exactly ``(codes - zero) * scale``."""
     weights = [weight] if isinstance(weight, torch.Tensor) else list(weight)
     if not weights or not levels:
         raise ValueError("gptq_levels: give at least one weight and one level.")
@@ -120,7 +139,7 @@ def gptq_levels(
     if perm is not None:
         h = h[perm][:, perm]
     u = _inverse_cholesky(h, damp).to(dtype)
-    results: dict[int, torch.Tensor] = {}
+    results: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     sweeps: dict[tuple[int | None, bool], list[int]] = {}
     for i, (_, group_size, symmetric) in enumerate(levels):
         sweeps.setdefault((group_size, symmetric), []).append(i)
@@ -135,17 +154,18 @@ def gptq_levels(
         if perm is not None:
             stack = stack[:, perm]
             mine = None if mine is None else mine[:, perm]
-        q = _gptq_columns(stack, u, grid, group_size, block_size, static, perm, mine)
+        q, scale, zero = _gptq_columns(stack, u, grid, group_size, block_size, static, perm, mine)
         if perm is not None:
             q = q[:, torch.argsort(perm)]
         for k, i in enumerate(which):
-            results[i] = q[k * rows : (k + 1) * rows]
+            part = slice(k * rows, (k + 1) * rows)
+            results[i] = q[part], scale[part], zero[part]
     out = []
     for i in range(len(levels)):
         start = 0
         for x in weights:
-            part = results[i][start : start + x.shape[0]]
-            out.append(part.reshape(x.shape).to(x.dtype))
+            q, scale, zero = (t[start : start + x.shape[0]] for t in results[i])
+            out.append((q.reshape(x.shape).to(x.dtype), scale.clone(), zero.clone()))
             start += x.shape[0]
     return out
 
@@ -244,8 +264,9 @@ def _gptq_columns(
     static: tuple[torch.Tensor, torch.Tensor] | None,
     perm: torch.Tensor | None,
     keep: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The quantized ``w`` ``[out, n]``, columns in processing order (``w`` is overwritten).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The quantized ``w`` ``[out, n]``, columns in processing order (``w`` is overwritten), and
+    its grid: ``(scale, zero)``, each ``[out, n_groups]``, by group of original columns.
 
     ``static``: fixed scales per group of original columns (``perm``: processing position ->
     original column); else each group's scales come from its error-updated weights as it starts.
@@ -262,6 +283,11 @@ def _gptq_columns(
     qt = torch.empty_like(wt)
     lo, hi = _flat(grid.lo), _flat(grid.hi)
     scale = zero = wt[0]
+    if static is not None:
+        scales, zeros = static
+    else:
+        scales = torch.empty(w.shape[0], -(-n // size), dtype=w.dtype, device=w.device)
+        zeros = torch.empty_like(scales)
     for start, stop in _blocks(n, block_size, None if static is not None else group_size):
         w1 = wt[start:stop].clone()
         err = torch.empty_like(w1)
@@ -275,6 +301,7 @@ def _gptq_columns(
                 part = w1[i : i + size] if end <= stop else wt[col:end]
                 s, z = grid.scales(part.T)
                 scale, zero = s[:, 0], z[:, 0]
+                scales[:, col // size], zeros[:, col // size] = scale, zero
             x = w1[i]
             q = ((x / scale).round() + zero).clamp(lo, hi).sub(zero).mul(scale)
             if kt is not None:
@@ -283,7 +310,7 @@ def _gptq_columns(
             err[i] = (x - q) / u[col, col]
             w1[i:] -= u[col, col:stop, None] * err[i]
         wt[stop:] -= u[start:stop, stop:].T @ err  # the block's errors, in one matmul
-    return qt.T
+    return qt.T, scales, zeros
 
 
 def _flat(bound: Any) -> Any:

@@ -29,13 +29,15 @@ way to evaluate mixed precision anywhere; :func:`to_int8_runtime` gives real int
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import copy
 import logging
 import math
 import numbers
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -298,8 +300,8 @@ class QuantizationSpace(ModelSpace):
         results = (map or builtins.map)(_build_layer, items)
         for k, (layers, tensors) in enumerate(zip(jobs.values(), results), 1):
             for (name, _, todo), per_info in zip(layers, tensors):
-                for (info, key), tensor in zip(todo, per_info):
-                    q.bank.put(key, tensor, describe=describe(name, info))
+                for (info, key), entry in zip(todo, per_info):
+                    q.bank.put(key, entry, describe=describe(name, info))
                     count += 1
             names = ", ".join(n for n, _, _ in layers)
             seconds = time.perf_counter() - start
@@ -387,6 +389,25 @@ def _is_int8_linear(module: nn.Module) -> bool:
 
 
 # Quantization core --------------------------------------------------------------------------
+_GRIDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tradeoff_grids", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_grids() -> Iterator[dict[str, Any]]:
+    """Within it, applying a Config records each quantized layer's int grid: layer name ->
+    :meth:`Quantizer.grid` (``(scale, zero)``, or ``None`` for a level without one), and
+    ``"tied"`` for a layer whose weight another layer already quantized. Export reads it; the
+    search never pays for it."""
+    grids: dict[str, Any] = {}
+    token = _GRIDS.set(grids)
+    try:
+        yield grids
+    finally:
+        _GRIDS.reset(token)
+
+
 def _quantize_module(
     name: str,
     module: nn.Module,
@@ -397,10 +418,15 @@ def _quantize_module(
 ) -> None:
     if getattr(module, QUANT_ATTR, None) is not None:
         raise ValueError(f"Layer {name!r} is already quantized; apply configs to the float model.")
+    grids = _GRIDS.get()
     if id(weight) not in done:  # a weight shared by tied layers is quantized once
         done.add(id(weight))
+        if grids is not None:
+            grids[name] = quantizer.grid(name, module, weight, setting)
         with torch.no_grad():
             weight.copy_(quantizer.quantize(name, module, weight, setting))
+    elif grids is not None:
+        grids[name] = "tied"
     mark_quantized(module, weight, setting)
 
 

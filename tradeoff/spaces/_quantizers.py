@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from tradeoff.spaces._bank import VariantBank, entry_key, tensor_digest
-from tradeoff.spaces._gptq import gptq_levels, gptq_quantize, rtn_quantize
+from tradeoff.spaces._gptq import _Grid, _static_scales, gptq_grids, gptq_quantize, rtn_quantize
 from tradeoff.spaces._model import KEPT_INPUTS_ATTR, PRUNE_ATTR, QuantInfo
 
 METHODS = ("rtn", "gptq", "hqq")
@@ -115,13 +115,16 @@ class Quantizer:
 
     def quantize(self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo) -> Any:
         """``weight`` at level ``info``: computed here (RTN), or from the bank."""
-        masked = getattr(module, PRUNE_ATTR, None) is not None  # keep pruned weights at 0
-        mask = weight != 0 if masked else None
         if not self.uses_bank(info):
-            return quantize_weight(weight, info, mask=mask)
+            return quantize_weight(weight, info, mask=_mask(module, weight))
+        return _weight_of(self._entry(name, module, weight, info), weight)
+
+    def _entry(self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo) -> Any:
+        mask = _mask(module, weight)
+        masked = mask is not None
         inputs = getattr(module, KEPT_INPUTS_ATTR, None) if info.method == "gptq" else None
         key = self.key(name, tensor_digest(weight), info, masked, inputs)
-        return self.quantize_by_key(name, weight, info, key, mask, inputs)
+        return self._entry_by_key(name, weight, info, key, mask, inputs)
 
     def quantize_by_key(
         self,
@@ -134,8 +137,18 @@ class Quantizer:
     ) -> torch.Tensor:
         """The bank's entry ``key`` (:meth:`key` of ``weight``), computed if missing; ``inputs``
         as in :meth:`key` (the Hessian is sliced to them)."""
+        return _weight_of(self._entry_by_key(name, weight, info, key, mask, inputs), weight)
 
-        def compute() -> torch.Tensor:
+    def _entry_by_key(
+        self,
+        name: str,
+        weight: torch.Tensor,
+        info: QuantInfo,
+        key: str,
+        mask: torch.Tensor | None,
+        inputs: torch.Tensor | None,
+    ) -> Any:
+        def compute() -> dict[str, torch.Tensor]:
             hessian = self.hessian(name)
             if hessian is not None and inputs is not None:
                 kept = _unfolded(inputs, weight)
@@ -149,8 +162,28 @@ class Quantizer:
                 )
             return _build_layer(([weight], hessian, [info], self.options(), mask))[0][0]
 
-        stored: torch.Tensor = self.bank.get(key, compute, describe=describe(name, info))
-        return stored.to(weight.device, weight.dtype)
+        return self.bank.get(key, compute, describe=describe(name, info))
+
+    def grid(
+        self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The int grid ``(scale, zero)`` of ``weight`` (the layer's float weight, before
+        quantization) at level ``info``, each ``[rows, n_groups]``, such that the quantized
+        weight is exactly ``(codes - zero) * scale`` with ``codes`` in the level's code range
+        (``[-2^(b-1), 2^(b-1) - 1]`` symmetric, ``[0, 2^b - 1]`` asymmetric); ``None`` where
+        the level has no such grid (float formats, HQQ's fractional zero-points). Calibrated
+        levels read it from the bank entry (computing the entry if missing)."""
+        if info.fmt != "int" or info.method == "hqq":
+            return None
+        if self.uses_bank(info):
+            entry = self._entry(name, module, weight, info)
+            if not isinstance(entry, dict) or "scale" not in entry:
+                return None
+            return entry["scale"], entry["zero"]
+        rows, size = _blocks(weight, info)
+        dtype = torch.promote_types(weight.dtype, torch.float32)
+        flat = weight.detach().reshape(rows, -1).to(dtype)
+        return _static_scales(flat, _Grid(info.bits, info.symmetric), size)
 
     def _hessian_digest(self, name: str) -> str:
         if name not in self._hessian_digests:
@@ -159,6 +192,17 @@ class Quantizer:
                 raise RuntimeError(f"No calibration Hessian for layer {name!r}.")
             self._hessian_digests[name] = tensor_digest(hessian)
         return self._hessian_digests[name]
+
+
+def _mask(module: nn.Module, weight: torch.Tensor) -> torch.Tensor | None:
+    """Where a pruned layer's weights are kept (its zeros stay zero when quantized)."""
+    return weight != 0 if getattr(module, PRUNE_ATTR, None) is not None else None
+
+
+def _weight_of(entry: Any, like: torch.Tensor) -> torch.Tensor:
+    """A bank entry's quantized weight, on ``like``'s device and dtype."""
+    found: torch.Tensor = entry["weight"] if isinstance(entry, dict) else entry
+    return found.to(like.device, like.dtype)
 
 
 def _unfolded(channels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -231,32 +275,38 @@ def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
     return out.reshape(weight.shape).to(weight.dtype)
 
 
-def _build_layer(item: tuple[Any, ...]) -> list[list[torch.Tensor]]:
+def _build_layer(item: tuple[Any, ...]) -> list[list[dict[str, torch.Tensor]]]:
     """Layers' levels, a picklable unit of work for ``build``: ``(weights, hessian, infos,
-    options[, mask])`` -> per weight, its quantized weight per info, on the CPU. The weights
-    share their inputs (one Hessian): GPTQ sweeps them and their levels as one stack."""
+    options[, mask])`` -> per weight, its bank entry per info, on the CPU: ``weight`` (the
+    quantized weight) and, for GPTQ, its grid (``scale``, ``zero``, see :meth:`Quantizer.grid`).
+    The weights share their inputs (one Hessian): GPTQ sweeps them and their levels as one
+    stack."""
     weights, hessian, infos, options = item[:4]
     mask = item[4] if len(item) > 4 else None
     device = options.get("device") or weights[0].device
     ws = [w.to(device) for w in weights]
     m = None if mask is None else mask.to(device)
-    out: dict[tuple[int, int], torch.Tensor] = {}
+    out: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
     gptq = [i for i, info in enumerate(infos) if info.method == "gptq" and info.fmt == "int"]
     if gptq:
         levels = [(infos[i].bits, infos[i].group_size, infos[i].symmetric) for i in gptq]
         found = iter(
-            gptq_levels(
+            gptq_grids(
                 ws, hessian, levels, damp=options["damp"], act_order=options["act_order"], mask=m
             )
         )
         for i in gptq:
             for k in range(len(ws)):
-                out[k, i] = next(found)
+                q, scale, zero = next(found)
+                out[k, i] = {"weight": q, "scale": scale, "zero": zero}
     for i, info in enumerate(infos):
         for k, w in enumerate(ws):
             if (k, i) not in out:
-                out[k, i] = quantize_weight(w, info, mask=m)
-    return [[out[k, i].cpu() for i in range(len(infos))] for k in range(len(ws))]
+                out[k, i] = {"weight": quantize_weight(w, info, mask=m)}
+    return [
+        [{n: t.cpu() for n, t in out[k, i].items()} for i in range(len(infos))]
+        for k in range(len(ws))
+    ]
 
 
 # Round to nearest ---------------------------------------------------------------------------
