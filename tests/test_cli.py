@@ -84,7 +84,7 @@ def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("run", "compress", "pareto", "studies", "plot", "dashboard"):
+    for command in ("run", "compress", "export", "pareto", "studies", "plot", "dashboard"):
         assert command in out
 
 
@@ -189,6 +189,54 @@ def test_compress_llama_gptq_kl_blocks_budget_and_json(llama_dir, tmp_path, caps
     ]  # fmt: skip
     assert base["dense"]["kl"] == 0.0 and base["dense"]["trial"] is None
     assert base["uniform bits=4"]["trial"] == 0  # the first trial, an int
+
+
+@pytest.mark.filterwarnings("ignore:collect_hessians:UserWarning")  # GPTQ wants more tokens
+def test_export_writes_the_best_trial_within_the_budget_and_runs_no_trial(
+    llama_dir, tmp_path, capsys
+):
+    pytest.importorskip("compressed_tensors")
+    import optuna
+    import torch
+    import transformers
+
+    from tradeoff.spaces import load_compressed
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    flags = [
+        "--model", str(llama_dir / "llama"), "--quality", "kl",
+        "--calibration", str(llama_dir / "ids.pt"), "--bits", "4,8", "--method", "gptq",
+        "--granularity", "group", "--group-size", "32", "--drop-blocks",
+        "--budget", "size_mb=0.09", "--n-trials", "6", "--bank", str(tmp_path / "bank"),
+    ]  # fmt: skip
+    assert main(compress(tmp_path, *flags)) == 0
+    capsys.readouterr()
+    before = len(optuna.load_study(study_name="llama", storage=url).trials)
+    out = tmp_path / "ckpt"
+    argv = ["export", "--storage", url, *QUIET, *flags, "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "written as compressed-tensors" in text and "model.safetensors" in text
+    study = optuna.load_study(study_name="llama", storage=url)
+    assert len(study.trials) == before  # nothing ran again
+    record = json.loads((out / "tradeoff.json").read_text())
+    feasible = [
+        t for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.values[1] <= 0.09
+    ]  # fmt: skip
+    assert record["values"]["kl"] == min(t.values[0] for t in feasible)
+    # Two readers of the checkpoint agree: transformers (a shorter model when blocks were
+    # dropped) and compressed-tensors' own decompression into the dense model.
+    dense = transformers.AutoModelForCausalLM.from_pretrained(llama_dir / "llama").eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.load(llama_dir / "ids.pt")
+    with torch.no_grad():
+        assert torch.equal(hf(ids).logits, load_compressed(out, dense)(ids).logits)
+    # An existing --out is kept; an unknown study is named.
+    assert main(argv) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--study", "ghost", "--overwrite"]) == 2
+    assert "no study 'ghost'" in capsys.readouterr().err
 
 
 def test_compress_llama_rtn_perplexity_on_text_resumes_to_the_budget(llama_dir, tmp_path, capsys):

@@ -23,6 +23,7 @@ QUALITIES = ("kl", "perplexity", "accuracy", "file")
 MODEL_FILE_NAMES = ("model", "calibration", "data", "evaluate", "quality", "sample_input")
 RAY_FLAGS = ("ray_address", "num_cpus", "num_gpus", "resources", "max_retries", "ray_actors")
 PACKAGE = Path(__file__).resolve().parent
+EXPORT_FORMATS = ("compressed-tensors", "torch")  # tradeoff.spaces._export.FORMATS (light)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +138,28 @@ def _add_run_storage(p: argparse.ArgumentParser, study_default: str) -> None:
 
 def _add_compress(sub: Any) -> None:
     comp = sub.add_parser("compress", help="search per-layer compressions of a model")
+    _compress_arguments(comp)
+    comp.add_argument("--out", type=Path, default=None, help="write pareto + baselines as JSON")
+    comp.set_defaults(func=_cmd_compress)
+    exp = sub.add_parser(
+        "export",
+        help="write a trial of a compress study as a checkpoint a runtime loads",
+        description="Give the flags the study was made with (tradeoff compress ...): the "
+        "model is rebuilt from them and no trial runs again.",
+    )
+    _compress_arguments(exp)
+    exp.add_argument(
+        "--trial", type=int, default=None,
+        help="the trial to export (default: the best quality within the budget)",
+    )  # fmt: skip
+    exp.add_argument("--format", default="compressed-tensors", choices=EXPORT_FORMATS)
+    exp.add_argument("--out", type=Path, required=True, help="the checkpoint directory")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    exp.set_defaults(func=_cmd_export)
+
+
+def _compress_arguments(comp: argparse.ArgumentParser) -> None:
+    """The flags that define a compress search, shared by ``compress`` and ``export``."""
     comp.add_argument(
         "--model", required=True, type=Path,
         help="a local Hugging Face model directory, or a Python file that defines model "
@@ -180,8 +203,6 @@ def _add_compress(sub: Any) -> None:
     _add_search(comp, "the model's file or directory name")
     comp.add_argument("--device", default=None, help="where trials run (default: cpu)")
     comp.add_argument("--no-fidelity", action="store_true", help="every trial on all the data")
-    comp.add_argument("--out", type=Path, default=None, help="write pareto + baselines as JSON")
-    comp.set_defaults(func=_cmd_compress)
 
 
 def _json_resources(text: str) -> dict[str, float]:
@@ -253,23 +274,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    import tradeoff
     from tradeoff._study import redact
 
-    with usage_errors():
-        kwargs = _compress_flags(args)
-        files = _flag_files(args)  # read before the model loads
-    source = {**_model_source(args), **files}
-    with usage_errors():
-        quality, calibration = _quality(args, source)
-    with _checked_by_tradeoff():
-        result = tradeoff.compress(source["model"], quality=quality, calibration=calibration,
-                                   sample_input=source.get("sample_input"), **kwargs)  # fmt: skip
+    result = _run_compress(args)
     print(result.report())
     if args.out is not None:
         _write_json(result, args.out)
         print(f"\nWrote the Pareto set and baselines to {args.out}")
     print(f"\nOpen it in optuna-dashboard:\n  tradeoff dashboard --storage {redact(args.storage)}")
+    return 0
+
+
+def _run_compress(args: argparse.Namespace, **overrides: Any) -> Any:
+    import tradeoff
+
+    with usage_errors():
+        kwargs = {**_compress_flags(args), **overrides}
+        files = _flag_files(args)  # read before the model loads
+    source = {**_model_source(args), **files}
+    with usage_errors():
+        quality, calibration = _quality(args, source)
+    with _checked_by_tradeoff():
+        return tradeoff.compress(source["model"], quality=quality, calibration=calibration,
+                                 sample_input=source.get("sample_input"), **kwargs)  # fmt: skip
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import optuna
+
+    from tradeoff._study import redact
+    from tradeoff.workers._budget import count_done
+
+    study = args.study or _default_study(args.model)
+    with usage_errors():
+        if args.out.exists() and not args.overwrite:
+            raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it.")
+        try:
+            done = count_done(optuna.load_study(study_name=study, storage=args.storage))
+        except KeyError:
+            raise ValueError(
+                f"no study {study!r} in {redact(args.storage)}: run tradeoff compress with the "
+                "same flags first (tradeoff studies lists the studies)."
+            ) from None
+        if done == 0:
+            raise ValueError(f"study {study!r} has no finished trial to export.")
+    # The budget already spent: the search is complete, so no trial runs again.
+    result = _run_compress(args, n_trials=done, show_progress=False)
+    with _checked_by_tradeoff():
+        written = result.export(args.trial, args.out, format=args.format, overwrite=args.overwrite)
+    number = json.loads((written.path / "tradeoff.json").read_text())["trial"]
+    row = result.trials.set_index("trial").loc[number]
+    values = ", ".join(f"{n} {row[n]:.5g}" for n in result.objectives.names)
+    print(f"Trial {number} ({values}) written as {written.format} to {written.path}:")
+    for name, size in written.files.items():
+        print(f"  {name:<20} {size:>12,} bytes")
     return 0
 
 
