@@ -16,6 +16,7 @@ from torch import nn  # noqa: E402
 
 import tradeoff  # noqa: E402
 from tradeoff._compress import CompressResult  # noqa: E402
+from tradeoff._compress_baselines import budget_texts  # noqa: E402
 from tradeoff.objectives import Accuracy, KLToDense, QualityFn  # noqa: E402
 
 QUIET = {"show_progress": False}
@@ -126,7 +127,7 @@ def test_llama_rtn_without_fidelity_starts_from_uniform_levels(llama, ids):
         assert by_trial[int(row["trial"])] == row["kl"]
     # The proxy without a budget: at each uniform level's cost but the dearest.
     assert list(base[base["kind"] == "proxy"]["baseline"]) == [
-        f"additive proxy, size_mb <= {uniform['size_mb'].min():.6g}"
+        f"additive proxy, size_mb <= {uniform['size_mb'].min():.4g}"
     ]
     assert base["dominated_by"].tolist() == brute_dominated_by(result)
 
@@ -191,6 +192,12 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
     # The knapsack chose among the patterns too: a channel-pruned layer is one of its options.
     proxy = result.baselines[result.baselines["kind"] == "proxy"]
     assert len(proxy) >= 1 and proxy["trial"].notna().all()  # its Configs started the search
+    # Both patterns at sparsity 0 cost the same: one budget, never a range "a..a"; 4 digits.
+    uniform = result.baselines[result.baselines["kind"] == "uniform"]["size_kb"]
+    budgets = {f"{v:.4g}" for v in uniform if v < uniform.max()}
+    ends = [label.rsplit("<= ", 1)[1].split("..") for label in proxy["baseline"]]
+    assert all(len(set(e)) == len(e) for e in ends) and {x for e in ends for x in e} <= budgets
+    assert len(set(proxy["baseline"])) == len(proxy)
     channel = [
         (n, c)
         for n, c in zip(result.trials["trial"], result.configs(pareto=False))
@@ -215,6 +222,11 @@ def test_cnn_pruning_and_quantization_with_channels_and_costs_in_kb_and_mbitops(
     assert not beats or f"Dominates: {beats[0]['baseline']}" in notes
     assert "uniform baseline" in notes and "proxy baseline" in notes  # the front's figure
     assert report["baselines"][0]["baseline"] == "dense"
+
+
+def test_proxy_budgets_read_with_4_digits_or_as_many_as_tell_them_apart():
+    assert budget_texts([1.396484375, 23.51612, 91.4473]) == ["1.396", "23.52", "91.45"]
+    assert budget_texts([1.39641, 1.39648, 20.0]) == ["1.3964", "1.3965", "20"]
 
 
 def test_the_knapsack_measures_at_proxy_budget_while_trials_use_all_the_data(cnn_data):

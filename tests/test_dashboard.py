@@ -11,6 +11,7 @@ import pytest
 
 import tradeoff
 from tradeoff.objectives import Constraint, Objective
+from tradeoff.review._notes import escape
 from tradeoff.spaces import Float, Ordinal, SearchSpace
 
 pytest.importorskip("optuna_dashboard")
@@ -110,6 +111,17 @@ def test_dashboard_shows_notes_with_real_levels_and_escaped_names(study_url):
     # optimize wrote no note (notes=False by default); `tradeoff dashboard` wrote them on start.
     note = detail["note"]["body"]
     assert "Pareto set:" in note and "Hypervolume reference point" in note
+    # Each summary line is a Markdown block of its own (a paragraph; why trials failed, a list
+    # item): lines with no empty line between would render as one run-together paragraph.
+    blocks = [block.splitlines() for block in note.split("\n\n")]
+    summary = result.summary().splitlines()
+    assert any(line.startswith("  ") for line in summary)  # the infeasible trials' reason
+    for line in summary:
+        if line.startswith(" "):
+            (items,) = [b for b in blocks if f"- {escape(line.strip())}" in b]
+            assert all(item.startswith("- ") for item in items), items
+        else:
+            assert [escape(line)] in blocks, note
     assert "| size | minimize | known cost |" in note and "| error | minimize | measured |" in note
     front = set(result.pareto["trial"])
     notes = {t["number"]: t["note"]["body"] for t in detail["trials"] if t["note"]["body"]}

@@ -42,21 +42,31 @@ def all_kept(config: Mapping[str, Any]) -> bool:
     return all(v for k, v in config.items() if k.endswith(".keep"))
 
 
-def _merge_same(rows: list[dict[str, Any]], cost: str) -> list[dict[str, Any]]:
-    """One row per distinct proxy Config: budgets that gave the same one share a row, labelled
-    with the range of those budgets."""
+def budget_texts(bounds: Sequence[float]) -> list[str]:
+    """``bounds`` (distinct) as text: 4 significant digits, more where two would read alike."""
+    for digits in range(4, 18):
+        texts = [f"{b:.{digits}g}" for b in bounds]
+        if len(set(texts)) == len(texts):
+            break
+    return texts
+
+
+def _merge_same(
+    rows: list[dict[str, Any]], cost: str, texts: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One row per distinct proxy Config: budgets that gave the same one (``texts``, one per
+    row) share a row, labelled with the range of those budgets."""
     out: list[dict[str, Any]] = []
     bounds: list[list[str]] = []
-    for row in rows:
-        bound = row["baseline"].rsplit("<= ", 1)[-1]
+    for row, text in zip(rows, texts):
         if out and row["config"] is not None and row["config"] == out[-1]["config"]:
-            bounds[-1].append(bound)
+            bounds[-1].append(text)
             continue
         out.append(dict(row))
-        bounds.append([bound])
+        bounds.append([text])
     for row, seen in zip(out, bounds):
-        if len(seen) > 1:
-            row["baseline"] = f"additive proxy, {cost} <= {seen[0]}..{seen[-1]}"
+        ends = dict.fromkeys((seen[0], seen[-1]))  # one number when both ends read the same
+        row["baseline"] = f"additive proxy, {cost} <= {'..'.join(ends)}"
     return out
 
 
@@ -154,7 +164,7 @@ class Baselines:
             else self._row(label, "proxy", None, {}, None, self.cache[label]["failure"])
             for label in labels
         ]
-        return _merge_same(rows, cost)
+        return _merge_same(rows, cost, budget_texts(bounds))
 
     def save(self) -> None:
         self.result.study.set_user_attr(BASELINES_ATTR, self.cache)
@@ -166,7 +176,8 @@ class Baselines:
         cost = next((n for n in (budget or {}) if n in self.costs), next(iter(self.costs)))
         kept = sorted(((v[cost], c) for _, c, v in levels if all_kept(c)), key=lambda x: x[0])
         bounds = [budget[cost]] if budget and cost in budget else [v for v, _ in kept[:-1]]
-        labels = [f"additive proxy, {cost} <= {b:.6g}" for b in bounds]
+        bounds = list(dict.fromkeys(bounds))  # levels of one cost (both patterns at sparsity 0)
+        labels = [f"additive proxy, {cost} <= {text}" for text in budget_texts(bounds)]
         return cost, bounds, labels, kept[-1][1]
 
     def _run_proxy(

@@ -82,6 +82,21 @@ def markdown_table(frame: pd.DataFrame, *, index: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(summary: str) -> list[str]:
+    """The lines of :meth:`SearchResult.summary` as Markdown lines, each of its lines shown
+    apart: a paragraph per line, its indented lines (why trials failed) as a list. Each
+    block starts with an empty line (Markdown joins adjacent lines into one paragraph)."""
+    lines: list[str] = []
+    listed = False
+    for line in summary.splitlines():
+        item = line.startswith(" ")
+        if not (item and listed):
+            lines.append("")
+        lines.append(f"- {escape(line.strip())}" if item else escape(line))
+        listed = item
+    return lines
+
+
 def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> str:
     """The study's note (Markdown)."""
     study = result.study
@@ -89,8 +104,7 @@ def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> s
     chosen = study.user_attrs.get("tradeoff.optimizer")  # what "auto" picked
     lines = [
         f"## {escape(study.study_name)}",
-        "",
-        *(escape(s) for s in result.summary().splitlines()),
+        *summary_markdown(result.summary()),
     ]
     if reference is not None:
         ref = ", ".join(f"{escape(k)} {_fmt(v)}" for k, v in reference.items())
