@@ -815,6 +815,31 @@ def variant_bank() -> Iterator[Figure]:
     yield "held-out tokens", held_out, rep["result"]["held_out_tokens"]
 
 
+@check("export.json")
+def export_table() -> Iterator[Figure]:
+    rep = load("export.json")
+    rows = table("| Config | known size MB | file MB | file / known |")
+    got = rep["checkpoints"]
+    yield "rows", str([r[0] for r in rows]), str([c["config"] for c in got])
+    for row, c in zip(rows, got):
+        label, known, file_mb, ratio, scales, header, diffs = row
+        yield f"{label} known MB", known, c["known_bytes"] / 1e6
+        yield f"{label} file MB", file_mb, c["file_bytes"] / 1e6
+        yield f"{label} ratio", ratio, c["file_over_known"]
+        yield f"{label} scales MB", scales, c["scales_float32_extra_bytes"] / 1e6
+        yield f"{label} header", header, c["header_bytes"]
+        hf, ct = (d.strip() for d in diffs.split("/"))
+        yield f"{label} transformers diff", hf, c["max_logit_diff_transformers"]
+        yield f"{label} compressed-tensors diff", ct, c["max_logit_diff_compressed_tensors"]
+        yield f"{label} explained", "0", f"{c['unexplained_bytes']:g}"
+    ((low, high),) = grab(r"that is ([\d.]+)-([\d.]+)% over the known cost")
+    overs = [100 * (c["file_over_known"] - 1) for c in got]
+    yield "lowest overhead", low, min(overs)
+    yield "highest overhead", high, max(overs)
+    ((seconds,),) = grab(r"Each export took about (\d+) s")
+    yield "export seconds", seconds, max(c["export_s"] for c in got)
+
+
 @check("compress.json")
 def compress_gptq_vs_rtn() -> Iterator[Figure]:
     rep = load("compress.json")

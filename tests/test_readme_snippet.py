@@ -39,3 +39,4 @@ def test_the_compress_snippet_runs(tmp_path, monkeypatch):
     assert len(result.pareto) >= 1 and "uniform" in set(result.baselines["kind"])
     assert (result.pareto["size_mb"] <= 0.05).all()
     assert (tmp_path / "compress.db").exists()
+    assert (tmp_path / "out" / "model.safetensors").exists()  # the export line ran

@@ -264,7 +264,11 @@ def _check_expressible(
             problems.append(f"{name}: its weight is tied to another quantized layer")
         elif grids.get(name) is None:
             problems.append(f"{level}: no int grid was recorded for it")
-        elif info.granularity == "group" and module.in_features % (info.group_size or 1):
+        elif (
+            info.granularity == "group"
+            and module.in_features % (size := info.group_size or 1)
+            and size < module.in_features
+        ):
             problems.append(
                 f"{level}: {module.in_features} inputs are not a multiple of the group size "
                 f"{info.group_size} (compressed-tensors groups are whole)"
@@ -295,8 +299,11 @@ def _compressed_state(
     state = _plain_state(model)
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name, info in infos.items():
-        strategy = "group" if info.granularity == "group" else info.granularity
-        groups.setdefault((info.bits, info.symmetric, strategy, info.group_size), []).append(name)
+        strategy, size = info.granularity, info.group_size
+        inputs = model.get_submodule(name).weight.shape[1]
+        if strategy == "group" and (size or inputs) >= inputs:
+            strategy, size = "channel", None  # one group holds the whole row: a scale per row
+        groups.setdefault((info.bits, info.symmetric, strategy, size), []).append(name)
     config_groups: dict[str, QuantizationScheme] = {}
     for k, ((bits, symmetric, strategy, size), names) in enumerate(groups.items()):
         args = QuantizationArgs(
