@@ -300,7 +300,8 @@ def _compressed_state(
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name, info in infos.items():
         strategy, size = info.granularity, info.group_size
-        inputs = model.get_submodule(name).weight.shape[1]
+        weight: Any = model.get_submodule(name).weight
+        inputs = int(weight.shape[1])
         if strategy == "group" and (size or inputs) >= inputs:
             strategy, size = "channel", None  # one group holds the whole row: a scale per row
         groups.setdefault((info.bits, info.symmetric, strategy, size), []).append(name)
