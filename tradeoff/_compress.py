@@ -166,6 +166,12 @@ def compress(
     costs = _check_costs(cost)
     ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
     notes = optimize_kwargs.pop("notes", True)
+    artifacts = optimize_kwargs.pop("artifact_store", None)
+    if artifacts is not None:
+        from tradeoff.review._artifacts import artifact_store
+
+        with usage_errors():  # before anything is built or written
+            artifacts = artifact_store(artifacts)
     with usage_errors():  # before the spaces are built: some calibrate
         check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
     constraints = _constraints(budget, costs, quality)
@@ -224,11 +230,18 @@ def compress(
         measured.save()
     finally:
         evaluate.release()
-    out = CompressResult(result.study, result.objectives, space=space, model=model, rows=rows)
+    out = CompressResult(
+        result.study, result.objectives, space=space, model=model, rows=rows,
+        artifact_store=artifacts,
+    )  # fmt: skip
     if notes:
         from tradeoff.review import write_notes
 
         write_notes(out, out.baselines)  # with the baselines each Pareto trial dominates
+    if artifacts is not None:
+        from tradeoff.review._artifacts import write_artifacts
+
+        write_artifacts(out, artifacts, out.baselines)
     return out
 
 

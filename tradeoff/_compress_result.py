@@ -29,6 +29,8 @@ class CompressResult(SearchResult):
 
     Attributes:
         space: The search space :func:`compress` built.
+        artifact_store: Where :meth:`export` uploads checkpoints as artifacts of their trial
+            (``compress(..., artifact_store=...)``), or ``None``.
     """
 
     def __init__(
@@ -39,9 +41,11 @@ class CompressResult(SearchResult):
         space: SearchSpace,
         model: nn.Module,
         rows: Sequence[Mapping[str, Any]],
+        artifact_store: Any = None,
     ) -> None:
         super().__init__(study, objectives)
         self.space, self._model = space, model
+        self.artifact_store = artifact_store
         self._baselines = self._domination(pd.DataFrame(list(rows)))
 
     @classmethod
@@ -93,7 +97,9 @@ class CompressResult(SearchResult):
         """Write ``trial``'s compressed model (default: :meth:`best`) to the directory ``path``
         in a format a runtime loads (see :func:`tradeoff.spaces.export`):
         ``"compressed-tensors"`` (packed int codes with their scales, as vLLM and transformers
-        read them; exactly the weights the search measured) or ``"torch"``.
+        read them; exactly the weights the search measured) or ``"torch"``. With an
+        :attr:`artifact_store`, the checkpoint is also uploaded (``<dir name>.tar``) as an
+        artifact of its trial, for optuna-dashboard.
 
         Raises:
             ValueError: an unknown trial or format, an existing ``path`` without
@@ -109,6 +115,10 @@ class CompressResult(SearchResult):
         written: Exported = export(
             self.space, self._model, config, path, format=format, overwrite=overwrite, meta=meta
         )
+        if self.artifact_store is not None:
+            from tradeoff.review._artifacts import upload_export
+
+            upload_export(self, number, written.path, self.artifact_store)
         return written
 
     def _config(self, trial: Trial) -> tuple[int, dict[str, Any]]:

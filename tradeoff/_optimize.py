@@ -72,6 +72,7 @@ def optimize(
     fidelity: Fidelity | None = None,
     initial_configs: Sequence[Mapping[str, Any]] | None = None,
     notes: bool = False,
+    artifact_store: Any = None,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
 
@@ -124,6 +125,10 @@ def optimize(
             each Pareto trial's objectives and per-layer Config in real levels; see
             :mod:`tradeoff.review`) when optuna-dashboard is installed. Off by default:
             optuna-dashboard loads torch; ``tradeoff dashboard`` writes missing notes anyway.
+        artifact_store: A directory or an ``optuna.artifacts`` store: when the search is over,
+            each Pareto trial's Config (``config.json``) and the study's report are uploaded
+            as artifacts, for optuna-dashboard's artifact panes (``tradeoff dashboard
+            --artifact-dir``). A directory that is not writable is refused before any trial.
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -146,6 +151,12 @@ def optimize(
         trial_timeout=trial_timeout, show_progress=show_progress, fidelity=fidelity,
         initial_configs=initial_configs, ray_options=ray_options,
     )  # fmt: skip
+    artifacts = None
+    if artifact_store is not None:
+        from tradeoff.review._artifacts import artifact_store as resolve_store
+
+        with usage_errors():
+            artifacts = resolve_store(artifact_store)
     # Validation is over: from here on, storage is written.
     study = open_search_study(store, study_name, objset, space)
     pool = make_pool(backend, n_workers, ray_options)
@@ -187,6 +198,10 @@ def optimize(
         from tradeoff.review import write_notes
 
         write_notes(result)  # for optuna-dashboard, once the search is over
+    if artifacts is not None:
+        from tradeoff.review._artifacts import write_artifacts
+
+        write_artifacts(result, artifacts)
     return result
 
 

@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     dash.add_argument("--port", type=int, default=8080)
+    dash.add_argument(
+        "--artifact-dir", type=Path, default=None,
+        help="the artifact directory searches uploaded to (--artifact-dir of run/compress)",
+    )  # fmt: skip
     dash.set_defaults(func=_cmd_dashboard)
     return parser
 
@@ -115,6 +119,10 @@ def _add_search(p: argparse.ArgumentParser, study_default: str) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--artifact-dir", type=Path, default=None,
+        help="upload Pareto Configs, the report (and exports) as Optuna artifacts here",
+    )  # fmt: skip
 
 
 def _search_kwargs(args: argparse.Namespace, study_name: str) -> dict[str, Any]:
@@ -124,6 +132,7 @@ def _search_kwargs(args: argparse.Namespace, study_name: str) -> dict[str, Any]:
         "backend": args.backend, **{k: getattr(args, k) for k in RAY_FLAGS},
         "storage": args.storage, "study_name": study_name, "seed": args.seed,
         "timeout": args.timeout, "show_progress": not args.no_progress,
+        **({"artifact_store": args.artifact_dir} if args.artifact_dir is not None else {}),
     }  # fmt: skip
 
 
@@ -622,13 +631,18 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         except ImportError:
             raise ImportError("the dashboard needs pip install 'tradeoff[dashboard]'.") from None
         store = make_storage(args.storage)
+        artifacts = None
+        if args.artifact_dir is not None:
+            from tradeoff.review._artifacts import artifact_store
+
+            artifacts = artifact_store(args.artifact_dir)
 
     from tradeoff.review import refresh_notes
 
     for name in refresh_notes(store):  # each search's summary and Pareto trials, as notes
         print(f"wrote the notes of study {name!r}")
     print(f"optuna-dashboard for {redact(args.storage)} on http://{args.host}:{args.port}/")
-    optuna_dashboard.run_server(store, host=args.host, port=args.port)
+    optuna_dashboard.run_server(store, host=args.host, port=args.port, artifact_store=artifacts)
     return 0
 
 
