@@ -19,7 +19,12 @@ from tradeoff._result import SearchResult
 if TYPE_CHECKING:
     from plotly import graph_objects as go
 
-FIGURE_IDS = ("tradeoff-hypervolume-trials", "tradeoff-hypervolume-time", "tradeoff-front")
+FIGURE_IDS = (
+    "tradeoff-hypervolume-trials",
+    "tradeoff-hypervolume-time",
+    "tradeoff-front",
+    "tradeoff-allocation",
+)
 
 
 def study_figures(
@@ -53,6 +58,9 @@ def study_figures(
     names = result.objectives.names
     if len(names) >= 2 and len(result.pareto):
         figures[FIGURE_IDS[2]] = _front(result, baselines, names[0], names[1])
+    allocation = _allocation(result)
+    if allocation is not None:
+        figures[FIGURE_IDS[3]] = allocation
     return figures
 
 
@@ -111,6 +119,44 @@ def _front(
                 )
     figure.update_layout(
         title=f"Pareto set: {first} against {second}", xaxis_title=second, yaxis_title=first
+    )
+    return figure
+
+
+def _allocation(result: SearchResult) -> go.Figure | None:
+    """The per-layer allocation of the Pareto set: a heatmap per numeric knob (rows: Pareto
+    trials by the first objective, columns: layers in model order, each cell its level), from
+    the data of :func:`~tradeoff.review.plot_allocation`; ``None`` without per-layer knobs."""
+    from plotly import graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from tradeoff.review._allocation import _allocation_rows, _select_panels, per_layer_knobs
+
+    if not len(result.pareto):
+        return None
+    rows = _allocation_rows(result, None)
+    configs = rows["config"].tolist()
+    try:
+        panels = _select_panels(per_layer_knobs(configs), configs, None)
+    except ValueError:  # no numeric per-layer knob: nothing to draw
+        return None
+    labels = [f"#{n}" for n in rows["trial"]]
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels))
+    for col, layers in enumerate(panels.values(), 1):
+        values = [[config.get(key) for key in layers.values()] for config in configs]
+        text = [["" if v is None else f"{v:g}" for v in row] for row in values]
+        figure.add_trace(
+            go.Heatmap(
+                z=[[None if v is None else float(v) for v in row] for row in values],
+                x=list(layers), y=labels, text=text, texttemplate="%{text}",
+                colorscale="Viridis", showscale=False,
+                hovertemplate="%{y} %{x}: %{text}<extra></extra>",
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(
+        title=f"Per-layer levels of the Pareto set (rows by {result.objectives.names[0]})"
     )
     return figure
 
