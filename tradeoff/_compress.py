@@ -10,6 +10,7 @@ evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -219,10 +220,16 @@ def compress(
             # Recorded before the search: a search killed at any moment resumes without
             # measuring the knapsack again.
             study.set_user_attr(BASELINES_ATTR, measured.cache)
-        result = optimize(
-            evaluate, space, initial_configs=_first(starts, n_trials), n_workers=pool.n_workers,
-            backend=pool, storage=store, study_name=study.study_name, notes=False, **search,
-        )  # fmt: skip
+        with contextlib.ExitStack() as during:
+            if notes:  # the study's note and figures, kept current while trials finish
+                from tradeoff.review._live import live_notes
+
+                during.enter_context(live_notes(study, objset))
+            result = optimize(
+                evaluate, space, initial_configs=_first(starts, n_trials),
+                n_workers=pool.n_workers, backend=pool, storage=store,
+                study_name=study.study_name, notes=False, **search,
+            )  # fmt: skip
         measured.attach(result)
         rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
         if baselines:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -121,8 +122,9 @@ def optimize(
             the same parameters, as when a search resumes) is not added again. With a
             ``fidelity`` ladder they are evaluated at the full budget directly, so they are
             always in the comparison (a screening rung could stop them).
-        notes: When the search is over, write optuna-dashboard notes (the study's summary,
-            each Pareto trial's objectives and per-layer Config in real levels; see
+        notes: Write optuna-dashboard notes (the study's summary and figures, kept current
+            every few seconds while trials finish, and when the search is over each Pareto
+            trial's objectives and per-layer Config in real levels; see
             :mod:`tradeoff.review`) when optuna-dashboard is installed. Off by default:
             optuna-dashboard loads torch; ``tradeoff dashboard`` writes missing notes anyway.
         artifact_store: A directory or an ``optuna.artifacts`` store: when the search is over,
@@ -190,7 +192,12 @@ def optimize(
         reference=_as_list(fixed_reference(study, objset), objset),
         promoter=None if fidelity is None else Promoter(fidelity, objset.names, objset.directions),
     )
-    _run_with_progress(driver, n_trials=n_trials, show=show_progress)
+    with contextlib.ExitStack() as during:
+        if notes:  # the study's note and figures, kept current while trials finish
+            from tradeoff.review._live import live_notes
+
+            during.enter_context(live_notes(study, objset))
+        _run_with_progress(driver, n_trials=n_trials, show=show_progress)
     result = SearchResult(study, objset)
     _record_reference(study, result)
     logger.info("%s", result.summary())

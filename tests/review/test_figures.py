@@ -63,3 +63,35 @@ def test_no_allocation_figure_without_per_layer_knobs():
         n_trials=4, optimizer="random", seed=0, show_progress=False,
     )  # fmt: skip
     assert "tradeoff-allocation" not in study_figures(result)
+
+
+def test_the_study_note_and_figures_are_kept_current_during_the_search(monkeypatch):
+    import time
+
+    pytest.importorskip("optuna_dashboard")
+    from tradeoff.review import _live
+
+    made: list[_live.LiveNotes] = []
+    real = _live.LiveNotes
+
+    class Recorded(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, every=0.2)
+            made.append(self)
+
+    monkeypatch.setattr(_live, "LiveNotes", Recorded)
+    from tradeoff.spaces import Float, SearchSpace
+
+    def slow(c: dict) -> dict:
+        time.sleep(0.05)
+        return {"f": c["x"]}
+
+    tradeoff.optimize(
+        slow, SearchSpace({"x": Float(0.0, 1.0)}),
+        objectives=[Objective("f"), Objective("g", fn=lambda c: 1 - c["x"])],
+        n_trials=40, optimizer="random", seed=0, show_progress=False, notes=True,
+    )  # fmt: skip
+    (notes,) = made
+    assert len(notes.history) >= 2  # written more than once while trials finished
+    assert notes.history[0] < 40  # the first write came before the search ended
+    assert notes.history == sorted(set(notes.history))  # only when trials had finished
