@@ -97,7 +97,8 @@ class CompressResult(SearchResult):
         """Write ``trial``'s compressed model (default: :meth:`best`) to the directory ``path``
         in a format a runtime loads (see :func:`tradeoff.spaces.export`):
         ``"compressed-tensors"`` (packed int codes with their scales, as vLLM and transformers
-        read them; exactly the weights the search measured) or ``"torch"``. With an
+        read them; exactly the weights the search measured), ``"torchao"`` (torchao quantized
+        tensors of the same codes, saved whole) or ``"torch"``. With an
         :attr:`artifact_store`, the checkpoint is also uploaded (``<dir name>.tar``) as an
         artifact of its trial, for optuna-dashboard.
 

@@ -107,6 +107,28 @@ def test_packed_checkpoint_holds_exactly_the_searched_weights(
     )
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_torchao_tensors_hold_exactly_the_searched_weights(llama, ids, tmp_path, symmetric):
+    pytest.importorskip("torchao")
+    space = QuantizationSpace.for_model(
+        llama, bits=(3, 4, 8), granularity="group", group_size=(32,), symmetric=symmetric,
+        exclude="lm_head", bank=None,
+    )  # fmt: skip
+    for k, config in enumerate((space.sample(1), {name: 8 for name in space})):
+        written = export(space, llama, config, tmp_path / f"ao{k}", format="torchao")
+        assert set(written.files) == {"model.pt", "tradeoff.json"}
+        loaded = torch.load(written.path / "model.pt", weights_only=False)
+        applied = space.apply(llama, config)
+        for name, module in applied.named_modules():
+            info = getattr(module, "tradeoff_quant", None)
+            if info is not None:
+                stored = loaded.get_submodule(name).weight
+                kind = "Int8Tensor" if symmetric and info.bits == 8 else "IntxUnpackedToInt8Tensor"
+                assert type(stored).__name__ == kind
+                assert torch.equal(stored.dequantize(), module.weight)
+        assert torch.allclose(logits(loaded, ids), logits(applied, ids), atol=1e-5)
+
+
 def _quantized(model: nn.Module, param: str) -> bool:
     owner = model.get_submodule(param.rpartition(".")[0]) if "." in param else model
     return getattr(owner, "tradeoff_quant", None) is not None and param.endswith("weight")
@@ -154,8 +176,9 @@ def test_torch_format_writes_any_config_with_its_new_shapes(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), applied(x))
     # compressed-tensors cannot hold it: which layers and why, and nothing is written.
-    with pytest.raises(ValueError, match=r"(?s)0 \(Conv2d\).*packs nn.Linear.*fp8_e4m3"):
-        export(space, model, config, tmp_path / "ct")
+    for fmt in ("compressed-tensors", "torchao"):
+        with pytest.raises(ValueError, match=r"(?s)0 \(Conv2d\).*packs nn.Linear.*fp8_e4m3"):
+            export(space, model, config, tmp_path / "ct", format=fmt)
     assert not (tmp_path / "ct").exists()
 
 

@@ -13,6 +13,13 @@ Scales are stored in float32, the dtype they were computed in (float16 scales wo
 weights the search measured); the known-cost ``size`` counts float16 scales, so a checkpoint is
 larger than ``size`` by 2 bytes per scale, plus the float layers' own dtype and the headers.
 
+``torchao``: the applied model with each int-quantized ``nn.Linear`` weight a torchao quantized
+tensor built from the same codes and scales (``Int8Tensor`` for symmetric int8, which
+``F.linear`` runs through torchao's weight-only int8 kernel; ``IntxUnpackedToInt8Tensor`` for 2-7
+bits and asymmetric grids, int8 storage), saved whole with ``torch.save`` (``model.pt``; load
+it with ``torch.load(path, weights_only=False)`` where torchao is installed). Each tensor's
+``dequantize()`` equals the searched weight exactly; checked before writing.
+
 ``torch``: the applied model as a whole (``torch.save``; a channel-pruned model keeps its new,
 smaller shapes) and its ``state_dict`` in safetensors, weights on the quantization grid in their
 float dtype. Any Config can be written so.
@@ -40,7 +47,7 @@ from torch import nn
 from tradeoff.spaces._model import QUANT_ATTR, QuantInfo
 from tradeoff.spaces._quantizers import describe
 
-FORMATS = ("compressed-tensors", "torch")
+FORMATS = ("compressed-tensors", "torchao", "torch")
 """What :func:`export` writes."""
 
 WEIGHTS_FILE = "model.safetensors"
@@ -153,6 +160,11 @@ def _write(
         for scheme in quant_config.config_groups.values():
             scheme.targets = [_renamed(t + ".", renames)[:-1] for t in scheme.targets]
         config_json = _config_json(applied, quant_config, dropped)
+    elif format == "torchao":
+        _check_expressible(applied, infos, grids, runtime="torchao")
+        applied = _torchao_model(applied, infos, grids)
+        packed = tuple(infos)
+        state = {}
     else:
         state = _plain_state(applied)
     meta = {**meta, "dropped_blocks": dropped} if dropped else meta
@@ -162,10 +174,11 @@ def _write(
     try:
         from safetensors.torch import save_file
 
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        if state:
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if config_json is not None:
             (tmp / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True))
-        if format == "torch":
+        if format in ("torch", "torchao"):
             torch.save(applied, tmp / "model.pt")
         record = {"format": format, "layers": levels, **meta}
         (tmp / META_FILE).write_text(json.dumps(record, indent=2, default=str))
@@ -242,7 +255,10 @@ def load_compressed(path: str | os.PathLike[str], model: nn.Module) -> nn.Module
 
 # compressed-tensors ---------------------------------------------------------------------------
 def _check_expressible(
-    model: nn.Module, infos: Mapping[str, QuantInfo], grids: Mapping[str, Any]
+    model: nn.Module,
+    infos: Mapping[str, QuantInfo],
+    grids: Mapping[str, Any],
+    runtime: str = "compressed-tensors",
 ) -> None:
     problems = []
     for name, info in infos.items():
@@ -271,14 +287,14 @@ def _check_expressible(
         ):
             problems.append(
                 f"{level}: {module.in_features} inputs are not a multiple of the group size "
-                f"{info.group_size} (compressed-tensors groups are whole)"
+                f"{info.group_size} ({runtime} groups are whole)"
             )
     tied = _shared_weights(model, infos)
     problems += [f"{a}: its weight is shared with {b}" for a, b in tied]
     if problems:
         listed = "\n  ".join(problems)
         raise ValueError(
-            f"format='compressed-tensors' cannot express this Config; nothing was written:\n"
+            f"format={runtime!r} cannot express this Config; nothing was written:\n"
             f"  {listed}\nExport it with format='torch', or search without these levels "
             "(method='rtn' or 'gptq' int levels on nn.Linear layers, whole groups)."
         )
@@ -335,6 +351,44 @@ def _compressed_state(
         quantization_status="compressed",
     )
     return state, quant_config
+
+
+def _torchao_model(
+    model: nn.Module, infos: Mapping[str, QuantInfo], grids: Mapping[str, Any]
+) -> nn.Module:
+    """``model`` with each quantized Linear's weight a torchao quantized tensor of its codes."""
+    from torchao.quantization import (  # type: ignore[import-untyped]
+        Int8Tensor,
+        IntxUnpackedToInt8Tensor,
+    )
+
+    for name, info in infos.items():
+        module = model.get_submodule(name)
+        found: Any = module.weight
+        weight: torch.Tensor = found.detach()
+        scale, zero = (t.to(weight.device) for t in grids[name])
+        size = weight.shape[1] // scale.shape[1]
+        group = torch.arange(weight.shape[1], device=weight.device) // size
+        codes = (weight / scale[:, group]).round() + zero[:, group]
+        half = 2 ** (info.bits - 1)
+        tensor: Any
+        if info.symmetric and info.bits == 8:
+            tensor = Int8Tensor(codes.to(torch.int8), scale, [1, size], weight.dtype)
+        else:  # torchao's codes are signed: shift an asymmetric grid's [0, 2^b - 1] down
+            shift = 0 if info.symmetric else half
+            target = torch.int8 if info.bits == 8 else getattr(torch, f"int{info.bits}")
+            tensor = IntxUnpackedToInt8Tensor(
+                (codes - shift).to(torch.int8), scale, (zero - shift).to(torch.int8), target,
+                [1, size], weight.dtype, None,
+            )  # fmt: skip
+        if not torch.equal(tensor.dequantize(), weight):
+            worst = float((tensor.dequantize() - weight).abs().max())
+            raise RuntimeError(
+                f"export: {name}'s torchao tensor does not reproduce its weights (max |dW| "
+                f"{worst:.3g}); this is a bug in tradeoff, please report it."
+            )
+        module.weight = nn.Parameter(tensor, requires_grad=False)
+    return model
 
 
 def _config_json(
