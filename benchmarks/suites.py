@@ -1,0 +1,361 @@
+"""``auto`` against Optuna's samplers on public suites nobody here wrote (issue #17).
+
+The problems are paretobench's WFG/DTLZ/CF and COCO's ``bbob-biobj-mixint``, built from the
+installed packages as they ship (``suite_problems.py`` says which, with which parameters, and
+how each is scored). Contenders, each on every problem with the same budget, one trial at a
+time, in-memory storage, seeds 0..N-1:
+
+* ``auto`` (and any other name in ``tradeoff.search.OPTIMIZERS``) through
+  ``tradeoff.optimize``, as users run it; constraints as ``Constraint(g, "<=", 0)`` on
+  returned metrics;
+* Optuna's ``GPSampler``, ``TPESampler(multivariate=True)``, ``TPESampler()`` (default
+  settings), ``NSGAIISampler`` and ``RandomSampler``, natively through ``study.optimize``,
+  constraints through ``trial.set_constraint`` (the anchors of ``optimizers.py``, plus default
+  TPE).
+
+Score (higher is better): paretobench, the hypervolume of the feasible evaluations as a
+fraction of the true front's; COCO, ``1 -`` COCO's own hypervolume indicator (its logger's).
+Reported: median and interquartile range over seeds (numpy's linear percentiles), and seconds
+per proposal = (run wall time - time in ``evaluate``) / proposals.
+
+Resumable and time-boxed: one (problem, optimizer, seed, budget) is one cell; each finished
+cell is merged into ``--out`` at once, cells already there are skipped, and no new cell starts
+after ``--max-minutes``. Cells run problem by problem, seed by seed, so what finishes is whole
+seeds of whole problems.
+
+Usage:
+    python benchmarks/suites.py [--problems wfg4-m2,cf2] [--optimizers auto,optuna-gp]
+        [--seeds 3] [--n-trials 100] [--max-minutes 60] [--threads 1] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optimizers import (
+    OPTUNA_SAMPLERS,
+    Meter,
+    WatchedStorage,
+    comma_names,
+    machine_info,
+    quiet,
+    source_info,
+    suggest,
+)
+from provenance import command_line
+from suite_problems import CORE, SUITE, SuiteProblem, make_problem
+
+import tradeoff
+from tradeoff.search import OPTIMIZERS
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "suites.json"
+PACKAGES = ("paretobench", "coco-experiment", "scipy")
+
+S = optuna.samplers
+ANCHORS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "optuna-gp": OPTUNA_SAMPLERS["optuna-gp"],
+    "optuna-tpe": OPTUNA_SAMPLERS["optuna-tpe"],  # multivariate=True
+    "optuna-tpe-default": lambda seed: S.TPESampler(seed=seed),
+    "optuna-nsga2": OPTUNA_SAMPLERS["optuna-nsga2"],
+    "optuna-random": OPTUNA_SAMPLERS["optuna-random"],
+}
+DEFAULT_OPTIMIZERS = ("auto", *ANCHORS)
+
+
+# One cell -----------------------------------------------------------------------------------
+def run_cell(
+    problem: SuiteProblem, optimizer: str, seed: int, n_trials: int, timeout: float
+) -> dict[str, Any]:
+    """One optimizer on one problem with one seed: its score, proposals and timings."""
+    cell, meter = problem.open(), Meter()
+    evaluate = meter.timed(cell.evaluate)
+    start = time.perf_counter()
+    try:
+        if optimizer in ANCHORS:
+            proposals = _run_optuna(problem, ANCHORS[optimizer](seed), evaluate, n_trials, timeout)
+        else:
+            proposals = _run_tradeoff(problem, optimizer, seed, evaluate, meter, n_trials, timeout)
+        wall = time.perf_counter() - start
+        score = cell.score()
+    finally:
+        cell.close()
+    return {
+        **score,
+        "s_per_proposal": (wall - meter.seconds) / max(proposals, 1),
+        "proposals": proposals,
+        "evaluations": meter.calls,
+        "wall_s": wall,
+        "eval_s": meter.seconds,
+    }
+
+
+def _run_tradeoff(
+    problem: SuiteProblem,
+    name: str,
+    seed: int,
+    evaluate: Callable[..., Any],
+    meter: Meter,
+    n_trials: int,
+    timeout: float,
+) -> int:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"{name!r} is not in tradeoff.search.OPTIMIZERS {list(OPTIMIZERS)}")
+    storage = WatchedStorage(meter)
+    tradeoff.optimize(
+        evaluate,
+        problem.space,
+        objectives=problem.objectives,
+        constraints=problem.constraints,
+        metrics=problem.constraint_names,
+        optimizer=name,
+        n_trials=n_trials,
+        seed=seed,
+        storage=storage,
+        study_name="bench",
+        timeout=timeout,
+        show_progress=False,
+    )
+    return len(optuna.load_study(study_name="bench", storage=storage).trials)
+
+
+def _run_optuna(
+    problem: SuiteProblem,
+    sampler: optuna.samplers.BaseSampler,
+    evaluate: Callable[..., Any],
+    n_trials: int,
+    timeout: float,
+) -> int:
+    study = optuna.create_study(directions=["minimize"] * problem.n_objectives, sampler=sampler)
+    distributions = problem.space.distributions()
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        params = {n: suggest(trial, n, d) for n, d in distributions.items()}
+        values = evaluate(problem.space.decode(params))
+        for c in problem.constraints:
+            trial.set_constraint(c.label, c.violation(values[c.name]))
+        return [values[n] for n in problem.objective_names]
+
+    study.optimize(objective, n_trials=n_trials, timeout=timeout)
+    return len(study.trials)
+
+
+# The grid, resumable ------------------------------------------------------------------------
+Key = tuple[str, str, int, int]
+
+
+def key_of(run: dict[str, Any]) -> Key:
+    return (run["problem"], run["optimizer"], run["seed"], run["n_trials"])
+
+
+def cells(problems: Iterable[str], optimizers: Iterable[str], seeds: int, n: int) -> list[Key]:
+    """Problem by problem, seed by seed, every optimizer."""
+    return [(p, o, s, n) for p in problems for s in range(seeds) for o in optimizers]
+
+
+def load(out: Path) -> dict[str, Any]:
+    return json.loads(out.read_text()) if out.exists() else {"runs": [], "sessions": []}
+
+
+def save(report: dict[str, Any], out: Path) -> None:
+    """Write atomically: an interrupted run leaves the last complete file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)
+
+
+def run_grid(args: argparse.Namespace, report: dict[str, Any], session: dict[str, Any]) -> None:
+    """Run every missing cell until done or ``--max-minutes``, saving after each."""
+    done = {key_of(r) for r in report["runs"] if r.get("error") is None or not args.retry_errors}
+    report["runs"] = [r for r in report["runs"] if key_of(r) in done]
+    todo = [c for c in cells(args.problems, args.optimizers, args.seeds, args.n_trials)]
+    todo = [c for c in todo if c not in done]
+    deadline = time.monotonic() + 60.0 * args.max_minutes
+    built: dict[str, SuiteProblem | str] = {}
+    for key in todo:
+        if time.monotonic() > deadline:
+            session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo)} cells left"
+            break
+        report["runs"].append(_cell(key, built, report, args))
+        todo_left = len(todo) - todo.index(key) - 1
+        session.update(cells_run=session["cells_run"] + 1, cells_left=todo_left)
+        save(summarize(report, args), args.out)
+
+
+def _cell(
+    key: Key, built: dict[str, SuiteProblem | str], report: dict[str, Any], args: Any
+) -> dict[str, Any]:
+    p, o, seed, n = key
+    if p not in built:
+        try:
+            built[p] = make_problem(p)
+            report.setdefault("problems", {})[p] = built[p].to_dict()  # type: ignore[union-attr]
+        except Exception as exc:
+            built[p] = f"problem does not build: {type(exc).__name__}: {exc}"
+    run: dict[str, Any] = {"problem": p, "optimizer": o, "seed": seed, "n_trials": n}
+    problem = built[p]
+    if isinstance(problem, str):
+        return {**run, "error": problem}
+    try:
+        run.update(run_cell(problem, o, seed, n, args.run_timeout))
+    except Exception as exc:
+        run["error"] = f"crashed: {type(exc).__name__}: {exc}"
+    run.update(commit=source_info()["tradeoff_commit"], load_1min=round(os.getloadavg()[0], 2))
+    print(f"  {p:<16} {o:<19} seed {seed}: {_line(run)}", file=sys.stderr, flush=True)
+    return run
+
+
+def _line(run: dict[str, Any]) -> str:
+    if run.get("error"):
+        return str(run["error"])
+    return (
+        f"score {run['score']:.3f}, {run['s_per_proposal']:.3f} s/proposal, {run['wall_s']:.0f} s"
+    )
+
+
+# Report -------------------------------------------------------------------------------------
+def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``report`` with its tables recomputed from every run at this budget."""
+    runs = [r for r in report["runs"] if r["n_trials"] == args.n_trials and not r.get("error")]
+    score: dict[str, dict[str, Any]] = {}
+    speed: dict[str, dict[str, float]] = {}
+    for p in dict.fromkeys(r["problem"] for r in runs):
+        for o in dict.fromkeys(r["optimizer"] for r in runs if r["problem"] == p):
+            mine = [r for r in runs if (r["problem"], r["optimizer"]) == (p, o)]
+            values = [r["score"] for r in mine]
+            q25, med, q75 = (float(v) for v in np.percentile(values, [25, 50, 75]))
+            seeds = sorted(r["seed"] for r in mine)
+            score.setdefault(p, {})[o] = {"median": med, "q25": q25, "q75": q75, "seeds": seeds}
+            speed.setdefault(p, {})[o] = statistics.median(r["s_per_proposal"] for r in mine)
+    report.update(score=score, s_per_proposal=speed, auto_vs_best_anchor=versus(score))
+    return report
+
+
+def versus(score: dict[str, dict[str, Any]], seeds: int = 3) -> dict[str, dict[str, Any]]:
+    """Per problem with every contender at ``seeds`` seeds: auto's median minus the best
+    anchor's (negative: auto loses)."""
+    table = {}
+    for p, row in score.items():
+        anchors = {o: v["median"] for o, v in row.items() if o in ANCHORS}
+        if "auto" not in row or not anchors or any(len(v["seeds"]) < seeds for v in row.values()):
+            continue
+        best = max(anchors, key=lambda o: anchors[o])
+        auto = row["auto"]["median"]
+        table[p] = {
+            "auto": auto,
+            "best_anchor": best,
+            "best": anchors[best],
+            "diff": auto - anchors[best],
+        }
+    return table
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    optimizers = list(dict.fromkeys(o for row in report["score"].values() for o in row))
+    print("\nMedian score [IQR] over seeds (higher is better); seconds per proposal")
+    print(f"{'problem':<16} " + " ".join(f"{o:>22}" for o in optimizers))
+    for p, row in report["score"].items():
+        cells_ = [
+            f"{row[o]['median']:.3f} [{row[o]['q25']:.2f},{row[o]['q75']:.2f}]" if o in row else "-"
+            for o in optimizers
+        ]
+        print(f"{p:<16} " + " ".join(f"{c:>22}" for c in cells_))
+        speed = [f"{report['s_per_proposal'][p].get(o, float('nan')):.3f} s" for o in optimizers]
+        print(f"{'':<16} " + " ".join(f"{c:>22}" for c in speed))
+    for p, v in report["auto_vs_best_anchor"].items():
+        verdict = "wins" if v["diff"] >= 0 else "LOSES"
+        print(f"{p:<16} auto {verdict} by {v['diff']:+.3f} against {v['best_anchor']}")
+
+
+# Main ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--problems", type=comma_names, default=CORE, help=f"of {list(SUITE)}")
+    parser.add_argument("--all", action="store_true", help="every problem of the suite")
+    parser.add_argument("--optimizers", type=comma_names, default=DEFAULT_OPTIMIZERS)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--n-trials", type=int, default=100, help="budget per run")
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="no new cell after")
+    parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--retry-errors", action="store_true", help="rerun cells that failed")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    if args.all:
+        args.problems = tuple(SUITE)
+    unknown = [p for p in args.problems if p not in SUITE]
+    bad = [o for o in args.optimizers if o not in ANCHORS and o not in OPTIMIZERS]
+    if unknown or bad or args.seeds < 1 or args.n_trials < 1:
+        parser.error(f"unknown problems {unknown} or optimizers {bad}, or a count < 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    quiet()
+    report = load(args.out)
+    load_avg, start = os.getloadavg(), time.perf_counter()
+    session: dict[str, Any] = {
+        "command": command_line(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **source_info(),
+        "cells_run": 0,
+    }
+    report["sessions"] = [*report.get("sessions", []), session]
+    report["settings"] = {
+        "n_trials": args.n_trials,
+        "seeds": args.seeds,
+        "problems": list(args.problems),
+        "optimizers": list(args.optimizers),
+        "run_timeout_s": args.run_timeout,
+        "tradeoff_optimizers": list(OPTIMIZERS),
+    }
+    try:
+        run_grid(args, report, session)
+    finally:
+        session["wall_s"] = time.perf_counter() - start
+        report.update(
+            command=session["command"],
+            timestamp=session["timestamp"],
+            machine={
+                **machine_info(load_avg),
+                **{p: _version(p) for p in PACKAGES},
+                "tradeoff_commit": session["tradeoff_commit"],
+                "tradeoff_dirty": session["tradeoff_dirty"],
+            },
+            benchmark_wall_s=sum(s.get("wall_s", 0.0) for s in report["sessions"]),
+        )
+        save(summarize(report, args), args.out)
+    print_tables(report)
+    print(f"wrote {args.out} ({session['cells_run']} cells, {session['wall_s']:.0f} s)")
+    return 0
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import version
+
+    try:
+        return version(package)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
