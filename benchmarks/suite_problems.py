@@ -8,11 +8,12 @@ extra: ``paretobench==0.9.0``, ``coco-experiment==2.8.2``), never copied.
   paretobench's defaults) and DTLZ8, DTLZ9 (3 objectives, ``n = 9``). Score: hypervolume of
   the feasible evaluated points as a fraction of the true front's, against a fixed reference
   point = the front's nadir + 10% of its range (the rule of ``problems.py``). The front is
-  paretobench's ``get_pareto_front`` (1,000 points at 2 objectives, >= 600 at 3); where a closed
-  form is published (DTLZ1: the simplex ``sum f = 1/2``; DTLZ2-4: the unit sphere's octant)
-  the closed form is the truth and the sampled front only checks it. Elsewhere the sampled
-  front's hypervolume is a lower bound of the true one (by 0.1-0.2% at 2 objectives, up to ~3%
-  at 3 for DTLZ2's sphere), so a fraction can slightly exceed 1.
+  paretobench's ``get_pareto_front`` (1,000 points at 2 objectives, >= 600 at 3); where the
+  front has a closed form (DTLZ1-4, WFG4-9, and DTLZ5-6, WFG3 at 2 objectives:
+  :func:`closed_form_hv`) that is the truth and the sampled front only checks it. Elsewhere
+  (WFG1, WFG2, DTLZ7, CF, DTLZ8-9, and the degenerate 3-objective fronts) the sampled front's
+  hypervolume is a lower bound of the true one (0.1% low at 2 objectives, ~3% at 3 where a
+  closed form shows it), so a fraction there can slightly exceed 1.
 * **COCO** ``bbob-biobj-mixint`` (``cocoex``): functions f001 (sphere/sphere), f028
   (Rosenbrock/Rosenbrock) and f046 (Rastrigin/Rastrigin), instance 1, dimension 5 (four integer
   variables with 2, 4, 8, 16 levels and one continuous in [-100, 100], the suite's own bounds).
@@ -142,13 +143,23 @@ def nadir_reference(front: FloatArray) -> FloatArray:
 
 
 def closed_form_hv(name: str, m: int, reference: FloatArray) -> float | None:
-    """Published closed-form hypervolume of the front, or None: DTLZ1's front is the simplex
-    ``sum f = 1/2``; DTLZ2-4's the positive part of the unit sphere."""
-    box = float(np.prod(reference))
+    """Published closed-form hypervolume of the front against ``reference``, or None.
+
+    The volume under each front is taken from the box: DTLZ1's simplex ``sum f = 1/2``;
+    DTLZ2-4's unit sphere (DTLZ5-6's too at 2 objectives, where they are not degenerate);
+    WFG4-9's ellipsoid with semi-axes ``2i`` and WFG3's simplex ``sum f_i / 2i = 1`` at 2
+    objectives (Huband et al. 2006, the scales ``S_i = 2i`` paretobench uses).
+    """
+    box, ball = float(np.prod(reference)), math.pi ** (m / 2) / math.gamma(m / 2 + 1)
+    axes = float(np.prod(2.0 * np.arange(1, m + 1)))
     if name == "DTLZ1":
         return box - 0.5**m / math.factorial(m)
-    if name in ("DTLZ2", "DTLZ3", "DTLZ4"):
-        return box - math.pi ** (m / 2) / math.gamma(m / 2 + 1) / 2**m
+    if name in ("DTLZ2", "DTLZ3", "DTLZ4") or (name in ("DTLZ5", "DTLZ6") and m == 2):
+        return box - ball / 2**m
+    if name in {f"WFG{i}" for i in range(4, 10)}:
+        return box - ball * axes / 2**m
+    if name == "WFG3" and m == 2:
+        return box - axes / math.factorial(m)
     return None
 
 
