@@ -11,7 +11,10 @@ from {4, 8} with seed 0). Each is written with
 decompression); the report gives the file's bytes against the known cost, where the
 difference goes (float32 scales where the cost counts float16, ``weight_shape`` per layer, the
 safetensors header), the largest logit difference of each reader against the applied model
-on 4 x 128 Hamlet tokens, and the export's wall time.
+on 4 x 128 Hamlet tokens, and the export's wall time. The uniform levels are also written in
+the ``torchao`` format (torchao quantized tensors of the same codes) and timed against the
+float32 model in the same run: the forward pass of 1 and of 16 sequences of 128 tokens, one
+torch thread, the median of 5 after a warm-up.
 
 Usage:
     python benchmarks/export.py [--quick] [--out PATH]
@@ -84,6 +87,18 @@ def run(quick: bool) -> list[dict[str, Any]]:
             )
             n_layers = len(written.packed)
             file_bytes = written.weight_bytes
+            timing = {}
+            if label.startswith("uniform"):
+                ao = export(space, model, config, Path(tmp) / "ao", format="torchao")
+                loaded = torch.load(ao.path / "model.pt", weights_only=False).eval()
+                with torch.no_grad():
+                    exact = float((loaded(ids).logits - want).abs().max())
+                for batch in (1, 16):
+                    x = ids[:1].repeat(batch, 1)
+                    fp32, fast = _median_ms(applied, x), _median_ms(loaded, x)
+                    timing[f"batch{batch}"] = {"float32_ms": fp32, "torchao_ms": fast}
+                timing["torchao_max_logit_diff"] = exact
+                timing["torchao_file_bytes"] = ao.files["model.pt"]
             rows.append(
                 {
                     "config": label,
@@ -98,9 +113,25 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     "max_logit_diff_compressed_tensors": via_ct,
                     "export_s": seconds,
                     "packed_layers": n_layers,
+                    "torchao": timing,
                 }
             )
     return rows
+
+
+def _median_ms(model: Any, ids: Any, repeats: int = 5) -> float:
+    import statistics
+
+    import torch
+
+    with torch.no_grad():
+        model(ids)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(ids)
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
 
 
 def _tensor_bytes(path: Path) -> int:
@@ -131,6 +162,15 @@ def main() -> None:
             f"{r['header_bytes']:>8} {r['max_logit_diff_transformers']:>11.3g} "
             f"{r['max_logit_diff_compressed_tensors']:>11.3g} {r['export_s']:>9.1f}"
         )
+    print(f"\n{'config':<20} {'batch':>5} {'float32 ms':>11} {'torchao ms':>11} {'ratio':>6}")
+    for r in report["checkpoints"]:
+        for batch in (1, 16):
+            t = r["torchao"].get(f"batch{batch}")
+            if t:
+                print(
+                    f"{r['config']:<20} {batch:>5} {t['float32_ms']:>11.1f} "
+                    f"{t['torchao_ms']:>11.1f} {t['torchao_ms'] / t['float32_ms']:>6.2f}"
+                )
     write_report(report, args.out)
     print(f"\nWrote {args.out}")
 

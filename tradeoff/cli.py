@@ -23,7 +23,7 @@ QUALITIES = ("kl", "perplexity", "accuracy", "file")
 MODEL_FILE_NAMES = ("model", "calibration", "data", "evaluate", "quality", "sample_input")
 RAY_FLAGS = ("ray_address", "num_cpus", "num_gpus", "resources", "max_retries", "ray_actors")
 PACKAGE = Path(__file__).resolve().parent
-EXPORT_FORMATS = ("compressed-tensors", "torchao", "torch")  # tradeoff.spaces._export.FORMATS (light)
+EXPORT_FORMATS = ("compressed-tensors", "torchao", "torch")  # spaces._export.FORMATS, light
 
 
 def main(argv: Sequence[str] | None = None) -> int:
