@@ -42,8 +42,9 @@ from tradeoff._study import (
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers._base import Outcome, WorkerPool
-from tradeoff.workers._budget import claims, count_done, counts, given_up
+from tradeoff.workers._budget import promoted_from
 from tradeoff.workers._front import Front
+from tradeoff.workers._tally import Tally
 
 logger = logging.getLogger("tradeoff")
 
@@ -123,15 +124,19 @@ class Driver:
         self._study_id = storage.get_study_id_from_name(study.study_name)
         self._infeasible_streak = 0
         self._adopted: set[int] = set()
-        self.done = 0
+        self._tally = Tally(study, storage, keep_trials=promoter is not None)
         self.stopped_reason: str | None = None
+
+    @property
+    def done(self) -> int:
+        """Trials that used up budget (any driver's, as this driver last counted them)."""
+        return self._tally.ledger.done
 
     # Public ---------------------------------------------------------------------------------
     def run(self) -> None:
         """Recover lost trials, then search until the budget or the timeout is reached."""
         self.recover()
-        self.done = count_done(self.study)
-        self._seed_front()
+        self._seed_front(self._tally.sync())
         start = time.monotonic()
         self.pool.open(self.evaluate)
         try:
@@ -197,26 +202,59 @@ class Driver:
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
         while len(self._in_flight) < self.pool.n_workers and self.stopped_reason is None:
-            trials = self.study.get_trials(deepcopy=False)
-            self.done = sum(counts(t) for t in trials)
-            promotion = None if self.promoter is None else self.promoter.next(trials)
-            if promotion is not None:
-                tag = self.promoter.tag(promotion.rung, promotion.number)  # type: ignore[union-attr]
-                self.study.enqueue_trial(promotion.params, user_attrs={ATTR_FIDELITY: tag})
-            elif self.n_trials - claims(trials) <= 0:
+            self._tally.refresh()
+            promoting = self._promote()
+            if promoting is None and self._budget_full():
                 return
-            with warnings.catch_warnings():
-                # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
-                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-                trial = self.study.ask(self._distributions)
-            trial_id = self._trial_id(trial.number) if self._heartbeat else None
-            if trial_id is not None:  # at once: a trial that never beats never goes stale
-                self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            trial, trial_id = self._ask()
+            if promoting is not None and promoting != self._promoting(trial):
+                self._tally.resync = True  # it waits elsewhere: the promoter must see it
             if not self._claim(trial):
                 return
             if self._promoted_twice(trial):
                 continue
             self._start(trial, trial_id)
+
+    def _budget_full(self) -> bool:
+        """Whether done and running trials (any driver's) hold all of ``n_trials``. Before this
+        driver stops for it, the whole study is read: other drivers' trials may have been given
+        up since the last read (with trials in flight, that waits for the next read)."""
+        if self._tally.ledger.claims < self.n_trials:
+            return False
+        if not self._in_flight:
+            self._tally.sync()
+        return self._tally.ledger.claims >= self.n_trials
+
+    def _promote(self) -> tuple[int, int | None] | None:
+        """Enqueue the promoter's next promotion, if any: (the trial number it should get, the
+        trial it promotes)."""
+        if self.promoter is None:
+            return None
+        trials = sorted(self._tally.trials.values(), key=lambda t: t.number)  # sorted already
+        promotion = self.promoter.next(trials)
+        if promotion is None:
+            return None
+        tag = self.promoter.tag(promotion.rung, promotion.number)
+        self.study.enqueue_trial(promotion.params, user_attrs={ATTR_FIDELITY: tag})
+        return self._tally.enqueued(promotion.number), promotion.number
+
+    def _promoting(self, trial: optuna.Trial) -> tuple[int, int | None]:
+        entry = self._tally.ledger.entry(trial.number)
+        return trial.number, None if entry is None else entry.promoted_from
+
+    def _ask(self) -> tuple[optuna.Trial, int | None]:
+        """A new trial (or a popped enqueued one), counted; with heartbeats it beats at once
+        (a trial that never beats never goes stale)."""
+        expected = self._tally.expected()
+        with warnings.catch_warnings():
+            # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = self.study.ask(self._distributions)
+        trial_id = self._trial_id(trial.number) if self._heartbeat else None
+        if trial_id is not None:
+            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+        self._tally.took(trial, expected)
+        return trial, trial_id
 
     def _start(self, trial: optuna.Trial, trial_id: int | None) -> None:
         config = self.space.decode(trial.params)
@@ -230,7 +268,6 @@ class Driver:
             known = self.objectives.known_values(config)
         except Exception as exc:
             self._fail(trial, "failed", f"known-cost objective raised: {_line(exc)}", None, {})
-            self.done += 1
             return
         if self._reject_infeasible(trial, known):
             return
@@ -240,25 +277,21 @@ class Driver:
         payload = config if rung is None else {"config": config, "budget": rung["budget"]}
         self.pool.submit(trial.number, payload)
 
-    def _budget_left(self) -> int:
-        """``n_trials`` minus the study's trials that are done or running (any driver's)."""
-        trials = self.study.get_trials(deepcopy=False)
-        self.done = sum(counts(t) for t in trials)
-        return self.n_trials - claims(trials)
-
     def _claim(self, trial: optuna.Trial) -> bool:
         """Whether ``trial`` fits the budget, given drivers that asked at the same moment.
 
         Trial numbers order the claims: the trial holding the ``n_trials``-th claim (done or
         running, counted in number order) is the last one in; later ones are recorded as
-        ``surplus`` (not counted) and their fixed parameters are enqueued again.
+        ``surplus`` (not counted) and their fixed parameters are enqueued again. The whole
+        study is read before that (other drivers' trials may have been given up since).
         """
-        held = claims(self.study.get_trials(deepcopy=False), up_to=trial.number)
-        if held <= self.n_trials:
+        if self._tally.ledger.claims_up_to(trial.number) > self.n_trials:
+            self._tally.sync()
+        if self._tally.ledger.claims_up_to(trial.number) <= self.n_trials:
             return True
         reason = "the budget was filled by another driver sharing the study"
         self._fail(trial, "surplus", reason, None, {})
-        fixed = self.study.get_trials(deepcopy=False)[trial.number].system_attrs
+        fixed = self.storage.get_trial(self._trial_id(trial.number)).system_attrs
         if "fixed_params" in fixed:
             self._requeue(trial.params, retry_attrs(trial.number, trial.user_attrs))
         return False
@@ -268,16 +301,14 @@ class Driver:
         promotes: drivers sharing a study that picked the same promotion at the same moment.
         The later ones are recorded as ``surplus`` (not counted) and do not run. An earlier
         trial that was given up (lost, interrupted, surplus) holds nothing: its retry runs."""
-        source = (trial.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from")
+        entry = self._tally.ledger.entry(trial.number)
+        source = None if entry is None else entry.promoted_from
         if source is None:
             return False
-        first = min(
-            t.number
-            for t in self.study.get_trials(deepcopy=False)
-            if (t.user_attrs.get(ATTR_FIDELITY) or {}).get("promoted_from") == source
-            and not given_up(t)
-        )
-        if first == trial.number:
+        if self._tally.ledger.first_promoting(source) != trial.number:
+            self._tally.sync()  # the earlier one may have been given up since the last read
+        first = self._tally.ledger.first_promoting(source)
+        if first is None or first == trial.number:
             return False
         reason = f"trial {first} already promotes trial {source}'s Config (another driver)"
         self._fail(trial, "surplus", reason, None, {})
@@ -294,7 +325,8 @@ class Driver:
         if not self._heartbeat or self.stopped_reason is not None:
             return False
         self.recover()
-        return count_done(self.study) < self.n_trials
+        self._tally.sync()
+        return self._tally.ledger.done < self.n_trials
 
     def _reject_infeasible(self, trial: optuna.Trial, known: dict[str, float]) -> bool:
         """Record a Config that violates a known-cost constraint without evaluating it."""
@@ -335,7 +367,6 @@ class Driver:
                 self._fail(flight.trial, "failed", str(exc), None, flight.known, run=run)
             else:
                 self._complete(flight, {**flight.known, **metrics}, run)
-        self.done += 1
         self._report()
 
     def _complete(self, flight: _InFlight, values: dict[str, float], run: dict[str, Any]) -> None:
@@ -351,6 +382,7 @@ class Driver:
             return
         objective_values = [values[n] for n in self.objectives.names]
         self.study.tell(flight.trial, objective_values)
+        self._tally.ended(flight.trial.number, TrialState.COMPLETE)
         if all(v <= 0 for v in violations):
             self._front.add(objective_values)
 
@@ -366,6 +398,7 @@ class Driver:
         )
         self.storage.set_trial_user_attr(self._trial_id(flight.trial.number), ATTR_REASON, reason)
         self.study.tell(flight.trial, state=TrialState.PRUNED)
+        self._tally.ended(flight.trial.number, TrialState.PRUNED)
 
     def _fail(
         self,
@@ -387,6 +420,7 @@ class Driver:
         for key, value in attrs.items():
             self.storage.set_trial_user_attr(trial_id, key, value)
         self.study.tell(number, state=TrialState.FAIL)
+        self._tally.ended(number, TrialState.FAIL, status)
         if status == "failed":
             logger.warning("trial %d failed: %s", number, reason)
         else:
@@ -413,7 +447,9 @@ class Driver:
             # heartbeats another driver recovered it first; without, another driver owns it
             # (storages without heartbeats support one driver at a time; see the README).
             logger.info("trial %d finished while being recovered; left as it is", t.number)
+            self._tally.resync = True
             return
+        self._tally.ended(t.number, TrialState.FAIL, "stale")
         if params is not None:
             self._requeue(params, retry_attrs(t.number, t.user_attrs))
         logger.warning("trial %d: %s", t.number, attrs[ATTR_REASON])
@@ -430,6 +466,7 @@ class Driver:
     def _requeue(self, params: dict[str, Any], attrs: dict[str, Any]) -> None:
         if set(params) == set(self._distributions):
             self.study.enqueue_trial(params, user_attrs=attrs)
+            self._tally.enqueued(promoted_from(attrs))
 
     def _abandon(self, status: str, reason: str) -> None:
         for number, flight in list(self._in_flight.items()):
@@ -449,7 +486,6 @@ class Driver:
                 del self._in_flight[number]
                 reason = f"timed out after {self.trial_timeout:g} s (trial_timeout)"
                 self._fail(number, "failed", reason, None, flight.known)
-                self.done += 1
                 self._report()
 
     def _beat(self) -> None:
@@ -478,9 +514,11 @@ class Driver:
     def _trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
 
-    def _seed_front(self) -> None:
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.values is not None and all(v <= 0 for v in t.constraints.values()):
+    def _seed_front(self, trials: Sequence[FrozenTrial]) -> None:
+        for t in trials:
+            if t.state != TrialState.COMPLETE or t.values is None:
+                continue
+            if all(v <= 0 for v in t.constraints.values()):
                 self._front.add(list(t.values))
 
     def _report(self) -> None:

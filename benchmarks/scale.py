@@ -1,0 +1,186 @@
+"""Scale: does the driver's cost per trial stay flat as the study grows?
+
+One ``tradeoff.optimize`` call per storage runs an instant 2-objective objective (ZDT1 on 4
+variables, microseconds) with Optuna's ``RandomSampler`` (its proposals cost the same at any
+study size) and one local worker thread, with the progress bar on (written to nowhere): a
+20,000-trial in-memory study and a 2,000-trial SQLite study (WAL, heartbeats), each time-boxed
+by ``optimize(timeout=...)``. ``evaluate`` stamps ``time.perf_counter()``; the gap between
+consecutive calls is one full trip of the driver loop (tell, budget, ask, record, submit), so
+with an objective that costs nothing it is the driver's (and Optuna's and the storage's) cost
+per trial. The gaps are split into tenths in trial order and the median of each tenth is
+reported; the target is last tenth <= 1.5x the first. The same is reported in CPU time of
+this process (``time.process_time()``), which other jobs on the machine disturb far less than
+wall time (it leaves out waiting, e.g. for SQLite's fsync).
+
+``--before PATH`` embeds a report this script wrote on an earlier commit under ``"before"``
+(the driver before it kept its counts itself), so one JSON holds both.
+
+Usage:
+    python benchmarks/scale.py [--quick] [--memory-trials 20000] [--sqlite-trials 2000]
+        [--time-box 600] [--before PATH] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from optimizers import quiet, recorded, write_report
+
+import tradeoff
+from tradeoff.objectives import Objective
+from tradeoff.spaces import Float, SearchSpace
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "scale.json"
+N_PARAMS = 4
+SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(N_PARAMS)})
+OBJECTIVES = [Objective("f1"), Objective("f2")]
+TENTHS = 10
+TARGET_GROWTH = 1.5  # median ms/trial, last tenth over first tenth
+
+
+def zdt1(config: Mapping[str, Any]) -> dict[str, float]:
+    x = [float(config[f"x{i}"]) for i in range(N_PARAMS)]
+    g = 1.0 + 9.0 * sum(x[1:]) / (len(x) - 1)
+    return {"f1": x[0], "f2": g * (1.0 - math.sqrt(x[0] / g))}
+
+
+def search(storage: str, n_trials: int, time_box: float, directory: Path) -> dict[str, Any]:
+    """One time-boxed search; the median ms/trial of each tenth of the trials it ran."""
+    stamps: list[float] = []
+    cpu: list[float] = []
+
+    def evaluate(config: Mapping[str, Any]) -> dict[str, float]:
+        stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+        return zdt1(config)
+
+    url = None if storage == "memory" else f"sqlite:///{directory / 'scale.db'}"
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):  # the progress bar runs, unseen
+        result = tradeoff.optimize(
+            evaluate, SPACE, objectives=OBJECTIVES, optimizer="random", n_trials=n_trials,
+            n_workers=1, storage=url, study_name=None if url is None else "scale", seed=0,
+            timeout=time_box, show_progress=True,
+        )  # fmt: skip
+    wall = time.perf_counter() - start
+    tenths, cpu_tenths = by_tenth(stamps), by_tenth(cpu)
+    complete = int((result.trials["status"] == "complete").sum())
+    return {
+        "storage": storage,
+        "n_trials": n_trials,
+        "trials_run": len(stamps),
+        "complete": complete,
+        "time_boxed": len(stamps) < n_trials,
+        "wall_s": wall,
+        "ms_per_trial_by_tenth": tenths,
+        "ms_first_tenth": tenths[0],
+        "ms_last_tenth": tenths[-1],
+        "growth": tenths[-1] / tenths[0],
+        "cpu_ms_per_trial_by_tenth": cpu_tenths,
+        "cpu_growth": cpu_tenths[-1] / cpu_tenths[0],
+        "mean_ms_per_trial": 1e3 * (stamps[-1] - stamps[0]) / (len(stamps) - 1),
+    }
+
+
+def by_tenth(stamps: list[float]) -> list[float]:
+    """The median gap (ms) between consecutive stamps over each tenth of them, in order."""
+    gaps = [1e3 * (b - a) for a, b in itertools.pairwise(stamps)]
+    size = len(gaps) // TENTHS
+    return [statistics.median(gaps[i * size : (i + 1) * size]) for i in range(TENTHS)]
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    quiet()
+    rows = []
+    for storage, n in (("memory", args.memory_trials), ("sqlite", args.sqlite_trials)):
+        with tempfile.TemporaryDirectory(prefix="tradeoff-scale-") as directory:
+            rows.append(search(storage, n, args.time_box, Path(directory)))
+        print(f"{storage}: {rows[-1]['trials_run']} trials in {rows[-1]['wall_s']:.0f} s")
+    return rows
+
+
+def targets(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{r['storage']}_growth": {
+            "target": f"<= {TARGET_GROWTH}",
+            "measured": r["growth"],
+            "met": r["growth"] <= TARGET_GROWTH,
+        }
+        for r in rows
+    }
+
+
+def format_rows(label: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in rows:
+        for clock, key, growth in (("wall", "ms", "growth"), ("cpu", "cpu_ms", "cpu_growth")):
+            if f"{key}_per_trial_by_tenth" not in r:
+                continue  # made before the CPU times were recorded
+            cells = " ".join(f"{ms:6.2f}" for ms in r[f"{key}_per_trial_by_tenth"])
+            name = f"{label} {r['storage']} {clock} ({r['trials_run']:,} trials)"
+            lines.append(f"{name:<38} {cells}  {r[growth]:5.2f}x")
+    return lines
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(
+        f"\n{m['cpu_count']} CPUs, Python {m['python']}, Optuna {m['optuna']}; load avg "
+        f"{m['load_avg_1_5_15_at_start']} -> {m['load_avg_1_5_15_at_end']}"
+    )
+    print("median driver ms/trial per tenth of the trials, instant objective, RandomSampler")
+    heads = " ".join(f"{i + 1:>6}" for i in range(TENTHS))
+    print(f"{'':<38} {heads}  growth")
+    before = report.get("before")
+    if before is not None:
+        commit = before["machine"].get("tradeoff_commit")
+        print("\n".join(format_rows(f"before ({commit})", before["rows"])))
+    print("\n".join(format_rows("now", report["rows"])))
+    for name, t in report["targets"].items():
+        verdict = "MET" if t["met"] else "MISSED"
+        print(f"  {name}: {t['measured']:.2f}x (target {t['target']}) {verdict}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="few trials (smoke test)")
+    parser.add_argument("--memory-trials", type=int, default=20_000)
+    parser.add_argument("--sqlite-trials", type=int, default=2_000)
+    parser.add_argument("--time-box", type=float, default=600.0, help="seconds per search")
+    parser.add_argument("--before", type=Path, default=None, help="a report of an older commit")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.memory_trials, args.sqlite_trials = 200, 40
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = recorded(args, lambda: run(args), key="rows")
+    report["targets"] = targets(report["rows"])
+    if args.before is not None:
+        report["before"] = json.loads(args.before.read_text())
+    print_report(report)
+    write_report(report, args.out)
+    print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
