@@ -179,17 +179,17 @@ def run_grid(args: argparse.Namespace, report: dict[str, Any], session: dict[str
     """Run every missing cell until done or ``--max-minutes``, saving after each."""
     done = {key_of(r) for r in report["runs"] if r.get("error") is None or not args.retry_errors}
     report["runs"] = [r for r in report["runs"] if key_of(r) in done]
-    todo = [c for c in cells(args.problems, args.optimizers, args.seeds, args.n_trials)]
-    todo = [c for c in todo if c not in done]
+    grid = cells(args.problems, args.optimizers, args.seeds, args.n_trials)
+    todo = [c for c in grid if c not in done]
     deadline = time.monotonic() + 60.0 * args.max_minutes
     built: dict[str, SuiteProblem | str] = {}
-    for key in todo:
+    session["cells_left"] = len(todo)
+    for i, key in enumerate(todo):
         if time.monotonic() > deadline:
-            session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo)} cells left"
+            session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo) - i} cells left"
             break
         report["runs"].append(_cell(key, built, report, args))
-        todo_left = len(todo) - todo.index(key) - 1
-        session.update(cells_run=session["cells_run"] + 1, cells_left=todo_left)
+        session.update(cells_run=session["cells_run"] + 1, cells_left=len(todo) - i - 1)
         save(summarize(report, args), args.out)
 
 
@@ -238,11 +238,11 @@ def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             seeds = sorted(r["seed"] for r in mine)
             score.setdefault(p, {})[o] = {"median": med, "q25": q25, "q75": q75, "seeds": seeds}
             speed.setdefault(p, {})[o] = statistics.median(r["s_per_proposal"] for r in mine)
-    report.update(score=score, s_per_proposal=speed, auto_vs_best_anchor=versus(score))
+    report.update(score=score, s_per_proposal=speed, auto_vs_best_anchor=versus(score, args.seeds))
     return report
 
 
-def versus(score: dict[str, dict[str, Any]], seeds: int = 3) -> dict[str, dict[str, Any]]:
+def versus(score: dict[str, dict[str, Any]], seeds: int) -> dict[str, dict[str, Any]]:
     """Per problem with every contender at ``seeds`` seeds: auto's median minus the best
     anchor's (negative: auto loses)."""
     table = {}
