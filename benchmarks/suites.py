@@ -37,7 +37,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
+from functools import cache
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -176,44 +179,66 @@ def save(report: dict[str, Any], out: Path) -> None:
 
 
 def run_grid(args: argparse.Namespace, report: dict[str, Any], session: dict[str, Any]) -> None:
-    """Run every missing cell until done or ``--max-minutes``, saving after each."""
+    """Run every missing cell until done or ``--max-minutes``, ``--jobs`` at a time in worker
+    processes; this process alone writes ``--out``, after each cell."""
     done = {key_of(r) for r in report["runs"] if r.get("error") is None or not args.retry_errors}
     report["runs"] = [r for r in report["runs"] if key_of(r) in done]
     grid = cells(args.problems, args.optimizers, args.seeds, args.n_trials)
     todo = [c for c in grid if c not in done]
     deadline = time.monotonic() + 60.0 * args.max_minutes
-    built: dict[str, SuiteProblem | str] = {}
     session["cells_left"] = len(todo)
-    for i, key in enumerate(todo):
-        if time.monotonic() > deadline:
-            session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo) - i} cells left"
-            break
-        report["runs"].append(_cell(key, built, report, args))
-        session.update(cells_run=session["cells_run"] + 1, cells_left=len(todo) - i - 1)
-        save(summarize(report, args), args.out)
+    ctx = get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=ctx, initializer=_init, initargs=(args.threads,)
+    ) as ex:
+        running: set[Future[tuple[dict[str, Any], dict[str, Any] | None]]] = set()
+        while todo or running:
+            while todo and len(running) < args.jobs and time.monotonic() <= deadline:
+                running.add(ex.submit(run_job, todo.pop(0), args.run_timeout))
+            if todo and not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run, problem = future.result()
+                if problem is not None:
+                    report.setdefault("problems", {})[run["problem"]] = problem
+                report["runs"].append(run)
+                session.update(cells_run=session["cells_run"] + 1, cells_left=len(todo))
+                save(summarize(report, args), args.out)
+    if todo:
+        session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo)} cells left"
 
 
-def _cell(
-    key: Key, built: dict[str, SuiteProblem | str], report: dict[str, Any], args: Any
-) -> dict[str, Any]:
-    p, o, seed, n = key
-    if p not in built:
-        try:
-            built[p] = make_problem(p)
-            report.setdefault("problems", {})[p] = built[p].to_dict()  # type: ignore[union-attr]
-        except Exception as exc:
-            built[p] = f"problem does not build: {type(exc).__name__}: {exc}"
-    run: dict[str, Any] = {"problem": p, "optimizer": o, "seed": seed, "n_trials": n}
-    problem = built[p]
-    if isinstance(problem, str):
-        return {**run, "error": problem}
+def _init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    quiet()
+
+
+@cache
+def _problem(name: str) -> SuiteProblem | str:
     try:
-        run.update(run_cell(problem, o, seed, n, args.run_timeout))
+        return make_problem(name)
+    except Exception as exc:
+        return f"problem does not build: {type(exc).__name__}: {exc}"
+
+
+def run_job(key: Key, run_timeout: float) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One cell, in a worker process: the run, and its problem's description (None if it
+    does not build); a crash is recorded, not raised."""
+    p, o, seed, n = key
+    run: dict[str, Any] = {"problem": p, "optimizer": o, "seed": seed, "n_trials": n}
+    problem = _problem(p)
+    if isinstance(problem, str):
+        return {**run, "error": problem}, None
+    try:
+        run.update(run_cell(problem, o, seed, n, run_timeout))
     except Exception as exc:
         run["error"] = f"crashed: {type(exc).__name__}: {exc}"
     run.update(commit=source_info()["tradeoff_commit"], load_1min=round(os.getloadavg()[0], 2))
     print(f"  {p:<16} {o:<19} seed {seed}: {_line(run)}", file=sys.stderr, flush=True)
-    return run
+    return run, problem.to_dict()
 
 
 def _line(run: dict[str, Any]) -> str:
@@ -230,6 +255,9 @@ def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     runs = [r for r in report["runs"] if r["n_trials"] == args.n_trials and not r.get("error")]
     score: dict[str, dict[str, Any]] = {}
     speed: dict[str, dict[str, float]] = {}
+    order = [*args.problems, *args.optimizers]  # rows and columns in the order asked
+    rank = {name: i for i, name in enumerate(order)}
+    runs.sort(key=lambda r: (rank.get(r["problem"], len(order)), rank.get(r["optimizer"], 0)))
     for p in dict.fromkeys(r["problem"] for r in runs):
         for o in dict.fromkeys(r["optimizer"] for r in runs if r["problem"] == p):
             mine = [r for r in runs if (r["problem"], r["optimizer"]) == (p, o)]
@@ -290,7 +318,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-trials", type=int, default=100, help="budget per run")
     parser.add_argument("--max-minutes", type=float, default=60.0, help="no new cell after")
     parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--jobs", type=int, default=1, help="cells at a time, in processes")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--retry-errors", action="store_true", help="rerun cells that failed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     args = parser.parse_args(argv)
@@ -299,7 +328,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.problems = tuple(SUITE)
     unknown = [p for p in args.problems if p not in SUITE]
     bad = [o for o in args.optimizers if o not in ANCHORS and o not in OPTIMIZERS]
-    if unknown or bad or args.seeds < 1 or args.n_trials < 1:
+    if unknown or bad or min(args.seeds, args.n_trials, args.jobs, args.threads) < 1:
         parser.error(f"unknown problems {unknown} or optimizers {bad}, or a count < 1")
     return args
 
@@ -325,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         "problems": list(args.problems),
         "optimizers": list(args.optimizers),
         "run_timeout_s": args.run_timeout,
+        "jobs": args.jobs,
+        "torch_threads_per_job": args.threads,
         "tradeoff_optimizers": list(OPTIMIZERS),
     }
     try:
