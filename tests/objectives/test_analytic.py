@@ -325,9 +325,32 @@ def llama_elastic_space(model):
     )  # fmt: skip
 
 
+def tiny_gqa_model():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=6, num_key_value_heads=2,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config).eval()
+    return model, torch.randint(0, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+
+
+def gqa_elastic_space(model):
+    # Grouped-query attention, 3 query heads per key/value head: head counts keep whole groups,
+    # so the key/value rows shrink with the query rows (by a third as many).
+    return SearchSpace.merge(
+        arch=ArchitectureSpace.elastic(
+            model, drop_blocks=True, ffn_ratios=(0.5, 1.0), head_counts=(3, 6)
+        ),
+        quant=QuantizationSpace.for_model(model, bits=(4, 8), granularity=("channel",)),
+    )  # fmt: skip
+
+
 ELASTIC = {
     "bert": (tiny_bert_model, bert_elastic_space),
     "llama": (tiny_llama_model, llama_elastic_space),
+    "llama-gqa": (tiny_gqa_model, gqa_elastic_space),
 }
 _ELASTIC_BUILT = {}
 

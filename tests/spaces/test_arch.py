@@ -155,7 +155,7 @@ def tiny_llama(kv_heads):
     return transformers.LlamaForCausalLM(config).eval()
 
 
-def test_grouped_query_attention_finds_the_ffn_and_refuses_head_counts():
+def test_grouped_query_attention_finds_the_ffn_and_drops_whole_head_groups():
     # k_proj/v_proj (32 -> 16) are as many as gate_proj/up_proj (32 -> 48): the FFN is still
     # found, not taken for the key/value projections.
     model = tiny_llama(kv_heads=2)
@@ -166,8 +166,29 @@ def test_grouped_query_attention_finds_the_ffn_and_refuses_head_counts():
     assert mlp.down_proj.in_features == 24
     assert small.model.layers[0].self_attn.k_proj.out_features == 16
     assert small(torch.randint(0, 64, (1, 5))).logits.shape == (1, 5, 64)
-    with pytest.raises(ValueError, match="grouped-query attention"):
-        ArchitectureSpace.elastic(model, head_counts=(2, 4))
+    # Two query heads per key/value head: a head count keeps whole groups.
+    with pytest.raises(ValueError, match=r"grouped-query attention.*\[2, 4\]; got \[1, 3\]"):
+        ArchitectureSpace.elastic(model, head_counts=(1, 2, 3, 4))
+    heads = ArchitectureSpace.elastic(model, head_counts=(2, 4))
+    half = heads.apply(model, {k: 2 for k in heads})
+    attn, full = half.model.layers[1].self_attn, model.model.layers[1].self_attn
+    assert (attn.q_proj.out_features, attn.k_proj.out_features) == (16, 8)  # head_dim 8
+    assert (attn.v_proj.out_features, attn.o_proj.in_features) == (8, 16)
+    # The group kept is the one whose query heads' output columns weigh most, and its key and
+    # value rows go with its query rows.
+    norms = full.o_proj.weight.reshape(32, 4, 8).pow(2).sum((0, 2)).reshape(2, 2).sum(1)
+    g = int(norms.argmax())
+    assert torch.equal(attn.q_proj.weight, full.q_proj.weight[g * 16 : g * 16 + 16])
+    assert torch.equal(attn.k_proj.weight, full.k_proj.weight[g * 8 : g * 8 + 8])
+    assert torch.equal(attn.o_proj.weight, full.o_proj.weight[:, g * 16 : g * 16 + 16])
+    ids = torch.randint(0, 64, (2, 5))
+    with torch.no_grad():  # the same as masking each layer's dropped group's output columns
+        masked = copy.deepcopy(model)
+        for layer in masked.model.layers:
+            o = layer.self_attn.o_proj.weight
+            keep = int(o.reshape(32, 4, 8).pow(2).sum((0, 2)).reshape(2, 2).sum(1).argmax())
+            o[:, [h for h in range(32) if not keep * 16 <= h < keep * 16 + 16]] = 0
+        assert torch.allclose(half(ids).logits, masked(ids).logits, atol=1e-5)
 
 
 def test_slicing_keeps_frozen_weights_frozen(bert):

@@ -317,11 +317,20 @@ class _Specs:
             if f"{prefix}.heads" in arch:
                 assert layout.q and layout.k and layout.v and layout.o
                 size = _elastic.head_dim(block, layout)
-                kept = {h: h * size for h in arch[f"{prefix}.heads"].values}  # type: ignore[attr-defined]
-                qkv, o = (layout.q, layout.k, layout.v), (layout.o,)
-                self._slice(block, prefix, qkv, o, offset + len(slices))
-                heads = functools.partial(_heads, block, layout, size)
-                slices.append(_Slice(i, _HEADS, size * (layout.n_heads or 0), kept, heads))
+                group = _elastic.kv_group(block, layout)
+                counts = arch[f"{prefix}.heads"].values  # type: ignore[attr-defined]
+                n_heads = layout.n_heads or 0
+                # Query rows and output columns; key/value rows (fewer under grouped-query
+                # attention), selected by the same head count.
+                self._slice(block, prefix, (layout.q,), (layout.o,), offset + len(slices))
+                heads = functools.partial(_heads, block, layout, 0)
+                slices.append(
+                    _Slice(i, _HEADS, size * n_heads, {h: h * size for h in counts}, heads)
+                )
+                self._slice(block, prefix, (layout.k, layout.v), (), offset + len(slices))
+                kv = functools.partial(_heads, block, layout, 1)
+                kept_kv = {h: h // group * size for h in counts}
+                slices.append(_Slice(i, _HEADS, size * n_heads // group, kept_kv, kv))
         return slices
 
     def _mark_block(self, block: nn.Module, name: str, prefix: str, i: int) -> int:
@@ -400,6 +409,9 @@ class _Specs:
         return counted, (macs, ops)
 
 
-def _heads(block: nn.Module, layout: _elastic.BlockLayout, size: int, kept: int) -> torch.Tensor:
-    """The q/k/v rows an elastic head count keeps, for ``kept`` rows (``size`` per head)."""
-    return _elastic.head_keep(block, layout, kept // size)
+def _heads(block: nn.Module, layout: _elastic.BlockLayout, which: int, kept: int) -> torch.Tensor:
+    """The rows an elastic head count keeps, for ``kept`` rows: the query rows (``which`` 0) or
+    the key/value rows (1; each key/value head serves a group of query heads)."""
+    size = _elastic.head_dim(block, layout)
+    group = _elastic.kv_group(block, layout) if which else 1
+    return _elastic.head_rows(block, layout, kept // size * group)[which]

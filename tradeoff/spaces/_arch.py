@@ -181,14 +181,15 @@ def _check_heads(
             f"Block {prefix!r} has no recognizable attention projections "
             "(query/key/value/output or q_proj/k_proj/v_proj/o_proj)."
         )
-    widths = {_elastic._linear(block, n).out_features for n in (layout.q, layout.k, layout.v)}
-    if widths != {_elastic._linear(block, layout.o).in_features}:
-        raise ValueError(
-            f"Block {prefix!r} has grouped-query attention (q/k/v widths {sorted(widths)}): "
-            "head_counts needs as many key/value heads as query heads. Search ffn_ratios or "
-            "drop_blocks instead."
-        )
+    group = _elastic.kv_group(block, layout)
     bad = [c for c in counts if not (isinstance(c, int) and 1 <= c <= layout.n_heads)]
     if bad:
         raise ValueError(f"head_counts must be integers in [1, {layout.n_heads}], got {bad}.")
+    uneven = [c for c in counts if c % group]
+    if uneven:
+        valid = list(range(group, layout.n_heads + 1, group))
+        raise ValueError(
+            f"Block {prefix!r} has grouped-query attention ({group} query heads per key/value "
+            f"head): head counts keep whole groups, {valid}; got {uneven}."
+        )
     return sorted(counts)

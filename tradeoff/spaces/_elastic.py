@@ -117,32 +117,57 @@ def head_dim(block: nn.Module, layout: BlockLayout) -> int:
     return _linear(block, layout.o).in_features // layout.n_heads
 
 
+def kv_group(block: nn.Module, layout: BlockLayout) -> int:
+    """Query heads per key/value head: 1 for multi-head attention, more under grouped-query
+    attention (the key projection has fewer heads than the query projection)."""
+    assert layout.q and layout.k
+    return _linear(block, layout.q).out_features // _linear(block, layout.k).out_features
+
+
 @torch.no_grad()
-def head_keep(block: nn.Module, layout: BlockLayout, keep: int) -> torch.Tensor:
-    """Indices (ascending) of the q/k/v rows and output-projection columns of the ``keep``
-    heads whose output-projection columns have the largest norm."""
+def head_rows(
+    block: nn.Module, layout: BlockLayout, keep: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (ascending) of the query rows (and output-projection columns) and of the
+    key/value rows of the ``keep`` heads kept. Heads are scored by the norm of their
+    output-projection columns; under grouped-query attention whole groups go (a key/value head
+    and the query heads reading it; ``keep`` a multiple of the group), scored by their heads'
+    summed norms, so every kept query head keeps its key/value head."""
     assert layout.o and layout.n_heads
     o_proj, size = _linear(block, layout.o), head_dim(block, layout)
     norms = o_proj.weight.reshape(o_proj.out_features, layout.n_heads, size).pow(2).sum((0, 2))
-    heads = torch.topk(norms, keep).indices.sort().values
-    return (heads[:, None] * size + torch.arange(size, device=heads.device)).flatten()
+    group = kv_group(block, layout)
+    groups = torch.topk(norms.reshape(-1, group).sum(1), keep // group).indices.sort().values
+    heads = (groups[:, None] * group + torch.arange(group, device=groups.device)).flatten()
+    offsets = torch.arange(size, device=heads.device)
+    return (heads[:, None] * size + offsets).flatten(), (groups[:, None] * size + offsets).flatten()
+
+
+def head_keep(block: nn.Module, layout: BlockLayout, keep: int) -> torch.Tensor:
+    """The query rows of :func:`head_rows`."""
+    return head_rows(block, layout, keep)[0]
 
 
 def drop_heads(block: nn.Module, layout: BlockLayout, keep: int) -> None:
-    """Keep the ``keep`` attention heads whose output-projection columns have the largest norm."""
+    """Keep the ``keep`` attention heads of :func:`head_rows` (whole key/value groups under
+    grouped-query attention)."""
     assert layout.q and layout.k and layout.v and layout.o and layout.n_heads
     if keep >= layout.n_heads:
         return
-    idx, size = head_keep(block, layout, keep), head_dim(block, layout)
-    for name in (layout.q, layout.k, layout.v):
-        set_module(block, name, _slice_linear(_linear(block, name), rows=idx))
-    set_module(block, layout.o, _slice_linear(_linear(block, layout.o), cols=idx))
+    group = kv_group(block, layout)
+    (rows, kv), size = head_rows(block, layout, keep), head_dim(block, layout)
+    set_module(block, layout.q, _slice_linear(_linear(block, layout.q), rows=rows))
+    for name in (layout.k, layout.v):
+        set_module(block, name, _slice_linear(_linear(block, name), rows=kv))
+    set_module(block, layout.o, _slice_linear(_linear(block, layout.o), cols=rows))
     attention = block.get_submodule(layout.q.rpartition(".")[0]) if "." in layout.q else block
-    # Keep the attention module's bookkeeping consistent (BERT reads all_head_size).
+    # Keep the attention module's bookkeeping consistent (BERT reads all_head_size; a grouped
+    # query attention repeats each key/value head num_key_value_groups times, unchanged).
     for attr, value in (
         ("num_attention_heads", keep),
         ("num_heads", keep),
         ("all_head_size", keep * size),
+        ("num_key_value_heads", keep // group),
     ):
         if hasattr(attention, attr):
             setattr(attention, attr, value)
