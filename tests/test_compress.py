@@ -358,3 +358,106 @@ def test_the_search_starts_from_the_knapsack_and_its_front_holds_it(
     monkeypatch.setattr(CompressEvaluate, "__call__", counting)
     tradeoff.compress(llama, n_trials=16, **kw)
     assert len(calls) == 2  # the two new trials only
+
+
+# PEFT: adapters trained, merged, then compressed; FFN width; trainable and latency costs ---------
+@pytest.fixture(scope="module")
+def bert():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=32, num_labels=2,
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(config).eval()
+
+
+def test_peft_trains_merges_then_compresses_and_resumes_promoted_configs(bert):
+    from tradeoff.objectives import trainable_parameters, weight_storage_bytes
+    from tradeoff.search import Fidelity
+
+    x = {"input_ids": torch.randint(0, 64, (12, 8), generator=torch.Generator().manual_seed(3))}
+    y = torch.arange(12) % 2
+    calls, seen = [], []
+
+    def train(model, steps, start):  # a resumable loop: the state is (steps done, weights)
+        assert not (start is not None and start[0] > steps)
+        calls.append((model.peft_config["default"].peft_type.value, steps, start and start[0]))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert trainable and any("lora_" in n or "ia3_" in n for n, _ in model.named_parameters())
+        if start is not None:
+            with torch.no_grad():
+                for p, saved in zip(trainable, start[1]):
+                    p.copy_(saved)
+        opt = torch.optim.SGD(trainable, lr=0.1)
+        for _ in range(int(steps) - (start[0] if start else 0)):
+            loss = nn.functional.cross_entropy(model(**x).logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return int(steps), [p.detach().clone() for p in trainable]
+
+    def accuracy(model, steps):
+        names = [n for n, _ in model.named_modules()]
+        seen.append((model, not any("lora" in n or "ia3" in n for n in names)))
+        with torch.no_grad():
+            return float((model(**x).logits.argmax(-1) == y).float().mean())
+
+    peft = {"train": train, "methods": ("lora", "ia3"), "ranks": (2, 4), "dropouts": (0.0,),
+            "targets": ("query", "value", "intermediate.dense"), "layers": "last",
+            "task_type": "SEQ_CLS"}  # fmt: skip
+    result = tradeoff.compress(
+        bert, quality=QualityFn(accuracy, "accuracy", "maximize", max_budget=6),
+        peft=peft, ffn=(0.5, 1.0), quantize={"bits": (4, 8)},
+        cost=("trainable_k", "size_mb", "latency_ms"), fidelity=Fidelity((2, 6), eta=2),
+        sample_input={"input_ids": x["input_ids"][:2]}, n_trials=12, seed=0, **QUIET,
+    )  # fmt: skip
+    assert all(merged for _, merged in seen)  # the quality sees no adapter: merged first
+    assert any(start == 2 for _, steps, start in calls if steps == 6)  # promoted: resumed
+    trials = result.trials
+    assert set(trials["budget"].dropna()) == {2, 6}
+    config = result.configs()[0]
+    assert {k.split(".")[0] for k in config} == {"peft", "arch", "quant"}
+    # Known costs: the adapters' trainable parameters (classifier included, as peft counts);
+    # the size of the compression of the merged model (adapters add nothing once merged).
+    space = result.space.children["peft"]
+    from tradeoff.spaces import PEFTSpace
+
+    adapters = PEFTSpace.for_model(bert, **{k: v for k, v in peft.items() if k != "train"})
+    assert set(space) == set(adapters)
+    sub = {k[5:]: v for k, v in config.items() if k.startswith("peft.")}
+    row = result.pareto.iloc[0]
+    assert row["trainable_k"] == pytest.approx(
+        trainable_parameters(adapters.apply(bert, sub)) / 1e3
+    )
+    compressed = result.model(int(row["trial"]))
+    assert not any("lora" in n or "ia3" in n for n, _ in compressed.named_modules())
+    assert row["size_mb"] == pytest.approx(weight_storage_bytes(compressed) * 1e-6)
+    width = compressed.bert.encoder.layer[1].intermediate.dense.out_features
+    assert width == 64 * config["arch.bert.encoder.layer.1.ffn"]
+    base = result.baselines.set_index("baseline")
+    assert base.loc["dense", "trainable_k"] == 0.0 and base.loc["dense", "latency_ms"] > 0
+    # Each uniform compression after the default baseline adapters (every target and block),
+    # measured as the first trials; no knapsack over adapters.
+    assert set(base["kind"]) == {"dense", "uniform"}
+    assert "uniform adapters, ffn=0.5, bits=4" in base.index
+    assert base["trial"].notna().sum() == len(base) - 1
+    assert result.baselines["dominated_by"].tolist() == brute_dominated_by(result)
+    # Latency: a table lookup, equal for equal architectures, and the dense model's at full width.
+    full = base.loc["uniform adapters, ffn=1.0, bits=8", "latency_ms"]
+    assert (
+        full
+        == base.loc["dense", "latency_ms"]
+        == base.loc["uniform adapters, ffn=1.0, bits=4", "latency_ms"]
+    )
+
+
+def test_peft_bad_input(bert, tmp_path):
+    q = QualityFn(lambda m, b: 0.5, "q")
+    bad(bert, TypeError, "peft needs 'train'", tmp_path, quality=q, peft={"ranks": (4,)})
+    bad(bert, ValueError, r"peft has unknown keys \['rank'\]", tmp_path, quality=q,
+        peft={"train": lambda m, s, st: None, "rank": 4})  # fmt: skip
+    bad(bert, ValueError, "counts the adapters' parameters: give peft=", tmp_path, quality=q,
+        cost=("size_mb", "trainable_k"))  # fmt: skip
+    bad(bert, ValueError, "peft 'baselines' must map labels", tmp_path, quality=q,
+        peft={"train": lambda m, s, st: None, "baselines": {"x": {"method": "lora"}}})  # fmt: skip
+    bad(bert, TypeError, "ffn must be FFN width ratios", tmp_path, quality=q, ffn=0.5)

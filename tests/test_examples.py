@@ -22,14 +22,14 @@ N_TRIALS = 6
 # for each at N_TRIALS (tradeoff/search/_presets.py):
 AUTO_PICKS = {
     "zdt.py": "mobo",  # 6 floats, two measured objectives, no known cost
-    "minilm_peft.py": "tpe",  # Choice of adapter method; no known-cost budget
 }
+RUN_HERE = {"minilm_peft.py"}  # command-line examples run by a test below
 
 
 def test_every_example_is_tested():
-    """An example is a search file run below, or has a test file of its own."""
+    """An example is a search file run below, runs below, or has a test file of its own."""
     own = {p.name for p in EXAMPLES if (TESTS / f"test_example_{p.stem}.py").exists()}
-    assert sorted(set(AUTO_PICKS) | own) == [p.name for p in EXAMPLES]
+    assert sorted(set(AUTO_PICKS) | RUN_HERE | own) == [p.name for p in EXAMPLES]
 
 
 def _search(namespace, **kwargs):
@@ -107,31 +107,36 @@ def test_example_asked_for_a_missing_gpu_stops_with_how_to_fix(name):
     assert "torch sees no CUDA device" in run.stderr  # and how to fix it: the device to use
 
 
-def run_main(name, tmp_path, *args):
-    """Run example ``name``'s command line in smoke mode; its JSON report."""
-    (path,) = [p for p in EXAMPLES if p.name == name]
-    report = tmp_path / "report.json"
-    argv = [sys.executable, str(path), *args, "--report", str(report), "--plots", str(tmp_path)]
+def test_minilm_peft_compress_front_and_baselines(tmp_path):
+    """examples/minilm_peft.py in smoke mode (real model and data, tiny): the front, the
+    baselines (LoRA r8 / IA3 at each uniform compression, the first trials) and "auto"."""
+    (path,) = [p for p in EXAMPLES if p.name == "minilm_peft.py"]
+    report, db = tmp_path / "report.json", tmp_path / "studies.db"
+    argv = [sys.executable, str(path), "--n-trials", "20", "--minutes", "2", "--report",
+            str(report), "--storage", f"sqlite:///{db}"]  # fmt: skip
     env = {**os.environ, "TRADEOFF_SMOKE": "1", "TRADEOFF_DEVICE": "cpu"}
     run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
-    return json.loads(report.read_text())
-
-
-def test_minilm_report_compares_search_baselines_and_fidelities(tmp_path):
-    rep = run_main("minilm_peft.py", tmp_path, "--compare", "--minutes", "0.3", "--n-trials",
-                   "6", "--storage", f"sqlite:///{tmp_path / 'studies.db'}")  # fmt: skip
-    signs = {"accuracy": -1.0, "trainable_k": 1.0, "weight_mb": 1.0, "latency_ms": 1.0}
-    front = {row["trial"]: row for row in rep["pareto"]}
-    assert front and all(row["latency_check_ms"] > 0 for row in front.values())
+    rep = json.loads(report.read_text())
+    assert rep["machine"]["tradeoff_commit"] and rep["machine"]["peft"]
+    res = rep["result"]
+    assert res["optimizer"] == "tpe"  # what "auto" picks: a Choice of adapter method
+    signs = {"accuracy": -1.0, "trainable_k": 1.0, "size_mb": 1.0, "latency_ms": 1.0}
+    front = {row["trial"]: row for row in res["pareto"]}
+    assert front and res["hypervolume"] > 0
     for a in front.values():  # a Pareto set: nobody in it dominates another
         assert not any(_dominates(b, a, signs) for b in front.values())
-    for base in rep["baselines"]:
+        assert any(k.startswith("peft.") for k in a["config"])
+        assert any(k.endswith(".ffn") for k in a["config"])
+    uniform = [b for b in res["baselines"] if b["kind"] == "uniform"]
+    assert {b["baseline"].split(",")[0] for b in uniform} == {"uniform LoRA r8", "uniform IA3"}
+    assert len(uniform) == 2 * 8  # 2 FFN widths x 2 sparsities x 2 bits in smoke mode
+    for base in res["baselines"]:
         assert base["dominated_by"] == [t for t, r in front.items() if _dominates(r, base, signs)]
-    fidelity = rep["mf_vs_full"]["hypervolume"]
-    assert fidelity["multi_fidelity"] >= 0 and fidelity["full_budget"] >= 0
-    for plot in ("pareto", "allocation", "hypervolume_mf_vs_full"):
-        assert (tmp_path / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
+        if base["kind"] == "uniform":  # a first trial: on the front or dominated
+            assert base["trial"] is not None
+            assert base["trial"] in front or base["dominated_by"], base["baseline"]
+    assert set(res["evaluations_by_steps"]) == {"1", "2"}  # both rungs of the ladder
 
 
 def _dominates(a, b, signs):

@@ -1,10 +1,11 @@
 """``tradeoff.compress``: "compress my model" in one call, from the rooms' public pieces.
 
 From a model, a quality objective and a short spec, :func:`compress` builds the search space
-(elastic depth, per-layer pruning, per-block quantization), the known costs (size, bit-ops)
-and the budget constraints, a fidelity ladder from the quality's data, and the uniform
-starting Configs; it builds the variant bank up front, calls :func:`~tradeoff.optimize`, then
-measures the baselines (dense, uniform levels, the additive proxy at the budget) with the same
+(elastic depth and FFN width, per-layer pruning, per-block quantization, PEFT adapters trained
+and merged before them), the known costs (size, bit-ops, trainable parameters, latency) and the
+budget constraints, a fidelity ladder from the quality's data, and the uniform starting
+Configs; it builds the variant bank up front, calls :func:`~tradeoff.optimize`, then measures
+the baselines (dense, uniform levels, the additive proxy at the budget) with the same
 evaluation.
 """
 
@@ -29,13 +30,24 @@ from tradeoff._compress_baselines import (
     meets,
 )
 from tradeoff._compress_baselines import STARTS as STARTS  # re-exported for benchmarks
-from tradeoff._compress_eval import COSTS, CompressEvaluate
+from tradeoff._compress_eval import (
+    COSTS,
+    PEFT,
+    Adapters,
+    CompressEvaluate,
+    Trained,
+    adapters_from_spec,
+    dense_costs,
+    with_adapters,
+    without_adapters,
+)
 from tradeoff._compress_eval import config_key as config_key  # re-exported for benchmarks
 from tradeoff._compress_result import CompressResult
 from tradeoff._optimize import RAY_DEFAULTS, make_pool, open_search_study, optimize, validate
 from tradeoff._validate import check_backend, usage_errors
 from tradeoff.objectives import Constraint, Objective
-from tradeoff.objectives._costs import bitops, model_cost
+from tradeoff.objectives._costs import bitops, latency_ms, model_cost, trainable_parameters
+from tradeoff.objectives._latency import BlockLatency
 from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
 from tradeoff.search._asha import Fidelity
 from tradeoff.search._baselines import uniform_configs
@@ -73,6 +85,8 @@ def compress(
     quantize: Mapping[str, Any] | None = None,
     prune: Mapping[str, Any] | None = None,
     drop_blocks: bool | str = False,
+    ffn: Sequence[float] | None = None,
+    peft: Mapping[str, Any] | None = None,
     budget: Mapping[str, float] | None = None,
     cost: str | Sequence[str] = "size_mb",
     reference: Mapping[str, float] | None = None,
@@ -112,11 +126,31 @@ def compress(
         drop_blocks: Also search which blocks to drop (``ArchitectureSpace.elastic``): ``True``
             finds the blocks (the largest ``ModuleList`` of same-class blocks), or give the
             ``ModuleList``'s name (``"model.layers"``).
+        ffn: FFN width ratios to search per block (``(0.5, 0.75, 1.0)``; the FFN neurons of
+            lowest weight norm are removed, ``ArchitectureSpace.elastic(ffn_ratios=...)``).
+        peft: Adapters trained before the compression: ``train`` (required),
+            ``train(model, steps, start) -> state`` trains the adapters of ``model`` (a fresh
+            ``PeftModel``, adapters seeded by ``seed``) in place up to ``steps`` (the fidelity
+            budget; the quality's ``max_budget`` at full budget), resuming from ``start``
+            (``None``, or the state it returned for the same adapters at fewer steps), and
+            returns a state to resume from; ``baselines``, label -> an adapters' Config
+            (``{"method": "lora", "rank": 8, ...}``, without ``peft.``) each compressed at
+            every uniform level for the baselines and starts (default: the space's first
+            Config with every target and block); and the arguments of
+            :meth:`~tradeoff.spaces.PEFTSpace.for_model` (``methods``, ``ranks``, ``alpha``,
+            ``targets``, ``layers``, ``task_type``...). A Config's adapters are trained, merged
+            into the weights, and then compressed (arch -> prune -> quant): the deployed model
+            carries no adapter, and a compression's Configs share their adapters' training.
+            The quality then measures the compressed model at the same budget.
         budget: Upper bounds, ``{"size_mb": 88.4}``; a cost's name, or the quality's name for a
             bound on it (``<=``, or ``>=`` for a maximized quality).
         cost: The known cost objectives, from :data:`COSTS`: ``"size_mb"`` (or
-            ``"size_kb"``) and/or ``"gbitops"`` (or ``"mbitops"``; runs the model once on
-            ``sample_input``, default: the quality's first example).
+            ``"size_kb"``), ``"gbitops"`` (or ``"mbitops"``; runs the model once on
+            ``sample_input``, default: the quality's first example), ``"trainable_k"`` (or
+            ``"trainable_parameters"``; with ``peft``) and/or ``"latency_ms"`` (of
+            ``sample_input`` on the model's device, one thread; from a per-block table of the
+            architecture's levels measured before the search: quantization and unstructured
+            sparsity are simulated and do not change it).
         n_trials: Total trials of the study (a resumed study runs only the missing ones).
         optimizer: As in :func:`~tradeoff.optimize`.
         fidelity: ``True``: a ladder ``Fidelity(quality.rungs())`` when the quality has a
@@ -163,6 +197,7 @@ def compress(
     """
     quality = _check_quality(quality)
     _check_call(model, optimize_kwargs, drop_blocks)
+    adapters = adapters_from_spec(model, peft, seed)
     _check_device(device)
     costs = _check_costs(cost)
     ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
@@ -177,18 +212,19 @@ def compress(
         check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
     constraints = _constraints(budget, costs, quality)
     sample = sample_input if sample_input is not None else quality.example()
-    spec = _Spec(quantize, prune, drop_blocks, calibration, sample)
-    space = _space(model, spec, quality, device)
+    spec = _Spec(quantize, prune, drop_blocks, calibration, sample, ffn)
+    compression = _space(model, spec, quality, device)
+    space = compression if adapters is None else with_adapters(compression, adapters)
     _check_sample(costs, sample)
     refs = _check_reference(reference, [quality.name, *costs])
     objectives = [
         quality.objective(reference=refs.get(quality.name)),
-        *(_cost_objective(n, space, model, sample, refs.get(n)) for n in costs),
+        *(_cost_objective(n, compression, model, sample, refs.get(n), adapters) for n in costs),
     ]
-    levels = _uniform_levels(space, objectives[1:], constraints)
+    levels = _uniform_levels(compression, objectives[1:], constraints, adapters)
     ladder = _ladder(fidelity, quality)
     low = _proxy_budget(proxy_budget, ladder, quality)
-    evaluate = CompressEvaluate(space, model, quality, device=device)
+    evaluate = CompressEvaluate(compression, model, quality, device=device, adapters=adapters)
     starts = [c for _, c, values in levels if all_kept(c) and meets(values, constraints)]
     search = {
         "objectives": objectives, "constraints": constraints, "fidelity": ladder,
@@ -211,7 +247,9 @@ def compress(
             evaluate, objectives, constraints, low, seed=seed, pool=pool,
             stored=dict(study.user_attrs.get(BASELINES_ATTR, {})),
         )  # fmt: skip
-        if baselines:  # the search starts from the knapsack's Configs too: it can only add
+        if baselines and adapters is not None:
+            logger.info("compress: no additive-proxy baseline over PEFT adapters")
+        elif baselines:  # the search starts from the knapsack's Configs too: it can only add
             known = [o for o in objectives if o.fn is not None]
             for config in measured.proxy_starts(space, levels, budget):
                 values = {o.name: o.fn(config) for o in known if o.fn is not None}
@@ -231,15 +269,17 @@ def compress(
                 study_name=study.study_name, notes=False, **search,
             )  # fmt: skip
         measured.attach(result)
-        rows = [measured.dense(model, dense, sample), *measured.uniform(levels)]
-        if baselines:
+        cost_fns = {o.name: o.fn for o in objectives[1:]}
+        rows = [measured.dense(dense, dense_costs(model, cost_fns, sample))]
+        rows += measured.uniform(levels)
+        if baselines and adapters is None:
             rows += measured.proxy(space, levels, budget)
         measured.save()
     finally:
         evaluate.release()
     out = CompressResult(
         result.study, result.objectives, space=space, model=model, rows=rows,
-        artifact_store=artifacts,
+        artifact_store=artifacts, trained=None if adapters is None else Trained(evaluate),
     )  # fmt: skip
     if notes:
         from tradeoff.review import write_notes
@@ -329,6 +369,7 @@ class _Spec(NamedTuple):
     drop_blocks: bool | str
     calibration: Any
     sample_input: Any
+    ffn: Any = None
 
 
 def _space(
@@ -336,12 +377,16 @@ def _space(
 ) -> SearchSpace:
     """The parts in the order they apply: arch, prune, quant."""
     parts: dict[str, SearchSpace] = {}
-    if spec.drop_blocks:
+    if spec.drop_blocks or spec.ffn is not None:
         blocks = spec.drop_blocks if isinstance(spec.drop_blocks, str) else None
+        what, ratios = "drop_blocks" if spec.drop_blocks else "ffn", _ratios(spec.ffn)
         try:
-            parts["arch"] = ArchitectureSpace.elastic(model, drop_blocks=True, blocks=blocks)
-        except ValueError as error:
-            raise ValueError(f"drop_blocks: {error} (here: drop_blocks='<name>')") from None
+            parts["arch"] = ArchitectureSpace.elastic(
+                model, drop_blocks=bool(spec.drop_blocks), ffn_ratios=ratios,
+                blocks=blocks,
+            )  # fmt: skip
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{what}: {error} (the blocks: drop_blocks='<name>')") from None
     if spec.prune is not None:
         prune = _checked_spec("prune", spec.prune, PRUNE_KEYS, model)
         if spec.sample_input is not None:
@@ -352,7 +397,7 @@ def _space(
     if not parts:
         raise ValueError(
             "Nothing to compress: give quantize={'bits': (4, 8)}, prune={'sparsity': "
-            "(0, 0.5)} and/or drop_blocks=True."
+            "(0, 0.5)}, ffn=(0.5, 1.0) and/or drop_blocks=True."
         )
     return SearchSpace.merge(**parts)
 
@@ -437,20 +482,36 @@ def _check_reference(reference: Any, names: Sequence[str]) -> dict[str, float]:
 
 
 def _cost_objective(
-    name: str, space: SearchSpace, model: nn.Module, sample: Any, reference: float | None
-) -> Objective:
+    name: str, space: SearchSpace, model: nn.Module, sample: Any, reference: float | None,
+    adapters: Adapters | None,
+) -> Objective:  # fmt: skip
     metric, scale = COSTS[name]
+    if metric is latency_ms:
+        return Objective(name, fn=BlockLatency(space, model, sample), reference=reference)
+    if metric is trainable_parameters:
+        if adapters is None:
+            raise ValueError(f"cost {name!r} counts the adapters' parameters: give peft=.")
+        return Objective(name, fn=_Scaled(adapters.trainable(model), scale), reference=reference)
     fn = model_cost(space, model, metric, sample_input=sample if metric is bitops else None)
-    return Objective(name, fn=_Scaled(fn, scale), reference=reference)
+    return Objective(name, fn=_Scaled(without_adapters(fn), scale), reference=reference)
 
 
 def _uniform_levels(
-    space: SearchSpace, costs: Sequence[Objective], constraints: Sequence[Constraint]
-) -> list[Level]:
-    """Every uniform setting with its known costs; raises if none meets the cost budget."""
+    space: SearchSpace, costs: Sequence[Objective], constraints: Sequence[Constraint],
+    adapters: Adapters | None = None,
+) -> list[Level]:  # fmt: skip
+    """Every uniform setting (after each baseline adapter) with its known costs; raises if none
+    meets the cost budget."""
+    uniform = uniform_configs(space)
+    if adapters is not None:
+        uniform = [
+            (f"{name}, {label}", {**{f"{PEFT}.{k}": v for k, v in sub.items()}, **config})
+            for label, config in uniform
+            for name, sub in adapters.baselines.items()
+        ]
     levels = [
         (label, config, {o.name: o.fn(config) for o in costs if o.fn is not None})
-        for label, config in uniform_configs(space)
+        for label, config in uniform
     ]
     known = [c for c in constraints if c.name in levels[0][2]]
     if known and not any(meets(values, known) for _, _, values in levels):
@@ -505,3 +566,12 @@ def _check_dense(evaluate: CompressEvaluate) -> float:
             f"The quality cannot be measured on the dense model itself: {error} Check the "
             "quality's data and function against the model."
         ) from error
+
+
+# The FFN spec ------------------------------------------------------------------------------------
+def _ratios(ffn: Any) -> tuple[float, ...] | None:
+    if ffn is None:
+        return None
+    if isinstance(ffn, (str, bytes)) or not isinstance(ffn, Sequence) or not ffn:
+        raise TypeError(f"ffn must be FFN width ratios such as (0.5, 0.75, 1.0), got {ffn!r}.")
+    return tuple(ffn)

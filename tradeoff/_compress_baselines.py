@@ -11,12 +11,10 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from torch import nn
 
-from tradeoff._compress_eval import COSTS, CompressEvaluate, config_key
+from tradeoff._compress_eval import CompressEvaluate, config_key
 from tradeoff._result import SearchResult
 from tradeoff.objectives import Constraint, Objective
-from tradeoff.objectives._costs import bitops
 from tradeoff.search._baselines import ProxyResult, additive_proxy
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import WorkerPool, evaluate_all
@@ -132,11 +130,8 @@ class Baselines:
             if row["status"] == "complete"
         }
 
-    def dense(self, model: nn.Module, value: float, sample: Any) -> dict[str, Any]:
-        costs = {}
-        for name in self.costs:
-            metric, scale = COSTS[name]
-            costs[name] = (metric(model, sample) if metric is bitops else metric(model)) * scale
+    def dense(self, value: float, costs: Mapping[str, float]) -> dict[str, Any]:
+        """The dense model's row: its quality ``value`` and known ``costs``."""
         return self._row("dense", "dense", None, {self.quality: value, **costs}, None, None)
 
     def uniform(self, levels: Sequence[Level]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -42,9 +42,11 @@ class CompressResult(SearchResult):
         model: nn.Module,
         rows: Sequence[Mapping[str, Any]],
         artifact_store: Any = None,
+        trained: Callable[[Mapping[str, Any]], tuple[nn.Module, SearchSpace, Any]] | None = None,
     ) -> None:
         super().__init__(study, objectives)
         self.space, self._model = space, model
+        self._trained = trained  # with PEFT: config -> (fine-tuned merged model, space, Config)
         self.artifact_store = artifact_store
         self._baselines = self._domination(pd.DataFrame(list(rows)))
 
@@ -66,8 +68,12 @@ class CompressResult(SearchResult):
     def model(self, trial: Trial) -> nn.Module:
         """The compressed model of ``trial`` (its number, a ``FrozenTrial`` or a row of
         :attr:`pareto` / :attr:`trials`): ``space.apply(model, config)``, with the exact
-        weights of the variant bank."""
+        weights of the variant bank. With ``peft=``, its adapters are trained again at the
+        full budget (seeded: the same adapters), merged, then compressed."""
         _, config = self._config(trial)
+        if self._trained is not None:
+            model, space, rest = self._trained(config)
+            return space.apply(model, rest, inplace=True)  # type: ignore[no-any-return]
         return self.space.apply(self._model, config)  # type: ignore[no-any-return]
 
     def best(self) -> int:
@@ -113,8 +119,11 @@ class CompressResult(SearchResult):
         row = self.trials.set_index("trial").loc[number]
         values = {n: _plain(row[n]) for n in self.objectives.names}
         meta = {"study": self.study.study_name, "trial": number, "values": values}
+        space, model = self.space, self._model
+        if self._trained is not None:  # the fine-tuned, merged model is what is compressed
+            model, space, config = self._trained(config)
         written: Exported = export(
-            self.space, self._model, config, path, format=format, overwrite=overwrite, meta=meta
+            space, model, config, path, format=format, overwrite=overwrite, meta=meta
         )
         if self.artifact_store is not None:
             from tradeoff.review._artifacts import upload_export
