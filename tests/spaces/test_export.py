@@ -210,3 +210,27 @@ def test_refusals_come_before_anything_is_written(llama, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export(space, llama, config, tmp_path / "partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]  # no partial directory
+
+
+def test_bert_classifier_round_trips_through_compressed_tensors_and_transformers(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, num_labels=3,
+    )  # fmt: skip
+    bert = transformers.BertForSequenceClassification(config).eval()
+    ids = torch.randint(0, 100, (2, 9), generator=torch.Generator().manual_seed(4))
+    space = QuantizationSpace.for_model(
+        bert, bits=(4, 8), granularity="group", group_size=(32,), exclude="classifier",
+        bank=None,
+    )  # fmt: skip
+    config_ = space.sample(7)
+    written = export(space, bert, config_, tmp_path / "bert")
+    applied = space.apply(bert, config_)
+    with torch.no_grad():
+        want = applied(ids).logits
+        back = load_compressed(written.path, bert)(ids).logits
+        hf = transformers.AutoModelForSequenceClassification.from_pretrained(written.path)
+        assert torch.equal(back, want)
+        assert torch.equal(hf.eval()(ids).logits, want)
+    assert type(hf).__name__ == "BertForSequenceClassification"
