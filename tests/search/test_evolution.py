@@ -16,6 +16,7 @@ from tradeoff import _pareto
 from tradeoff._pareto import hypervolume
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search._evolution import EvolutionSampler
+from tradeoff.search._levels import LevelView
 from tradeoff.search._operators import (
     KnownCostGuard,
     LayerCrossover,
@@ -33,6 +34,9 @@ SIZES = [1, 2, 4, 8, 8, 4, 2, 1]
 SENSITIVITY = [3.0, 1.0, 0.5, 0.2, 0.3, 0.6, 1.2, 4.0]
 BITS = SearchSpace.merge(quant=SearchSpace({f"l{i}.bits": Ordinal([2, 3, 4, 8]) for i in range(8)}))
 BUDGET = 4.0 * sum(SIZES)  # half of the all-8-bit size
+# The study stores the levels (a categorical of 2, 3, 4, 8); the guard and the operators see
+# their index (0-3), so a level switch moves one step.
+BITS_VIEW = LevelView.of(BITS, BITS.distributions())
 
 
 def size(config):
@@ -68,9 +72,13 @@ def ask_tell(sampler, n, *, space=BITS, study=None, evaluate=None):
 
 
 def random_feasible(guard, rng):
-    dists = BITS.distributions()
-    params = {n: int(rng.integers(d.high + 1)) for n, d in dists.items()}
+    params = {n: int(rng.integers(d.high + 1)) for n, d in BITS_VIEW.dists.items()}
     return guard.repair(params, rng)
+
+
+def config_of(params):
+    """The Config of level indices (the operators' view of BITS)."""
+    return BITS.decode(BITS_VIEW.to_stored(params))
 
 
 # Operators ------------------------------------------------------------------------------------
@@ -137,34 +145,34 @@ def test_layer_crossover_swaps_whole_layers():
 
 
 def test_level_switch_keeps_the_known_cost_within_budget():
-    guard = KnownCostGuard(BITS, OBJSET, BITS.distributions())
+    guard = KnownCostGuard(BITS, OBJSET, BITS_VIEW)
     layers = group_layers(BITS, {"quant"})
     rng = np.random.default_rng(4)
     switched = 0
     for _ in range(200):
         params = random_feasible(guard, rng)
-        assert params is not None and size(BITS.decode(params)) <= BUDGET
+        assert params is not None and size(config_of(params)) <= BUDGET
         child = guard.switch(params, layers, rng)
         if child is None:
             continue
         switched += 1
-        assert size(BITS.decode(child)) <= BUDGET
+        assert size(config_of(child)) <= BUDGET
         moves = sorted(child[n] - params[n] for n in params if child[n] != params[n])
         assert moves == [-1, 1]  # one layer a level up, another a level down
     assert switched > 150
 
 
 def test_repair_walks_toward_cheap_levels_and_an_impossible_budget_is_a_clear_error():
-    guard = KnownCostGuard(BITS, OBJSET, BITS.distributions())
+    guard = KnownCostGuard(BITS, OBJSET, BITS_VIEW)
     assert guard.cheapest == dict.fromkeys(BITS, 0)
     rng = np.random.default_rng(5)
     dearest = dict.fromkeys(BITS, 3)
     repaired = guard.repair(dearest, rng)
-    assert repaired is not None and size(BITS.decode(repaired)) <= BUDGET
+    assert repaired is not None and size(config_of(repaired)) <= BUDGET
     assert all(repaired[n] <= 3 for n in BITS)
     impossible = ObjectiveSet.build(OBJECTIVES, [Constraint("size", "<=", 10.0)])
     with pytest.raises(ValueError, match=r"No Config satisfies .*size<=10.*cheapest"):
-        KnownCostGuard(BITS, impossible, BITS.distributions())
+        KnownCostGuard(BITS, impossible, BITS_VIEW)
 
 
 def test_survival_ranks_feasible_first_and_hv_keeps_the_extremes():
@@ -437,14 +445,14 @@ def test_multi_fidelity_parents_come_from_lower_rungs_before_any_trial_completes
     study = optuna.create_study(directions=["minimize", "minimize"])
     study.set_metric_names(["error", "size"])
     for i, name in enumerate(layers):  # parents: every layer at 2 bits but one at 4
-        params = {n: 1 if n == name else 0 for n in layers}
+        params = {n: 4 if n == name else 2 for n in layers}
         _rung_result(study, params, dists, [1.0 - 0.1 * i, 1.0 + 0.1 * i], rung=0)
     sampler = EvolutionSampler(seed=0, space=space, population_size=8)
     study.sampler = sampler
     low = []
     for _ in range(20):
         trial = study.ask(dists)
-        low.append(np.mean([trial.params[n] == 0 for n in layers]))
+        low.append(np.mean([trial.params[n] == 2 for n in layers]))
         study.tell(trial, state=TrialState.FAIL)
     assert np.mean(low) > 0.6  # random proposals: 1/3 of the layers at the lowest level
 
@@ -455,15 +463,16 @@ def test_multi_fidelity_top_rung_results_outrank_lower_rungs():
     dists = space.distributions()
     study = optuna.create_study(directions=["minimize", "minimize"])
     study.set_metric_names(["error", "size"])
-    top = {n: 2 for n in layers}
+    top = {n: 8 for n in layers}
     _rung_result(study, top, dists, [0.9, 0.9], rung=1, state=TrialState.COMPLETE)
     # Better-looking numbers at the lower rung (another budget: not comparable).
     for i in range(3):
-        params = {n: 0 if j == i else 1 for j, n in enumerate(layers)}
+        params = {n: 2 if j == i else 4 for j, n in enumerate(layers)}
         _rung_result(study, params, dists, [0.1, 0.1], rung=0)
     _rung_result(study, top, dists, [0.95, 0.95], rung=0)  # the top Config's lower rung
     sampler = EvolutionSampler(seed=0, space=space, population_size=3)
     trial = study.ask(dists)
-    population = sampler._history(study, trial, dists).population
-    assert population.members[0] == top and population.ranks[0] == 0
+    population = sampler._history(study, trial, LevelView.of(space, dists)).population
+    # Members are seen as level indices: 8 bits is level 2 of (2, 4, 8).
+    assert population.members[0] == {n: 2 for n in layers} and population.ranks[0] == 0
     assert len(population.members) == 3 and min(population.ranks[1:]) > 0

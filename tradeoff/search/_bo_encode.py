@@ -3,11 +3,14 @@
 Every parameter becomes one column in ``[0, 1]``:
 
 * ``FloatDistribution`` without ``step``: continuous (log-scaled when ``log=True``).
-* ``IntDistribution`` (so also :class:`~tradeoff.spaces.Ordinal` level indices) and
-  ``FloatDistribution`` with ``step``: discrete; its allowed values sit at fixed unit positions
-  (log-scaled when ``log=True``), and :meth:`Encoding.snap` moves a point onto the nearest.
-* ``CategoricalDistribution``: categorical, ``k`` codes ``i / (k - 1)``; the GP sees them
-  one-hot, so choices have no order.
+* ``IntDistribution`` (so also an :class:`~tradeoff.spaces.Ordinal` of evenly stepped
+  integers) and ``FloatDistribution`` with ``step``: discrete; its allowed values sit at fixed
+  unit positions (log-scaled when ``log=True``), and :meth:`Encoding.snap` moves a point onto
+  the nearest.
+* ``CategoricalDistribution`` of an Ordinal's levels (``ordered``): discrete, level ``i`` of
+  ``k`` at ``i / (k - 1)``, so neighbouring levels are near each other.
+* Any other ``CategoricalDistribution``: categorical, ``k`` codes ``i / (k - 1)``; the GP sees
+  them one-hot, so choices have no order.
 
 Shapes: a point is ``(d,)``, a batch ``(n, d)``; ``d`` is the number of parameters.
 """
@@ -15,7 +18,7 @@ Shapes: a point is ``(d,)``, a batch ``(n, d)``; ``d`` is the number of paramete
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,7 +31,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from tradeoff.search._operators import find_choice
+from tradeoff.search._levels import find_choice
 
 FloatArray = NDArray[np.float64]
 Kind = Literal["continuous", "discrete", "categorical"]
@@ -42,7 +45,7 @@ optimized; the acquisition is still only evaluated on snapped, allowed points.""
 class _Column:
     name: str
     dist: BaseDistribution
-    kind: Kind
+    kind: Kind  # an ordered categorical is "discrete"
     n_levels: int  # 0 for continuous columns
 
 
@@ -51,10 +54,19 @@ class Encoding:
 
     Args:
         search_space: Name -> distribution; every distribution must have at least two values.
+        ordered: Names of ``CategoricalDistribution`` parameters whose choices are ordered
+            levels (:func:`~tradeoff.search._levels.ordered_choices`).
     """
 
-    def __init__(self, search_space: Mapping[str, BaseDistribution]) -> None:
-        self.columns = tuple(_column(name, dist) for name, dist in search_space.items())
+    def __init__(
+        self,
+        search_space: Mapping[str, BaseDistribution],
+        *,
+        ordered: Collection[str] = frozenset(),
+    ) -> None:
+        self.columns = tuple(
+            _column(name, dist, ordered=name in ordered) for name, dist in search_space.items()
+        )
         self.names = tuple(c.name for c in self.columns)
 
     @property
@@ -129,11 +141,12 @@ class Encoding:
         return self.snap(u)
 
 
-def _column(name: str, dist: BaseDistribution) -> _Column:
+def _column(name: str, dist: BaseDistribution, *, ordered: bool) -> _Column:
     if dist.single():
         raise ValueError(f"Parameter {name!r} has a single value; leave it out of the encoding.")
     if isinstance(dist, CategoricalDistribution):
-        return _Column(name, dist, "categorical", len(dist.choices))
+        kind: Kind = "discrete" if ordered else "categorical"
+        return _Column(name, dist, kind, len(dist.choices))
     if isinstance(dist, IntDistribution):
         return _Column(name, dist, "discrete", (dist.high - dist.low) // dist.step + 1)
     if isinstance(dist, FloatDistribution):
@@ -169,7 +182,7 @@ def _from_unit(dist: FloatDistribution | IntDistribution, u: FloatArray) -> Floa
 
 def _index_of_unit(c: _Column, u: FloatArray) -> NDArray[np.int64]:
     """Index of the allowed value nearest to each unit value (discrete and categorical)."""
-    if c.kind == "categorical":
+    if isinstance(c.dist, CategoricalDistribution):
         k = np.round(u * (c.n_levels - 1))
     else:
         dist = _numeric(c)
@@ -178,7 +191,7 @@ def _index_of_unit(c: _Column, u: FloatArray) -> NDArray[np.int64]:
 
 
 def _unit_of_index(c: _Column, k: NDArray[np.int64]) -> FloatArray:
-    if c.kind == "categorical":
+    if isinstance(c.dist, CategoricalDistribution):
         return np.asarray(k / (c.n_levels - 1), dtype=float)
     return _to_unit(_numeric(c), _value_of_index(c, k))
 
@@ -202,8 +215,7 @@ def _levels(c: _Column) -> FloatArray:
 
 
 def _encode(c: _Column, value: Any) -> float:
-    if c.kind == "categorical":
-        assert isinstance(c.dist, CategoricalDistribution)
+    if isinstance(c.dist, CategoricalDistribution):
         index = find_choice(c.dist, value)
         assert index is not None  # encode() needs covered params
         return index / (c.n_levels - 1)
@@ -214,16 +226,14 @@ def _decode(c: _Column, u: float) -> Any:
     if c.kind == "continuous":
         return float(_from_unit(_numeric(c), np.array([u]))[0])
     k = _index_of_unit(c, np.array([u]))
-    if c.kind == "categorical":
-        assert isinstance(c.dist, CategoricalDistribution)
+    if isinstance(c.dist, CategoricalDistribution):
         return c.dist.choices[int(k[0])]
     value = float(_value_of_index(c, k)[0])
     return round(value) if isinstance(c.dist, IntDistribution) else value
 
 
 def _valid(c: _Column, value: Any) -> bool:
-    if c.kind == "categorical":
-        assert isinstance(c.dist, CategoricalDistribution)
+    if isinstance(c.dist, CategoricalDistribution):
         return find_choice(c.dist, value) is not None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         return False

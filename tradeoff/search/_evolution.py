@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff._study import ATTR_FIDELITY, ATTR_RESULT
 from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._levels import LevelView
 from tradeoff.search._operators import (
     Crossover,
     Dists,
@@ -65,6 +67,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
       trial.number)``, and running trials count as existing, so concurrent proposals differ.
       Generations are implicit: the population changes whenever a trial completes.
     * Parameters outside the relative search space are drawn uniformly at random.
+    * Ordinal levels are ordered: one the study stores as a categorical of its levels (say
+      sparsities ``0.0, 0.25, 0.5``) mutates to a neighbouring level, as evenly stepped integer
+      levels do (the operators see its level index, :class:`~tradeoff.search._levels.LevelView`).
+      Without ``space``, every categorical is unordered.
 
     Args:
         population_size: Survivors kept as parents. ``None``: ``min(64, 8 + 4 * ceil(sqrt(d)))``
@@ -140,7 +146,8 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         if not search_space:
             return {}
         rng = np.random.default_rng([self._seed, trial.number])
-        return self._propose(self._history(study, trial, search_space), search_space, rng)
+        view = LevelView.of(self._space, search_space)
+        return view.to_stored(self._propose(self._history(study, trial, view), view, rng))
 
     def sample_independent(
         self,
@@ -160,8 +167,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         return size if self._n_trials is None else min(size, max(8, self._n_trials // 4))
 
     # Proposal -------------------------------------------------------------------------------
-    def _propose(self, history: _History, dists: Dists, rng: Rng) -> Params:
-        guard = self._guard_for(dists)
+    def _propose(self, history: _History, view: LevelView, rng: Rng) -> Params:
+        """A new candidate, in ``view``."""
+        dists = view.dists
+        guard = self._guard_for(view)
         started = history.n_complete + history.n_running >= self.population_size(len(dists))
         evolve = started and len(history.population.members) >= 2
         n_children = self._max_tries - self._max_tries // 4 if evolve else 0
@@ -208,12 +217,12 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             return guard.shrink(candidate, rng)
         return candidate
 
-    def _guard_for(self, dists: Dists) -> KnownCostGuard | None:
+    def _guard_for(self, view: LevelView) -> KnownCostGuard | None:
         space, objectives = self._space, self._objectives
         if space is None or objectives is None or not objectives.known_constraints():
             return None
-        if self._guard is None and set(dists) == set(space):
-            self._guard = KnownCostGuard(space, objectives, dists)
+        if self._guard is None and set(view.dists) == set(space):
+            self._guard = KnownCostGuard(space, objectives, view)
         return self._guard
 
     def _layers_for(self, names: tuple[str, ...]) -> Layers:
@@ -223,8 +232,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         return self._layers[names]
 
     # State rebuilt from storage -------------------------------------------------------------
-    def _history(self, study: optuna.Study, trial: FrozenTrial, dists: Dists) -> _History:
+    def _history(self, study: optuna.Study, trial: FrozenTrial, view: LevelView) -> _History:
+        """The trials of ``study`` other than ``trial``, their params in ``view``."""
         history = _History()
+        dists = view.stored
         fits = self._fits.setdefault((study.study_name, tuple(dists)), {})
         best: dict[tuple[Any, ...], _Result] = {}  # each Config's highest-rung result
         for t in study.get_trials(deepcopy=False):
@@ -233,9 +244,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             history.n_running += t.state == TrialState.RUNNING
             if not dists.keys() <= t.params.keys():
                 continue
-            key = tuple(t.params[name] for name in dists)
+            params = view.view(t.params)
+            key = tuple(params[name] for name in dists)
             history.seen.add(key)
-            result = _result(study, t)
+            result = _result(study, t, params)
             if result is None:
                 continue
             if t.number not in fits:  # trials of an older, different space are not parents
@@ -272,7 +284,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             chosen, ranks, scores = select_survivors(
                 values, penalty, min(room, len(group)), method=self._survival
             )
-            members += [{n: group[i].trial.params[n] for n in names} for i in chosen]
+            members += [{n: group[i].params[n] for n in names} for i in chosen]
             all_ranks.append(ranks[chosen] + offset)
             all_scores.append(scores[chosen])
             offset += int(ranks[chosen].max()) + 1
@@ -286,21 +298,24 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
 
 @dataclass(frozen=True)
 class _Result:
-    """One evaluated trial: its objective values, total constraint violation and rung
-    (``math.inf`` for a completed trial; a multi-fidelity rung below the top otherwise)."""
+    """One evaluated trial: its objective values, total constraint violation, rung
+    (``math.inf`` for a completed trial; a multi-fidelity rung below the top otherwise) and
+    params (as operators see them, :class:`LevelView`)."""
 
     trial: FrozenTrial
     values: tuple[float, ...]
     violation: float
     rung: float
+    params: Mapping[str, Any]
 
 
-def _result(study: optuna.Study, trial: FrozenTrial) -> _Result | None:
+def _result(study: optuna.Study, trial: FrozenTrial, params: Mapping[str, Any]) -> _Result | None:
     """The result of a completed trial, or of a PRUNED one that tradeoff's multi-fidelity
-    driver stopped below the top rung with its metrics (``tradeoff.result``), else None."""
+    driver stopped below the top rung with its metrics (``tradeoff.result``), else None;
+    ``params`` are the trial's, as operators see them."""
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         violation = sum(max(v, 0.0) for v in trial.constraints.values())
-        return _Result(trial, tuple(trial.values), violation, math.inf)
+        return _Result(trial, tuple(trial.values), violation, math.inf, params)
     tag, run = trial.user_attrs.get(ATTR_FIDELITY), trial.user_attrs.get(ATTR_RESULT)
     names = study.metric_names
     if trial.state != TrialState.PRUNED or tag is None or not isinstance(run, dict) or not names:
@@ -309,7 +324,7 @@ def _result(study: optuna.Study, trial: FrozenTrial) -> _Result | None:
         values = tuple(float(run["values"][name]) for name in names)
         constraints = run.get("constraints", {})
         violation = sum(max(float(v), 0.0) for v in constraints.values())
-        return _Result(trial, values, violation, float(tag["rung"]))
+        return _Result(trial, values, violation, float(tag["rung"]), params)
     except (KeyError, TypeError, ValueError):
         return None
 

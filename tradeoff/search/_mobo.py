@@ -20,6 +20,11 @@ Each proposal is rebuilt from the study's trials (only caches are kept between c
    Pareto set (:mod:`~tradeoff.search._bo_optim`). In a discrete space a Config already tried
    is not proposed again while the search scores another.
 
+Ordinal levels are ordered: with ``space``, an Ordinal the study stores as a categorical of its
+levels (sparsities ``0.0, 0.25, 0.5``, bit-widths ``2, 3, 4, 8``) is a discrete column, level
+``i`` of ``k`` at ``i / (k - 1)``, like evenly stepped integer levels; other categoricals are
+one-hot.
+
 With several objectives, the hypervolume reference point is recorded on the study as the user
 attribute ``"tradeoff.mobo_reference"`` (objective values in the study's directions).
 """
@@ -50,6 +55,7 @@ from tradeoff.search._bo_data import (
     untried_mask,
 )
 from tradeoff.search._bo_encode import Encoding, FloatArray
+from tradeoff.search._levels import ordered_choices
 from tradeoff.spaces import SearchSpace
 
 if TYPE_CHECKING:
@@ -137,7 +143,7 @@ class MOBOSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        enc = Encoding(search_space)
+        enc = Encoding(search_space, ordered=ordered_choices(self._space, search_space))
         data = gather(study, enc, trial.number, self._objectives)
         seed = int(np.random.SeedSequence([self._base_seed, trial.number]).generate_state(1)[0])
         is_known = self._is_known(len(study.directions))

@@ -1,9 +1,12 @@
 """Variation operators of :class:`~tradeoff.search.EvolutionSampler`, on ``trial.params`` values.
 
-Operators see Optuna's external representation: an ``Ordinal`` is its level index (an
-``IntDistribution``), a ``Choice`` its value (``CategoricalDistribution``), ``Float``/``Int``
-their value. Each takes an explicit ``numpy.random.Generator`` and returns a new dict, so a
-seed fixes every proposal.
+Operators see ``trial.params`` through a :class:`~tradeoff.search._levels.LevelView`: an
+``Ordinal`` the study stores as a categorical of its levels is its level index (an
+``IntDistribution(0, k - 1)``), so neighbouring levels are one step apart; every other
+parameter is its stored value (an ``Ordinal`` of evenly stepped integers its level, in an
+``IntDistribution`` with that step; a ``Choice`` its value, in a ``CategoricalDistribution``).
+Each takes an explicit ``numpy.random.Generator`` and returns a new dict, so a seed fixes every
+proposal.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from optuna.distributions import (
 )
 
 from tradeoff.objectives import ObjectiveSet
+from tradeoff.search._levels import LevelView, find_choice
 from tradeoff.spaces import SearchSpace
 
 Params = dict[str, Any]
@@ -181,16 +185,6 @@ def choice_index(dist: CategoricalDistribution, value: Any) -> int:
     return int(dist.to_internal_repr(value)) if index is None else index
 
 
-def find_choice(dist: CategoricalDistribution, value: Any) -> int | None:
-    """Index of ``value`` among the choices, or ``None``; unlike ``to_internal_repr``, ``True``,
-    ``1`` and ``1.0`` are different choices, and NaN is found."""
-    nan = isinstance(value, float) and math.isnan(value)
-    for index, choice in enumerate(dist.choices):
-        if type(choice) is type(value) and (choice == value or (nan and choice != choice)):
-            return index
-    return None
-
-
 def uniform(dist: BaseDistribution, rng: Rng) -> Any:
     """A value drawn uniformly (log-uniformly for ``log=True``) from ``dist``."""
     if isinstance(dist, CategoricalDistribution):
@@ -263,18 +257,21 @@ def from_unit(dist: Numeric, u: float) -> Any:
 class KnownCostGuard:
     """Keeps params within the known-cost constraints of ``objectives``.
 
-    Each distinct params costs one ``objectives.known_values(space.decode(params))`` (cached);
-    one that raises counts as infeasible. On creation each knob's cheap end is probed: the cost
-    change from its lowest to its highest value, from the all-lowest and from the all-highest
-    params (``2 d + 2`` evaluations; one per choice for categoricals). Knobs with no effect on
-    the constrained costs are never moved by :meth:`repair`, :meth:`shrink`, :meth:`switch`.
+    Params are in ``view`` (level indices for Ordinals stored as categoricals); each distinct
+    params costs one ``objectives.known_values(space.decode(view.to_stored(params)))``
+    (cached); one that raises counts as infeasible. On creation each knob's cheap end is
+    probed: the cost change from its lowest to its highest value, from the all-lowest and from
+    the all-highest params (``2 d + 2`` evaluations; one per choice for categoricals). Knobs
+    with no effect on the constrained costs are never moved by :meth:`repair`, :meth:`shrink`,
+    :meth:`switch`.
 
     Raises:
         ValueError: even the cheapest params violate a known-cost constraint.
     """
 
-    def __init__(self, space: SearchSpace, objectives: ObjectiveSet, dists: Dists) -> None:
-        self._space, self._objectives, self._dists = space, objectives, dict(dists)
+    def __init__(self, space: SearchSpace, objectives: ObjectiveSet, view: LevelView) -> None:
+        self._space, self._objectives, self._view = space, objectives, view
+        self._dists = dict(view.dists)
         self._constraints = objectives.known_constraints()
         self._cache: dict[tuple[Any, ...], tuple[float, float]] = {}
         self.cheap: Params = {}  # knob -> its cheapest value
@@ -284,7 +281,7 @@ class KnownCostGuard:
         self.cheapest: Params = {**lows, **self.cheap}
         if not self.feasible(self.cheapest):
             labels = [c.label for c in self._constraints]
-            config = space.decode(self.cheapest)
+            config = self._config(self.cheapest)
             raise ValueError(
                 f"No Config satisfies the known-cost constraints {labels}: the cheapest found, "
                 f"{config}, has {_known(objectives, config)}. Loosen the bounds or widen the space."
@@ -365,6 +362,9 @@ class KnownCostGuard:
             if math.isfinite(diff) and abs(diff) > tol:
                 self.cheap[name], self.dear[name] = (low, high) if diff > 0 else (high, low)
 
+    def _config(self, params: Params) -> dict[str, Any]:
+        return self._space.decode(self._view.to_stored(params))
+
     def _numeric(self, name: str) -> Numeric:
         dist = self._dists[name]
         assert isinstance(dist, (FloatDistribution, IntDistribution))
@@ -385,7 +385,7 @@ class KnownCostGuard:
 
     def _compute(self, params: Params) -> tuple[float, float]:
         try:
-            known = self._objectives.known_values(self._space.decode(params))
+            known = self._objectives.known_values(self._config(params))
         except Exception:  # the driver would fail this Config: never propose it
             return math.inf, math.inf
         load = excess = 0.0

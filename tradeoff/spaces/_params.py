@@ -1,13 +1,16 @@
 """Search parameters: what one named knob of a configuration can take.
 
 Each parameter maps to exactly one Optuna distribution. ``encode`` turns a Config value into
-Optuna's external representation, ``decode`` turns it back, so a Config (plain values, e.g.
-bit-widths) and ``trial.params`` (what the sampler sees, e.g. an ordinal index) never mix.
+Optuna's external representation, ``decode`` turns it back. Every parameter stores its real
+value (an :class:`Ordinal` its level, not its position), so ``trial.params`` and
+optuna-dashboard show what a Config holds; only studies written before Ordinals stored their
+levels hold level indices (:meth:`Ordinal.indexed` reads and writes them).
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -144,8 +147,14 @@ class Int(Parameter):
 class Ordinal(Parameter):
     """Ordered levels, such as bit-widths ``[2, 3, 4, 8]`` or sparsities.
 
-    The sampler sees the level's index (an integer, so neighbouring levels are near each other);
-    the Config holds the level itself.
+    The study stores the level itself, so ``trial.params`` and optuna-dashboard show real
+    levels: evenly stepped integers (``[2, 3, 4]``, ``[4, 6, 8]``) as
+    ``IntDistribution(low, high, step)``, any other levels (uneven integers, floats, booleans,
+    strings) as a ``CategoricalDistribution`` of the levels, whose order tradeoff's samplers
+    read from the space (Optuna's own samplers see an unordered categorical). Levels Optuna
+    cannot tell apart in a categorical (``True`` beside ``1``, ``False`` beside ``0``) are
+    stored as their index, ``IntDistribution(0, len(values) - 1)``, as every Ordinal was
+    before tradeoff stored levels (:meth:`indexed`).
 
     Args:
         values: The levels, in order. At least two, no duplicates, plain JSON values.
@@ -153,24 +162,78 @@ class Ordinal(Parameter):
 
     def __init__(self, values: Sequence[CategoricalChoiceType]) -> None:
         self.values = _check_values("Ordinal", values)
+        self._step = _int_step(self.values)
+        self._by_index = self._step is None and not _categorical_safe(self.values)
 
-    def distribution(self) -> IntDistribution:
-        return IntDistribution(0, len(self.values) - 1)
+    def distribution(self) -> IntDistribution | CategoricalDistribution:
+        if self._step is not None:
+            ints = [int(v) for v in self.values]  # type: ignore[arg-type]
+            return IntDistribution(min(ints), max(ints), step=self._step)
+        if self._by_index:
+            return self.indexed().distribution()
+        return CategoricalDistribution(self.values)
 
     def decode(self, raw: Any) -> CategoricalChoiceType:
-        return self.values[int(raw)]
+        if self._by_index:
+            return self.indexed().decode(raw)
+        return self.values[self.index(raw)]
 
-    def encode(self, value: Any) -> int:
-        for i, v in enumerate(self.values):
-            if _same(v, value):
-                return i
-        raise ValueError(f"{value!r} is not one of the Ordinal levels {list(self.values)}.")
+    def encode(self, value: Any) -> CategoricalChoiceType:
+        if self._by_index:
+            return self.indexed().encode(value)
+        return self.values[self.index(value)]
 
     def contains(self, value: Any) -> bool:
-        return any(_same(v, value) for v in self.values)
+        return _find(self.values, value) is not None
+
+    def index(self, value: Any) -> int:
+        """The position of level ``value`` in :attr:`values`.
+
+        Raises:
+            ValueError: ``value`` is not a level.
+        """
+        found = _find(self.values, value)
+        if found is None:
+            raise ValueError(f"{value!r} is not one of the Ordinal levels {list(self.values)}.")
+        return found
+
+    def indexed(self) -> OrdinalIndex:
+        """The same levels encoded as their index, ``IntDistribution(0, len(values) - 1)``:
+        how studies written before tradeoff stored levels hold an Ordinal."""
+        return OrdinalIndex(self)
 
     def __repr__(self) -> str:
         return f"Ordinal({list(self.values)!r})"
+
+
+class OrdinalIndex(Parameter):
+    """An :class:`Ordinal` whose study holds level indices (``0`` for the first level).
+
+    Studies written before tradeoff stored an Ordinal's levels hold their index; a search
+    resumed on one keeps that encoding (``SearchSpace.encode_like``), so its trials stay
+    comparable. The Config still holds the level.
+
+    Args:
+        ordinal: The levels.
+    """
+
+    def __init__(self, ordinal: Ordinal) -> None:
+        self.ordinal = ordinal
+
+    def distribution(self) -> IntDistribution:
+        return IntDistribution(0, len(self.ordinal.values) - 1)
+
+    def decode(self, raw: Any) -> CategoricalChoiceType:
+        return self.ordinal.values[int(raw)]
+
+    def encode(self, value: Any) -> int:
+        return self.ordinal.index(value)
+
+    def contains(self, value: Any) -> bool:
+        return self.ordinal.contains(value)
+
+    def __repr__(self) -> str:
+        return f"{self.ordinal!r}.indexed()"
 
 
 class Choice(Parameter):
@@ -209,6 +272,34 @@ def _same(a: Any, b: Any) -> bool:
         and not isinstance(a, bool)
         and not isinstance(b, bool)
         and a == b
+    )
+
+
+def _find(values: Sequence[Any], value: Any) -> int | None:
+    """Index of ``value`` among ``values`` (as :func:`_same` compares; NaN finds NaN)."""
+    nan = isinstance(value, float) and math.isnan(value)
+    for i, v in enumerate(values):
+        if _same(v, value) or (nan and isinstance(v, float) and math.isnan(v)):
+            return i
+    return None
+
+
+def _int_step(values: Sequence[Any]) -> int | None:
+    """The step of integer levels that are evenly spaced (in either direction), else None."""
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return None
+    ordered = sorted(int(v) for v in values)
+    steps = {b - a for a, b in itertools.pairwise(ordered)}
+    return steps.pop() if len(steps) == 1 else None
+
+
+def _categorical_safe(values: Sequence[Any]) -> bool:
+    """Whether Optuna's CategoricalDistribution finds each level at its own index (it cannot
+    tell ``True`` from ``1``, nor ``False`` from ``0``)."""
+    dist = CategoricalDistribution(values)
+    return all(
+        _find(values, dist.choices[int(dist.to_internal_repr(v))]) == i
+        for i, v in enumerate(values)
     )
 
 

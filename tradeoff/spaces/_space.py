@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 
-from tradeoff.spaces._params import Parameter
+from tradeoff.spaces._params import Ordinal, Parameter
 
 Config = dict[str, Any]
 """A configuration: parameter name -> plain value (picklable, JSON-serializable)."""
@@ -22,7 +22,8 @@ class SearchSpace(Mapping[str, Parameter]):
 
     Names may contain dots; :meth:`merge` uses them to namespace composed spaces
     (``quant.fc1.bits``). A space knows how to convert between the Config a user sees and the
-    parameters an Optuna sampler draws.
+    parameters an Optuna sampler draws: each parameter's own encoding, or the one a study
+    already stores (:meth:`encode_like`).
 
     Args:
         parameters: Name -> parameter. Must not be empty.
@@ -49,6 +50,8 @@ class SearchSpace(Mapping[str, Parameter]):
                 )
         self._params: dict[str, Parameter] = dict(parameters)
         self._children: dict[str, SearchSpace] = {}
+        # Name -> what encodes it: the parameter, or an Ordinal's OrdinalIndex (encode_like).
+        self._codecs: dict[str, Parameter] = dict(self._params)
 
     # Mapping protocol ----------------------------------------------------------------------
     def __getitem__(self, name: str) -> Parameter:
@@ -67,7 +70,7 @@ class SearchSpace(Mapping[str, Parameter]):
     # Conversions ---------------------------------------------------------------------------
     def distributions(self) -> dict[str, BaseDistribution]:
         """Optuna distributions, one per parameter, for ``study.ask(...)``."""
-        return {name: p.distribution() for name, p in self._params.items()}
+        return {name: p.distribution() for name, p in self._codecs.items()}
 
     def decode(self, params: Mapping[str, Any]) -> Config:
         """Turn ``trial.params`` into a Config.
@@ -76,12 +79,33 @@ class SearchSpace(Mapping[str, Parameter]):
             ValueError: ``params`` misses or adds parameters.
         """
         self._check_keys(params, what="params")
-        return {name: p.decode(params[name]) for name, p in self._params.items()}
+        return {name: p.decode(params[name]) for name, p in self._codecs.items()}
 
     def encode(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Turn a Config into ``trial.params`` (e.g. for ``study.enqueue_trial``)."""
         self._check_keys(config, what="config")
-        return {name: p.encode(config[name]) for name, p in self._params.items()}
+        return {name: p.encode(config[name]) for name, p in self._codecs.items()}
+
+    def encode_like(self, stored: Mapping[str, BaseDistribution]) -> None:
+        """Encode and decode as a study stores its parameters, so it can resume.
+
+        Studies written before tradeoff stored an :class:`Ordinal`'s levels hold its level
+        index, ``IntDistribution(0, n - 1)``; Optuna refuses another distribution kind for a
+        parameter it has stored, and its samplers would mix indices and levels. Each Ordinal
+        whose ``stored`` distribution is that index (and not its own) is then encoded as
+        its :meth:`Ordinal.indexed`; every other parameter (and one not in ``stored``) as
+        itself. ``encode_like({})`` restores every parameter's own encoding.
+
+        This changes how the space converts until the next call (``optimize`` calls it with
+        the study it is about to search); the parameters themselves are not changed.
+
+        Args:
+            stored: Parameter name -> the distribution the study stores it with
+                (``trial.distributions`` of any of its trials).
+        """
+        self._codecs = {
+            name: _codec(param, stored.get(name)) for name, param in self._params.items()
+        }
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Config:
         """Draw a Config uniformly at random."""
@@ -157,3 +181,11 @@ class SearchSpace(Mapping[str, Parameter]):
             raise ValueError(
                 f"{what} does not match the search space: missing {missing}, unexpected {extra}."
             )
+
+
+def _codec(param: Parameter, stored: BaseDistribution | None) -> Parameter:
+    """``param``, or its level index where a study stores an Ordinal that way."""
+    if not isinstance(param, Ordinal) or stored is None or stored == param.distribution():
+        return param
+    indexed = param.indexed()
+    return indexed if stored == indexed.distribution() else param
