@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
@@ -300,12 +301,17 @@ def space_signature(space: SearchSpace) -> dict[str, str]:
 
 def check_stored_space(storage: BaseStorage, study_name: str | None, space: SearchSpace) -> None:
     """An existing study of this name searched the same space (else its trials would mix
-    parameters of two spaces).
+    parameters of two spaces); ``space`` then encodes as the study stores its parameters.
+
+    A study written before tradeoff stored an Ordinal's levels holds its level indices: the
+    space encodes that Ordinal as its index for this search (``SearchSpace.encode_like``), so
+    the study resumes; a new study, or none named, gets every parameter's own encoding.
 
     Raises:
         ValueError: the stored space (or, for a study without one, its trials' parameters and
             Configs) differs; the message lists the parameters that differ.
     """
+    space.encode_like({})
     if study_name is None:
         return
     try:
@@ -314,16 +320,44 @@ def check_stored_space(storage: BaseStorage, study_name: str | None, space: Sear
         return  # a new study
     stored = storage.get_study_user_attrs(study_id).get(SPACE_ATTR)
     now = space_signature(space)
+    ordinals = [name for name, param in space.items() if isinstance(param, Ordinal)]
     if stored is None:  # a study written before spaces were recorded: its trials tell
-        differ = _differ_from_trials(storage.get_all_trials(study_id, deepcopy=False), space)
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        space.encode_like(_stored_distributions(trials, ordinals))
+        differ = _differ_from_trials(trials, space)
     else:
         differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+        if ordinals and not differ:
+            trials_by_number = _trials_in_order(storage, study_id)
+            space.encode_like(_stored_distributions(trials_by_number, ordinals))
     if differ:
         raise ValueError(
             f"Study {study_name!r} already searches another space: parameters {differ[:8]}"
             f"{' ...' if len(differ) > 8 else ''} differ (new, missing or changed). Use another "
             "study_name, or the space the study was created with."
         )
+
+
+def _stored_distributions(
+    trials: Iterable[FrozenTrial], names: Collection[str]
+) -> dict[str, BaseDistribution]:
+    """Each of ``names`` -> the distribution the study stores it with, from the first of
+    ``trials`` that has it (Optuna keeps one distribution kind per name in a study); names no
+    trial has are left out. Stops reading ``trials`` once every name is found."""
+    found: dict[str, BaseDistribution] = {}
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            if name in names:
+                found.setdefault(name, dist)
+        if len(found) == len(names):
+            break
+    return found
+
+
+def _trials_in_order(storage: BaseStorage, study_id: int) -> Iterator[FrozenTrial]:
+    """The study's trials one by one, by number (read lazily: the first has every name)."""
+    for number in range(storage.get_n_trials(study_id)):
+        yield storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
 
 def _differ_from_trials(trials: list[FrozenTrial], space: SearchSpace) -> list[str]:
