@@ -87,6 +87,12 @@ def test_dashboard_shows_names_configs_and_feasibility(study_url):
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
         config = json.loads(attrs["tradeoff.config"])
         assert config["bits"] == frame.loc[number, "bits"]
+        # The dashboard's own parameter display (its trial table, slice and contour plots)
+        # shows the level itself: 2, 4 or 8 bits, never the level's index.
+        params = {p["name"]: p for p in trial["params"]}
+        assert params["bits"]["param_external_value"] == str(config["bits"])
+        assert params["bits"]["distribution"]["type"] == "CategoricalDistribution"
+        assert [c["value"] for c in params["bits"]["distribution"]["choices"]] == ["2", "4", "8"]
         if trial["state"] == "Complete":
             # The dashboard's feasibility rule (every constraint <= 0) agrees with tradeoff's.
             dashboard_feasible = all(c <= 0 for c in trial["constraints"])

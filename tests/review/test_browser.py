@@ -3,8 +3,9 @@
 One small seeded study (a tiny CNN, per-layer sparsity 0 or 0.5 and 4 or 8 bits), served by
 optuna-dashboard's own WSGI app on 127.0.0.1, read by Debian's ``chromium --headless=new
 --dump-dom`` after the single-page app has fetched the study and plotly has drawn: the study
-page (the figures), a Pareto trial's page (its note's per-layer table) and the note page (the
-summary and the baselines). ``make test`` installs chromium (``make chromium``).
+page (the figures), a Pareto trial's page (its note's per-layer table, and the dashboard's own
+Parameter field in real levels) and the note page (the summary and the baselines). ``make test``
+installs chromium (``make chromium``).
 """
 
 from __future__ import annotations
@@ -170,6 +171,14 @@ def level(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def parameter_field(dom: str) -> dict[str, str]:
+    """The dashboard's own Parameter field of a trial page: name -> the value it shows."""
+    start = dom.index(">Parameter<")
+    section = dom[start : dom.index("</div></div></div>", start)]
+    lines = [html.unescape(line) for line in re.findall(r"<p[^>]*>([^<]*)</p>", section)]
+    return dict(line.rsplit(" ", 1) for line in lines)
+
+
 # The pages ------------------------------------------------------------------------------------
 def test_study_page_draws_the_hypervolume_and_the_front_with_baselines(dashboard, profile):
     dom = dump_dom(dashboard, profile, until="Hypervolume over finished trials")
@@ -199,7 +208,12 @@ def test_trial_page_shows_the_per_layer_table_in_real_levels(result, dashboard, 
     expected += [[str(name), *map(level, row)] for name, row in table.iterrows()]
     assert expected in tables_of(dom), tables_of(dom)
     cells = {cell for row in expected[1:] for cell in row[1:]}
-    assert {"0.5", "4"} <= cells  # real levels, never the indices the study stores
+    assert {"0.5", "4"} <= cells  # real levels in the note
+    # The dashboard's own Parameter field shows the levels the study stores, as Python prints
+    # them (0.5 sparsity, 4 bits), never an Ordinal's index (0 or 1 of two levels).
+    shown = parameter_field(dom)
+    assert shown == {name: str(value) for name, value in config.items()}, shown
+    assert {"0.5", "4"} <= set(shown.values()) and not {"0", "1"} & set(shown.values())
 
 
 def test_note_page_shows_the_summary_and_the_baselines(result, dashboard, profile):
