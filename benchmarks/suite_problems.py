@@ -304,7 +304,8 @@ class CocoCell(Cell):
 def coco_reference_value(suite: str, function: int, instance: int, dimension: int) -> float | None:
     """The reference hypervolume cocoex compiles in for a problem, as its logger reports it;
     None where COCO has none (its logger then uses 1.0)."""
-    problem = SuiteProblem("probe", "coco", "", SearchSpace({}), 2, 0, open=lambda: Cell(problem))
+    space = SearchSpace({"x0": Float(0.0, 1.0)})  # unused: the probe evaluates COCO directly
+    problem = SuiteProblem("probe", "coco", "", space, 2, 0, open=lambda: Cell(problem))
     cell = CocoCell(problem, (suite, function, instance, dimension))
     cell.coco(np.asarray(cell.coco.initial_solution, dtype=float))
     cell.close()
