@@ -41,6 +41,7 @@ def test_subpackage_names_are_pinned():
         "to_int8_runtime",
         *["VariantBank", "Workspace", "collect_hessians", "gptq_quantize", "rtn_quantize"],
         "tokens_needed",
+        *["Exported", "export", "load_compressed"],
     }
     assert set(objectives.__all__) == {
         *["Constraint", "Objective", "ObjectiveSet", "bitops", "latency_ms", "macs"],
