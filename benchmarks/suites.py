@@ -266,6 +266,7 @@ def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             seeds = sorted(r["seed"] for r in mine)
             score.setdefault(p, {})[o] = {"median": med, "q25": q25, "q75": q75, "seeds": seeds}
             speed.setdefault(p, {})[o] = statistics.median(r["s_per_proposal"] for r in mine)
+    report.update(**provenance(report))
     report.update(score=score, s_per_proposal=speed, auto_vs_best_anchor=versus(score, args.seeds))
     return report
 
@@ -339,12 +340,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     quiet()
-    report = load(args.out)
-    load_avg, start = os.getloadavg(), time.perf_counter()
+    report, load_avg, start = load(args.out), os.getloadavg(), time.perf_counter()
     session: dict[str, Any] = {
         "command": command_line(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **source_info(),
+        "machine": {**machine_info(load_avg), **{p: _version(p) for p in PACKAGES}},
         "cells_run": 0,
     }
     report["sessions"] = [*report.get("sessions", []), session]
@@ -362,21 +363,30 @@ def main(argv: list[str] | None = None) -> int:
         run_grid(args, report, session)
     finally:
         session["wall_s"] = time.perf_counter() - start
-        report.update(
-            command=session["command"],
-            timestamp=session["timestamp"],
-            machine={
-                **machine_info(load_avg),
-                **{p: _version(p) for p in PACKAGES},
-                "tradeoff_commit": session["tradeoff_commit"],
-                "tradeoff_dirty": session["tradeoff_dirty"],
-            },
-            benchmark_wall_s=sum(s.get("wall_s", 0.0) for s in report["sessions"]),
-        )
+        session["machine"]["load_avg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
         save(summarize(report, args), args.out)
     print_tables(report)
     print(f"wrote {args.out} ({session['cells_run']} cells, {session['wall_s']:.0f} s)")
     return 0
+
+
+def provenance(report: dict[str, Any]) -> dict[str, Any]:
+    """The top-level command, timestamp and machine: the last session that ran cells (every
+    session is kept under ``sessions``, every cell records its commit and load)."""
+    sessions = report["sessions"]
+    last = next((s for s in reversed(sessions) if s.get("cells_run")), sessions[-1])
+    machine = {
+        **last.get("machine", sessions[-1].get("machine", {})),
+        "tradeoff_commit": last["tradeoff_commit"],
+        "tradeoff_dirty": last["tradeoff_dirty"],
+    }
+    return {
+        "command": last["command"],
+        "timestamp": last["timestamp"],
+        "machine": machine,
+        "benchmark_wall_s": sum(s.get("wall_s", 0.0) for s in sessions),
+        "cells_wall_s": sum(r.get("wall_s", 0.0) for r in report["runs"]),
+    }
 
 
 def _version(package: str) -> str | None:
