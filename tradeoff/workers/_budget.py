@@ -92,8 +92,9 @@ class Ledger:
     """The study's trials as one driver last saw them, reduced to what they count for.
 
     Built from all the study's trials, then kept by :meth:`record` as the driver asks, enqueues
-    and finishes trials. Every query is O(1) (``claims_up_to``: O(trials numbered
-    after it)), so the driver reads the whole study only when another driver may have written.
+    and finishes trials. Queries cost O(1), but ``claims_up_to`` (the trials numbered after it,
+    usually none) and ``next_waiting`` (the WAITING trials, usually few), so the driver reads
+    the whole study only when another driver may have written.
     """
 
     def __init__(self, trials: Iterable[FrozenTrial] = ()) -> None:
