@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 import tradeoff
 from tradeoff.workers._budget import Entry, Ledger, count_done
+from tradeoff.workers._tally import MAX_GAP
 
 from ..conftest import ZDT_OBJECTIVES, ZDT_SPACE, zdt1
 
@@ -71,6 +72,24 @@ def test_what_another_client_writes_meanwhile_keeps_the_budget_exact():
     assert len(calls) == 18  # two of the other client's trials counted, the one given up not
     assert ZDT_SPACE.sample(1) in calls  # its enqueued trial ran here
     assert list(result.trials.query("status == 'surplus'")["trial"]) == [held[1].number]
+
+
+def test_many_trials_another_client_made_are_read_with_the_whole_study():
+    """More new trials than the driver reads one by one (``MAX_GAP``): it reads the study."""
+    storage = CountingStorage()
+    other = optuna.create_study(storage=storage, study_name="s", directions=["minimize"] * 2)
+    calls: list[dict] = []
+
+    def evaluate(config):
+        calls.append(config)
+        if len(calls) == 5:
+            for _ in range(MAX_GAP + 6):
+                other.tell(other.ask(), [0.5, 0.5])
+        return zdt1(config)
+
+    result = search(storage, MAX_GAP + 30, evaluate, n_workers=1)
+    assert count_done(result.study) == MAX_GAP + 30
+    assert len(calls) == 24
 
 
 def test_ledger_counts_claims_waiting_trials_and_promotions():
