@@ -181,11 +181,6 @@ def test_compress_resumes_a_study_of_level_indices_with_its_initial_configs(tmp_
     assert all(t.user_attrs[ATTR_CONFIG] == by_index(t.params) for t in trials)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optimize's validate() encodes initial_configs before check_stored_space adopts "
-    "the study's encoding; calling check_stored_space first (tradeoff/_optimize.py) fixes it",
-)
 def test_initial_configs_on_a_study_of_level_indices(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old_study(url, "old", 4)

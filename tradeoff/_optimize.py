@@ -256,10 +256,12 @@ def validate(
         )
         check_backend(backend, n_workers, ray, defaults=RAY_DEFAULTS)
         check_fidelity(evaluate, fidelity)
+        store = _storage(storage, study_name)
+        # Before the initial Configs are encoded: a study written with Ordinal indices keeps
+        # them (check_stored_space sets the space's encoding to the study's).
+        check_stored_space(store, study_name, space)
         initial = check_initial(space, initial_configs, n_trials)
         check_known_costs(space, objset, [space.decode(p) for p in initial])
-        store = _storage(storage, study_name)
-        check_stored_space(store, study_name, space)
     return objset, initial, store
 
 
