@@ -14,8 +14,9 @@ same budget, one trial at a time, in-memory storage, seeds 0..N-1:
 
 Both sides search the same distributions (the SearchSpace's: an ``Ordinal`` was an integer
 index when the recorded results were made; it now stores its levels, evenly stepped integers
-as an integer range and other levels as a categorical). Score: hypervolume of the feasible completed trials (minimization form) against the
-problem's fixed reference point, as a fraction of the true front's. Cost: seconds per proposal
+as an integer range and other levels as a categorical). Score: hypervolume of the feasible
+completed trials (minimization form) against the problem's fixed reference point, as a
+fraction of the true front's. Cost: seconds per proposal
 = (run wall time - time in ``evaluate``) / proposals, the sampler's and engine's time. The
 budget is ``n_trials`` in each library's terms; they differ under a known-cost constraint
 (``bits8-budget``): tradeoff rejects an over-budget Config unevaluated and without spending a
