@@ -187,10 +187,7 @@ def run_grid(args: argparse.Namespace, report: dict[str, Any], session: dict[str
     todo = [c for c in grid if c not in done]
     deadline = time.monotonic() + 60.0 * args.max_minutes
     session["cells_left"] = len(todo)
-    ctx = get_context("spawn")  # torch and fork do not mix
-    with ProcessPoolExecutor(
-        args.jobs, mp_context=ctx, initializer=_init, initargs=(args.threads,)
-    ) as ex:
+    with _executor(args.jobs, args.threads) as ex:
         running: set[Future[tuple[dict[str, Any], dict[str, Any] | None]]] = set()
         while todo or running:
             while todo and len(running) < args.jobs and time.monotonic() <= deadline:
@@ -207,6 +204,28 @@ def run_grid(args: argparse.Namespace, report: dict[str, Any], session: dict[str
                 save(summarize(report, args), args.out)
     if todo:
         session["stopped"] = f"--max-minutes {args.max_minutes:g}: {len(todo)} cells left"
+
+
+class _Inline:
+    """``--jobs 1``: each cell in this process, when submitted (no worker to start)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def _executor(jobs: int, threads: int) -> ProcessPoolExecutor | _Inline:
+    if jobs == 1:
+        return _Inline()  # main() set the threads and quieted the loggers
+    ctx = get_context("spawn")  # torch and fork do not mix
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(threads,))
 
 
 def _init(threads: int) -> None:

@@ -1,11 +1,13 @@
 """The benchmark scripts run (tiny settings) and write the JSON the README quotes from."""
 
 import json
+import math
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,3 +198,82 @@ def test_mnist_gptq_quick(tmp_path):
     two_bits = "uniform sparsity=0.0, bits=2"  # calibrated 2 bits keep more than rounding
     assert gptq["uniform"][two_bits]["accuracy"] > rtn["uniform"][two_bits]["accuracy"]
     assert gptq["uniform"][two_bits]["size_kb"] == rtn["uniform"][two_bits]["size_kb"]
+
+
+def _suite_problems():
+    """``benchmarks/suite_problems.py``; skips without the ``bench`` extra."""
+    for module in ("paretobench", "cocoex"):
+        pytest.importorskip(module, reason="the bench extra: pip install -e '.[bench]'")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import suite_problems
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return suite_problems
+
+
+@pytest.mark.slow
+def test_suites_quick_resumes(tmp_path):
+    _suite_problems()
+    out = tmp_path / "suites.json"
+    grid = ("--problems", "wfg4-m2,mixint-f001-d05", "--optimizers", "auto,optuna-random")
+    run_script("suites.py", out, *grid, "--seeds", "2", "--n-trials", "6")
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    assert len(runs) == 8 and not [r["error"] for r in runs if r.get("error")]
+    assert all(r["evaluations"] == 6 and r["s_per_proposal"] > 0 for r in runs)
+    for row in report["score"].values():
+        assert all(
+            v["q25"] <= v["median"] <= v["q75"] and v["seeds"] == [0, 1] for v in row.values()
+        )
+    for r in runs:  # COCO's indicator against its placeholder reference 1.0 (none compiled in)
+        if r["problem"].startswith("mixint"):
+            assert r["coco_reference_value"] == 1.0
+            assert r["score"] == pytest.approx(1.0 - r["coco_indicator"])
+        else:
+            assert 0.0 <= r["score"] <= 1.0
+    # Resumed: cells already there are skipped; nothing starts after --max-minutes.
+    run_script("suites.py", out, *grid, "--seeds", "3", "--n-trials", "6")
+    run_script("suites.py", out, *grid, "--seeds", "4", "--n-trials", "6", "--max-minutes", "0")
+    again = json.loads(out.read_text())
+    assert again["runs"][:8] == runs and len(again["runs"]) == 12
+    assert [s["cells_run"] for s in again["sessions"]] == [8, 4, 0]
+    assert again["sessions"][-1]["stopped"].endswith("4 cells left")
+
+
+@pytest.mark.slow
+def test_suite_reference_values_match_the_published_ones():
+    sp = _suite_problems()
+    # cocoex compiles in bbob-biobj's reference hypervolumes (its logger reports them);
+    # f01 is sphere/sphere, whose normalized front hypervolume is 5/6.
+    f01 = sp.coco_reference_value("bbob-biobj", 1, 1, 5)
+    assert f01 == pytest.approx(0.833332871970114, abs=1e-15)
+    assert abs(f01 - 5 / 6) < 1e-6
+    # None for bbob-biobj-mixint: the suite scores 1 - COCO's indicator, not a fraction.
+    assert sp.coco_reference_value("bbob-biobj-mixint", 1, 1, 5) is None
+    # paretobench's fronts against the closed forms: reference = nadir + 10% of the range.
+    wfg, dtlz = {"n": 8, "k": 4}, {"n": 8}
+    cases = [
+        ("DTLZ1", 2, dtlz, [0.55] * 2, 0.55**2 - 1 / 8),
+        ("DTLZ2", 2, dtlz, [1.1] * 2, 1.1**2 - math.pi / 4),
+        ("DTLZ2", 3, dtlz, [1.1] * 3, 1.1**3 - math.pi / 6),
+        ("WFG3", 2, wfg, [2.2, 4.4], 2.2 * 4.4 - 4.0),
+        ("WFG4", 2, wfg, [2.2, 4.4], 2.2 * 4.4 - 2 * math.pi),
+    ]
+    for name, m, params, reference, exact in cases:
+        got = sp.front_reference(name, {**params, "m": m}, m)
+        assert got["reference_point"] == pytest.approx(reference, rel=1e-6), name
+        assert got["true_hv"] == pytest.approx(exact, rel=1e-12), name
+        # The sampled front is a lower bound, close at 2 objectives, ~3% low at 3.
+        assert exact * (0.99 if m == 2 else 0.96) < got["front_hv"] <= exact, name
+    # At 3 objectives (fronts slow to sample): the simplex and the ellipsoid with axes 2, 4, 6.
+    assert sp.closed_form_hv("DTLZ1", 3, np.full(3, 0.55)) == pytest.approx(0.55**3 - 1 / 48)
+    box = np.array([2.2, 4.4, 6.6])
+    assert sp.closed_form_hv("WFG9", 3, box) == pytest.approx(np.prod(box) - 8 * math.pi)
+    # The recorded results used these truths.
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "suites.json").read_text())
+    for name, problem in recorded["problems"].items():
+        if problem.get("true_hv_from") == "closed form":
+            pb_name, m = name.split("-")[0].upper(), problem["objectives"]
+            exact = sp.closed_form_hv(pb_name, m, np.array(problem["reference_point"]))
+            assert problem["true_hv"] == pytest.approx(exact, rel=1e-12), name
