@@ -36,7 +36,7 @@ TABLES_READ: set[str] = set()
 LEGACY = {
     "storage_load.json": {"command", "commit"},
     "smollm2_compress_v1.json": {"commit", "versions", "machine"},  # the hand-built example
-    "minilm_peft.json": {"commit", "versions", "machine"},
+    "minilm_peft_optimize.json": {"commit", "versions", "machine"},  # the optimize example
     "minilm_peft_seed1.json": {"commit", "versions", "machine"},
 }
 
@@ -434,88 +434,201 @@ def _dominates_2d(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 # MiniLM ------------------------------------------------------------------------------------------
+def _minilm_label(baseline: str) -> str:
+    """``uniform IA3, ffn=0.5, sparsity=0.5, bits=3`` as the README writes it:
+    ``IA3, FFN 0.5, 50% sparse, int3`` (full width and no sparsity left out)."""
+    adapters, ffn, sparsity, bits = re.fullmatch(
+        r"uniform (.+), ffn=([\d.]+), sparsity=([\d.]+), bits=(\d)", baseline
+    ).groups()
+    parts = [adapters]
+    parts += [f"FFN {float(ffn):g}"] if float(ffn) < 1 else []
+    parts += [f"{round(100 * float(sparsity))}% sparse"] if float(sparsity) > 0 else []
+    return ", ".join([*parts, f"int{bits}"])
+
+
+def _minilm_hypervolume(rows: list[dict[str, Any]], size: str, configs: list[Any], table: Any):
+    """Hypervolume of ``rows`` (accuracy, trainable k, ``size``, latency) at the README's
+    reference, latency as a fraction of the dense model's from one FFN-width ``table``."""
+    import numpy as np
+
+    from tradeoff import _pareto
+
+    def latency(config: dict[str, Any]) -> float:
+        widths = [config[f"arch.bert.encoder.layer.{i}.ffn"] for i in range(6)]
+        return 1 - sum(1 - table[w] / table[1.0] for w in widths) / 6
+
+    points = [
+        [-r["accuracy"], r["trainable_k"], r[size], latency(c)] for r, c in zip(rows, configs)
+    ]
+    full = _pareto.hypervolume(np.array(points), np.array([-0.5, 548.3, 27.0, 1.1]))
+    flat = _pareto.hypervolume(np.array(points)[:, :3], np.array([-0.5, 548.3, 27.0]))
+    return float(full), float(flat)
+
+
 @check("minilm_peft.json")
-def minilm_tables() -> Iterator[Figure]:
+def minilm_compress() -> Iterator[Figure]:
     rep = load("minilm_peft.json")
-    front = {p["trial"]: p for p in rep["pareto"]}
-    header = "| trial | accuracy | trainable k | weight MB | latency ms | adapters | compression |"
-    for trial, acc, k, mb, ms, adapters, _ in table(header):
+    res, machine = rep["result"], rep["machine"]
+    front = {p["trial"]: p for p in res["pareto"]}
+    by_trial = {b["trial"]: b for b in res["baselines"] if b["trial"] is not None}
+    header = "| trial | accuracy | trainable k | size MB | latency ms | Config |"
+    for trial, acc, k, mb, ms, label in table(header):
         p = front[int(trial[1:])]
         yield f"{trial} accuracy", acc, p["accuracy"]
         yield f"{trial} trainable k", k, p["trainable_k"]
-        yield f"{trial} MB", mb, p["weight_mb"]
+        yield f"{trial} MB", mb, p["size_mb"]
         yield f"{trial} latency", ms, p["latency_ms"]
-        method, rank, targets, last = re.fullmatch(
-            r"(\w+)(?: r(\d+))?, (\w+), last (\d)", adapters
-        ).groups()
-        json_adapters = p["adapters"].split()
-        yield (
-            f"{trial} adapters",
-            f"{method.lower()} {targets} {last}",
-            " ".join([json_adapters[0], json_adapters[-3], json_adapters[-1]]),
-        )
-        if rank:
-            yield f"{trial} rank", f"r{rank}", json_adapters[1]
-    base = {b["baseline"]: b for b in rep["baselines"]}
-    names = {
-        "IA3, int4, dense": "IA3, ffn=1.0, sparsity=0.0, bits=4",
-        "LoRA r8, int4, dense": "LoRA r8, ffn=1.0, sparsity=0.0, bits=4",
-        "LoRA r8, 25% sparse, int4": "LoRA r8, ffn=1.0, sparsity=0.25, bits=4",
-        "LoRA r8, int3, dense": "LoRA r8, ffn=1.0, sparsity=0.0, bits=3",
-        "LoRA r8, FFN 0.75, int3": "LoRA r8, ffn=0.75, sparsity=0.0, bits=3",
-        "LoRA r8, FFN 0.5, int4": "LoRA r8, ffn=0.5, sparsity=0.0, bits=4",
-    }
-    header = "| baseline (full budget) | accuracy | trainable k | weight MB | latency ms |"
-    header += " dominated by |"
-    for label, acc, k, mb, ms, who in table(header):
-        b = base[names[label]]
-        yield f"{label} accuracy", acc, b["accuracy"]
-        yield f"{label} trainable k", k, b["trainable_k"]
-        yield f"{label} MB", mb, b["weight_mb"]
-        yield f"{label} latency", ms, b["latency_ms"]
-        listed = [int(t) for t in re.findall(r"#(\d+)", who.split("(")[0])]
-        shown_all = not who.endswith("...")
-        yield (
-            f"{label} dominated by",
-            str(listed),
-            str(b["dominated_by"] if shown_all else b["dominated_by"][: len(listed)]),
-        )
+        yield f"{trial} Config", label, _minilm_label(by_trial[p["trial"]]["baseline"])
+    ((minutes,),) = grab(r"python examples/minilm_peft.py # (\d+) min on 2 cores")
+    yield "command", rep["command"], "python examples/minilm_peft.py"
+    yield "minutes", minutes, rep["benchmark_wall_s"] / 60
+    yield "commit", machine["tradeoff_commit"][:7], "dbc2a8e"
+    ((lo, hi, trials, complete, stopped, low, rows, dominated, uniform),) = grab(
+        r"load ([\d.]+)-([\d.]+); .*? spent its 15 minutes on the 54 baselines: (\d+) trials, "
+        r"(\d+) complete and (\d+) stopped at (\d+) steps, and TPE .*? The front is (\d+) of "
+        r"the baselines \((\d+) of the (\d+) are dominated\)"
+    )
+    yield "load at start", lo, machine["load_avg_1_5_15_at_start"][0]
+    yield "load at end", hi, machine["load_avg_1_5_15_at_end"][0]
+    yield "minutes of search", "15", rep["settings"]["minutes"]
+    yield "trials", trials, res["trials"]
+    yield "complete", complete, res["status"]["complete"]
+    yield "stopped", stopped, res["status"]["stopped"]
+    yield "stopped at", low, min(int(b) for b in res["evaluations_by_steps"])
+    yield "optimizer", res["optimizer"], "tpe"
+    yield "front", rows, len(front)
+    yield "front is baselines", str(set(front) <= set(by_trial)), "True"
+    kinds = [b for b in res["baselines"] if b["kind"] == "uniform"]
+    yield "dominated", dominated, sum(bool(b["dominated_by"]) for b in kinds)
+    yield "uniform baselines", uniform, len(kinds)
+    ((dense, half),) = grab(r"here FFN 0\.5 saves more, ([\d.]+) -> ([\d.]+) ms")
+    latency = {b["config"]["arch.bert.encoder.layer.0.ffn"]: b["latency_ms"] for b in kinds}
+    yield "dense latency", dense, latency[1.0]
+    yield "FFN 0.5 latency", half, latency[0.5]
 
 
-@check("minilm_peft.json", "minilm_peft_seed1.json")
+@check(
+    "minilm_peft.json",
+    "minilm_peft_optimize.json",
+    "minilm_peft_optimize_rerun.json",
+    "minilm_peft_30min.json",
+)
+def minilm_compress_vs_optimize() -> Iterator[Figure]:
+    new, old = load("minilm_peft.json")["result"], load("minilm_peft_optimize.json")
+    ((configs, rows, bases),) = grab(
+        r"on that faster, quieter machine: (\d+) Configs tried, (\d+) Pareto points, (\d+) "
+        r"baselines measured after the search"
+    )
+    yield "old Configs", configs, old["searches"]["multi_fidelity"]["evaluations_by_budget"]["20"]
+    yield "old Pareto", rows, len(old["pareto"])
+    yield "old baselines", bases, len(old["baselines"])
+    before = {b["baseline"]: b for b in old["baselines"]}
+    after = {b["baseline"].removeprefix("uniform "): b for b in new["baselines"]}
+    ((ia3, lora4, lora4_new, lora3, lora3_new),) = grab(
+        r"IA3 int4 ([\d.]+) in both, LoRA r8 int4 ([\d.]+) then ([\d.]+), LoRA r8 int3 ([\d.]+) "
+        r"then ([\d.]+);"
+    )
+    for label, cell in (("IA3, ffn=1.0, sparsity=0.0, bits=4", ia3),
+                        ("LoRA r8, ffn=1.0, sparsity=0.0, bits=4", lora4),
+                        ("LoRA r8, ffn=1.0, sparsity=0.0, bits=3", lora3)):  # fmt: skip
+        yield f"old {label}", cell, before[label]["accuracy"]
+    yield "new IA3 int4", ia3, after["IA3, ffn=1.0, sparsity=0.0, bits=4"]["accuracy"]
+    yield "new LoRA int4", lora4_new, after["LoRA r8, ffn=1.0, sparsity=0.0, bits=4"]["accuracy"]
+    yield "new LoRA int3", lora3_new, after["LoRA r8, ffn=1.0, sparsity=0.0, bits=3"]["accuracy"]
+    old_table = {float(r): ms for r, ms in old["settings"]["latency_table_ms"].items()}
+    ((t10, t75, t50),) = grab(r"the old run's ([\d.]+)/([\d.]+)/([\d.]+) ms")
+    yield "old 1.0 ms", t10, old_table[1.0]
+    yield "old 0.75 ms", t75, old_table[0.75]
+    yield "old 0.5 ms", t50, old_table[0.5]
+    ((hv_new, hv_old, hv_bases, flat_new, flat_old),) = grab(
+        r"548\.3 k, 27\.0 MB, 1\.1\), ([\d.]+) against ([\d.]+) \(the old baselines ([\d.]+)\), "
+        r"and ([\d,.]+) against ([\d,.]+) without latency"
+    )
+    old_configs = [old["configs"][str(p["trial"])] for p in old["pareto"]]
+    widths = [float(re.search(r"ffn=([\d.]+)", b["baseline"]).group(1)) for b in old["baselines"]]
+    base_configs = [{f"arch.bert.encoder.layer.{i}.ffn": w for i in range(6)} for w in widths]
+    new_configs = [p["config"] for p in new["pareto"]]
+    full_new, flat_n = _minilm_hypervolume(new["pareto"], "size_mb", new_configs, old_table)
+    full_old, flat_o = _minilm_hypervolume(old["pareto"], "weight_mb", old_configs, old_table)
+    yield "new front hypervolume", hv_new, full_new
+    yield "old front hypervolume", hv_old, full_old
+    yield (
+        "old baselines hypervolume",
+        hv_bases,
+        _minilm_hypervolume(old["baselines"], "weight_mb", base_configs, old_table)[0],
+    )
+    yield "new front, no latency", flat_new, flat_n
+    yield "old front, no latency", flat_old, flat_o
+    rerun = load("minilm_peft_optimize_rerun.json")
+    mf = rerun["searches"]["multi_fidelity"]
+    ((lo, hi, evals, top, rows, hv_rerun, hv_rerun_bases, seconds, hv_ours),) = grab(
+        r"a clone of 53c1faf run right after, load ([\d.]+)-([\d.]+)\) made (\d+) evaluations in "
+        r"its 15 minutes, (\d+) at the full 180 steps, and kept (\d+) Pareto points: ([\d.]+) on "
+        r"the same scale \(its 29 baselines ([\d.]+), measured in (\d+) s after the search\), "
+        r"against ([\d.]+) for"
+    )
+    yield "rerun commit", rerun["machine"]["tradeoff_commit"][:7], "53c1faf"
+    yield "rerun load (end)", lo, rerun["load_average"]["end"][0]
+    yield "rerun load (start)", hi, rerun["load_average"]["start"][0]
+    yield "rerun evaluations", evals, mf["evaluations"]
+    yield "rerun at 180 steps", top, mf["evaluations_by_budget"]["180"]
+    yield "rerun Pareto", rows, len(rerun["pareto"])
+    rerun_configs = [rerun["configs"][str(p["trial"])] for p in rerun["pareto"]]
+    full_rerun = _minilm_hypervolume(rerun["pareto"], "weight_mb", rerun_configs, old_table)[0]
+    yield "rerun hypervolume", hv_rerun, full_rerun
+    widths = [float(re.search(r"ffn=([\d.]+)", b["baseline"]).group(1)) for b in rerun["baselines"]]
+    rerun_bases = [{f"arch.bert.encoder.layer.{i}.ffn": w for i in range(6)} for w in widths]
+    yield (
+        "rerun baselines hypervolume",
+        hv_rerun_bases,
+        _minilm_hypervolume(rerun["baselines"], "weight_mb", rerun_bases, old_table)[0],
+    )
+    yield "rerun baselines seconds", seconds, rerun["baselines_wall_s"]
+    yield "compress hypervolume again", hv_ours, full_new
+    long = load("minilm_peft_30min.json")
+    res30 = long["result"]
+    (
+        (lo30, hi30, tried, e0, e1, e2, rows30, found, dominated, hv30, hv_old2, flat30, flat_old2),
+    ) = grab(
+        r"same clone, load ([\d.]+)-([\d.]+)\), the `compress` search beat the old front: (\d+) "
+        r"Configs tried \((\d+)/(\d+)/(\d+) evaluations at 20/60/180 steps\), (\d+) Pareto "
+        r"points, (\d+) of them found by the search .*? (\d+) of the 54 baselines dominated; "
+        r"hypervolume ([\d.]+) against the old ([\d.]+) on the same scale, and ([\d,.]+) against "
+        r"([\d,.]+) without latency"
+    )
+    yield (
+        "30 min command",
+        long["command"],
+        "python examples/minilm_peft.py --minutes 30 --report "
+        "benchmarks/results/minilm_peft_30min.json",
+    )
+    yield "30 min commit", long["machine"]["tradeoff_commit"][:7], "dbc2a8e"
+    yield "30 min load (start)", lo30, long["machine"]["load_avg_1_5_15_at_start"][0]
+    yield "30 min load (end)", hi30, long["machine"]["load_avg_1_5_15_at_end"][0]
+    by_steps = res30["evaluations_by_steps"]
+    yield "30 min Configs", tried, by_steps["20"]
+    for cell, steps in zip((e0, e1, e2), ("20", "60", "180")):
+        yield f"30 min evaluations at {steps}", cell, by_steps[steps]
+    yield "30 min Pareto", rows30, len(res30["pareto"])
+    starts = {b["trial"] for b in res30["baselines"] if b["trial"] is not None}
+    yield "30 min found by search", found, sum(p["trial"] not in starts for p in res30["pareto"])
+    kinds30 = [b for b in res30["baselines"] if b["kind"] == "uniform"]
+    yield "30 min dominated", dominated, sum(bool(b["dominated_by"]) for b in kinds30)
+    configs30 = [p["config"] for p in res30["pareto"]]
+    full30, flat_30 = _minilm_hypervolume(res30["pareto"], "size_mb", configs30, old_table)
+    yield "30 min hypervolume", hv30, full30
+    yield "old hypervolume again", hv_old2, full_old
+    yield "30 min, no latency", flat30, flat_30
+    yield "old, no latency again", flat_old2, flat_o
+
+
+@check("minilm_peft_optimize.json", "minilm_peft_seed1.json")
 def minilm_prose() -> Iterator[Figure]:
-    rep, seed1 = load("minilm_peft.json"), load("minilm_peft_seed1.json")
-    st, mf = rep["settings"], rep["searches"]["multi_fidelity"]
-    ((minutes,),) = grab(r"python examples/minilm_peft.py --compare # (\d+) min on 2 cores")
+    rep, seed1 = load("minilm_peft_optimize.json"), load("minilm_peft_seed1.json")
+    st = rep["settings"]
+    ((minutes,),) = grab(r"`optimize` version's `--compare` \((\d+) min on 2 cores\)")
     yield "command", rep["command"], "python examples/minilm_peft.py --compare"
     yield "total minutes", minutes, rep["total_wall_s"] / 60
-    ((per, workers, seed, configs, evals, e0, e1, e2, b0, b1, b2, rows),) = grab(
-        r"(\d+) min per search, (\d) workers, TPE, seed (\d); the multi-fidelity search tried "
-        r"(\d+) "
-        r"Configs \((\d+) evaluations: (\d+)/(\d+)/(\d+) at (\d+)/(\d+)/(\d+) steps\)\. Selected "
-        r"Pareto rows \((\d+) in all"
-    )
-    yield "minutes per search", per, st["minutes_per_search"]
-    yield "workers", workers, st["n_workers"]
-    yield "seed", seed, st["seed"]
-    yield "optimizer", st["optimizer"], "tpe"
-    by_budget = mf["evaluations_by_budget"]
-    yield "Configs", configs, by_budget[str(st["budgets_steps"][0])]
-    yield "evaluations", evals, mf["evaluations"]
-    for cell, budget in zip((e0, e1, e2), st["budgets_steps"]):
-        yield f"evaluations at {budget} steps", cell, by_budget[str(budget)]
-    yield "budgets", f"{b0}/{b1}/{b2}", "/".join(map(str, st["budgets_steps"]))
-    yield "Pareto rows", rows, len(rep["pareto"])
-    ((dominated, total),) = grab(r"Found configs dominate (\d+) of the (\d+) uniform baselines")
-    yield "baselines dominated", dominated, sum(bool(b["dominated_by"]) for b in rep["baselines"])
-    yield "baselines", total, len(rep["baselines"])
-    yield (
-        "no baseline dominates a found config",
-        str(any(b["dominates"] for b in rep["baselines"])),
-        "False",
-    )
-    ((fastest,),) = grab(r"\(FFN 0\.5 everywhere, ([\d.]+) ms\)")
-    yield "FFN 0.5 latency", fastest, st["latency_table_ms"]["0.5"]
     mvf = rep["mf_vs_full"]
     ((common, mf_s, full_s, saved, end),) = grab(
         r"final hypervolume \(([\d,]+)\) in (\d+) s instead of (\d+) s: (\d+)% less wall time, "
@@ -564,9 +677,9 @@ def minilm_prose() -> Iterator[Figure]:
     yield "saved % (multi-fidelity section)", saved_mf, 100 * mvf["wall_time_saved"]
 
 
-@check("minilm_peft.json")
+@check("minilm_peft_optimize.json")
 def minilm_adapters() -> Iterator[Figure]:
-    rep = load("minilm_peft.json")
+    rep = load("minilm_peft_optimize.json")
     ((ia3_lo, ia3_hi, dora_lo, dora_hi, lora),) = grab(
         r"IA3 \(([\d.]+)-([\d.]+)k trainable parameters\) or a DoRA adapter on the last block "
         r"only \(([\d.]+)-([\d.]+)k\) instead of LoRA r8 \((\d+)k\)"
@@ -1270,6 +1383,80 @@ def engine_overhead() -> Iterator[Figure]:
         times,
         round(tune["ms_per_trial"] / ray["ms_per_trial"], -1),
     )
+
+
+SUITE_COLUMNS = {
+    "auto": "auto",
+    "Optuna GP": "optuna-gp",
+    "Optuna TPE (multivariate)": "optuna-tpe",
+    "Optuna TPE (default)": "optuna-tpe-default",
+    "Optuna NSGA-II": "optuna-nsga2",
+    "Optuna random": "optuna-random",
+}
+SUITE_HEADER = "| suite problem | " + " | ".join(SUITE_COLUMNS) + " | auto - best Optuna |"
+
+
+@check("suites.json")
+def public_suites() -> Iterator[Figure]:
+    rep = load("suites.json")
+    score, speed, versus = rep["score"], rep["s_per_proposal"], rep["auto_vs_best_anchor"]
+    rows = table(SUITE_HEADER)
+    names = {v: k for k, v in SUITE_COLUMNS.items()}
+    for label, *cells in rows:
+        problem = label.split()[0]
+        for column, cell in zip(SUITE_COLUMNS.values(), cells):
+            median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
+            got = score[problem][column]
+            yield f"{problem} {column} median", median, got["median"]
+            yield f"{problem} {column} q25", q25, got["q25"]
+            yield f"{problem} {column} q75", q75, got["q75"]
+            yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(3)))
+        diff, best = re.fullmatch(r"([+-]\S+) \((.+)\)", cells[-1]).groups()
+        yield f"{problem} auto - best", diff.lstrip("+"), versus[problem]["diff"]
+        yield f"{problem} sign", diff[0], "+" if versus[problem]["diff"] >= 0 else "-"
+        yield f"{problem} best anchor", best, names[versus[problem]["best_anchor"]]
+    shown_ = [row[0].split()[0] for row in rows]
+    yield "every problem with 3 seeds is in the table", str(sorted(shown_)), str(sorted(versus))
+    st = rep["settings"]
+    ((n, seeds, jobs),) = grab(
+        r"\(`benchmarks/results/suites.json`\): (\d+) evaluations, seeds 0-(\d), (\d) jobs"
+    )
+    yield "evaluations", n, st["n_trials"]
+    yield "last seed", seeds, st["seeds"] - 1
+    yield "jobs", jobs, st["jobs"]
+    ((wins, losses, total),) = grab(r"`auto` is best on (\d+) of them and loses on (\d+) of (\d+)")
+    yield "auto wins", wins, sum(v["diff"] >= 0 for v in versus.values())
+    yield "auto losses", losses, sum(v["diff"] < 0 for v in versus.values())
+    yield "problems", total, len(versus)
+    medians = {p: {o: v["median"] for o, v in row.items()} for p, row in score.items()}
+    wfg9, dtlz2 = medians["wfg9-m2"], medians["dtlz2-m3"]
+    yield "auto last on wfg9-m2", min(wfg9, key=lambda o: wfg9[o]), "auto"
+    yield "under half of TPE's", str(wfg9["auto"] < wfg9["optuna-tpe"] / 2), "True"
+    ahead = ("optuna-tpe", "optuna-tpe-default", "optuna-gp", "optuna-random")
+    yield "dtlz2-m3 below", str(all(dtlz2["auto"] < dtlz2[o] for o in ahead)), "True"
+    for p, winner in (("wfg2-m2", "optuna-gp"), ("mixint-f046-d05", "optuna-tpe")):
+        a, b = score[p]["auto"], score[p][winner]
+        yield f"{p}: {winner} best", versus[p]["best_anchor"], winner
+        yield f"{p}: IQRs overlap", str(a["q75"] >= b["q25"] and b["q75"] >= a["q25"]), "True"
+    widest = sorted(versus, key=lambda p: versus[p]["diff"])[-3:]
+    yield "widest wins", str(sorted(widest)), str(["cf2", "dtlz7-m2", "mixint-f001-d05"])
+    ((auto_lo, auto_hi, gp_lo, gp_hi, others),) = grab(
+        r"auto ([\d.]+)-([\d.]+) s, Optuna GP ([\d.]+)-([\d.]+) s, the others < ([\d.]+) s"
+    )
+    cols = [speed[p] for p in versus]
+    yield "auto fastest", auto_lo, min(c["auto"] for c in cols)
+    yield "auto slowest", auto_hi, max(c["auto"] for c in cols)
+    yield "GP fastest", gp_lo, min(c["optuna-gp"] for c in cols)
+    yield "GP slowest", gp_hi, max(c["optuna-gp"] for c in cols)
+    cheap = [v for c in cols for o, v in c.items() if o not in ("auto", "optuna-gp")]
+    yield "the others under the bound", str(max(cheap) < float(others)), "True"
+    ((load_lo, load_hi, minutes),) = grab(
+        r"1-minute load average ([\d.]+)-([\d.]+) .*?; the cells took (\d+) min"
+    )
+    loads = [r["load_1min"] for r in rep["runs"] if r["problem"] in versus]
+    yield "least load", load_lo, min(loads)
+    yield "most load", load_hi, max(loads)
+    yield "cells' minutes", minutes, rep["cells_wall_s"] / 60
 
 
 def _missing_provenance(d: dict[str, Any]) -> set[str]:
