@@ -1320,6 +1320,44 @@ def storage_load() -> Iterator[Figure]:
     yield "load high", hi, max(loads)
 
 
+@check("scale.json")
+def scale() -> Iterator[Figure]:
+    rep = load("scale.json")
+    runs = {"before": rep["before"], "now": rep}
+    storages = {"in memory": "memory", "SQLite": "sqlite"}
+    header = "| search | driver | trials run | ms / trial, first tenth |"
+    for search, driver, trials, first, last, growth, cpu in table(header):
+        label, n_trials = search.split(", ")
+        when, commit = driver.split()
+        run = runs[when]
+        r = next(r for r in run["rows"] if r["storage"] == storages[label])
+        yield f"{search} {when} commit", commit.strip("()"), run["machine"]["tradeoff_commit"]
+        yield f"{search} {when} budget", n_trials.split()[0], r["n_trials"]
+        yield f"{search} {when} trials run", trials, r["trials_run"]
+        yield f"{search} {when} first tenth", first, r["ms_first_tenth"]
+        yield f"{search} {when} last tenth", last, r["ms_last_tenth"]
+        yield f"{search} {when} growth", growth.rstrip("x"), r["growth"]
+        yield f"{search} {when} CPU growth", cpu.rstrip("x"), r["cpu_growth"]
+    ((before, box, lo, hi, target),) = grab(
+        r"before \(commit (\w+), the script copied in\) and now, each search time-boxed to "
+        r"(\d+) s, on this 2-core machine at a load average of (\d+)-(\d+) .* Target: last "
+        r"tenth at most ([\d.]+)x the first"
+    )
+    yield "before commit", before, rep["before"]["machine"]["tradeoff_commit"]
+    for when, run in runs.items():
+        yield f"{when} time box", box, run["settings"]["time_box"]
+        yield f"{when} cores", "2", str(run["machine"]["cpu_count"])
+    loads = [
+        x
+        for run in runs.values()
+        for key in ("load_avg_1_5_15_at_start", "load_avg_1_5_15_at_end")
+        for x in run["machine"][key]
+    ]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "target", target, rep["targets"]["memory_growth"]["target"].split()[-1]
+
+
 ENGINES = {
     "Optuna `study.optimize` (baseline)": ("optuna study.optimize", 1),
     'tradeoff, `backend="local"`': ("tradeoff local", 1),
