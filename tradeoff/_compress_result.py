@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from tradeoff._result import SearchResult
+from tradeoff._result import SearchResult, plain_json
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search._baselines import dominated_by
 from tradeoff.spaces import SearchSpace
@@ -117,7 +115,7 @@ class CompressResult(SearchResult):
 
         number, config = self._config(self.best() if trial is None else trial)
         row = self.trials.set_index("trial").loc[number]
-        values = {n: _plain(row[n]) for n in self.objectives.names}
+        values = {n: plain_json(row[n]) for n in self.objectives.names}
         meta = {"study": self.study.study_name, "trial": number, "values": values}
         space, model = self.space, self._model
         if self._trained is not None:  # the fine-tuned, merged model is what is compressed
@@ -172,7 +170,7 @@ class CompressResult(SearchResult):
         for row, config in zip(front, self.configs()):
             row["config"] = config
         base = self._baselines.astype(object).where(self._baselines.notna(), None)
-        report: dict[str, Any] = _plain(
+        report: dict[str, Any] = plain_json(
             {
                 "objectives": dict(zip(self.objectives.names, self.objectives.directions)),
                 "trials": len(self.trials),
@@ -201,16 +199,3 @@ def _trials(numbers: Sequence[int], most: int = 4) -> str:
     """``#3, #7, #9, #12 (+5)``: the first ``most`` trial numbers and how many more."""
     shown = ", ".join(f"#{t}" for t in numbers[:most]) or "-"
     return shown + (f" (+{len(numbers) - most})" if len(numbers) > most else "")
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers, NaN as ``None`` (JSON has no NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

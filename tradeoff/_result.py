@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -312,3 +313,17 @@ def _column_order(rows: list[dict[str, Any]], objectives: ObjectiveSet) -> list[
             if key not in META_COLUMNS and key not in metric_cols:
                 seen.setdefault(key, None)
     return ["trial", "status", *seen, *metric_cols, *META_COLUMNS[2:]]
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers, NaN as ``None`` (JSON has no NaN);
+    mappings and sequences converted item by item."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

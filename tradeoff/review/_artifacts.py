@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import pandas as pd
 
+from tradeoff._result import plain_json
+
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
@@ -111,7 +113,7 @@ def _upload(target: Any, store: ArtifactStore, name: str, body: Any) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_text(json.dumps(_plain(body), indent=2, default=str))
+        path.write_text(json.dumps(plain_json(body), indent=2, default=str))
         optuna.artifacts.upload_artifact(
             artifact_store=store, file_path=str(path), study_or_trial=target,
             mimetype="application/json",
@@ -122,20 +124,3 @@ def _upload(target: Any, store: ArtifactStore, name: str, body: Any) -> int:
 def _has(target: Any, name: str) -> bool:
     metas = optuna.artifacts.get_all_artifact_meta(target)
     return any(m.filename == name for m in metas)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able: numpy scalars as numbers, NaN as ``None``."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
