@@ -231,12 +231,13 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
     completed = [
         _key({"x0": r.x0, "x1": r.x1}) for r in trials.itertuples() if r.status == "complete"
     ]
-    # A trial killed while its parameters were being drawn is stale with no Config: nothing to
-    # re-run (the optimizer proposes another in its place; the budget count shows any loss).
+    # A trial killed while its parameters were being drawn is stale with no complete Config
+    # (none, or x0 without x1): nothing to re-run (the optimizer proposes another in its place;
+    # the budget count shows any loss).
     stale = {
         _key({"x0": r.x0, "x1": r.x1})
         for r in trials.itertuples()
-        if r.status == "stale" and r.x0 == r.x0  # NaN: no Config
+        if r.status == "stale" and r.x0 == r.x0 and r.x1 == r.x1  # NaN: not drawn
     }
     events = sup.events()
     starts = Counter((e["driver"], _key(e["config"])) for e in events if e["event"] == "start")
@@ -246,7 +247,7 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
     s = sup.s
     short = s.n_trials - status["complete"] - status["failed"]
     never = len(stale - set(completed))
-    return {
+    results: dict[str, Any] = {
         "trials_requested": s.n_trials,
         "completed": status["complete"],
         "failed": status["failed"],
@@ -268,6 +269,23 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
         "resumed_run_s": sup.resumed_s,
         "grace_period_s": sup.grace_s,
         "ideal_s": s.n_trials * s.sleep_s / s.n_workers,
+    }
+    if results["trials_lost"] or results["finished_trials_rerun"]:
+        results["diagnosis"] = diagnosis(sup, trials, stale - set(completed))
+    return results
+
+
+def diagnosis(sup: Supervisor, trials: Any, never: set[tuple[Any, ...]]) -> dict[str, Any]:
+    """What a missed target needs to be understood: every trial, the stale Configs never
+    re-run, the evaluation log and both drivers' output."""
+    wanted = ("trial", "status", "failure", "worker", "x0", "x1")
+    columns = [c for c in wanted if c in trials.columns]
+    return {
+        "trials": json.loads(trials[columns].to_json(orient="records")),
+        "stale_never_rerun": [list(k) for k in sorted(never)],
+        "events": sup.events(),
+        "kills": [[pid, list(k)] for pid, k in sup.kills],
+        "driver_output": [sup._output(1), sup._output(2)],
     }
 
 

@@ -66,7 +66,7 @@ def test_faults_quick(tmp_path):
     out = tmp_path / "faults.json"
     run_script("faults.py", out, "--quick")
     r = json.loads(out.read_text())["results"]
-    assert r["trials_lost"] == 0
+    assert r["trials_lost"] == 0, json.dumps(r, indent=1)  # the diagnosis says what was lost
     assert r["completed"] + r["failed"] == r["trials_requested"]  # a trial may fail its retries
     assert r["finished_trials_rerun"] == 0 and r["worker_kills"] >= 1
 
