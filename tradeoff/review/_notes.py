@@ -1,8 +1,9 @@
 """optuna-dashboard notes: what a person reviewing a search reads beside the dashboard's plots.
 
 * The study's note: the summary (trials by status, the Pareto-set size, the hypervolume and its
-  reference point), the optimizer (and what ``"auto"`` picked), and, for ``compress``, the
-  baselines with the Pareto trials that dominate each.
+  reference point), the optimizer (and what ``"auto"`` picked), the multi-fidelity rungs (each
+  budget's evaluations and how they ended) and, for ``compress``, the baselines with the
+  Pareto trials that dominate each.
 * Each Pareto trial's note: its objectives (measured or known cost), the per-layer table of its
   Config in real levels (4 bits, 0.5 sparsity, ``channel``; a tied group is one row) and the
   baselines it dominates.
@@ -97,6 +98,29 @@ def summary_markdown(summary: str) -> list[str]:
     return lines
 
 
+def rung_table(trials: pd.DataFrame) -> pd.DataFrame | None:
+    """Per fidelity rung: its budget, the evaluations at it and how they ended; None for a
+    search without a fidelity ladder."""
+    if "rung" not in trials.columns or trials["rung"].isna().all():
+        return None
+    laddered = trials[trials["rung"].notna()]
+    ends = ("promoted", "stopped", "complete", "failed")
+    rows = []
+    for rung, group in laddered.groupby(laddered["rung"].astype(int)):
+        counts = group["status"].value_counts()
+        rows.append(
+            {
+                "rung": rung,
+                "budget": _fmt(group["budget"].iloc[0]),
+                "evaluations": len(group),
+                **{end: int(counts.get(end, 0)) for end in ends},
+                "other": int(len(group) - sum(counts.get(end, 0) for end in ends)),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("rung")
+    return table if table["other"].any() else table.drop(columns="other")
+
+
 def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> str:
     """The study's note (Markdown)."""
     study = result.study
@@ -116,6 +140,17 @@ def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> s
         index=result.objectives.names,
     )
     lines += ["", "### Objectives", "", markdown_table(objectives, index="objective")]
+    rungs = rung_table(result.trials)
+    if rungs is not None:
+        lines += [
+            "",
+            "### Multi-fidelity rungs",
+            "",
+            "Evaluations at each budget, and how they ended: promoted to the next rung, "
+            "stopped there, complete (the full budget), or failed.",
+            "",
+            markdown_table(rungs, index="rung"),
+        ]
     if baselines is not None and len(baselines):
         shown = baselines[["baseline", *result.objectives.names]].copy()
         shown["dominated by"] = [
