@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 
 import numpy as np
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 import tradeoff
 from tradeoff.objectives import Constraint, Objective
 from tradeoff.search import Fidelity
-from tradeoff.search._asha import rank
+from tradeoff.search._asha import Promoter, rank
 from tradeoff.spaces import Float, SearchSpace
 
 SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(3)})
@@ -245,3 +247,88 @@ def test_initial_configs_run_at_the_full_budget_and_complete(tmp_path):
     again = Noisy()
     run(again, 12, initial_configs=corners, storage=url, study_name="s")
     assert not any(x in {tuple(c.values()) for c in corners} for x, _ in again.calls)
+
+
+def _trial(number, state, tag, values=None, constraints=None, names=("f1", "f2")):
+    attrs = {"tradeoff.fidelity": tag}
+    if values is not None:
+        result = {"values": dict(zip(names, values))}
+        if constraints is not None:
+            result["constraints"] = constraints
+        attrs["tradeoff.result"] = result
+    return optuna.trial.FrozenTrial(
+        number=number, state=state, value=None, values=None, datetime_start=None,
+        datetime_complete=None, params={"x0": number / 1000}, distributions={}, user_attrs=attrs,
+        system_attrs={}, intermediate_values={}, trial_id=number,
+    )  # fmt: skip
+
+
+def _random_history(seed, ladder, directions):
+    """The trial lists a driver would pass, call after call: Configs start at the lowest rung,
+    finish out of order (PRUNED with a result, often tied or duplicated, some infeasible, some
+    NaN; or FAIL), the answer of the call is enqueued as a promotion; now and then the study is
+    read again (every trial a new object)."""
+    rng = np.random.default_rng(seed)
+    names = tuple(f"f{i}" for i in range(len(directions)))
+    trials, running = [], []
+    promoter = Promoter(ladder, names, directions)
+
+    def value():
+        if rng.random() < 0.02:
+            return math.nan
+        return float(rng.integers(0, 5) / 4) if rng.random() < 0.4 else float(rng.random())
+
+    for _ in range(400):
+        roll = rng.random()
+        if roll < 0.4 or not running:
+            running.append(len(trials))
+            trials.append(_trial(len(trials), TrialState.RUNNING, ladder.tag(0)))
+        elif roll < 0.95:
+            number = running.pop(int(rng.integers(len(running))))
+            old = trials[number]
+            tag = old.user_attrs["tradeoff.fidelity"]
+            if rng.random() < 0.05:
+                trials[number] = _trial(number, TrialState.FAIL, tag)
+            else:
+                state = TrialState.PRUNED if tag["rung"] < ladder.top else TrialState.COMPLETE
+                constraints = {"mem <= 1": float(rng.normal())} if rng.random() < 0.3 else None
+                values = [value() for _ in names]
+                trials[number] = _trial(number, state, tag, values, constraints, names)
+        else:
+            trials = [copy.deepcopy(t) for t in trials]
+        got = promoter.next(list(trials))
+        want = promoter.rerank(trials)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert (got.number, got.rung, got.params) == (want.number, want.rung, want.params)
+            running.append(len(trials))
+            tag = ladder.tag(got.rung, got.number)
+            trials.append(_trial(len(trials), TrialState.RUNNING, tag))
+        yield got
+
+
+@pytest.mark.parametrize(
+    ("seed", "ladder", "directions"),
+    [
+        (0, LADDER, ("minimize", "minimize")),
+        (1, Fidelity((1, 2, 4, 8), eta=2), ("maximize", "minimize")),
+        (2, LADDER, ("minimize", "maximize", "minimize")),
+        (3, Fidelity((1, 3), eta=3), ("minimize",)),
+        (4, Fidelity((1, 3, 9), eta=2.5), ("minimize", "minimize")),
+    ],
+)
+def test_incremental_promotions_match_reranking_every_rung(seed, ladder, directions):
+    promotions = [p for p in _random_history(seed, ladder, directions) if p is not None]
+    assert len(promotions) > 20  # the history did promote, from several rungs
+    assert len({p.rung for p in promotions}) == ladder.top
+
+
+def test_promoter_ranks_from_scratch_when_trials_vanish_or_come_out_of_order():
+    promoter = Promoter(LADDER, ("f1", "f2"), ("minimize", "minimize"))
+    tag = LADDER.tag(0)
+    trials = [_trial(n, TrialState.PRUNED, tag, (n % 3, 3 - n % 3)) for n in range(9)]
+    assert promoter.next(trials) == promoter.rerank(trials) is not None
+    fewer = trials[:1] + trials[3:]  # two vanished
+    assert promoter.next(fewer) == promoter.rerank(fewer)
+    shuffled = trials[::-1]
+    assert promoter.next(shuffled) == promoter.rerank(shuffled)

@@ -8,25 +8,39 @@ set. Whenever a worker is free, :class:`Promoter` looks, from the top rung down,
 in the best ``1/eta`` of its rung that has not moved up yet, ranked by non-dominated sorting
 (constraint violations last) and, within a front, by hypervolume contribution, not by one
 scalar; if there is none, a new Config starts. All of it is read back from the study's trials,
-so a resumed search promotes exactly where the dead one stopped.
+so a resumed search promotes exactly where the dead one stopped. Each rung's ranking is kept up
+to date as results arrive (:mod:`tradeoff.search._rungs`), so a decision costs about the same
+in a study of any size; :meth:`Promoter.rerank` ranks from scratch and gives the same answer.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from tradeoff import _pareto
 from tradeoff._study import ATTR_FIDELITY, ATTR_RESULT
+from tradeoff.search._rungs import Rung
 from tradeoff.search._survival import hv_contributions
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+_NUMBER = operator.attrgetter("number")
+
+
+class _Facts(NamedTuple):
+    """What a trial means to the promoter: the trial whose Config it promotes, and its result
+    (rung, objective values, total violation) if it ended PRUNED below the top budget."""
+
+    source: int | None
+    member: tuple[int, tuple[float, ...], float] | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,7 @@ class Promoter:
 
     def __init__(self, fidelity: Fidelity, names: Sequence[str], directions: Sequence[str]) -> None:
         self.fidelity, self.names, self.directions = fidelity, list(names), list(directions)
+        self._reset()
 
     @property
     def top(self) -> int:
@@ -126,8 +141,32 @@ class Promoter:
         """The ``tradeoff.fidelity`` user attribute of a trial at ``rung``."""
         return self.fidelity.tag(rung, promoted_from)
 
-    def next(self, trials: Iterable[FrozenTrial]) -> Promotion | None:
-        """The next promotion, from the highest rung that has one, or None."""
+    def next(self, trials: Sequence[FrozenTrial]) -> Promotion | None:
+        """The next promotion, from the highest rung that has one, or None.
+
+        ``trials`` is the study's trials as last read, by number. Only trials that are new or
+        not yet finished since the last call are looked at; each rung keeps its results ranked
+        (:class:`~tradeoff.search._rungs.Rung`), so a call costs about the same at any study
+        size. Trials out of number order are ranked from scratch (:meth:`rerank`).
+        """
+        numbers = list(map(_NUMBER, trials))
+        if not all(map(operator.lt, numbers, itertools.islice(numbers, 1, None))):
+            return self.rerank(trials)
+        changed = list(
+            itertools.compress(trials, map(operator.is_not, map(self._seen.get, numbers), trials))
+        )
+        if not all(map(self._update, changed)) or len(self._facts) != len(numbers):
+            self._reset()
+            for t in trials:
+                self._update(t)
+        for rung in reversed(range(self.top)):
+            number = self._rungs[rung].first_pending()
+            if number is not None:
+                return Promotion(number, dict(self._params[number]), rung + 1)
+        return None
+
+    def rerank(self, trials: Iterable[FrozenTrial]) -> Promotion | None:
+        """What :meth:`next` returns, computed from all of ``trials`` at once."""
         rungs: list[list[FrozenTrial]] = [[] for _ in self.fidelity.budgets]
         promoted: set[int] = set()
         for t in trials:
@@ -143,6 +182,54 @@ class Promoter:
                 if t.number not in promoted:
                     return Promotion(t.number, dict(t.params), rung + 1)
         return None
+
+    def _reset(self) -> None:
+        m = len(self.names)
+        self._rungs = [Rung(m, self.fidelity.eta) for _ in self.fidelity.budgets]
+        self._seen: dict[int, FrozenTrial] = {}  # finished trials as last looked at
+        self._facts: dict[int, _Facts] = {}
+        self._sources: collections.Counter[int] = collections.Counter()
+        self._params: dict[int, dict[str, Any]] = {}
+
+    def _update(self, trial: FrozenTrial) -> bool:
+        """Take in a new or changed trial; False if it changed in a way only a reset handles."""
+        facts = self._facts_of(trial)
+        old = self._facts.get(trial.number)
+        if trial.state.is_finished():
+            self._seen[trial.number] = trial
+        if old is not None and _same(old, facts):
+            return True
+        if old is not None and not (old.member is None and old.source == facts.source):
+            return False
+        self._facts[trial.number] = facts
+        if facts.source is not None and old is None:
+            self._sources[facts.source] += 1
+            if self._sources[facts.source] == 1 and facts.source in self._facts:
+                member = self._facts[facts.source].member
+                if member is not None:
+                    self._rungs[member[0]].promote(facts.source)
+        if facts.member is not None:
+            rung, values, violation = facts.member
+            self._params[trial.number] = trial.params
+            self._rungs[rung].add(
+                trial.number, self._minimized(values), violation,
+                promoted=self._sources[trial.number] > 0,
+            )  # fmt: skip
+        return True
+
+    def _facts_of(self, trial: FrozenTrial) -> _Facts:
+        tag = trial.user_attrs.get(ATTR_FIDELITY)
+        if tag is None:
+            return _Facts(None, None)
+        source = int(tag["promoted_from"]) if "promoted_from" in tag else None
+        if trial.state != TrialState.PRUNED or ATTR_RESULT not in trial.user_attrs:
+            return _Facts(source, None)
+        values = tuple(_value(trial, n) for n in self.names)
+        return _Facts(source, (int(tag["rung"]), values, _violation(trial)))
+
+    def _minimized(self, values: tuple[float, ...]) -> FloatArray:
+        row = _pareto.to_minimization(np.array([values], dtype=float), self.directions)[0]
+        return np.asarray(row, dtype=float)
 
     def best(self, results: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         """The top ``floor(len / eta)`` results of one rung, best first."""
@@ -191,6 +278,17 @@ def _value(trial: FrozenTrial, name: str) -> float:
 def _violation(trial: FrozenTrial) -> float:
     constraints = trial.user_attrs[ATTR_RESULT].get("constraints", {})
     return float(sum(max(0.0, float(v)) for v in constraints.values()))
+
+
+def _same(a: _Facts, b: _Facts) -> bool:
+    """``a == b``, NaN equal to NaN."""
+    if a == b:
+        return True
+    if a.source != b.source or a.member is None or b.member is None:
+        return False
+    return (a.member[0], a.member[2]) == (b.member[0], b.member[2]) and bool(
+        np.array_equal(a.member[1], b.member[1], equal_nan=True)
+    )
 
 
 def _is_number(value: Any) -> bool:
