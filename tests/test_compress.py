@@ -289,6 +289,29 @@ def test_ray_backend_reads_the_bank_built_up_front(ray_session, llama, ids, tmp_
     assert quality.measure(result.model(int(row["trial"]))) == pytest.approx(row["kl"], rel=1e-6)
 
 
+@pytest.mark.ray
+def test_ray_workers_compute_gptq_entries_of_pruned_layers(ray_session, llama, ids, tmp_path):
+    # Pruned (masked or channel-narrowed) layers need GPTQ entries no build lists up front: the
+    # workers compute them from the Hessians shipped with the space.
+    result = tradeoff.compress(
+        llama, quality=KLToDense(ids), n_trials=4, n_workers=2,
+        prune={"sparsity": (0.0, 0.5), "pattern": ("unstructured", "channel"),
+               "include": r"re:.*mlp\.(gate|up)_proj$"},
+        quantize={"bits": (4, 8), "method": "gptq", "bank": tmp_path / "bank"},
+        fidelity=False, backend="ray", seed=0, baselines=False, **QUIET,
+    )  # fmt: skip
+    trials = result.trials
+    assert (trials["status"] == "complete").all(), trials["failure"].dropna().tolist()
+    assert not trials["worker"].str.contains(f":{os.getpid()}").any()  # other processes
+    sparsity = trials[[c for c in trials if c.endswith(".sparsity")]]
+    pruned = trials[(sparsity > 0).any(axis=1)]
+    assert len(pruned)  # some trial pruned a layer: its entries came from a worker
+    row = pruned.iloc[-1]
+    quality = KLToDense(ids)
+    quality.prepare(llama)
+    assert quality.measure(result.model(int(row["trial"]))) == pytest.approx(row["kl"], rel=1e-6)
+
+
 # Bad input: a clear error before any trial or storage write ---------------------------------------
 def bad(model: nn.Module, error: type[Exception], match: str, tmp_path, **kw: object) -> None:
     db = tmp_path / "bad.db"

@@ -183,6 +183,30 @@ def test_a_built_space_pickles_without_hessians_or_weights(tmp_path):
     assert after.quantizer.bank.loaded > 0 and after.quantizer.bank.built == 0
 
 
+def test_a_built_space_merged_after_pruning_ships_its_hessians(tmp_path):
+    # Pruned Configs need masked or narrowed entries no build lists up front: a worker that
+    # gets the pickled space computes them, so it needs the Hessians.
+    model = tiny_llama()
+    prune = PruningSpace.for_model(
+        model, sparsity=(0.0, 0.5), pattern=("unstructured", "channel"), include="*.mlp.*",
+        sample_input=token_ids(8, seed=2)[:1],
+    )
+    space = SearchSpace.merge(prune=prune, quant=gptq_space(model, tmp_path))
+    quant = space.children["quant"]
+    quant.build(model)
+    worker = pickle.loads(pickle.dumps(space))
+    assert worker.children["quant"].quantizer.hessians  # shipped
+    for pattern in ("unstructured", "channel"):
+        config = {k: v.values[-1] for k, v in space.items()}  # 8 bits, 0.5 sparsity
+        config.update({k: pattern for k, p in space.items() if pattern in getattr(p, "values", ())})
+        assert same_weights(worker.apply(model, config), space.apply(model, config))
+    # Dropping whole blocks reshapes no layer: the built entries cover every Config.
+    drop = ArchitectureSpace.elastic(model, drop_blocks="model.layers")
+    alone = SearchSpace.merge(arch=drop, quant=gptq_space(model, tmp_path))
+    alone.children["quant"].build(model)
+    assert not pickle.loads(pickle.dumps(alone)).children["quant"].quantizer.hessians
+
+
 def test_memory_only_bank_travels_with_the_space():
     model = tiny_llama()
     space = gptq_space(model, None)

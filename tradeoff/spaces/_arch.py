@@ -23,6 +23,12 @@ class ArchitectureSpace(ModelSpace):
 
     stage: ClassVar[str] = "arch"
 
+    @property
+    def reshapes_layers(self) -> bool:
+        """A built model's layers are the builder's; FFN widths and head counts narrow them;
+        dropping whole blocks leaves the others' layers as they were."""
+        return self._build is not None or any(name.endswith((".ffn", ".heads")) for name in self)
+
     def __init__(
         self,
         parameters: Mapping[str, Parameter],

@@ -98,6 +98,16 @@ class ModelSpace(SearchSpace):
 
     stage: ClassVar[str]
 
+    @property
+    def reshapes_layers(self) -> bool:
+        """Whether applying a Config may change a later stage's layers (zero weights, drop input
+        channels, narrow them): a calibrated quantizer then needs its Hessians for entries no
+        build can list up front."""
+        return False
+
+    def merged_with(self, others: Sequence[SearchSpace]) -> None:
+        """Told by :meth:`SearchSpace.merge` which spaces this one was merged with."""
+
     def apply(
         self, model: nn.Module, config: Mapping[str, Any], *, inplace: bool = False
     ) -> nn.Module:

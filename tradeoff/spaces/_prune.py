@@ -95,6 +95,7 @@ class PruningSpace(ModelSpace):
     """
 
     stage: ClassVar[str] = "prune"
+    reshapes_layers = True  # zeros, or fewer input channels, in the layers after it
 
     def __init__(
         self,

@@ -73,6 +73,7 @@ from tradeoff.spaces._quantizers import (
     describe,
     quantize_weight,
 )
+from tradeoff.spaces._space import SearchSpace
 
 __all__ = [
     "FORMATS",
@@ -233,6 +234,14 @@ class QuantizationSpace(ModelSpace):
                 if module is not None and (weight := _float_weight(module)) is not None:
                     _quantize_module(name, module, weight, setting, done, self.quantizer)
         return model
+
+    def merged_with(self, others: Sequence[SearchSpace]) -> None:
+        """A space applied before this one that reshapes layers (pruning; FFN or head
+        narrowing) asks for calibrated entries no :meth:`build` can list up front (masked or
+        narrowed weights): the quantizer then keeps its Hessians when pickled to workers."""
+        earlier = [s for s in others if getattr(s, "reshapes_layers", False)]
+        if earlier and self.quantizer.method == "gptq":
+            self.quantizer.keep_hessians = True
 
     @property
     def method(self) -> str:

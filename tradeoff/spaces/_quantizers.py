@@ -27,8 +27,10 @@ class Quantizer:
 
     Built by :meth:`QuantizationSpace.for_model`. Pickles without its Hessians once
     :meth:`QuantizationSpace.build` has put every entry in the bank (workers then only read
-    entries), and with a bank directory, without the bank's in-memory entries (each process
-    loads the ones it uses, once).
+    entries), unless ``keep_hessians`` (merged after a space that prunes or narrows layers,
+    whose Configs need entries no build lists: workers compute those); and with a bank
+    directory, without the bank's in-memory entries (each process loads the ones it uses,
+    once).
 
     Args:
         method: From :data:`METHODS`.
@@ -52,11 +54,12 @@ class Quantizer:
         self.bank = VariantBank(None)
         self.hessians: dict[str, torch.Tensor] = {}
         self.complete = False  # build() put every entry in the bank
+        self.keep_hessians = False  # an earlier stage reshapes layers: entries beyond build()
         self._hessian_digests: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        if self.complete:
+        if self.complete and not self.keep_hessians:
             for name in self.hessians:
                 self._hessian_digest(name)  # workers still need the keys
             state["_hessian_digests"] = dict(self._hessian_digests)

@@ -135,6 +135,10 @@ class SearchSpace(Mapping[str, Parameter]):
                 params[f"{prefix}.{name}"] = param
         merged = cls(params)
         merged._children = dict(named)
+        for prefix, space in named.items():
+            told = getattr(space, "merged_with", None)
+            if told is not None:
+                told([s for p, s in named.items() if p != prefix])
         return merged
 
     def apply(self, model: Any, config: Mapping[str, Any], *, inplace: bool = False) -> Any:
