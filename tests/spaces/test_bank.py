@@ -171,6 +171,27 @@ def test_a_corrupt_entry_is_logged_rebuilt_and_never_used(tmp_path, caplog):
     assert same_weights(fresh.apply(model, config), good)
 
 
+def test_a_second_build_reads_no_entry_this_process_verified(tmp_path, monkeypatch):
+    model = tiny_llama()
+    space = gptq_space(model, tmp_path, bits=(4, 8))
+    assert space.build(model) > 0
+    reads: list[str] = []
+    real = VariantBank._read
+
+    def read(self, key):
+        reads.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(VariantBank, "_read", read)
+    space.quantizer.bank._memory.clear()  # as after a restart of the search, same process
+    assert space.build(model) == 0 and reads == []  # written here: known intact
+    # A file changed since (size or time) is read and checked again: corrupt, so rebuilt.
+    path = sorted(tmp_path.glob("*.safetensors"))[0]
+    path.write_bytes(path.read_bytes()[:-8])
+    assert space.build(model) == 1 and set(reads) == {path.stem}  # only that one is read
+    assert space.quantizer.bank.rebuilt == 1
+
+
 def test_a_built_space_pickles_without_hessians_or_weights(tmp_path):
     model = tiny_llama()
     space = gptq_space(model, tmp_path)
@@ -188,7 +209,10 @@ def test_a_built_space_merged_after_pruning_ships_its_hessians(tmp_path):
     # gets the pickled space computes them, so it needs the Hessians.
     model = tiny_llama()
     prune = PruningSpace.for_model(
-        model, sparsity=(0.0, 0.5), pattern=("unstructured", "channel"), include="*.mlp.*",
+        model,
+        sparsity=(0.0, 0.5),
+        pattern=("unstructured", "channel"),
+        include="*.mlp.*",
         sample_input=token_ids(8, seed=2)[:1],
     )
     space = SearchSpace.merge(prune=prune, quant=gptq_space(model, tmp_path))

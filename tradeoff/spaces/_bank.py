@@ -101,6 +101,7 @@ class VariantBank:
         if self.directory is not None:
             _check_writable(self.directory)
         self._memory: dict[str, Any] = {}
+        self._verified: dict[str, tuple[int, int]] = {}  # key -> its file's (size, mtime_ns)
         self._lock = threading.Lock()
         self.built = 0
         """Entries this process computed."""
@@ -115,6 +116,7 @@ class VariantBank:
         state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
         if self.directory is not None:
             state["_memory"] = {}
+        state["_verified"] = {}  # another process checks the files itself
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -148,12 +150,17 @@ class VariantBank:
 
     def verify(self, key: str) -> bool:
         """Whether the entry is in memory, or on disk with its key and checksum intact (a corrupt
-        file is logged and removed, so the entry is computed again)."""
+        file is logged and removed, so the entry is computed again). A file this process
+        already verified or wrote is not read again while its size and modification time
+        stay the same (a resumed ``build`` of a large bank reads nothing)."""
         if key in self._memory:
             return True
         if self.directory is None:
             return False
         with self._lock, self._file_lock(key):
+            stamp = self._stamp(key)
+            if stamp is not None and self._verified.get(key) == stamp:
+                return True
             return self._read(key) is not None
 
     def put(self, key: str, entry: Any, *, describe: str = "") -> None:
@@ -205,6 +212,7 @@ class VariantBank:
         except Exception as error:  # unreadable: truncated, not safetensors, ...
             problem = f"it cannot be read ({type(error).__name__}: {error})"
         if problem is None:
+            self._remember(key)
             return entry
         _LOG.warning("Variant bank entry %s is corrupt (%s); rebuilding it.", path, problem)
         self.rebuilt += 1
@@ -225,6 +233,20 @@ class VariantBank:
             os.replace(tmp, self._path(key))  # readers see a whole file or none
         finally:
             Path(tmp).unlink(missing_ok=True)
+        self._remember(key)
+
+    def _remember(self, key: str) -> None:
+        stamp = self._stamp(key)
+        if stamp is not None:
+            self._verified[key] = stamp
+
+    def _stamp(self, key: str) -> tuple[int, int] | None:
+        """The entry file's (size, modification time in ns), or None when it is missing."""
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
 
     @contextlib.contextmanager
     def _file_lock(self, key: str) -> Iterator[None]:
