@@ -313,11 +313,14 @@ class Trained:
     def __init__(self, evaluate: CompressEvaluate) -> None:
         self.evaluate = evaluate
 
-    def __call__(self, config: Mapping[str, Any]) -> tuple[nn.Module, SearchSpace, Config]:
+    def __call__(
+        self, config: Mapping[str, Any], *, merge: bool = True
+    ) -> tuple[nn.Module, SearchSpace, Config]:
+        """``merge=False``: the trained ``PeftModel`` itself (adapters on the dense model)."""
         sub, rest = split(config)
         ev = self.evaluate
         steps = ev.quality.max_budget
         assert ev.adapters is not None
         model = ev.adapters.build(ev.model, sub, ev.device)
         ev.adapters.train(model, steps, None)
-        return model.merge_and_unload(), ev.space, rest  # type: ignore[operator]
+        return (model.merge_and_unload() if merge else model), ev.space, rest  # type: ignore[operator]

@@ -40,7 +40,7 @@ class CompressResult(SearchResult):
         model: nn.Module,
         rows: Sequence[Mapping[str, Any]],
         artifact_store: Any = None,
-        trained: Callable[[Mapping[str, Any]], tuple[nn.Module, SearchSpace, Any]] | None = None,
+        trained: Callable[..., tuple[nn.Module, SearchSpace, Any]] | None = None,
     ) -> None:
         super().__init__(study, objectives)
         self.space, self._model = space, model
@@ -97,12 +97,17 @@ class CompressResult(SearchResult):
         *,
         format: str = "compressed-tensors",
         overwrite: bool = False,
+        dtype: str | None = None,
     ) -> Exported:
         """Write ``trial``'s compressed model (default: :meth:`best`) to the directory ``path``
         in a format a runtime loads (see :func:`tradeoff.spaces.export`):
         ``"compressed-tensors"`` (packed int codes with their scales, as vLLM and transformers
         read them; exactly the weights the search measured), ``"torchao"`` (torchao quantized
-        tensors of the same codes, saved whole) or ``"torch"``. With an
+        tensors of the same codes, saved whole; ``dtype="bfloat16"`` puts its int4 layers on
+        torchao's CPU kernel), ``"torch"``, or ``"peft"`` (a ``compress(peft=...)`` search:
+        the trial's adapters, trained again as ``model`` trains them, written by PEFT's
+        ``save_pretrained`` on the dense model; the merged, compressed model is what the other
+        formats write). With an
         :attr:`artifact_store`, the checkpoint is also uploaded (``<dir name>.tar``) as an
         artifact of its trial, for optuna-dashboard.
 
@@ -112,17 +117,30 @@ class CompressResult(SearchResult):
                 before anything is written.
         """
         from tradeoff.spaces import export
+        from tradeoff.spaces._export import write_trained_adapters
 
+        if format == "peft" and self._trained is None:
+            raise ValueError(
+                "format='peft' writes the adapters of a compress(peft=...) search; this one "
+                "has none. Choose 'compressed-tensors', 'torchao' or 'torch'."
+            )
         number, config = self._config(self.best() if trial is None else trial)
         row = self.trials.set_index("trial").loc[number]
         values = {n: plain_json(row[n]) for n in self.objectives.names}
         meta = {"study": self.study.study_name, "trial": number, "values": values}
         space, model = self.space, self._model
-        if self._trained is not None:  # the fine-tuned, merged model is what is compressed
-            model, space, config = self._trained(config)
-        written: Exported = export(
-            space, model, config, path, format=format, overwrite=overwrite, meta=meta
-        )
+        written: Exported
+        if format == "peft":
+            assert self._trained is not None
+            tuned, _, _ = self._trained(config, merge=False)
+            written = write_trained_adapters(tuned, path, overwrite=overwrite, meta=meta)
+        else:
+            if self._trained is not None:  # the fine-tuned, merged model is what is compressed
+                model, space, config = self._trained(config)
+            written = export(
+                space, model, config, path, format=format, overwrite=overwrite, meta=meta,
+                dtype=dtype,
+            )  # fmt: skip
         if self.artifact_store is not None:
             from tradeoff.review._artifacts import upload_export
 

@@ -162,6 +162,10 @@ def _add_compress(sub: Any) -> None:
         help="the trial to export (default: the best quality within the budget)",
     )  # fmt: skip
     exp.add_argument("--format", default="compressed-tensors", choices=EXPORT_FORMATS)
+    exp.add_argument(
+        "--dtype", default=None, choices=("bfloat16",),
+        help="--format torchao: cast to bfloat16 and run int4 layers on torchao's CPU kernel",
+    )  # fmt: skip
     exp.add_argument("--out", type=Path, required=True, help="the checkpoint directory")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     exp.set_defaults(func=_cmd_export)
@@ -330,7 +334,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     # The budget already spent: the search is complete, so no trial runs again.
     result = _run_compress(args, n_trials=done, show_progress=False)
     with _checked_by_tradeoff():
-        written = result.export(args.trial, args.out, format=args.format, overwrite=args.overwrite)
+        written = result.export(
+            args.trial, args.out, format=args.format, overwrite=args.overwrite, dtype=args.dtype
+        )
     number = json.loads((written.path / "tradeoff.json").read_text())["trial"]
     row = result.trials.set_index("trial").loc[number]
     values = ", ".join(f"{n} {row[n]:.5g}" for n in result.objectives.names)

@@ -4,6 +4,7 @@ any Config, and the refusals that come before anything is written."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -129,6 +130,69 @@ def test_torchao_tensors_hold_exactly_the_searched_weights(llama, ids, tmp_path,
         assert torch.allclose(logits(loaded, ids), logits(applied, ids), atol=1e-5)
 
 
+@pytest.mark.parametrize(("symmetric", "granularity"), [(True, "group"), (False, "channel")])
+def test_torchao_bfloat16_puts_int4_layers_on_the_cpu_kernel(
+    llama, ids, tmp_path, symmetric, granularity
+):
+    pytest.importorskip("torchao")
+    space = QuantizationSpace.for_model(
+        llama, bits=(3, 4, 8), granularity=granularity, group_size=(32,), symmetric=symmetric,
+        exclude="lm_head", bank=None,
+    )  # fmt: skip
+    config = space.sample(1)
+    with pytest.warns(UserWarning, match=r"(?s)stay off the int4 CPU kernel.*: 8 bits"):
+        written = export(space, llama, config, tmp_path / "ao", format="torchao", dtype="bfloat16")
+    kernels = json.loads((written.path / "tradeoff.json").read_text())["kernels"]
+    loaded = torch.load(written.path / "model.pt", weights_only=False)
+    from tradeoff.spaces._quant import recording_grids
+
+    with recording_grids() as grids:
+        applied = space.apply(llama, config)
+    on_kernel = 0
+    for name, module in applied.named_modules():
+        info = getattr(module, "tradeoff_quant", None)
+        if info is None:
+            continue
+        stored = loaded.get_submodule(name).weight
+        want = "Int4OpaqueTensor" if info.bits <= 4 else "Int8Tensor" if symmetric else "Intx"
+        assert kernels[name].startswith(want) and type(stored).__name__.startswith(want)
+        if info.bits > 4:
+            continue
+        on_kernel += 1
+        # The kernel's weight: the bank's codes, bfloat16 scales (and float zeros, asymmetric).
+        scale, zero = grids[name]
+        inputs = module.weight.shape[1]
+        group = torch.arange(inputs) // (32 if granularity == "group" else inputs)
+        s, z = scale[:, group].bfloat16().float(), zero[:, group]
+        codes = (module.weight / scale[:, group]).round() + z
+        if symmetric:
+            expected = codes * s
+        else:
+            expected = (codes - 8) * s + ((8 - z) * s).bfloat16().float()
+        eye = torch.eye(module.weight.shape[1], dtype=torch.bfloat16)
+        with torch.no_grad():
+            seen = torch.nn.functional.linear(eye, stored).float().T
+        assert torch.equal(seen, expected.bfloat16().float())
+        # bfloat16 rounding of the scale (and of the float zero (8 - z) * scale): 2^-9 each
+        bound = (module.weight.abs() + (8 - z).abs() * scale[:, group].abs()) * 2**-8
+        assert ((expected - module.weight).abs() <= bound).all()
+    assert on_kernel > 0
+    assert next(loaded.parameters()).dtype == torch.bfloat16
+    want_logits = logits(applied, ids)
+    got = logits(loaded, ids).float()
+    assert (got - want_logits).abs().max() < 0.05 * want_logits.abs().max()
+
+
+def test_torchao_dtype_is_checked_before_writing(llama, tmp_path):
+    space = QuantizationSpace.for_model(llama, bits=(4, 8), exclude="lm_head", bank=None)
+    config = {k: 4 for k in space}
+    with pytest.raises(ValueError, match="dtype='bfloat16' applies to format='torchao' only"):
+        export(space, llama, config, tmp_path / "x", dtype="bfloat16")
+    with pytest.raises(ValueError, match=r"dtype must be None .* or one of \['bfloat16'\]"):
+        export(space, llama, config, tmp_path / "x", format="torchao", dtype="float16")
+    assert not (tmp_path / "x").exists()
+
+
 def _quantized(model: nn.Module, param: str) -> bool:
     owner = model.get_submodule(param.rpartition(".")[0]) if "." in param else model
     return getattr(owner, "tradeoff_quant", None) is not None and param.endswith("weight")
@@ -234,3 +298,162 @@ def test_bert_classifier_round_trips_through_compressed_tensors_and_transformers
         assert torch.equal(back, want)
         assert torch.equal(hf.eval()(ids).logits, want)
     assert type(hf).__name__ == "BertForSequenceClassification"
+
+
+def train_adapters(model: nn.Module) -> None:
+    """Ten seeded SGD steps of next-token loss on the adapters."""
+    ids = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(5))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=0.5)
+    for _ in range(10):
+        opt.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("with_quant", [False, True])
+def test_peft_adapters_reload_through_peft_itself(llama, ids, tmp_path, with_quant):
+    peft = pytest.importorskip("peft")
+    from tradeoff.spaces import PEFTSpace
+
+    adapters = PEFTSpace.for_model(llama, methods=("lora",), ranks=(4,), dropouts=(0.0,))
+    quant = QuantizationSpace.for_model(llama, bits=(4, 8), exclude="lm_head", bank=None)
+    space = SearchSpace.merge(quant=quant, peft=adapters) if with_quant else adapters
+    config = space.sample(2)
+    trained: list[torch.Tensor] = []  # each trained model's logits, before any merge
+
+    def train(model: nn.Module) -> None:
+        train_adapters(model)
+        trained.append(logits(model.eval(), ids))
+
+    written = export(space, llama, config, tmp_path / "lora", format="peft", train=train)
+    assert {"adapter_config.json", "adapter_model.safetensors", "tradeoff.json"} <= set(
+        written.files
+    )
+    # The base is the Config without its PEFT stage (the quantized model, QLoRA-style).
+    base = (
+        quant.apply(llama, {k[6:]: v for k, v in config.items() if k.startswith("quant.")})
+        if with_quant
+        else llama
+    )
+    back = peft.PeftModel.from_pretrained(copy.deepcopy(base), written.path).eval()
+    want = trained[0]
+    assert not torch.equal(want, logits(base, ids))  # the adapters were trained
+    assert torch.equal(logits(back, ids), want)
+    merged = export(
+        space, llama, config, tmp_path / "merged", format="peft", train=train, merge=True
+    )
+    assert merged.format == "torch"
+    loaded = torch.load(merged.path / "model.pt", weights_only=False)
+    assert not any("lora" in n for n, _ in loaded.named_parameters())
+    assert torch.allclose(logits(loaded, ids), trained[1], atol=1e-5)
+
+
+def test_peft_format_refusals(llama, tmp_path):
+    quant = QuantizationSpace.for_model(llama, bits=(4, 8), exclude="lm_head", bank=None)
+    config = {k: 4 for k in quant}
+    with pytest.raises(ValueError, match=r"format='peft'\) needs train=fn\(model\)"):
+        export(quant, llama, config, tmp_path / "x", format="peft")
+    with pytest.raises(ValueError, match="train= and merge= apply to format='peft' only"):
+        export(quant, llama, config, tmp_path / "x", train=train_adapters)
+    with pytest.raises(ValueError, match="the Config has no adapters"):
+        export(quant, llama, config, tmp_path / "x", format="peft", train=train_adapters)
+    assert not (tmp_path / "x").exists()
+
+
+def test_compress_result_exports_a_trials_adapters(tmp_path):
+    peft = pytest.importorskip("peft")
+    import tradeoff
+    from tradeoff.objectives import QualityFn
+
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(
+        transformers.BertConfig(
+            vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=32, num_labels=2,
+        )
+    ).eval()  # fmt: skip
+    x = torch.randint(0, 64, (8, 8), generator=torch.Generator().manual_seed(3))
+    y = torch.arange(8) % 2
+
+    def train(model, steps, start):
+        torch.manual_seed(1)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(trainable, lr=0.5)
+        for _ in range(int(steps)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(input_ids=x).logits, y).backward()
+            opt.step()
+        return int(steps)
+
+    def accuracy(model, steps):
+        with torch.no_grad():
+            return float((model(input_ids=x).logits.argmax(-1) == y).float().mean())
+
+    result = tradeoff.compress(
+        bert, quality=QualityFn(accuracy, "accuracy", "maximize", max_budget=3),
+        peft={"train": train, "methods": ("lora",), "ranks": (2, 4), "dropouts": (0.0,),
+              "task_type": "SEQ_CLS"},
+        quantize={"bits": (4, 8)}, n_trials=3, seed=0, show_progress=False,
+    )  # fmt: skip
+    trial = result.best()
+    written = result.export(trial, tmp_path / "adapters", format="peft")
+    assert "adapter_model.safetensors" in written.files
+    meta = json.loads((written.path / "tradeoff.json").read_text())
+    assert meta["trial"] == trial and meta["adapters"] == "peft save_pretrained"
+    back = peft.PeftModel.from_pretrained(copy.deepcopy(bert), written.path).eval()
+    _, config = result._config(trial)
+    tuned, _, _ = result._trained(config, merge=False)  # trained again, seeded: the same
+    with torch.no_grad():
+        assert torch.equal(back(input_ids=x).logits, tuned.eval()(input_ids=x).logits)
+    plain = tradeoff.compress(
+        bert, quality=QualityFn(accuracy, "accuracy", "maximize"), quantize={"bits": (4, 8)},
+        n_trials=2, seed=0, show_progress=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"format='peft' writes the adapters of a compress\("):
+        plain.export(None, tmp_path / "none", format="peft")
+
+
+def two_four(device: str = "cpu", dtype: torch.dtype = torch.float32):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 64)).eval()
+    model = model.to(device, dtype)
+    space = PruningSpace.for_model(model, pattern="n:m", device=device)
+    return model, space, {k: 0.5 for k in space}
+
+
+def test_two_four_layers_stay_dense_on_the_cpu_and_say_so(tmp_path):
+    model, space, config = two_four()
+    x = torch.randn(3, 128, generator=torch.Generator().manual_seed(2))
+    with pytest.warns(UserWarning, match=r"(?s)2 of 2 n:m-pruned layers stay dense.*need CUDA"):
+        written = export(space, model, config, tmp_path / "auto", format="torch")
+    meta = json.loads((written.path / "tradeoff.json").read_text())
+    assert meta["sparse"]["0"].startswith("dense: on cpu")
+    loaded = torch.load(written.path / "model.pt", weights_only=False)
+    assert loaded[0].weight.layout == torch.strided
+    with torch.no_grad():
+        assert torch.equal(loaded(x), space.apply(model, config)(x))
+    with pytest.raises(ValueError, match=r"(?s)sparse=True.*0: on cpu .*need CUDA"):
+        export(space, model, config, tmp_path / "strict", format="torch", sparse=True)
+    with pytest.raises(ValueError, match="sparse= applies to format='torch' only"):
+        export(space, model, config, tmp_path / "strict", format="torchao", sparse=True)
+    assert not (tmp_path / "strict").exists()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export(space, model, config, tmp_path / "dense", format="torch", sparse=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="semi-structured sparsity needs CUDA")
+def test_two_four_layers_are_semi_structured_sparse_on_cuda(tmp_path):
+    model, space, config = two_four("cuda", torch.float16)
+    x = torch.randn(64, 128, device="cuda", dtype=torch.float16)
+    written = export(space, model, config, tmp_path / "sparse", format="torch", sparse=True)
+    loaded = torch.load(written.path / "model.pt", weights_only=False)
+    from torch.sparse import SparseSemiStructuredTensor
+
+    assert isinstance(loaded[0].weight, SparseSemiStructuredTensor)
+    with torch.no_grad():
+        want = space.apply(model, config)(x)
+        assert torch.allclose(loaded(x), want, rtol=1e-2, atol=1e-2)

@@ -14,15 +14,22 @@ weights the search measured); the known-cost ``size`` counts float16 scales, so 
 larger than ``size`` by 2 bytes per scale, plus the float layers' own dtype and the headers.
 
 ``torchao``: the applied model with each int-quantized ``nn.Linear`` weight a torchao quantized
-tensor built from the same codes and scales (``Int8Tensor`` for symmetric int8, which
-``F.linear`` runs through torchao's weight-only int8 kernel; ``IntxUnpackedToInt8Tensor`` for 2-7
-bits and asymmetric grids, int8 storage), saved whole with ``torch.save`` (``model.pt``; load
-it with ``torch.load(path, weights_only=False)`` where torchao is installed). Each tensor's
-``dequantize()`` equals the searched weight exactly; checked before writing.
+tensor built from the same codes and scales, saved whole with ``torch.save`` (``model.pt``; load
+it with ``torch.load(path, weights_only=False)`` where torchao is installed). By default every
+tensor's ``dequantize()`` equals the searched weight exactly (checked before writing), and runs
+no faster than float32 on a CPU; ``dtype="bfloat16"`` puts layers of at most 4 bits on torchao's
+int4 CPU kernel, its scales rounded to bfloat16 (``tradeoff.spaces._export_torchao`` says what
+changes). ``tradeoff.json`` names each layer's tensor class (``kernels``).
+
+``peft``: a Config with a PEFT stage, its adapters trained by the caller's ``train``, written
+by PEFT's own ``save_pretrained`` (``adapter_config.json``, ``adapter_model.safetensors``;
+reload with ``PeftModel.from_pretrained(base, path)``, ``base`` the Config applied without its
+PEFT stage), or with ``merge=True`` merged into the base and written as ``torch``.
 
 ``torch``: the applied model as a whole (``torch.save``; a channel-pruned model keeps its new,
-smaller shapes) and its ``state_dict`` in safetensors, weights on the quantization grid in their
-float dtype. Any Config can be written so.
+smaller shapes; 2:4-pruned layers on CUDA as semi-structured sparse tensors, see
+``_export_sparse``) and its dense ``state_dict`` in safetensors, weights on the quantization
+grid in their float dtype. Any Config can be written so.
 
 Both formats write into a temporary directory beside ``path`` and rename it into place, so an
 interrupted export never leaves a loadable-looking checkpoint; ``tradeoff.json`` beside the
@@ -36,7 +43,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +51,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from tradeoff.spaces._model import QUANT_ATTR, QuantInfo
+from tradeoff.spaces._export_ct import (
+    check_expressible,
+    check_shapes,
+    compressed_state,
+    dropped_blocks,
+    hf_config,
+    info_of,
+    plain_state,
+    renamed,
+    renumbering,
+    tied_names,
+)
+from tradeoff.spaces._export_peft import check_peft_args, trained_adapters
+from tradeoff.spaces._export_sparse import check_sparse, semi_structured
+from tradeoff.spaces._export_torchao import check_dtype, torchao_model
+from tradeoff.spaces._model import QuantInfo
 from tradeoff.spaces._quantizers import describe
 
-FORMATS = ("compressed-tensors", "torchao", "torch")
+FORMATS = ("compressed-tensors", "torchao", "torch", "peft")
 """What :func:`export` writes."""
 
 WEIGHTS_FILE = "model.safetensors"
@@ -92,6 +114,10 @@ def export(
     format: str = "compressed-tensors",
     overwrite: bool = False,
     meta: Mapping[str, Any] | None = None,
+    dtype: str | None = None,
+    train: Callable[[nn.Module], Any] | None = None,
+    merge: bool = False,
+    sparse: bool | None = None,
 ) -> Exported:
     """Write ``space.apply(model, config)`` to the directory ``path`` in ``format``.
 
@@ -103,6 +129,17 @@ def export(
         format: From :data:`FORMATS`.
         overwrite: Replace an existing ``path``.
         meta: Written to ``tradeoff.json`` beside each layer's level (say, the trial).
+        dtype: ``format="torchao"`` only: ``"bfloat16"`` casts the model and puts the layers
+            of at most 4 bits on torchao's int4 CPU kernel (see ``_export_torchao``); ``None``
+            keeps the model's dtype and every weight exact.
+        train: ``format="peft"`` only (and required there): ``train(model)`` trains the
+            applied model's adapters in place (a Config alone has untrained ones).
+        merge: ``format="peft"`` only: write the trained adapters merged into their base, in
+            the ``torch`` format, instead of the adapters alone.
+        sparse: ``format="torch"`` only: 2:4-pruned Linear layers as semi-structured sparse
+            tensors (CUDA, float16/bfloat16). ``None``: where possible, warning which layers
+            stay dense (all of them on a CPU); ``True``: refuse unless all convert;
+            ``False``: all dense.
 
     Returns:
         What was written, with each file's size.
@@ -115,6 +152,9 @@ def export(
 
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose from {list(FORMATS)}.")
+    check_dtype(dtype, format)
+    check_peft_args(format, train, merge)
+    check_sparse(sparse, format)
     if Path(path).expanduser().exists() and not overwrite:
         raise ValueError(
             f"export: {str(path)!r} exists; pass overwrite=True to replace it, or another path."
@@ -123,8 +163,13 @@ def export(
         applied = space.apply(model, config)
     record = {"config": dict(config), **(dict(meta) if meta else {})}
     if format == "compressed-tensors" and hasattr(getattr(model, "config", None), "to_dict"):
-        _check_shapes(applied, model)
-    return _write(applied, grids, path, format=format, overwrite=overwrite, meta=record)
+        check_shapes(applied, model)
+    if format == "peft":
+        applied, format, record = trained_adapters(applied, train, merge, record)
+    return _write(
+        applied, grids, path, format=format, overwrite=overwrite, meta=record, dtype=dtype,
+        sparse=sparse,
+    )  # fmt: skip
 
 
 def _write(
@@ -135,6 +180,8 @@ def _write(
     format: str,
     overwrite: bool,
     meta: Mapping[str, Any],
+    dtype: str | None = None,
+    sparse: bool | None = None,
 ) -> Exported:
     """Write ``applied`` (a Config applied inside ``recording_grids``, whose record is
     ``grids``) to ``path``."""
@@ -145,28 +192,33 @@ def _write(
         raise ValueError(
             f"export: {str(target)!r} exists; pass overwrite=True to replace it, or another path."
         )
-    infos = {n: i for n, m in applied.named_modules() if isinstance(i := _info(m), QuantInfo)}
+    infos = {n: i for n, m in applied.named_modules() if isinstance(i := info_of(m), QuantInfo)}
     levels = {n: describe(n, i).split("@", 1)[1] for n, i in infos.items()}
     state: dict[str, torch.Tensor]
     config_json: dict[str, Any] | None = None
     packed: tuple[str, ...] = ()
-    dropped = _dropped_blocks(applied)
+    dropped = dropped_blocks(applied)
     if format == "compressed-tensors":
-        _check_expressible(applied, infos, grids)
-        state, quant_config = _compressed_state(applied, infos, grids)
+        check_expressible(applied, infos, grids)
+        state, quant_config = compressed_state(applied, infos, grids)
         packed = tuple(infos)
-        renames = _renumbering(applied, dropped)
-        state = {_renamed(k, renames): v for k, v in state.items()}
+        renames = renumbering(applied, dropped)
+        state = {renamed(k, renames): v for k, v in state.items()}
         for scheme in quant_config.config_groups.values():
-            scheme.targets = [_renamed(t + ".", renames)[:-1] for t in scheme.targets]
-        config_json = _config_json(applied, quant_config, dropped)
+            scheme.targets = [renamed(t + ".", renames)[:-1] for t in scheme.targets]
+        config_json = hf_config(applied, quant_config, dropped)
     elif format == "torchao":
-        _check_expressible(applied, infos, grids, runtime="torchao")
-        applied = _torchao_model(applied, infos, grids)
+        check_expressible(applied, infos, grids, runtime="torchao")
+        applied, kernels = torchao_model(applied, infos, grids, dtype=dtype)
         packed = tuple(infos)
         state = {}
+        meta = {**meta, "dtype": dtype, "kernels": kernels}
+    elif format == "peft":
+        state = {}  # PEFT's own save_pretrained writes the adapters
     else:
-        state = _plain_state(applied)
+        state = plain_state(applied)  # dense, before any layer turns sparse
+        layouts = semi_structured(applied, sparse)
+        meta = {**meta, "sparse": layouts} if layouts else meta
     meta = {**meta, "dropped_blocks": dropped} if dropped else meta
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +232,8 @@ def _write(
             (tmp / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True))
         if format in ("torch", "torchao"):
             torch.save(applied, tmp / "model.pt")
+        if format == "peft":
+            applied.save_pretrained(str(tmp))  # type: ignore[operator]
         record = {"format": format, "layers": levels, **meta}
         (tmp / META_FILE).write_text(json.dumps(record, indent=2, default=str))
         if target.exists():
@@ -190,6 +244,18 @@ def _write(
         raise
     files = {f.name: f.stat().st_size for f in sorted(target.iterdir()) if f.is_file()}
     return Exported(target, format, files, levels, packed)
+
+
+def write_trained_adapters(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    meta: Mapping[str, Any] | None = None,
+) -> Exported:
+    """Write a trained ``PeftModel``'s adapters (``format="peft"``) to ``path``."""
+    record = {**(dict(meta) if meta else {}), "adapters": "peft save_pretrained"}
+    return _write(model, {}, path, format="peft", overwrite=overwrite, meta=record)
 
 
 def load_compressed(path: str | os.PathLike[str], model: nn.Module) -> nn.Module:
@@ -239,266 +305,15 @@ def load_compressed(path: str | os.PathLike[str], model: nn.Module) -> nn.Module
         for name, gone in dropped.items():
             for i in gone:
                 drop_block(copied.get_submodule(name), i)  # type: ignore[arg-type]
-        back = {new: old for old, new in _renumbering(copied, dropped).items()}
-        out = {_renamed(k, back): v for k, v in out.items()}
+        back = {new: old for old, new in renumbering(copied, dropped).items()}
+        out = {renamed(k, back): v for k, v in out.items()}
     try:
         copied.load_state_dict(out, strict=False)
     except RuntimeError as error:
         raise ValueError(
             f"load_compressed: the checkpoint does not fit the model: {error}"
         ) from None
-    missing = set(copied.state_dict()) - set(out) - _tied_names(copied)
+    missing = set(copied.state_dict()) - set(out) - tied_names(copied)
     if missing:
         raise ValueError(f"load_compressed: the checkpoint lacks {sorted(missing)[:5]}.")
     return copied
-
-
-# compressed-tensors ---------------------------------------------------------------------------
-def _check_expressible(
-    model: nn.Module,
-    infos: Mapping[str, QuantInfo],
-    grids: Mapping[str, Any],
-    runtime: str = "compressed-tensors",
-) -> None:
-    problems = []
-    for name, info in infos.items():
-        module = model.get_submodule(name)
-        level = describe(name, info)
-        if not isinstance(module, nn.Linear):
-            problems.append(
-                f"{name} ({type(module).__name__}): compressed-tensors packs nn.Linear weights only"
-            )
-        elif info.fmt != "int":
-            problems.append(f"{level}: {info.fmt} is not an int level of this format's groups")
-        elif info.method == "hqq":
-            problems.append(f"{level}: HQQ's zero-points are fractional, not int codes")
-        elif info.act_bits is not None:
-            problems.append(
-                f"{level}: activations quantized to {info.act_bits} bits (weights-only export)"
-            )
-        elif grids.get(name) == "tied":
-            problems.append(f"{name}: its weight is tied to another quantized layer")
-        elif grids.get(name) is None:
-            problems.append(f"{level}: no int grid was recorded for it")
-        elif (
-            info.granularity == "group"
-            and module.in_features % (size := info.group_size or 1)
-            and size < module.in_features
-        ):
-            problems.append(
-                f"{level}: {module.in_features} inputs are not a multiple of the group size "
-                f"{info.group_size} ({runtime} groups are whole)"
-            )
-    tied = _shared_weights(model, infos)
-    problems += [f"{a}: its weight is shared with {b}" for a, b in tied]
-    if problems:
-        listed = "\n  ".join(problems)
-        raise ValueError(
-            f"format={runtime!r} cannot express this Config; nothing was written:\n"
-            f"  {listed}\nExport it with format='torch', or search without these levels "
-            "(method='rtn' or 'gptq' int levels on nn.Linear layers, whole groups)."
-        )
-
-
-def _compressed_state(
-    model: nn.Module, infos: Mapping[str, QuantInfo], grids: Mapping[str, Any]
-) -> tuple[dict[str, torch.Tensor], Any]:
-    from compressed_tensors.compressors.pack_quantized.base import (
-        PackedQuantizationCompressor,
-    )
-    from compressed_tensors.quantization import (
-        QuantizationArgs,
-        QuantizationConfig,
-        QuantizationScheme,
-    )
-
-    state = _plain_state(model)
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for name, info in infos.items():
-        strategy, size = info.granularity, info.group_size
-        weight: Any = model.get_submodule(name).weight
-        inputs = int(weight.shape[1])
-        if strategy == "group" and (size or inputs) >= inputs:
-            strategy, size = "channel", None  # one group holds the whole row: a scale per row
-        groups.setdefault((info.bits, info.symmetric, strategy, size), []).append(name)
-    config_groups: dict[str, QuantizationScheme] = {}
-    for k, ((bits, symmetric, strategy, size), names) in enumerate(groups.items()):
-        args = QuantizationArgs(
-            num_bits=bits, type="int", symmetric=symmetric, strategy=strategy, group_size=size
-        )
-        scheme = QuantizationScheme(targets=names, weights=args)
-        config_groups[f"group_{k}"] = scheme
-        for name in names:
-            weight = state.pop(f"{name}.weight")
-            scale, zero = grids[name]
-            local = {"weight": weight, "weight_scale": scale.to(weight.dtype)}
-            if not symmetric:  # our codes [0, 2^b - 1]; compressed-tensors' [-2^(b-1), ...)
-                local["weight_zero_point"] = (zero - 2 ** (bits - 1)).to(torch.int8)
-            if strategy == "tensor":
-                local["weight_scale"] = local["weight_scale"].reshape(1)
-            compressed = PackedQuantizationCompressor.compress(local, scheme)
-            back = PackedQuantizationCompressor.decompress(compressed, scheme)["weight"]
-            if not torch.equal(back.to(weight.dtype), weight):
-                worst = float((back.to(weight.dtype) - weight).abs().max())
-                raise RuntimeError(
-                    f"export: {name}'s packed codes do not reproduce its weights (max |dW| "
-                    f"{worst:.3g}); this is a bug in tradeoff, please report it."
-                )
-            state.update({f"{name}.{k}": v.contiguous() for k, v in compressed.items()})
-    quant_config = QuantizationConfig(
-        config_groups=config_groups,
-        format="pack-quantized",
-        quantization_status="compressed",
-    )
-    return state, quant_config
-
-
-def _torchao_model(
-    model: nn.Module, infos: Mapping[str, QuantInfo], grids: Mapping[str, Any]
-) -> nn.Module:
-    """``model`` with each quantized Linear's weight a torchao quantized tensor of its codes."""
-    from torchao.quantization import (  # type: ignore[import-untyped]
-        Int8Tensor,
-        IntxUnpackedToInt8Tensor,
-    )
-
-    for name, info in infos.items():
-        module = model.get_submodule(name)
-        found: Any = module.weight
-        weight: torch.Tensor = found.detach()
-        scale, zero = (t.to(weight.device) for t in grids[name])
-        size = weight.shape[1] // scale.shape[1]
-        group = torch.arange(weight.shape[1], device=weight.device) // size
-        codes = (weight / scale[:, group]).round() + zero[:, group]
-        half = 2 ** (info.bits - 1)
-        tensor: Any
-        if info.symmetric and info.bits == 8:
-            tensor = Int8Tensor(codes.to(torch.int8), scale, [1, size], weight.dtype)
-        else:  # torchao's codes are signed: shift an asymmetric grid's [0, 2^b - 1] down
-            shift = 0 if info.symmetric else half
-            target = torch.int8 if info.bits == 8 else getattr(torch, f"int{info.bits}")
-            tensor = IntxUnpackedToInt8Tensor(
-                (codes - shift).to(torch.int8), scale, (zero - shift).to(torch.int8), target,
-                [1, size], weight.dtype, None,
-            )  # fmt: skip
-        if not torch.equal(tensor.dequantize(), weight):
-            worst = float((tensor.dequantize() - weight).abs().max())
-            raise RuntimeError(
-                f"export: {name}'s torchao tensor does not reproduce its weights (max |dW| "
-                f"{worst:.3g}); this is a bug in tradeoff, please report it."
-            )
-        module.weight = nn.Parameter(tensor, requires_grad=False)
-    return model
-
-
-def _config_json(
-    model: nn.Module, quant_config: Any, dropped: Mapping[str, list[int]]
-) -> dict[str, Any]:
-    """The model's Hugging Face config (if it has one; with its layer count less the dropped
-    blocks) and the ``quantization_config`` transformers and vLLM read."""
-    import compressed_tensors
-
-    hf: Any = getattr(model, "config", None)
-    data: dict[str, Any] = hf.to_dict() if hasattr(hf, "to_dict") else {}
-    for gone in dropped.values():
-        n = data.get("num_hidden_layers")
-        if isinstance(n, int):
-            data["num_hidden_layers"] = n - len(gone)
-        if isinstance(data.get("layer_types"), list):
-            data["layer_types"] = [t for i, t in enumerate(data["layer_types"]) if i not in gone]
-    data["quantization_config"] = {
-        "version": compressed_tensors.__version__,
-        "quant_method": "compressed-tensors",
-        "sparsity_config": {},
-        "transform_config": {},
-        **quant_config.model_dump(exclude=["quant_method"]),
-    }
-    return data
-
-
-def _check_shapes(applied: nn.Module, dense: nn.Module) -> None:
-    """A Hugging Face config holds one width per kind of layer: a Config that narrowed some
-    layers (channel pruning, FFN width, heads) has no such config."""
-    shapes = {k: tuple(v.shape) for k, v in dense.state_dict().items()}
-    narrowed = [
-        f"{k} {list(shapes[k])} -> {list(v.shape)}"
-        for k, v in applied.state_dict().items()
-        if k in shapes and tuple(v.shape) != shapes[k]
-    ]
-    if narrowed:
-        listed = "\n  ".join(narrowed[:8]) + ("\n  ..." if len(narrowed) > 8 else "")
-        raise ValueError(
-            "format='compressed-tensors' keeps the model's Hugging Face config, which has one "
-            "width per kind of layer, and this Config narrows layers; nothing was written:\n  "
-            f"{listed}\nExport it with format='torch' (the model with its new shapes)."
-        )
-
-
-# Dropped blocks -------------------------------------------------------------------------------
-def _dropped_blocks(model: nn.Module) -> dict[str, list[int]]:
-    """``ModuleList`` name -> indices of its blocks a Config dropped."""
-    from tradeoff.spaces._elastic import SkipBlock
-
-    found = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList):
-            gone = [i for i, block in enumerate(module) if isinstance(block, SkipBlock)]
-            if gone:
-                found[name] = gone
-    return found
-
-
-def _renumbering(model: nn.Module, dropped: Mapping[str, list[int]]) -> dict[str, str]:
-    """Old block prefix -> new one, the kept blocks numbered from 0 as a model with fewer
-    layers numbers them (``model.layers.3.`` -> ``model.layers.2.`` after dropping one)."""
-    renames = {}
-    for name, gone in dropped.items():
-        blocks: Any = model.get_submodule(name)
-        kept = [i for i in range(len(blocks)) if i not in gone]
-        renames.update({f"{name}.{old}.": f"{name}.{new}." for new, old in enumerate(kept)})
-    return renames
-
-
-def _renamed(key: str, renames: Mapping[str, str]) -> str:
-    for old, new in renames.items():
-        if key.startswith(old):
-            return new + key[len(old) :]
-    return key
-
-
-# Shared ---------------------------------------------------------------------------------------
-def _info(module: nn.Module) -> Any:
-    return getattr(module, QUANT_ATTR, None)
-
-
-def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict with tied tensors once (safetensors refuses shared storage), on the CPU."""
-    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
-    state: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape))
-        if value.numel() and ident in seen:
-            continue
-        seen[ident] = key
-        state[key] = value.detach().to("cpu").contiguous()
-    return state
-
-
-def _tied_names(model: nn.Module) -> set[str]:
-    full = set(model.state_dict())
-    return full - set(_plain_state(model))
-
-
-def _shared_weights(model: nn.Module, infos: Mapping[str, QuantInfo]) -> list[tuple[str, str]]:
-    """(quantized layer, other module) pairs whose weights are one tensor."""
-    owners: dict[int, list[str]] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        weight = getattr(module, "weight", None)
-        if isinstance(weight, torch.Tensor):
-            owners.setdefault(id(weight), []).append(name)
-    pairs = []
-    for names in owners.values():
-        for name in names:
-            if name in infos and len(names) > 1:
-                pairs.append((name, next(n for n in names if n != name)))
-    return pairs
