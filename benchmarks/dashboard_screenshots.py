@@ -36,15 +36,17 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import torch
 from provenance import command_line, commit_info
-from torch import nn
 
 import tradeoff
 from tradeoff._compress_result import CompressResult
 from tradeoff.objectives import Accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests/models.py: the seeded CNN the browser tests use too
+
+from tests.models import cnn_data, tiny_cnn  # noqa: E402
+
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "dashboard"
 STUDY = "cnn-review"
 WIDTH = 1400
@@ -52,21 +54,10 @@ HEIGHTS = {"study": 2800, "trial": 1000, "note": 1000}
 """Window height by page: the study page's own figures come below the dashboard's plots."""
 
 
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
-        nn.Linear(16, 10),
-    ).eval()  # fmt: skip
-
-
 def make_study(storage: str, n_trials: int, seed: int) -> CompressResult:
     """The search; ``compress`` writes its notes and figures when it ends."""
-    x = torch.randn(60, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        y = tiny_cnn()(x).argmax(1)  # the dense model's own predictions: accuracy 1.0
     return tradeoff.compress(
-        tiny_cnn(), quality=Accuracy((x, y)), fidelity=False, quantize={"bits": (4, 8)},
+        tiny_cnn(), quality=Accuracy(cnn_data()), fidelity=False, quantize={"bits": (4, 8)},
         prune={"sparsity": (0.0, 0.25, 0.5)}, cost="size_kb", n_trials=n_trials, seed=seed,
         storage=storage, study_name=STUDY, show_progress=False,
     )  # fmt: skip

@@ -15,6 +15,8 @@ transformers = pytest.importorskip("transformers")
 from torch import nn  # noqa: E402
 
 import tradeoff  # noqa: E402
+from tests import models  # noqa: E402
+from tests.models import tiny_cnn  # noqa: E402
 from tradeoff._compress import CompressResult  # noqa: E402
 from tradeoff._compress_baselines import budget_texts  # noqa: E402
 from tradeoff.objectives import Accuracy, KLToDense, QualityFn  # noqa: E402
@@ -39,21 +41,10 @@ def ids():
     return torch.randint(0, 128, (9, 16), generator=torch.Generator().manual_seed(1))
 
 
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
-        nn.Linear(16, 10),
-    ).eval()  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def cnn_data():
     """Images and the dense CNN's own predictions as labels (dense accuracy 1.0)."""
-    x = torch.randn(60, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        y = tiny_cnn()(x).argmax(1)
-    return x, y
+    return models.cnn_data()
 
 
 def brute_dominated_by(result: CompressResult) -> list[list[int]]:

@@ -29,9 +29,9 @@ torch = pytest.importorskip("torch")
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 pytest.importorskip("plotly")
 
-from torch import nn  # noqa: E402
 
 import tradeoff  # noqa: E402
+from tests.models import cnn_data, tiny_cnn  # noqa: E402
 from tradeoff._compress_result import CompressResult  # noqa: E402
 from tradeoff.objectives import Accuracy  # noqa: E402
 from tradeoff.review import layer_table  # noqa: E402
@@ -48,14 +48,6 @@ pytestmark = [
 
 
 # The study ------------------------------------------------------------------------------------
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
-        nn.Linear(16, 10),
-    ).eval()  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('browser') / 'review.db'}"
@@ -64,11 +56,8 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def result(storage: str) -> CompressResult:
     """A compress search; compress wrote its notes and figures when it ended."""
-    x = torch.randn(60, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        y = tiny_cnn()(x).argmax(1)  # the dense model's own predictions: accuracy 1.0
     return tradeoff.compress(
-        tiny_cnn(), quality=Accuracy((x, y)), fidelity=False, quantize={"bits": (4, 8)},
+        tiny_cnn(), quality=Accuracy(cnn_data()), fidelity=False, quantize={"bits": (4, 8)},
         prune={"sparsity": (0.0, 0.5)}, n_trials=10, seed=0, storage=storage,
         study_name="browser", show_progress=False,
     )  # fmt: skip
