@@ -1,10 +1,14 @@
 """Scale: does the driver's cost per trial stay flat as the study grows?
 
-One ``tradeoff.optimize`` call per storage runs an instant 2-objective objective (ZDT1 on 4
+One ``tradeoff.optimize`` call per case runs an instant 2-objective objective (ZDT1 on 4
 variables, microseconds) with Optuna's ``RandomSampler`` (its proposals cost the same at any
 study size) and one local worker thread, with the progress bar on (written to nowhere): a
-20,000-trial in-memory study and a 2,000-trial SQLite study (WAL, heartbeats), each time-boxed
-by ``optimize(timeout=...)``. ``evaluate`` stamps ``time.perf_counter()``; the gap between
+20,000-trial in-memory study, a multi-fidelity in-memory study (``Fidelity((1, 3, 9), eta=3)``,
+5,000 Configs, so about 7,000 trials: the promoter picks a promotion before every proposal; the
+objective adds noise shrinking with the budget), and 10,000-trial SQLite and PostgreSQL studies
+(heartbeats; PostgreSQL is a throw-away server of Debian's binaries on loopback, started by
+``tests/servers/postgres.py``), each time-boxed by ``optimize(timeout=...)``.
+``evaluate`` stamps ``time.perf_counter()``; the gap between
 consecutive calls is one full trip of the driver loop (tell, budget, ask, record, submit), so
 with an objective that costs nothing it is the driver's (and Optuna's and the storage's) cost
 per trial. The gaps are split into tenths in trial order and the median of each tenth is
@@ -13,11 +17,14 @@ this process (``time.process_time()``), which other jobs on the machine disturb 
 wall time (it leaves out waiting, e.g. for SQLite's fsync).
 
 ``--before PATH`` embeds a report this script wrote on an earlier commit under ``"before"``
-(the driver before it kept its counts itself), so one JSON holds both.
+(the driver before it kept its counts itself), and ``--before-fidelity PATH`` one under
+``"before_fidelity"`` (the promoter before it ranked rungs incrementally), so one JSON holds all.
 
 Usage:
-    python benchmarks/scale.py [--quick] [--memory-trials 20000] [--sqlite-trials 2000]
-        [--time-box 600] [--before PATH] [--out PATH]
+    python benchmarks/scale.py [--quick] [--cases memory,fidelity,sqlite,postgres]
+        [--memory-trials 20000] [--fidelity-trials 5000] [--sqlite-trials 10000]
+        [--postgres-trials 10000] [--time-box 1200] [--before PATH] [--before-fidelity PATH]
+        [--out PATH]
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ import io
 import itertools
 import json
 import math
+import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,7 @@ from optimizers import quiet, recorded, write_report
 
 import tradeoff
 from tradeoff.objectives import Objective
+from tradeoff.search import Fidelity
 from tradeoff.spaces import Float, SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +58,9 @@ SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(N_PARAMS)})
 OBJECTIVES = [Objective("f1"), Objective("f2")]
 TENTHS = 10
 TARGET_GROWTH = 1.5  # median ms/trial, last tenth over first tenth
+LADDER = Fidelity((1, 3, 9), eta=3, name="steps")
+CASES = ("memory", "fidelity", "sqlite", "postgres")
+STORAGE = {"memory": "memory", "fidelity": "memory", "sqlite": "sqlite", "postgres": "postgres"}
 
 
 def zdt1(config: Mapping[str, Any]) -> dict[str, float]:
@@ -57,33 +69,57 @@ def zdt1(config: Mapping[str, Any]) -> dict[str, float]:
     return {"f1": x[0], "f2": g * (1.0 - math.sqrt(x[0] / g))}
 
 
-def search(storage: str, n_trials: int, time_box: float, directory: Path) -> dict[str, Any]:
+def noisy_zdt1(config: Mapping[str, Any], budget: float) -> dict[str, float]:
+    """ZDT1 seen through noise that shrinks as the budget grows (seeded by the Config)."""
+    rng = random.Random(repr((sorted(config.items()), budget)))  # str seeds: not hash()
+    return {k: v + rng.gauss(0.0, 0.2 / budget) for k, v in zdt1(config).items()}
+
+
+def search(case: str, url: str | None, n_trials: int, time_box: float) -> dict[str, Any]:
     """One time-boxed search; the median ms/trial of each tenth of the trials it ran."""
     stamps: list[float] = []
     cpu: list[float] = []
+    budgets: list[float] = []
 
-    def evaluate(config: Mapping[str, Any]) -> dict[str, float]:
+    def stamp() -> None:
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
+
+    def evaluate(config: Mapping[str, Any]) -> dict[str, float]:
+        stamp()
         return zdt1(config)
 
-    url = None if storage == "memory" else f"sqlite:///{directory / 'scale.db'}"
+    def at_budget(config: Mapping[str, Any], budget: float) -> dict[str, float]:
+        stamp()
+        budgets.append(budget)
+        return noisy_zdt1(config, budget)
+
+    fidelity = LADDER if case == "fidelity" else None
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # the progress bar runs, unseen
         result = tradeoff.optimize(
-            evaluate, SPACE, objectives=OBJECTIVES, optimizer="random", n_trials=n_trials,
-            n_workers=1, storage=url, study_name=None if url is None else "scale", seed=0,
-            timeout=time_box, show_progress=True,
+            evaluate if fidelity is None else at_budget, SPACE, objectives=OBJECTIVES,
+            optimizer="random", n_trials=n_trials, n_workers=1, storage=url,
+            study_name=None if url is None else f"scale-{case}", seed=0, timeout=time_box,
+            show_progress=True, fidelity=fidelity,
         )  # fmt: skip
     wall = time.perf_counter() - start
     tenths, cpu_tenths = by_tenth(stamps), by_tenth(cpu)
-    complete = int((result.trials["status"] == "complete").sum())
+    status = result.trials["status"]
+    configs = len(stamps) if fidelity is None else budgets.count(LADDER.budgets[0])
     return {
-        "storage": storage,
+        "case": case,
+        "storage": STORAGE[case],
+        "fidelity": None if fidelity is None else list(fidelity.budgets),
         "n_trials": n_trials,
+        "configs_run": configs,
         "trials_run": len(stamps),
-        "complete": complete,
-        "time_boxed": len(stamps) < n_trials,
+        "evaluations_by_budget": {f"{b:g}": budgets.count(b) for b in LADDER.budgets}
+        if fidelity is not None
+        else None,
+        "study_trials": len(result.trials),
+        "complete": int((status == "complete").sum()),
+        "time_boxed": configs < n_trials,
         "wall_s": wall,
         "ms_per_trial_by_tenth": tenths,
         "ms_first_tenth": tenths[0],
@@ -102,19 +138,47 @@ def by_tenth(stamps: list[float]) -> list[float]:
     return [statistics.median(gaps[i * size : (i + 1) * size]) for i in range(TENTHS)]
 
 
+@contextlib.contextmanager
+def storage_urls(cases: list[str], directory: Path) -> Iterator[Callable[[str], str | None]]:
+    """Each case's storage URL: a SQLite file in ``directory``, or a throw-away PostgreSQL
+    server (started only when a case needs it)."""
+    with contextlib.ExitStack() as stack:
+        postgres = None
+        if "postgres" in cases:
+            sys.path.insert(0, str(ROOT))  # tests/servers holds the server helper
+            from tests.servers.postgres import postgres_server
+
+            postgres = stack.enter_context(postgres_server())
+
+        def url(case: str) -> str | None:
+            if STORAGE[case] == "sqlite":
+                return f"sqlite:///{directory / f'scale-{case}.db'}"
+            return postgres if STORAGE[case] == "postgres" else None
+
+        yield url
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     quiet()
     rows = []
-    for storage, n in (("memory", args.memory_trials), ("sqlite", args.sqlite_trials)):
-        with tempfile.TemporaryDirectory(prefix="tradeoff-scale-") as directory:
-            rows.append(search(storage, n, args.time_box, Path(directory)))
-        print(f"{storage}: {rows[-1]['trials_run']} trials in {rows[-1]['wall_s']:.0f} s")
+    sizes = {
+        "memory": args.memory_trials, "fidelity": args.fidelity_trials,
+        "sqlite": args.sqlite_trials, "postgres": args.postgres_trials,
+    }  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="tradeoff-scale-") as directory,
+        storage_urls(args.cases, Path(directory)) as url,
+    ):
+        for case in args.cases:
+            rows.append(search(case, url(case), sizes[case], args.time_box))
+            r = rows[-1]
+            print(f"{case}: {r['trials_run']} trials in {r['wall_s']:.0f} s", flush=True)
     return rows
 
 
 def targets(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
-        f"{r['storage']}_growth": {
+        f"{r.get('case', r['storage'])}_growth": {
             "target": f"<= {TARGET_GROWTH}",
             "measured": r["growth"],
             "met": r["growth"] <= TARGET_GROWTH,
@@ -130,8 +194,8 @@ def format_rows(label: str, rows: list[dict[str, Any]]) -> list[str]:
             if f"{key}_per_trial_by_tenth" not in r:
                 continue  # made before the CPU times were recorded
             cells = " ".join(f"{ms:6.2f}" for ms in r[f"{key}_per_trial_by_tenth"])
-            name = f"{label} {r['storage']} {clock} ({r['trials_run']:,} trials)"
-            lines.append(f"{name:<38} {cells}  {r[growth]:5.2f}x")
+            name = f"{label} {r.get('case', r['storage'])} {clock} ({r['trials_run']:,} trials)"
+            lines.append(f"{name:<46} {cells}  {r[growth]:5.2f}x")
     return lines
 
 
@@ -143,11 +207,12 @@ def print_report(report: dict[str, Any]) -> None:
     )
     print("median driver ms/trial per tenth of the trials, instant objective, RandomSampler")
     heads = " ".join(f"{i + 1:>6}" for i in range(TENTHS))
-    print(f"{'':<38} {heads}  growth")
-    before = report.get("before")
-    if before is not None:
-        commit = before["machine"].get("tradeoff_commit")
-        print("\n".join(format_rows(f"before ({commit})", before["rows"])))
+    print(f"{'':<46} {heads}  growth")
+    for key in ("before", "before_fidelity"):
+        before = report.get(key)
+        if before is not None:
+            commit = before["machine"].get("tradeoff_commit")
+            print("\n".join(format_rows(f"before ({commit})", before["rows"])))
     print("\n".join(format_rows("now", report["rows"])))
     for name, t in report["targets"].items():
         verdict = "MET" if t["met"] else "MISSED"
@@ -159,14 +224,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="few trials (smoke test)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, in order")
     parser.add_argument("--memory-trials", type=int, default=20_000)
-    parser.add_argument("--sqlite-trials", type=int, default=2_000)
-    parser.add_argument("--time-box", type=float, default=600.0, help="seconds per search")
+    parser.add_argument("--fidelity-trials", type=int, default=5_000, help="Configs")
+    parser.add_argument("--sqlite-trials", type=int, default=10_000)
+    parser.add_argument("--postgres-trials", type=int, default=10_000)
+    parser.add_argument("--time-box", type=float, default=1200.0, help="seconds per search")
     parser.add_argument("--before", type=Path, default=None, help="a report of an older commit")
+    parser.add_argument(
+        "--before-fidelity", type=Path, default=None, help="an older commit's fidelity report"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     args = parser.parse_args(argv)
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {', '.join(CASES)}")
     if args.quick:
-        args.memory_trials, args.sqlite_trials = 200, 40
+        args.memory_trials, args.fidelity_trials = 200, 60
+        args.sqlite_trials, args.postgres_trials = 40, 40
     return args
 
 
@@ -176,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = targets(report["rows"])
     if args.before is not None:
         report["before"] = json.loads(args.before.read_text())
+    if args.before_fidelity is not None:
+        report["before_fidelity"] = json.loads(args.before_fidelity.read_text())
     print_report(report)
     write_report(report, args.out)
     print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")

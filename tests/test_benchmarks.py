@@ -277,3 +277,30 @@ def test_suite_reference_values_match_the_published_ones():
             pb_name, m = name.split("-")[0].upper(), problem["objectives"]
             exact = sp.closed_form_hv(pb_name, m, np.array(problem["reference_point"]))
             assert problem["true_hv"] == pytest.approx(exact, rel=1e-12), name
+
+
+@pytest.mark.slow
+def test_scale_quick(tmp_path):
+    from tests.servers.postgres import pg_bin
+
+    cases = ["memory", "fidelity", "sqlite"] + (["postgres"] if pg_bin() else [])
+    out = tmp_path / "scale.json"
+    proc = run_script("scale.py", out, "--quick", "--cases", ",".join(cases))
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert [r["case"] for r in rows] == cases and report["settings"]["cases"] == cases
+    assert set(report["targets"]) == {f"{case}_growth" for case in cases}
+    for r in rows:  # the whole budget ran, and every gap between two evaluations is a tenth's
+        assert r["configs_run"] == r["n_trials"] and not r["time_boxed"], r
+        tenths = r["ms_per_trial_by_tenth"]
+        assert len(tenths) == 10 and min(tenths) > 0
+        assert r["growth"] == pytest.approx(tenths[-1] / tenths[0])
+        assert report["targets"][f"{r['case']}_growth"]["measured"] == r["growth"]
+        assert r["study_trials"] >= r["trials_run"]
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["memory"]["complete"] == by_case["memory"]["trials_run"] == 200
+    evaluations = by_case["fidelity"]["evaluations_by_budget"]
+    assert evaluations["1"] == 60 > evaluations["3"] > evaluations["9"] >= 1  # promotions ran
+    assert by_case["fidelity"]["trials_run"] == sum(evaluations.values())
+    assert by_case["fidelity"]["complete"] == evaluations["9"]
+    assert "fidelity_growth" in proc.stdout

@@ -25,59 +25,54 @@ from tradeoff import _pareto
 from tradeoff.search._survival import hv_contributions
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 class _Front:
-    """Members of one non-dominated front, by trial number, with their values (minimization)."""
+    """Members of one non-dominated front: trial numbers and values (minimization), in the
+    order they joined (sorted by number only where the order matters, in :meth:`ordered`)."""
 
     def __init__(self, m: int) -> None:
-        self.numbers: list[int] = []
+        self.numbers: IntArray = np.empty(0, dtype=np.int64)
+        self.matrix: FloatArray = np.empty((0, m))
         self.pending: set[int] = set()  # members not promoted yet
-        self._rows: dict[int, FloatArray] = {}
-        self._matrix: FloatArray | None = np.empty((0, m))
         self._order: tuple[bytes, list[int]] | None = None  # (reference, members best first)
-        self.m = m
 
     def __len__(self) -> int:
         return len(self.numbers)
 
-    def matrix(self) -> FloatArray:
-        if self._matrix is None:
-            self._matrix = np.array([self._rows[n] for n in self.numbers]).reshape(-1, self.m)
-        return self._matrix
-
-    def add(self, numbers: list[int], rows: list[FloatArray], pending: set[int]) -> None:
-        for number, row in zip(numbers, rows):
-            bisect.insort(self.numbers, number)
-            self._rows[number] = row
+    def add(self, numbers: IntArray, rows: FloatArray, pending: set[int]) -> None:
+        self.numbers = np.concatenate([self.numbers, numbers])
+        self.matrix = np.concatenate([self.matrix, rows])
         self.pending |= pending
-        self._matrix, self._order = None, None
+        self._order = None
 
-    def pop(self, mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[list[int], list[FloatArray]]:
-        """Remove the members under ``mask`` (aligned with ``numbers``); their numbers and rows."""
-        gone = [n for n, out in zip(self.numbers, mask) if out]
-        self.numbers = [n for n, out in zip(self.numbers, mask) if not out]
-        rows = [self._rows.pop(n) for n in gone]
-        self._matrix, self._order = None, None
-        return gone, rows
+    def pop(self, mask: BoolArray) -> tuple[IntArray, FloatArray]:
+        """Remove the members under ``mask``; their numbers and values."""
+        gone = (self.numbers[mask], self.matrix[mask])
+        self.numbers, self.matrix = self.numbers[~mask], self.matrix[~mask]
+        self._order = None
+        return gone
 
     def has_dominator_of(self, point: FloatArray) -> bool:
-        y = self.matrix()
-        return bool(np.any(np.all(y <= point, axis=1) & np.any(y < point, axis=1)))
+        y = self.matrix
+        return bool(((y <= point).all(axis=1) & (y < point).any(axis=1)).any())
 
-    def dominated_by(self, points: FloatArray) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    def dominated_by(self, points: FloatArray) -> BoolArray:
         """Mask over members: dominated by any of ``points`` (``(k, m)``)."""
-        y = self.matrix()[None, :, :]
-        p = points[:, None, :]
-        return np.asarray(np.any(np.all(p <= y, axis=2) & np.any(p < y, axis=2), axis=0))
+        y, p = self.matrix[None, :, :], points[:, None, :]
+        return np.asarray(((p <= y).all(axis=2) & (p < y).any(axis=2)).any(axis=0))
 
     def ordered(self, reference: FloatArray) -> list[int]:
-        """Members best first: by hypervolume contribution at ``reference``, as ``rank`` does."""
+        """Members best first: by hypervolume contribution at ``reference``, ties by number,
+        as ``rank`` orders a front."""
         key = reference.tobytes()
         if self._order is None or self._order[0] != key:
-            contribution = hv_contributions(self.matrix(), reference=reference)
-            order = np.argsort(-contribution, kind="stable")
-            self._order = (key, [self.numbers[int(i)] for i in order])
+            by_number = np.argsort(self.numbers, kind="stable")
+            contribution = hv_contributions(self.matrix[by_number], reference=reference)
+            best = by_number[np.argsort(-contribution, kind="stable")]
+            self._order = (key, self.numbers[best].tolist())
         return self._order[1]
 
 
@@ -149,19 +144,20 @@ class Rung:
                 lo = mid + 1
             else:
                 hi = mid
-        moving, rows = [number], [point]
+        moving, rows = np.array([number], dtype=np.int64), point[None, :]
         for level in range(lo, len(self.fronts) + 1):
             if level == len(self.fronts):
                 self.fronts.append(_Front(self.m))
             front = self.fronts[level]
-            mask = front.dominated_by(np.array(rows))
-            pushed, pushed_rows = front.pop(mask) if mask.any() else ([], [])
-            carried = pending & set(moving)
-            pending = front.pending & set(pushed)
+            mask = front.dominated_by(rows)
+            pushed = front.pop(mask) if mask.any() else None
+            moved = moving.tolist()
+            carried = pending.intersection(moved)
+            pending = set() if pushed is None else front.pending.intersection(pushed[0].tolist())
             front.pending -= pending
             front.add(moving, rows, carried)
-            for n in moving:
+            for n in moved:
                 self._front_of[n] = front
-            if not pushed:
+            if pushed is None:
                 return
-            moving, rows = pushed, pushed_rows
+            moving, rows = pushed
