@@ -12,10 +12,9 @@ evaluation.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import optuna
 import torch
@@ -31,7 +30,6 @@ from tradeoff._compress_baselines import (
 )
 from tradeoff._compress_baselines import STARTS as STARTS  # re-exported for benchmarks
 from tradeoff._compress_eval import (
-    COSTS,
     PEFT,
     Adapters,
     CompressEvaluate,
@@ -39,41 +37,28 @@ from tradeoff._compress_eval import (
     adapters_from_spec,
     dense_costs,
     with_adapters,
-    without_adapters,
 )
 from tradeoff._compress_eval import config_key as config_key  # re-exported for benchmarks
 from tradeoff._compress_result import CompressResult
+from tradeoff._compress_spec import (
+    Spec,
+    budget_constraints,
+    build_space,
+    check_costs,
+    check_reference,
+    check_sample,
+    cost_objective,
+)
 from tradeoff._optimize import RAY_DEFAULTS, make_pool, open_search_study, optimize, validate
 from tradeoff._validate import check_backend, usage_errors
 from tradeoff.objectives import Constraint, Objective
-from tradeoff.objectives._costs import bitops, latency_ms, model_cost, trainable_parameters
-from tradeoff.objectives._latency import BlockLatency
-from tradeoff.objectives._quality import KLToDense, Quality, QualityFn
+from tradeoff.objectives._quality import Quality, QualityFn
 from tradeoff.search._asha import Fidelity
 from tradeoff.search._baselines import uniform_configs
 from tradeoff.spaces import Config, SearchSpace
-from tradeoff.spaces._arch import ArchitectureSpace
-from tradeoff.spaces._model import find_block_stack, select_layers
-from tradeoff.spaces._prune import PruningSpace
 from tradeoff.spaces._quant import QuantizationSpace
 
 logger = logging.getLogger("tradeoff")
-
-QUANTIZE_KEYS = tuple(
-    name
-    for name, p in inspect.signature(QuantizationSpace.for_model).parameters.items()
-    if p.kind is p.KEYWORD_ONLY or name == "bits"
-    if name not in ("calibration", "device")
-)
-"""Keys of ``quantize=``: the arguments of :meth:`QuantizationSpace.for_model`."""
-
-PRUNE_KEYS = tuple(
-    name
-    for name, p in inspect.signature(PruningSpace.for_model).parameters.items()
-    if p.kind is p.KEYWORD_ONLY or name == "sparsity"
-    if name != "device"
-)
-"""Keys of ``prune=``: the arguments of :meth:`PruningSpace.for_model`."""
 
 _SET_BY_COMPRESS = ("objectives", "constraints", "metrics", "fidelity", "initial_configs")
 
@@ -199,7 +184,7 @@ def compress(
     _check_call(model, optimize_kwargs, drop_blocks)
     adapters = adapters_from_spec(model, peft, seed)
     _check_device(device)
-    costs = _check_costs(cost)
+    costs = check_costs(cost)
     ray_options = {k: optimize_kwargs.pop(k, v) for k, v in RAY_DEFAULTS.items()}
     notes = optimize_kwargs.pop("notes", True)
     artifacts = optimize_kwargs.pop("artifact_store", None)
@@ -210,16 +195,16 @@ def compress(
             artifacts = artifact_store(artifacts)
     with usage_errors():  # before the spaces are built: some calibrate
         check_backend(backend, n_workers, ray_options, defaults=RAY_DEFAULTS)
-    constraints = _constraints(budget, costs, quality)
+    constraints = budget_constraints(budget, costs, quality)
     sample = sample_input if sample_input is not None else quality.example()
-    spec = _Spec(quantize, prune, drop_blocks, calibration, sample, ffn)
-    compression = _space(model, spec, quality, device)
+    spec = Spec(quantize, prune, drop_blocks, calibration, sample, ffn)
+    compression = build_space(model, spec, quality, device)
     space = compression if adapters is None else with_adapters(compression, adapters)
-    _check_sample(costs, sample)
-    refs = _check_reference(reference, [quality.name, *costs])
+    check_sample(costs, sample)
+    refs = check_reference(reference, [quality.name, *costs])
     objectives = [
         quality.objective(reference=refs.get(quality.name)),
-        *(_cost_objective(n, compression, model, sample, refs.get(n), adapters) for n in costs),
+        *(cost_objective(n, compression, model, sample, refs.get(n), adapters) for n in costs),
     ]
     levels = _uniform_levels(compression, objectives[1:], constraints, adapters)
     ladder = _ladder(fidelity, quality)
@@ -333,169 +318,6 @@ def _check_device(device: Any) -> None:
         raise ValueError(f"device={device!r} but torch sees no CUDA device; use device='cpu'.")
 
 
-def _check_costs(cost: Any) -> tuple[str, ...]:
-    names = (cost,) if isinstance(cost, str) else cost
-    ok = isinstance(names, Sequence) and len(names) > 0 and all(isinstance(n, str) for n in names)
-    unknown = [n for n in names if n not in COSTS] if ok else []
-    if not ok or unknown or len(set(names)) != len(names):
-        raise ValueError(f"cost must be one or more distinct of {list(COSTS)}, got {cost!r}.")
-    return tuple(names)
-
-
-def _constraints(budget: Any, costs: Sequence[str], quality: Quality) -> list[Constraint]:
-    if budget is None:
-        return []
-    if not isinstance(budget, Mapping):
-        raise TypeError(f"budget must be a dict such as {{'size_mb': 88.4}}, got {budget!r}.")
-    out = []
-    for name, bound in budget.items():
-        if name == quality.name:
-            out.append(Constraint(name, "<=" if quality.direction == "minimize" else ">=", bound))
-        elif name in costs:
-            out.append(Constraint(name, "<=", bound))
-        else:
-            raise ValueError(
-                f"budget has {name!r}, which is neither a cost objective ({list(costs)}; add it "
-                f"with cost=) nor the quality ({quality.name!r})."
-            )
-    return out
-
-
-class _Spec(NamedTuple):
-    """What :func:`compress` was asked to search, as given."""
-
-    quantize: Any
-    prune: Any
-    drop_blocks: bool | str
-    calibration: Any
-    sample_input: Any
-    ffn: Any = None
-
-
-def _space(
-    model: nn.Module, spec: _Spec, quality: Quality, device: str | torch.device | None
-) -> SearchSpace:
-    """The parts in the order they apply: arch, prune, quant."""
-    parts: dict[str, SearchSpace] = {}
-    if spec.drop_blocks or spec.ffn is not None:
-        blocks = spec.drop_blocks if isinstance(spec.drop_blocks, str) else None
-        what, ratios = "drop_blocks" if spec.drop_blocks else "ffn", _ratios(spec.ffn)
-        try:
-            parts["arch"] = ArchitectureSpace.elastic(
-                model, drop_blocks=bool(spec.drop_blocks), ffn_ratios=ratios,
-                blocks=blocks,
-            )  # fmt: skip
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{what}: {error} (the blocks: drop_blocks='<name>')") from None
-    if spec.prune is not None:
-        prune = _checked_spec("prune", spec.prune, PRUNE_KEYS, model)
-        if spec.sample_input is not None:
-            prune.setdefault("sample_input", spec.sample_input)
-        parts["prune"] = PruningSpace.for_model(model, device=device, **prune)
-    if spec.quantize is not None:
-        parts["quant"] = _quant_space(model, spec, quality, device)
-    if not parts:
-        raise ValueError(
-            "Nothing to compress: give quantize={'bits': (4, 8)}, prune={'sparsity': "
-            "(0, 0.5)}, ffn=(0.5, 1.0) and/or drop_blocks=True."
-        )
-    return SearchSpace.merge(**parts)
-
-
-def _checked_spec(what: str, spec: Any, keys: Sequence[str], model: nn.Module) -> dict[str, Any]:
-    """``spec`` as a dict of known keys, blocks tied unless it says how."""
-    if not isinstance(spec, Mapping):
-        example = "{'bits': (4, 8)}" if what == "quantize" else "{'sparsity': (0, 0.5)}"
-        raise TypeError(f"{what} must be a dict such as {example}, got {spec!r}.")
-    unknown = sorted(set(spec) - set(keys))
-    if unknown:
-        raise ValueError(f"{what} has unknown keys {unknown}; known: {list(keys)}.")
-    out = dict(spec)
-    if "tie" not in out:
-        out["tie"] = _block_ties(model, out, what=f"layers to {what}")
-    return out
-
-
-def _quant_space(
-    model: nn.Module, given: _Spec, quality: Quality, device: str | torch.device | None
-) -> QuantizationSpace:
-    spec = _checked_spec("quantize", given.quantize, QUANTIZE_KEYS, model)
-    calibration = given.calibration
-    if spec.get("method") == "gptq":
-        if calibration is None and isinstance(quality, KLToDense):
-            calibration = quality.ids  # documented default; a separate set is better
-        if calibration is None:
-            raise ValueError(
-                "quantize method 'gptq' needs calibration= (inputs the model is called on, "
-                "e.g. token ids (n_seqs, seq_len)); only a KLToDense quality lends its own."
-            )
-        spec["calibration"] = calibration
-    elif calibration is not None:
-        logger.warning("compress: calibration= is unused: only method 'gptq' calibrates.")
-    return QuantizationSpace.for_model(model, device=device, **spec)
-
-
-def _block_ties(model: nn.Module, spec: Mapping[str, Any], *, what: str) -> dict[str, str]:
-    """One tied group per block of the model's block stack that has ``what`` (layers)."""
-    stack = find_block_stack(model)
-    if stack is None:
-        return {}
-    select = {k: spec[k] for k in ("types", "include", "exclude") if k in spec}
-    layers = select_layers(model, what=what, **select)
-    stack_list = model.get_submodule(stack)
-    blocks = range(len(stack_list) if isinstance(stack_list, nn.ModuleList) else 0)
-    return {
-        f"{stack}.{i}": f"{stack}.{i}.*"
-        for i in blocks
-        if any(name.startswith(f"{stack}.{i}.") for name in layers)
-    }
-
-
-def _check_sample(costs: Sequence[str], sample: Any) -> None:
-    needs = [c for c in costs if COSTS[c][0] is bitops]
-    if needs and sample is None:
-        raise ValueError(
-            f"cost {needs[0]!r} runs the model once: give sample_input= (one input); the "
-            "quality has no example of its own."
-        )
-
-
-class _Scaled:
-    """A known cost in other units (``fn(config) * scale``), keeping ``fn.analytic``."""
-
-    def __init__(self, fn: Callable[[Mapping[str, Any]], float], scale: float) -> None:
-        self.fn, self.scale = fn, scale
-        self.analytic = bool(getattr(fn, "analytic", True))
-
-    def __call__(self, config: Mapping[str, Any]) -> float:
-        return float(self.fn(config)) * self.scale
-
-
-def _check_reference(reference: Any, names: Sequence[str]) -> dict[str, float]:
-    if reference is None:
-        return {}
-    if not isinstance(reference, Mapping) or set(reference) != set(names):
-        raise ValueError(
-            f"reference must give one value for each objective, {list(names)}, got {reference!r}."
-        )
-    return {name: float(value) for name, value in reference.items()}
-
-
-def _cost_objective(
-    name: str, space: SearchSpace, model: nn.Module, sample: Any, reference: float | None,
-    adapters: Adapters | None,
-) -> Objective:  # fmt: skip
-    metric, scale = COSTS[name]
-    if metric is latency_ms:
-        return Objective(name, fn=BlockLatency(space, model, sample), reference=reference)
-    if metric is trainable_parameters:
-        if adapters is None:
-            raise ValueError(f"cost {name!r} counts the adapters' parameters: give peft=.")
-        return Objective(name, fn=_Scaled(adapters.trainable(model), scale), reference=reference)
-    fn = model_cost(space, model, metric, sample_input=sample if metric is bitops else None)
-    return Objective(name, fn=_Scaled(without_adapters(fn), scale), reference=reference)
-
-
 def _uniform_levels(
     space: SearchSpace, costs: Sequence[Objective], constraints: Sequence[Constraint],
     adapters: Adapters | None = None,
@@ -566,12 +388,3 @@ def _check_dense(evaluate: CompressEvaluate) -> float:
             f"The quality cannot be measured on the dense model itself: {error} Check the "
             "quality's data and function against the model."
         ) from error
-
-
-# The FFN spec ------------------------------------------------------------------------------------
-def _ratios(ffn: Any) -> tuple[float, ...] | None:
-    if ffn is None:
-        return None
-    if isinstance(ffn, (str, bytes)) or not isinstance(ffn, Sequence) or not ffn:
-        raise TypeError(f"ffn must be FFN width ratios such as (0.5, 0.75, 1.0), got {ffn!r}.")
-    return tuple(ffn)
