@@ -183,6 +183,18 @@ def test_torchao_bfloat16_puts_int4_layers_on_the_cpu_kernel(
     assert (got - want_logits).abs().max() < 0.05 * want_logits.abs().max()
 
 
+def test_torchao_bfloat16_falls_back_where_the_kernel_cannot_tile_the_groups(llama, tmp_path):
+    pytest.importorskip("torchao")
+    space = QuantizationSpace.for_model(
+        llama, bits=(4, 8), granularity="group", group_size=(16,), exclude="lm_head", bank=None
+    )
+    config = {k: 4 for k in space}
+    with pytest.warns(UserWarning, match=r"groups of 16 inputs \(the kernel's groups are 256/"):
+        written = export(space, llama, config, tmp_path / "g16", format="torchao", dtype="bfloat16")
+    kernels = json.loads((written.path / "tradeoff.json").read_text())["kernels"]
+    assert set(kernels.values()) == {"IntxUnpackedToInt8Tensor"}
+
+
 def test_torchao_dtype_is_checked_before_writing(llama, tmp_path):
     space = QuantizationSpace.for_model(llama, bits=(4, 8), exclude="lm_head", bank=None)
     config = {k: 4 for k in space}
