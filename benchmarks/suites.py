@@ -11,7 +11,11 @@ time, in-memory storage, seeds 0..N-1:
 * Optuna's ``GPSampler``, ``TPESampler(multivariate=True)``, ``TPESampler()`` (default
   settings), ``NSGAIISampler`` and ``RandomSampler``, natively through ``study.optimize``,
   constraints through ``trial.set_constraint`` (the anchors of ``optimizers.py``, plus default
-  TPE).
+  TPE);
+* ``ax``: Ax's ``Client`` (``ax-platform``, the ``bench`` extra) with its default generation
+  strategy, objectives ``-f1, -f2, ...`` and constraints ``g <= 0``, one trial at a time. It is
+  slow (seconds to a minute per proposal): run it apart, one seed per call, into its own
+  ``--out``; cells already there are kept.
 
 Score (higher is better): paretobench, the hypervolume of the feasible evaluations as a
 fraction of the true front's; COCO, ``1 -`` COCO's own hypervolume indicator (its logger's).
@@ -63,7 +67,7 @@ import tradeoff
 from tradeoff.search import OPTIMIZERS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "suites.json"
-PACKAGES = ("paretobench", "coco-experiment", "scipy")
+PACKAGES = ("paretobench", "coco-experiment", "scipy", "ax-platform", "botorch", "torch")
 
 S = optuna.samplers
 ANCHORS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
@@ -73,6 +77,7 @@ ANCHORS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "optuna-nsga2": OPTUNA_SAMPLERS["optuna-nsga2"],
     "optuna-random": OPTUNA_SAMPLERS["optuna-random"],
 }
+AX = "ax"
 DEFAULT_OPTIMIZERS = ("auto", *ANCHORS)
 
 
@@ -81,14 +86,19 @@ def run_cell(
     problem: SuiteProblem, optimizer: str, seed: int, n_trials: int, timeout: float
 ) -> dict[str, Any]:
     """One optimizer on one problem with one seed: its score, proposals and timings."""
-    cell, meter = problem.open(), Meter()
+    cell, meter, extra = problem.open(), Meter(), {}
     evaluate = meter.timed(cell.evaluate)
     start = time.perf_counter()
     try:
         if optimizer in ANCHORS:
             proposals = _run_optuna(problem, ANCHORS[optimizer](seed), evaluate, n_trials, timeout)
+        elif optimizer == AX:
+            proposals, seconds = _run_ax(problem, seed, evaluate, n_trials, timeout)
+            extra["proposal_s"] = seconds
         else:
-            proposals = _run_tradeoff(problem, optimizer, seed, evaluate, meter, n_trials, timeout)
+            proposals, extra["picked"] = _run_tradeoff(
+                problem, optimizer, seed, evaluate, meter, n_trials, timeout
+            )
         wall = time.perf_counter() - start
         score = cell.score()
     finally:
@@ -100,6 +110,7 @@ def run_cell(
         "evaluations": meter.calls,
         "wall_s": wall,
         "eval_s": meter.seconds,
+        **extra,
     }
 
 
@@ -111,7 +122,8 @@ def _run_tradeoff(
     meter: Meter,
     n_trials: int,
     timeout: float,
-) -> int:
+) -> tuple[int, str]:
+    """Trials run, and the optimizer ``"auto"`` picked (the study records it) or ``name``."""
     if name not in OPTIMIZERS:
         raise ValueError(f"{name!r} is not in tradeoff.search.OPTIMIZERS {list(OPTIMIZERS)}")
     storage = WatchedStorage(meter)
@@ -129,7 +141,8 @@ def _run_tradeoff(
         timeout=timeout,
         show_progress=False,
     )
-    return len(optuna.load_study(study_name="bench", storage=storage).trials)
+    study = optuna.load_study(study_name="bench", storage=storage)
+    return len(study.trials), str(study.user_attrs.get("tradeoff.optimizer", name))
 
 
 def _run_optuna(
@@ -151,6 +164,72 @@ def _run_optuna(
 
     study.optimize(objective, n_trials=n_trials, timeout=timeout)
     return len(study.trials)
+
+
+def _ax_client(problem: SuiteProblem, seed: int) -> Any:
+    """Ax's ``Client`` on ``problem``: its parameters, minimized objectives and constraints;
+    the default generation strategy (none configured)."""
+    from ax.api.client import Client
+    from ax.api.configs import RangeParameterConfig
+
+    from tradeoff.spaces import Float, Int
+
+    parameters = []
+    for name, p in problem.space.items():
+        if not isinstance(p, (Float, Int)):
+            raise TypeError(f"ax: parameter {name!r} is neither Float nor Int")
+        kind: Any = "int" if isinstance(p, Int) else "float"
+        bounds = (float(p.low), float(p.high))
+        parameters.append(RangeParameterConfig(name=name, parameter_type=kind, bounds=bounds))
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=parameters, name="bench")
+    client.configure_optimization(
+        objective=", ".join(f"-{n}" for n in problem.objective_names),
+        outcome_constraints=[f"{n} <= 0" for n in problem.constraint_names] or None,
+    )
+    return client
+
+
+def _run_ax(
+    problem: SuiteProblem,
+    seed: int,
+    evaluate: Callable[..., Any],
+    n_trials: int,
+    timeout: float,
+) -> tuple[int, list[float]]:
+    """Ax's default generation strategy, one trial at a time: proposals and each one's
+    seconds."""
+    client, start, seconds = _ax_client(problem, seed), time.perf_counter(), []
+    while len(seconds) < n_trials and time.perf_counter() - start < timeout:
+        t = time.perf_counter()
+        trials = client.get_next_trials(max_trials=1)
+        seconds.append(time.perf_counter() - t)
+        for index, params in trials.items():
+            values = evaluate(problem.space.decode(dict(params)))
+            client.complete_trial(trial_index=index, raw_data={k: float(values[k]) for k in values})
+    return len(seconds), seconds
+
+
+def ax_proposal_seconds(problem: SuiteProblem, n_observed: int, seed: int = 0) -> float:
+    """Seconds of one Ax proposal after ``n_observed`` random evaluations attached."""
+    from tradeoff.spaces import Int
+
+    client, cell = _ax_client(problem, seed), problem.open()
+    rng = np.random.default_rng(seed)
+    try:
+        for _ in range(n_observed):
+            params: dict[str, Any] = {}
+            for name, p in problem.space.items():
+                u = float(rng.uniform(p.low, p.high))  # type: ignore[attr-defined]
+                params[name] = round(u) if isinstance(p, Int) else u
+            index = client.attach_trial(parameters=params)
+            values = cell.evaluate(problem.space.decode(params))
+            client.complete_trial(trial_index=index, raw_data={k: float(values[k]) for k in values})
+        start = time.perf_counter()
+        client.get_next_trials(max_trials=1)
+        return time.perf_counter() - start
+    finally:
+        cell.close()
 
 
 # The grid, resumable ------------------------------------------------------------------------
@@ -286,7 +365,13 @@ def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             score.setdefault(p, {})[o] = {"median": med, "q25": q25, "q75": q75, "seeds": seeds}
             speed.setdefault(p, {})[o] = statistics.median(r["s_per_proposal"] for r in mine)
     report.update(**provenance(report))
+    picks: dict[str, list[str]] = {}
+    for r in runs:
+        if r["optimizer"] == "auto" and "picked" in r:
+            picks.setdefault(r["problem"], [])
+            picks[r["problem"]] = sorted({*picks[r["problem"]], r["picked"]})
     report.update(score=score, s_per_proposal=speed, auto_vs_best_anchor=versus(score, args.seeds))
+    report["auto_picks"] = picks  # what "auto" resolved to per problem (one name when stable)
     return report
 
 
@@ -342,12 +427,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--retry-errors", action="store_true", help="rerun cells that failed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    parser.add_argument(
+        "--ax-seconds",
+        type=comma_names,
+        default=(),
+        help="instead of the grid: seconds of one Ax proposal after N random evaluations, "
+        "e.g. 50,200, per problem (stored under ax_proposal_s)",
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     if args.all:
         args.problems = tuple(SUITE)
     unknown = [p for p in args.problems if p not in SUITE]
-    bad = [o for o in args.optimizers if o not in ANCHORS and o not in OPTIMIZERS]
+    bad = [o for o in args.optimizers if o not in (*ANCHORS, AX) and o not in OPTIMIZERS]
     if unknown or bad or min(args.seeds, args.n_trials, args.jobs, args.threads) < 1:
         parser.error(f"unknown problems {unknown} or optimizers {bad}, or a count < 1")
     return args
@@ -379,7 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         "tradeoff_optimizers": list(OPTIMIZERS),
     }
     try:
-        run_grid(args, report, session)
+        if args.ax_seconds:
+            time_ax(args, report, session)
+        else:
+            run_grid(args, report, session)
     finally:
         session["wall_s"] = time.perf_counter() - start
         session["machine"]["load_avg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -387,6 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(report)
     print(f"wrote {args.out} ({session['cells_run']} cells, {session['wall_s']:.0f} s)")
     return 0
+
+
+def time_ax(args: argparse.Namespace, report: dict[str, Any], session: dict[str, Any]) -> None:
+    """``--ax-seconds``: one timed Ax proposal per problem and observation count."""
+    table = report.setdefault("ax_proposal_s", {})
+    for p in args.problems:
+        for n in args.ax_seconds:
+            seconds = ax_proposal_seconds(make_problem(p), int(n))
+            table.setdefault(p, {})[n] = {"seconds": seconds, "load_1min": os.getloadavg()[0]}
+            session["cells_run"] += 1
+            print(f"  {p:<16} ax after {n} observations: {seconds:.1f} s", file=sys.stderr)
 
 
 def provenance(report: dict[str, Any]) -> dict[str, Any]:

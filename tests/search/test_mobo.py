@@ -21,7 +21,7 @@ import tradeoff
 from tradeoff import _pareto
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import _bo_acqf, _bo_optim
-from tradeoff.search._bo_data import scale_constraints
+from tradeoff.search._bo_data import Observations, reference_point, scale_constraints
 from tradeoff.search._bo_encode import Encoding
 from tradeoff.search._mobo import REFERENCE_ATTR, MOBOSampler
 from tradeoff.spaces import Choice, Float, Int, Ordinal, SearchSpace
@@ -152,6 +152,27 @@ def test_user_reference_is_used_and_recorded() -> None:
     sampler = MOBOSampler(seed=0, space=MIXED, objectives=objectives, n_startup_trials=4)
     study = ask_tell(sampler, 5)
     assert study.user_attrs[REFERENCE_ATTR] == [5.0, 40.0]
+
+
+def _observed(y: list[list[float]], feasible: list[bool] | None = None) -> Observations:
+    n = len(y)
+    mask = np.ones(n, dtype=bool) if feasible is None else np.array(feasible)
+    empty = np.zeros((0, 1))
+    return Observations(np.zeros((n, 1)), np.array(y), None, mask, empty, np.zeros((n, 1)))
+
+
+def test_derived_reference_is_the_pareto_nadir_not_the_worst_value() -> None:
+    # Maximized values: a far, dominated outlier must not pull the reference away.
+    data = _observed([[0.0, -1.0], [-1.0, 0.0], [-10.0, -10.0]])
+    assert np.allclose(reference_point(data, [None, None]), [-1.1, -1.1])
+    assert np.allclose(reference_point(data, [None, 5.0]), [-1.1, 5.0])  # the user's wins
+    # One Pareto point: its margin comes from the spread of every value.
+    assert np.allclose(
+        reference_point(_observed([[0.0, 0.0], [-2.0, -1.0]]), [None] * 2), [-0.2, -0.1]
+    )
+    # Infeasible points are left out while a feasible one exists.
+    data = _observed([[0.0, -1.0], [-1.0, 0.0], [5.0, 5.0]], feasible=[True, True, False])
+    assert np.allclose(reference_point(data, [None, None]), [-1.1, -1.1])
 
 
 def test_known_cost_is_exact_and_not_modelled(spy: list[dict[str, Any]]) -> None:

@@ -193,11 +193,22 @@ def _single_values(space: SearchSpace | None, enc: Encoding) -> dict[str, Any]:
 
 
 def reference_point(data: Observations, user: list[float | None]) -> FloatArray:
-    """``(m,)`` reference point (maximized): the user's coordinates, else the worst feasible
-    observed value minus 10% of the observed range, as ``SearchResult.hypervolume`` derives it.
+    """``(m,)`` reference point (maximized): the user's coordinates, else the nadir of the
+    feasible observed Pareto set minus 10% of its range (of every feasible value's range where
+    the set does not vary), BoTorch's ``infer_reference_point`` rule, which Ax uses too.
+
+    Not the worst observed value: early random points lie far from the front (DTLZ2 at three
+    objectives, 8 variables: worst values near 2.5, the front's nadir 1), and a reference that
+    far makes hypervolume improvement reward points beyond the front's ends over the front
+    itself (paretobench's DTLZ2 there, seed 0, 100 evaluations: 0.26 of the front with the
+    worst-value reference, 0.63 with this one; random search 0.27).
     """
     y = data.y[data.feasible] if data.feasible.any() else data.y
-    derived = -_pareto.derive_reference(-y, margin=REFERENCE_MARGIN)
+    front = y[_pareto.non_dominated(-y)]
+    nadir, best = front.min(axis=0), front.max(axis=0)
+    span = np.where(best > nadir, best - nadir, y.max(axis=0) - y.min(axis=0))
+    span = np.where(span > 0, span, np.maximum(np.abs(nadir), 1.0))
+    derived = nadir - REFERENCE_MARGIN * span
     return np.array([d if u is None else u for d, u in zip(derived, user)], dtype=float)
 
 
