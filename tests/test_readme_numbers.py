@@ -952,22 +952,73 @@ def export_table() -> Iterator[Figure]:
     ((low, high),) = grab(r"Each export took (\d+)-(\d+) s\.")
     yield "export seconds (low)", low, min(c["export_s"] for c in got)
     yield "export seconds (high)", high, max(c["export_s"] for c in got)
-    rows = table("| Config | sequences | float32 ms | torchao ms |")
-    timed = [(c, b) for c in got for b in (1, 16) if c["torchao"].get(f"batch{b}")]
+    names = {"dense float32": "dense float32", "dense bfloat16": "dense bfloat16",
+             "searched (float32)": "float32", "torchao": "torchao",
+             "torchao bfloat16": "torchao_bfloat16"}  # fmt: skip
+    rows = table("| Config | model | prefill 1x128 ms | decode batch 1 ms |")
+    timed = [(c, key) for c in got if c["torchao"] for key in c["torchao"]["timing_ms"]]
     yield "timed rows", str(len(rows)), str(len(timed))
-    ratios = []
-    for (label, batch, fp32, fast, ratio), (c, b) in zip(rows, timed):
-        t = c["torchao"][f"batch{b}"]
-        yield f"{label} sequences", batch, str(b)
-        yield f"{label} {b} float32", fp32, t["float32_ms"]
-        yield f"{label} {b} torchao", fast, t["torchao_ms"]
-        yield f"{label} {b} ratio", ratio, t["torchao_ms"] / t["float32_ms"]
-        ratios.append(t["torchao_ms"] / t["float32_ms"])
-        yield f"{label} torchao exact", "0", f"{c['torchao']['torchao_max_logit_diff']:g}"
-    ((slow_lo, slow_hi),) = grab(r"torchao is ([\d.]+)-([\d.]+)x slower here")
-    yield "slowdown (low)", slow_lo, min(ratios)
-    yield "slowdown (high)", slow_hi, max(ratios)
-    ((load_lo, load_hi),) = grab(r"median of 5; load average ([\d.]+)-([\d.]+),")
+    for (label, model, prefill, one, sixteen, kl), (c, key) in zip(rows, timed):
+        t, ao = c["torchao"]["timing_ms"][key], c["torchao"]
+        yield f"{label} {model} row", f"{label} {names[model]}", f"{c['config']} {key}"
+        yield f"{label} {model} prefill", prefill, t["prefill_1x128"]
+        yield f"{label} {model} decode 1", one, t["decode_b1"]
+        yield f"{label} {model} decode 16", sixteen, t["decode_b16"]
+        kls = {"dense float32": 0.0, "dense bfloat16": rep["dense"]["bfloat16_kl"],
+               "float32": ao["search_kl"], "torchao": ao["torchao"]["kl"],
+               "torchao_bfloat16": ao["torchao_bfloat16"]["kl"]}  # fmt: skip
+        yield f"{label} {model} KL", kl, kls[key]
+        yield f"{label} torchao exact", "0", f"{ao['torchao']['max_logit_diff']:g}"
+    timing = {c["config"]: c["torchao"] for c in got if c["torchao"]}
+    works = ("prefill_1x128", "decode_b1", "decode_b16")
+    slow = [t["timing_ms"]["torchao"][w] / t["timing_ms"]["float32"][w]
+            for t in timing.values() for w in works]  # fmt: skip
+    ((slow_lo, slow_hi),) = grab(r"slower\s+than float32 \(([\d.]+)-([\d.]+)x the time below\)")
+    yield "float32 torchao slowdown (low)", slow_lo, min(slow)
+    yield "float32 torchao slowdown (high)", slow_hi, max(slow)
+    int4 = timing["uniform int4"]
+    ms, b16 = int4["timing_ms"], int4["torchao_bfloat16"]
+    ((one, sixteen, prefill),) = grab(
+        r"int4 export takes ([\d.]+)x the searched\s+float32\s+model's time for a decode step "
+        r"at batch 1, ([\d.]+)x at\s+"
+        r"batch 16 and ([\d.]+)x for a 128-token prefill"
+    )
+    for text, work in ((one, "decode_b1"), (sixteen, "decode_b16"), (prefill, "prefill_1x128")):
+        yield f"int4 kernel ratio {work}", text, ms["torchao_bfloat16"][work] / ms["float32"][work]
+    ((kl, search, dense16, diff, top, size, size32),) = grab(
+        r"measures KL ([\d.]+) against the ([\d.]+) the search measured \(the dense model cast "
+        r"to\s+bfloat16 alone: ([\d.]+)\); its largest logit difference to the searched model\s+"
+        r"is ([\d.]+) \(logits up to ([\d.]+)\), and its file is ([\d.]+) MB\s+"
+        r"\(float32 torchao: ([\d.]+) MB\)"
+    )
+    yield "bfloat16 int4 KL", kl, b16["kl"]
+    yield "search KL", search, int4["search_kl"]
+    yield "dense bfloat16 KL", dense16, rep["dense"]["bfloat16_kl"]
+    yield "bfloat16 int4 logit diff", diff, b16["max_logit_diff"]
+    yield "largest logit", top, b16["max_abs_logit"]
+    yield "bfloat16 int4 file MB", size, b16["file_bytes"] / 1e6
+    yield "float32 torchao file MB", size32, int4["torchao"]["file_bytes"] / 1e6
+    yield "int4 layers on the kernel", "210", str(b16["tensors"].get("Int4OpaqueTensor"))
+    int8 = timing["uniform int8"]
+    assert int8["torchao_bfloat16"]["tensors"].get("Int4OpaqueTensor") is None
+    ((lo8, hi8),) = grab(r"the bfloat16 export takes ([\d.]+)-([\d.]+)x float32's time")
+    i8 = [int8["timing_ms"]["torchao_bfloat16"][w] / int8["timing_ms"]["float32"][w] for w in works]
+    yield "int8 bfloat16 slowdown (low)", lo8, min(i8)
+    yield "int8 bfloat16 slowdown (high)", hi8, max(i8)
+    ((d1lo, d1hi),) = grab(
+        r"the same dense float32 model took (\d+) and\s+(\d+) ms per decode step"
+    )
+    d1 = [t["timing_ms"]["dense float32"]["decode_b1"] for t in timing.values()]
+    yield "dense decode spread (low)", d1lo, min(d1)
+    yield "dense decode spread (high)", d1hi, max(d1)
+    rows = table("| Linear (out x in) | rows | float32 ms | bfloat16 ms | int4 ms |")
+    yield "kernel rows", str(len(rows)), str(len(rep["kernels"]))
+    for (shape, n, fp32, bf16, int4_ms), k in zip(rows, rep["kernels"]):
+        yield f"kernel {shape} {n} shape", f"{shape} {n}", f"{k['out']}x{k['in']} {k['rows']}"
+        yield f"kernel {shape} {n} float32", fp32, k["float32_ms"]
+        yield f"kernel {shape} {n} bfloat16", bf16, k["bfloat16_ms"]
+        yield f"kernel {shape} {n} int4", int4_ms, k["int4_ms"]
+    ((load_lo, load_hi),) = grab(r"Hamlet tokens; load average ([\d.]+)-([\d.]+) on 2 shared")
     yield "load at start", load_lo, rep["machine"]["load_avg_1_5_15_at_start"][0]
     yield "load at end", load_hi, rep["machine"]["load_avg_1_5_15_at_end"][0]
 
