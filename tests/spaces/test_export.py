@@ -130,14 +130,18 @@ def test_torchao_tensors_hold_exactly_the_searched_weights(llama, ids, tmp_path,
         assert torch.allclose(logits(loaded, ids), logits(applied, ids), atol=1e-5)
 
 
-@pytest.mark.parametrize(("symmetric", "granularity"), [(True, "group"), (False, "channel")])
+@pytest.mark.parametrize(
+    ("method", "symmetric", "granularity"),
+    [("rtn", True, "group"), ("rtn", False, "channel"), ("gptq", False, "group")],
+)
 def test_torchao_bfloat16_puts_int4_layers_on_the_cpu_kernel(
-    llama, ids, tmp_path, symmetric, granularity
+    llama, ids, tmp_path, method, symmetric, granularity
 ):
     pytest.importorskip("torchao")
     space = QuantizationSpace.for_model(
         llama, bits=(3, 4, 8), granularity=granularity, group_size=(32,), symmetric=symmetric,
-        exclude="lm_head", bank=None,
+        method=method, exclude="lm_head", bank=None,
+        **({"calibration": ids} if method == "gptq" else {}),
     )  # fmt: skip
     config = space.sample(1)
     with pytest.warns(UserWarning, match=r"(?s)stay off the int4 CPU kernel.*: 8 bits"):
