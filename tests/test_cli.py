@@ -232,6 +232,12 @@ def test_export_writes_the_best_trial_within_the_budget_and_runs_no_trial(
     ids = torch.load(llama_dir / "ids.pt")
     with torch.no_grad():
         assert torch.equal(hf(ids).logits, load_compressed(out, dense)(ids).logits)
+    # The same trial for torchao's int4 CPU kernel: 4-bit layers as Int4OpaqueTensor.
+    pytest.importorskip("torchao")
+    ao = tmp_path / "ao"
+    assert main([*argv[:-1], str(ao), "--format", "torchao", "--dtype", "bfloat16"]) == 0
+    assert "written as torchao" in capsys.readouterr().out
+    assert json.loads((ao / "tradeoff.json").read_text())["trial"] == record["trial"]
     # An existing --out is kept; an unknown study is named.
     assert main(argv) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
