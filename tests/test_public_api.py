@@ -50,7 +50,7 @@ def test_subpackage_names_are_pinned():
         *["Accuracy", "KLToDense", "Perplexity", "Quality", "QualityFn"],
     }
     assert set(search.__all__) == {
-        *["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler"],
+        *["OPTIMIZERS", "auto_choice", "auto_optimizer", "check_optimizer", "make_sampler"],
         *["EvolutionSampler", "LayerCrossover", "MOBOSampler", "NeighbourMutation"],
         *["ProxyResult", "additive_proxy", "additive_proxy_front", "uniform_configs"],
         *["Fidelity", "HandoverSampler"],

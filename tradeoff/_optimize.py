@@ -34,7 +34,7 @@ from tradeoff._validate import (
     usage_errors,
 )
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search import auto_optimizer, make_sampler
+from tradeoff.search import auto_choice, make_sampler
 from tradeoff.search._asha import Fidelity, Promoter
 from tradeoff.spaces import Config, SearchSpace
 from tradeoff.workers import LocalPool, RayPool, WorkerPool
@@ -45,6 +45,7 @@ from tradeoff.workers._driver import Driver
 logger = logging.getLogger("tradeoff")
 
 OPTIMIZER_ATTR = "tradeoff.optimizer"  # what optimizer="auto" picked for the study
+OPTIMIZER_REASON_ATTR = "tradeoff.optimizer_reason"  # and which of its rules decided
 
 
 def optimize(
@@ -308,9 +309,10 @@ def _resolve_auto(
     recorded = study.user_attrs.get(OPTIMIZER_ATTR)
     if isinstance(recorded, str):
         return recorded
-    name = auto_optimizer(space, n_trials=n_trials, objectives=objectives)
+    name, why = auto_choice(space, n_trials=n_trials, objectives=objectives)
     study.set_user_attr(OPTIMIZER_ATTR, name)
-    logger.info("optimizer='auto' picks %r (recorded on the study)", name)
+    study.set_user_attr(OPTIMIZER_REASON_ATTR, why)
+    logger.info("optimizer='auto' picks %r (%s; recorded on the study)", name, why)
     return name
 
 

@@ -51,3 +51,21 @@ def test_a_search_without_a_ladder_has_no_rungs_section():
     )  # fmt: skip
     assert rung_table(result.trials) is None
     assert "rungs" not in study_note(result)
+
+
+def test_the_study_note_says_what_auto_picked_and_which_rule_decided():
+    from tradeoff.spaces import Choice
+
+    space = SearchSpace({"op": Choice(["conv", "pool", "skip"]), "x": Float(0.0, 1.0)})
+    result = tradeoff.optimize(
+        lambda c: {"f": c["x"] + (c["op"] == "skip")}, space,
+        objectives=[Objective("f"), Objective("g", fn=lambda c: 1 - c["x"])],
+        n_trials=4, seed=0, show_progress=False,
+    )  # fmt: skip
+    attrs = result.study.user_attrs
+    assert attrs["tradeoff.optimizer"] == "tpe"
+    assert attrs["tradeoff.optimizer_reason"] == "rule 4: the space has an unordered Choice"
+    assert (
+        "Optimizer: tpe (what `auto` picked: rule 4: the space has an unordered Choice)."
+        in study_note(result)
+    )

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search import OPTIMIZERS, auto_optimizer, make_sampler
+from tradeoff.search import OPTIMIZERS, auto_choice, auto_optimizer, make_sampler
 from tradeoff.search._presets import HANDOVER
 from tradeoff.spaces import Choice, Float, Ordinal, SearchSpace
 
@@ -64,6 +64,31 @@ def test_auto_keeps_unordered_choices_off_mobo():
         [Objective("error"), Objective("size", fn=lambda c: 1.0)], [Constraint("size", "<=", 1)]
     )
     assert auto_optimizer(cell, n_trials=100, objectives=budget) == "evolution"
+
+
+def test_auto_says_which_rule_decided():
+    cell = SearchSpace({f"op{i}": Choice(["conv3", "pool", "skip"]) for i in range(6)})
+    wide = SearchSpace({f"l{i}.bits": Ordinal([2, 4, 8]) for i in range(40)})
+    single = ObjectiveSet.build([Objective("loss")])
+    budget = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=lambda c: 1.0)], [Constraint("size", "<=", 1)]
+    )
+    cases = [  # (space, n_trials, objectives) -> the rule's words
+        (
+            (ZDT_SPACE, 100, OBJS),
+            f"rule 2a: several objectives, {len(ZDT_SPACE)} parameters (<= 30)",
+        ),
+        ((ZDT_SPACE, 301, OBJS), "rule 2b"),
+        ((cell, 100, budget), "rule 3: a budget on a known cost (size)"),
+        ((cell, 100, OBJS), "rule 4: the space has an unordered Choice"),
+        ((ZDT_SPACE, 100, single), "rule 1, one objective, then rule 5: 100 trials"),
+        ((wide, 5000, OBJS), "rule 6: 5000 trials (>= 1000)"),
+        ((wide, 100, OBJS), "rule 6: 100 trials (< 1000)"),
+    ]
+    for (space, n, objs), words in cases:
+        name, why = auto_choice(space, n_trials=n, objectives=objs)
+        assert name == auto_optimizer(space, n_trials=n, objectives=objs)
+        assert why.startswith(words), why
 
 
 def test_auto_gives_one_objective_an_optimizer_for_one_objective():

@@ -126,6 +126,7 @@ def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> s
     study = result.study
     reference = result.reference_point()
     chosen = study.user_attrs.get("tradeoff.optimizer")  # what "auto" picked
+    why = study.user_attrs.get("tradeoff.optimizer_reason")  # which rule decided
     lines = [
         f"## {escape(study.study_name)}",
         *summary_markdown(result.summary()),
@@ -134,7 +135,8 @@ def study_note(result: SearchResult, baselines: pd.DataFrame | None = None) -> s
         ref = ", ".join(f"{escape(k)} {_fmt(v)}" for k, v in reference.items())
         lines += ["", f"Hypervolume reference point: {ref}."]
     if chosen is not None:
-        lines += ["", f"Optimizer: {escape(chosen)} (what `auto` picked, recorded on the study)."]
+        because = "" if why is None else f": {escape(why)}"
+        lines += ["", f"Optimizer: {escape(chosen)} (what `auto` picked{because})."]
     objectives = pd.DataFrame(
         {"direction": result.objectives.directions, "kind": _kinds(result)},
         index=result.objectives.names,

@@ -3,7 +3,13 @@
 from importlib import import_module
 from typing import Any
 
-from tradeoff.search._presets import OPTIMIZERS, auto_optimizer, check_optimizer, make_sampler
+from tradeoff.search._presets import (
+    OPTIMIZERS,
+    auto_choice,
+    auto_optimizer,
+    check_optimizer,
+    make_sampler,
+)
 
 _LAZY = {
     "EvolutionSampler": "tradeoff.search._evolution",
@@ -18,7 +24,14 @@ _LAZY = {
     "uniform_configs": "tradeoff.search._baselines",
 }
 
-__all__ = ["OPTIMIZERS", "auto_optimizer", "check_optimizer", "make_sampler", *_LAZY]
+__all__ = [
+    "OPTIMIZERS",
+    "auto_choice",
+    "auto_optimizer",
+    "check_optimizer",
+    "make_sampler",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

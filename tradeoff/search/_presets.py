@@ -72,21 +72,52 @@ def auto_optimizer(
     """The optimizer ``"auto"`` picks for this space and budget: a name of :data:`OPTIMIZERS`
     or :data:`HANDOVER` (see the module docstring). Deterministic: it calls nothing the user
     wrote and times nothing."""
-    small = n_trials <= _GP_MAX_TRIALS and len(space) <= _GP_MAX_DIM
+    return auto_choice(space, n_trials=n_trials, objectives=objectives)[0]
+
+
+def auto_choice(
+    space: SearchSpace, *, n_trials: int, objectives: ObjectiveSet | None = None
+) -> tuple[str, str]:
+    """What ``"auto"`` picks (as :func:`auto_optimizer`) and why: the rule of the module
+    docstring that decided, in words."""
+    name, why = _auto_rules(space, n_trials=n_trials, objectives=objectives)
+    if objectives is not None and len(objectives.names) == 1:
+        why = f"rule 1, one objective, then {why}"
+    return name, why
+
+
+def _auto_rules(
+    space: SearchSpace, *, n_trials: int, objectives: ObjectiveSet | None
+) -> tuple[str, str]:
+    d = len(space)
+    small = n_trials <= _GP_MAX_TRIALS and d <= _GP_MAX_DIM
     categorical = any(isinstance(p, Choice) for p in space.values())
     multi = objectives is None or len(objectives.names) > 1
-    bo = len(space) <= _GP_MAX_DIM and not categorical and _known_costs_cheap(objectives)
+    bo = d <= _GP_MAX_DIM and not categorical and _known_costs_cheap(objectives)
     if multi and bo and _has_bo_deps():
-        return "mobo" if n_trials <= _GP_MAX_TRIALS else HANDOVER
+        if n_trials <= _GP_MAX_TRIALS:
+            return "mobo", (
+                f"rule 2a: several objectives, {d} parameters (<= {_GP_MAX_DIM}), no unordered "
+                f"Choice, {n_trials} trials (<= {_GP_MAX_TRIALS})"
+            )
+        return HANDOVER, (
+            f"rule 2b: several objectives, {d} parameters (<= {_GP_MAX_DIM}), no unordered "
+            f"Choice, {n_trials} trials (> {_GP_MAX_TRIALS}): mobo, then evolution after "
+            f"{_HANDOVER_AT} complete"
+        )
     if objectives is not None and objectives.known_constraints():
-        return "evolution"
+        names = ", ".join(c.name for c in objectives.known_constraints())
+        return "evolution", f"rule 3: a budget on a known cost ({names})"
     if categorical:
-        return "tpe"
+        return "tpe", "rule 4: the space has an unordered Choice"
     if small and _has_gp_deps():
-        return "gp"
+        return "gp", (
+            f"rule 5: {n_trials} trials (<= {_GP_MAX_TRIALS}) over {d} parameters "
+            f"(<= {_GP_MAX_DIM})"
+        )
     if n_trials >= _NSGA2_MIN_TRIALS:
-        return "nsga2"
-    return "tpe"
+        return "nsga2", f"rule 6: {n_trials} trials (>= {_NSGA2_MIN_TRIALS})"
+    return "tpe", f"rule 6: {n_trials} trials (< {_NSGA2_MIN_TRIALS})"
 
 
 def _known_costs_cheap(objectives: ObjectiveSet | None) -> bool:
