@@ -16,6 +16,14 @@ reported; the target is last tenth <= 1.5x the first. The same is reported in CP
 this process (``time.process_time()``), which other jobs on the machine disturb far less than
 wall time (it leaves out waiting, e.g. for SQLite's fsync).
 
+``--efficiency 8,32,64`` measures instead how well the driver keeps that many 1-s trials in
+flight (issue #18 item 2): Ray is started once with as many logical CPUs as the largest level
+(startup excluded), then for each level ``tradeoff.optimize(backend="ray", n_workers=level)``
+runs ``--rounds`` rounds of sleeping trials, and bare Ray tasks (no engine: submit, ``ray.wait``
+for one, submit the next) run the same trials, the floor. Efficiency = ideal wall (rounds x
+sleep) / measured wall; the driver's CPU seconds per trial (``time.process_time()`` of this
+process, Ray's client threads included) are recorded beside it.
+
 ``--before PATH`` embeds a report this script wrote on an earlier commit under ``"before"``
 (the driver before it kept its counts itself), and ``--before-fidelity PATH`` one under
 ``"before_fidelity"`` (the promoter before it ranked rungs incrementally), so one JSON holds all.
@@ -25,6 +33,7 @@ Usage:
         [--memory-trials 20000] [--fidelity-trials 5000] [--sqlite-trials 10000]
         [--postgres-trials 10000] [--time-box 1200] [--before PATH] [--before-fidelity PATH]
         [--out PATH]
+    python benchmarks/scale.py --efficiency 8,32,64 [--rounds 6] [--sleep 1.0] --out PATH
 """
 
 from __future__ import annotations
@@ -131,6 +140,81 @@ def search(case: str, url: str | None, n_trials: int, time_box: float) -> dict[s
     }
 
 
+def sleeper(sleep_s: float) -> Callable[[Mapping[str, Any]], dict[str, float]]:
+    def evaluate(config: Mapping[str, Any]) -> dict[str, float]:
+        time.sleep(sleep_s)
+        return zdt1(config)
+
+    return evaluate
+
+
+def bare_ray(evaluate: Callable[..., Any], trials: int, n_workers: int) -> None:
+    """Bare Ray tasks, ``n_workers`` in flight, a new one as soon as one returns: the floor."""
+    import ray
+
+    task = ray.remote(num_cpus=1)(evaluate)
+    config = {f"x{i}": 0.5 for i in range(N_PARAMS)}
+    pending: list[Any] = []
+    submitted = done = 0
+    while done < trials:
+        while len(pending) < n_workers and submitted < trials:
+            pending.append(task.remote(config))
+            submitted += 1
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+        done += len(ready)
+
+
+def efficiency(level: int, rounds: int, sleep_s: float) -> list[dict[str, Any]]:
+    """tradeoff on Ray and bare Ray tasks with ``level`` trials in flight."""
+    trials, ideal = level * rounds, rounds * sleep_s
+    evaluate = sleeper(sleep_s)
+
+    def engine() -> None:
+        result = tradeoff.optimize(
+            evaluate, SPACE, objectives=OBJECTIVES, optimizer="random", n_trials=trials,
+            n_workers=level, backend="ray", seed=0, show_progress=False,
+        )  # fmt: skip
+        complete = int((result.trials["status"] == "complete").sum())
+        if complete != trials:
+            raise RuntimeError(f"tradeoff: {complete} of {trials} trials completed")
+
+    def floor() -> None:
+        bare_ray(evaluate, trials, level)
+
+    rows = []
+    for name, fn in (("tradeoff ray", engine), ("bare ray tasks (floor)", floor)):
+        cpu, start = time.process_time(), time.perf_counter()
+        fn()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        rows.append({
+            "engine": name, "in_flight": level, "trials": trials, "sleep_s": sleep_s,
+            "ideal_s": ideal, "wall_s": wall, "efficiency": ideal / wall,
+            "driver_cpu_s_per_trial": cpu / trials,
+        })  # fmt: skip
+        print(f"{level} in flight, {name}: {ideal / wall:.1%}", flush=True)
+    return rows
+
+
+def run_efficiency(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import ray
+
+    quiet()
+    ray.init(num_cpus=max(args.efficiency), include_dashboard=False, log_to_driver=False)
+    try:
+        top = max(args.efficiency)
+        bare_ray(sleeper(0.0), 4 * top, top)  # warm the workers up, then the engine's path
+        tradeoff.optimize(
+            sleeper(0.0), SPACE, objectives=OBJECTIVES, optimizer="random", n_trials=2 * top,
+            n_workers=top, backend="ray", seed=0, show_progress=False,
+        )  # fmt: skip
+        return [
+            row for level in args.efficiency for row in efficiency(level, args.rounds, args.sleep)
+        ]
+    finally:
+        ray.shutdown()
+
+
 def by_tenth(stamps: list[float]) -> list[float]:
     """The median gap (ms) between consecutive stamps over each tenth of them, in order."""
     gaps = [1e3 * (b - a) for a, b in itertools.pairwise(stamps)]
@@ -234,8 +318,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--before-fidelity", type=Path, default=None, help="an older commit's fidelity report"
     )
+    parser.add_argument(
+        "--efficiency", default=None, help="comma-separated trials in flight (e.g. 8,32,64)"
+    )
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of trials (efficiency)")
+    parser.add_argument("--sleep", type=float, default=1.0, help="seconds a trial sleeps")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     args = parser.parse_args(argv)
+    if args.efficiency is not None:
+        args.efficiency = [int(x) for x in args.efficiency.split(",") if x.strip()]
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(args.cases) - set(CASES))
     if unknown:
@@ -248,6 +339,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.efficiency is not None:
+        report = recorded(args, lambda: run_efficiency(args), packages=("ray",), key="efficiency")
+        for r in report["efficiency"]:
+            print(
+                f"{r['in_flight']:>4} in flight  {r['engine']:<24} {r['efficiency']:6.1%}  "
+                f"driver CPU {1e3 * r['driver_cpu_s_per_trial']:.2f} ms/trial"
+            )
+        write_report(report, args.out)
+        print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
+        return 0
     report = recorded(args, lambda: run(args), key="rows")
     report["targets"] = targets(report["rows"])
     if args.before is not None:

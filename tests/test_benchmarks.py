@@ -321,3 +321,18 @@ def test_scale_quick(tmp_path):
     assert by_case["fidelity"]["trials_run"] == sum(evaluations.values())
     assert by_case["fidelity"]["complete"] == evaluations["9"]
     assert "fidelity_growth" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_scale_efficiency_quick(tmp_path):
+    out = tmp_path / "efficiency.json"
+    args = ["--efficiency", "2,4", "--rounds", "2", "--sleep", "0.2"]
+    run_script("scale.py", out, *args)
+    rows = json.loads(out.read_text())["efficiency"]
+    cases = [(r["in_flight"], r["engine"]) for r in rows]
+    assert cases == [(k, e) for k in (2, 4) for e in ("tradeoff ray", "bare ray tasks (floor)")]
+    for r in rows:
+        assert r["trials"] == 2 * r["in_flight"] and r["ideal_s"] == pytest.approx(0.4)
+        assert 0 < r["efficiency"] <= 1.05 and r["driver_cpu_s_per_trial"] > 0
+        assert r["efficiency"] == pytest.approx(r["ideal_s"] / r["wall_s"])
