@@ -1408,14 +1408,18 @@ def storage_load() -> Iterator[Figure]:
 @check("scale.json")
 def scale() -> Iterator[Figure]:
     rep = load("scale.json")
-    runs = {"before": rep["before"], "now": rep}
-    storages = {"in memory": "memory", "SQLite": "sqlite"}
+    runs = {"before": rep["before"], "before_fidelity": rep["before_fidelity"], "now": rep}
+    cases = {
+        "in memory": "memory", "multi-fidelity in memory": "fidelity",
+        "SQLite": "sqlite", "PostgreSQL": "postgres",
+    }  # fmt: skip
     header = "| search | driver | trials run | ms / trial, first tenth |"
     for search, driver, trials, first, last, growth, cpu in table(header):
         label, n_trials = search.split(", ")
         when, commit = driver.split()
-        run = runs[when]
-        r = next(r for r in run["rows"] if r["storage"] == storages[label])
+        case = cases[label]
+        run = runs["before_fidelity" if (when, case) == ("before", "fidelity") else when]
+        r = next(r for r in run["rows"] if r.get("case", r["storage"]) == case)
         yield f"{search} {when} commit", commit.strip("()"), run["machine"]["tradeoff_commit"]
         yield f"{search} {when} budget", n_trials.split()[0], r["n_trials"]
         yield f"{search} {when} trials run", trials, r["trials_run"]
@@ -1423,14 +1427,22 @@ def scale() -> Iterator[Figure]:
         yield f"{search} {when} last tenth", last, r["ms_last_tenth"]
         yield f"{search} {when} growth", growth.rstrip("x"), r["growth"]
         yield f"{search} {when} CPU growth", cpu.rstrip("x"), r["cpu_growth"]
-    ((before, box, lo, hi, target),) = grab(
-        r"before \(commit (\w+), the script copied in\) and now, each search time-boxed to "
-        r"(\d+) s, on this 2-core machine at a load average of (\d+)-(\d+) .* Target: last "
-        r"tenth at most ([\d.]+)x the first"
+    ((before, box, mf_commit, mf_box, box_now, lo, hi),) = grab(
+        r"before \(commit (\w+), the script copied in, each search time-boxed to (\d+) s; the "
+        r"multi-fidelity search: commit (\w+), the script copied in, time-boxed to (\d+) s\) and "
+        r"now \(each search time-boxed to (\d+) s\), on this 2-core machine at a load average of "
+        r"(\d+)-(\d+) "
     )
     yield "before commit", before, rep["before"]["machine"]["tradeoff_commit"]
+    yield "before time box", box, rep["before"]["settings"]["time_box"]
+    yield (
+        "multi-fidelity before commit",
+        mf_commit,
+        rep["before_fidelity"]["machine"]["tradeoff_commit"],
+    )
+    yield "multi-fidelity before time box", mf_box, rep["before_fidelity"]["settings"]["time_box"]
+    yield "now time box", box_now, rep["settings"]["time_box"]
     for when, run in runs.items():
-        yield f"{when} time box", box, run["settings"]["time_box"]
         yield f"{when} cores", "2", str(run["machine"]["cpu_count"])
     loads = [
         x
@@ -1440,7 +1452,32 @@ def scale() -> Iterator[Figure]:
     ]
     yield "load low", lo, min(loads)
     yield "load high", hi, max(loads)
+    ((configs, ladder, target),) = grab(
+        r"The multi-fidelity search evaluates ([\d,]+) Configs on the budget ladder ([\d/]+)\. "
+        r"Target: last tenth at most ([\d.]+)x the first"
+    )
+    mf = next(r for r in rep["rows"] if r["case"] == "fidelity")
+    yield "multi-fidelity Configs", configs, mf["n_trials"]
+    yield "multi-fidelity ladder", ladder, "/".join(f"{b:g}" for b in mf["fidelity"])
     yield "target", target, rep["targets"]["memory_growth"]["target"].split()[-1]
+    ((load_now,),) = grab(r"just within the target \(the run started at a load average of (\d+)\)")
+    yield "load at start", load_now, rep["machine"]["load_avg_1_5_15_at_start"][0]
+    memory = next(r for r in rep["rows"] if r["case"] == "memory")
+    yield "memory within target", "just within", "just within" if memory["growth"] <= 1.5 else "no"
+    bf = rep["before_fidelity"]["rows"][0]
+    ((ran, of, evaluations, seconds, end, all_evals, secs_now),) = grab(
+        r"before, ran (\d+) of its ([\d,]+) Configs \(([\d,]+) evaluations\) in its (\d+) s, at "
+        r"(\d+) ms/trial by the end; now it runs all of them \(([\d,]+) evaluations\) in (\d+) s, "
+        r"but still misses"
+    )
+    yield "before Configs run", ran, bf["configs_run"]
+    yield "before Configs", of, bf["n_trials"]
+    yield "before evaluations", evaluations, bf["trials_run"]
+    yield "before seconds", seconds, rep["before_fidelity"]["settings"]["time_box"]
+    yield "before end", end, bf["ms_last_tenth"]
+    yield "now evaluations", all_evals, mf["trials_run"]
+    yield "now seconds", secs_now, mf["wall_s"]
+    yield "now missed", "misses", "misses" if not rep["targets"]["fidelity_growth"]["met"] else "-"
 
 
 ENGINES = {
