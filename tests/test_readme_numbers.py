@@ -1480,6 +1480,39 @@ def scale() -> Iterator[Figure]:
     yield "now missed", "misses", "misses" if not rep["targets"]["fidelity_growth"]["met"] else "-"
 
 
+@check("scale_efficiency.json")
+def scale_efficiency() -> Iterator[Figure]:
+    rep = load("scale_efficiency.json")
+    rows = {(r["in_flight"], r["engine"]): r for r in rep["efficiency"]}
+    header = "| trials in flight | tradeoff on Ray | bare Ray tasks (floor) |"
+    for level, ours, floor, cpu, cpu_floor in table(header):
+        engine, bare = (
+            rows[(int(level), "tradeoff ray")],
+            rows[(int(level), "bare ray tasks (floor)")],
+        )
+        yield f"{level} tradeoff", ours.rstrip("%"), 100 * engine["efficiency"]
+        yield f"{level} bare", floor.rstrip("%"), 100 * bare["efficiency"]
+        yield f"{level} tradeoff CPU", cpu, 1e3 * engine["driver_cpu_s_per_trial"]
+        yield f"{level} bare CPU", cpu_floor, 1e3 * bare["driver_cpu_s_per_trial"]
+    ((levels, commit, lo, hi, cpus, rounds, sleep),) = grab(
+        r"`python benchmarks/scale.py --efficiency ([\d,]+)` \(`benchmarks/results/"
+        r"scale_efficiency.json`, a clean clone of (\w+), load average (\d+)-(\d+) during the "
+        r"run\) starts Ray with (\d+) logical CPUs and runs (\d+) rounds of (\d+)-s trials"
+    )
+    yield "levels", levels, ",".join(str(x) for x in rep["settings"]["efficiency"])
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "logical CPUs", cpus, max(rep["settings"]["efficiency"])
+    yield "rounds", rounds, rep["settings"]["rounds"]
+    yield "sleep", sleep, rep["settings"]["sleep"]
+    ((level, cpu_s, lost_s),) = grab(r"\(at (\d+) in flight: ([\d.]+) s of the ([\d.]+) s lost\)")
+    r = rows[(int(level), "tradeoff ray")]
+    yield "CPU seconds", cpu_s, r["driver_cpu_s_per_trial"] * r["trials"]
+    yield "seconds lost", lost_s, r["wall_s"] - r["ideal_s"]
+
+
 ENGINES = {
     "Optuna `study.optimize` (baseline)": ("optuna study.optimize", 1),
     'tradeoff, `backend="local"`': ("tradeoff local", 1),
