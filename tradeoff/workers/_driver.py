@@ -230,7 +230,9 @@ class Driver:
         trial it promotes)."""
         if self.promoter is None:
             return None
-        trials = sorted(self._tally.trials.values(), key=lambda t: t.number)  # sorted already
+        # In number order already (read whole, then new trials appended): not sorted again per
+        # proposal; out of order, the promoter re-ranks from scratch (correct, only slower).
+        trials = list(self._tally.trials.values())
         promotion = self.promoter.next(trials)
         if promotion is None:
             return None
