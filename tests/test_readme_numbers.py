@@ -1701,3 +1701,25 @@ def test_quoted_results_record_command_commit_versions_and_machine():
         assert name in README, f"{name} is quoted but never named in the README"
         missing = _missing_provenance(load(name))
         assert missing == LEGACY.get(name, set()), f"{name}: missing {sorted(missing)}"
+
+
+@check("scale_fidelity.json")
+def scale_fidelity_after() -> Iterator[Figure]:
+    rep = load("scale_fidelity.json")
+    (row,) = rep["rows"]
+    ((commit, commit2, load_lo, load_hi, first, last, growth, wall),) = grab(
+        r"since (\w+) it hands the promoter .*? a clean clone of\s+(\w+), load average "
+        r"([\d.]+)-([\d.]+)\) goes from ([\d.]+) to ([\d.]+) ms/trial, ([\d.]+)x in (\d+) s"
+    )
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean clone", commit2, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    yield "case", row["case"], "fidelity"
+    yield "all Configs ran", str(row["configs_run"]), str(row["n_trials"])
+    yield "load at start", load_lo, rep["machine"]["load_avg_1_5_15_at_start"][0]
+    yield "load at end", load_hi, rep["machine"]["load_avg_1_5_15_at_end"][0]
+    yield "first tenth", first, row["ms_first_tenth"]
+    yield "last tenth", last, row["ms_last_tenth"]
+    yield "growth", growth, row["growth"]
+    yield "wall", wall, row["wall_s"]
+    yield "missed", str(row["growth"] > 1.5), "True"
