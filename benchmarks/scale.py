@@ -149,20 +149,13 @@ def sleeper(sleep_s: float) -> Callable[[Mapping[str, Any]], dict[str, float]]:
 
 
 def bare_ray(evaluate: Callable[..., Any], trials: int, n_workers: int) -> None:
-    """Bare Ray tasks, ``n_workers`` in flight, a new one as soon as one returns: the floor."""
-    import ray
+    """Bare Ray tasks, ``n_workers`` in flight, a new one as soon as one returns: the floor
+    (the engine-overhead benchmark's, on the same 4-parameter Config)."""
+    from engine_overhead import N_PARAMS as ITS_PARAMS
+    from engine_overhead import run_raw_ray
 
-    task = ray.remote(num_cpus=1)(evaluate)
-    config = {f"x{i}": 0.5 for i in range(N_PARAMS)}
-    pending: list[Any] = []
-    submitted = done = 0
-    while done < trials:
-        while len(pending) < n_workers and submitted < trials:
-            pending.append(task.remote(config))
-            submitted += 1
-        ready, pending = ray.wait(pending, num_returns=1)
-        ray.get(ready)
-        done += len(ready)
+    assert ITS_PARAMS == N_PARAMS
+    run_raw_ray(evaluate, trials, n_workers)
 
 
 def efficiency(level: int, rounds: int, sleep_s: float) -> list[dict[str, Any]]:
