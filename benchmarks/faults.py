@@ -246,7 +246,7 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
     mid_trial = [kill for kill in sup.kills if kill not in finished]
     s = sup.s
     short = s.n_trials - status["complete"] - status["failed"]
-    never = len(stale - set(completed))
+    lost_configs = stale - set(completed)
     results: dict[str, Any] = {
         "trials_requested": s.n_trials,
         "completed": status["complete"],
@@ -254,8 +254,8 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
         "stale_reenqueued": status["stale"],
         "left_running": status["running"],  # RUNNING for good: holds budget, never re-run
         "budget_short": short,
-        "stale_never_rerun": never,
-        "trials_lost": max(short, never),  # the same trial may show in both
+        "stale_never_rerun": len(lost_configs),
+        "trials_lost": max(short, len(lost_configs)),  # the same trial may show in both
         "finished_trials_rerun": len(sup.finished_at_driver_kill & second)
         + len(completed)
         - len(set(completed)),
@@ -271,11 +271,13 @@ def tally(sup: Supervisor, wall_s: float) -> dict[str, Any]:
         "ideal_s": s.n_trials * s.sleep_s / s.n_workers,
     }
     if results["trials_lost"] or results["finished_trials_rerun"]:
-        results["diagnosis"] = diagnosis(sup, trials, stale - set(completed))
+        results["diagnosis"] = diagnosis(sup, trials, lost_configs, events)
     return results
 
 
-def diagnosis(sup: Supervisor, trials: Any, never: set[tuple[Any, ...]]) -> dict[str, Any]:
+def diagnosis(
+    sup: Supervisor, trials: Any, never: set[tuple[Any, ...]], events: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What a missed target needs to be understood: every trial, the stale Configs never
     re-run, the evaluation log and both drivers' output."""
     wanted = ("trial", "status", "failure", "worker", "x0", "x1")
@@ -283,7 +285,7 @@ def diagnosis(sup: Supervisor, trials: Any, never: set[tuple[Any, ...]]) -> dict
     return {
         "trials": json.loads(trials[columns].to_json(orient="records")),
         "stale_never_rerun": [list(k) for k in sorted(never)],
-        "events": sup.events(),
+        "events": events,
         "kills": [[pid, list(k)] for pid, k in sup.kills],
         "driver_output": [sup._output(1), sup._output(2)],
     }
