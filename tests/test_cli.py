@@ -390,3 +390,115 @@ def test_compress_bad_input_on_a_model_file(tmp_path, capsys, model, flags, mess
     err = capsys.readouterr().err
     assert err.startswith("tradeoff: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "c.db").exists()
+
+
+PEFT_FILE = """
+import torch
+import transformers
+from torch import nn
+
+from tradeoff.objectives import QualityFn
+
+torch.manual_seed(0)
+model = transformers.BertForSequenceClassification(
+    transformers.BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=32, num_labels=2,
+    )
+).eval()
+x = torch.randint(0, 64, (8, 8), generator=torch.Generator().manual_seed(3))
+y = torch.arange(8) % 2
+
+
+def train(m, steps, start):
+    torch.manual_seed(1)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(int(steps)):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(input_ids=x).logits, y).backward()
+        opt.step()
+    return int(steps)
+
+
+def loss(m, steps):
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(m(input_ids=x).logits, y))
+
+
+quality = QualityFn(loss, "loss", max_budget=3)
+adapters = {"train": train, "methods": ("lora",), "ranks": (2, 4), "dropouts": (0.0,),
+            "task_type": "SEQ_CLS"}
+"""
+
+
+def test_export_peft_writes_a_trials_trained_adapters_and_merged_model(tmp_path, capsys):
+    """A compress --peft study (the model file names its adapters' spec) exports the best
+    trial's adapters, which PEFT reloads onto the dense model, and with --merge the model the
+    search measured: its loss, recomputed from the file, is the trial's."""
+    peft = pytest.importorskip("peft")
+    import runpy
+
+    import optuna
+    import torch
+
+    model_file = tmp_path / "bert.py"
+    model_file.write_text(PEFT_FILE)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    flags = ["--model", str(model_file), "--quality", "file", "--peft", f"{model_file}:adapters",
+             "--bits", "4,8", "--n-trials", "3", "--no-fidelity"]  # fmt: skip
+    assert main(compress(tmp_path, *flags)) == 0
+    capsys.readouterr()
+    before = len(optuna.load_study(study_name="bert", storage=url).trials)
+    argv = ["export", "--storage", url, *QUIET, *flags, "--format", "peft"]
+    assert main([*argv, "--out", str(tmp_path / "lora")]) == 0
+    assert "written as peft" in capsys.readouterr().out
+    assert main([*argv, "--peft", f"{model_file}:spec", "--out", str(tmp_path / "x")]) == 2
+    assert "bert.py defines no spec (compress's peft= dict" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    record = json.loads((tmp_path / "lora" / "tradeoff.json").read_text())
+    assert record["adapters"] == "peft save_pretrained"
+    study = optuna.load_study(study_name="bert", storage=url)
+    assert len(study.trials) == before  # nothing ran again
+    best = min(t.values[0] for t in study.trials if t.values is not None)
+    assert record["values"]["loss"] == best  # no budget: the best quality
+    ns = runpy.run_path(str(model_file))
+    with torch.no_grad():
+        plain = ns["model"](input_ids=ns["x"]).logits
+        back = peft.PeftModel.from_pretrained(ns["model"], tmp_path / "lora").eval()
+        assert not torch.allclose(back(input_ids=ns["x"]).logits, plain)  # trained adapters
+    # --merge: the trial's model as measured, adapters merged, then compressed.
+    assert main([*argv, "--merge", "--out", str(tmp_path / "merged")]) == 0
+    assert "written as torch (adapters merged)" in capsys.readouterr().out
+    merged = torch.load(tmp_path / "merged" / "model.pt", weights_only=False).eval()
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    assert ns["loss"](merged, 3) == pytest.approx(best, rel=1e-6)
+    assert (
+        json.loads((tmp_path / "merged" / "tradeoff.json").read_text())["trial"] == record["trial"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--format", "peft"], "--format peft writes the trained adapters of a search made "
+         "with --peft: give the --peft FILE.py[:NAME]"),
+        (["--merge"], "--merge applies to --format peft only (got --format compressed-tensors)"),
+        (["--format", "torch", "--dtype", "bfloat16"], "--dtype applies to --format torchao"),
+        (["--format", "peft", "--peft", "nope.py"], "--peft must be FILE.py[:NAME]"),
+        (["--device", "cuda"], "sees no CUDA device"),
+        (["--device", "gpu0"], "--device must be a torch device"),
+    ],
+)  # fmt: skip
+def test_export_flags_are_checked_before_anything_is_written(tmp_path, capsys, flags, message):
+    torch = pytest.importorskip("torch")
+    if flags == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    (tmp_path / "cnn.py").write_text(MODEL_FILE)
+    flags = [str(tmp_path / f) if f.startswith("cnn.py") else f for f in flags]
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    argv = ["export", "--storage", url, "--model", str(tmp_path / "cnn.py"), "--quality",
+            "accuracy", *flags, "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tradeoff: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c.db").exists()

@@ -23,7 +23,7 @@ QUALITIES = ("kl", "perplexity", "accuracy", "file")
 MODEL_FILE_NAMES = ("model", "calibration", "data", "evaluate", "quality", "sample_input")
 RAY_FLAGS = ("ray_address", "num_cpus", "num_gpus", "resources", "max_retries", "ray_actors")
 PACKAGE = Path(__file__).resolve().parent
-EXPORT_FORMATS = ("compressed-tensors", "torchao", "torch")  # spaces._export.FORMATS, light
+EXPORT_FORMATS = ("compressed-tensors", "torchao", "torch", "peft")  # spaces._export.FORMATS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,7 +164,13 @@ def _add_compress(sub: Any) -> None:
     exp.add_argument("--format", default="compressed-tensors", choices=EXPORT_FORMATS)
     exp.add_argument(
         "--dtype", default=None, choices=("bfloat16",),
-        help="--format torchao: cast to bfloat16 and run int4 layers on torchao's CPU kernel",
+        help="--format torchao: cast to bfloat16 and run int4 layers on torchao's int4 kernel "
+        "(CPU, or CUDA with --device cuda)",
+    )  # fmt: skip
+    exp.add_argument(
+        "--merge", action="store_true",
+        help="--format peft: the trial's adapters merged into the base, then compressed as the "
+        "search measured them, written as --format torch",
     )  # fmt: skip
     exp.add_argument("--out", type=Path, required=True, help="the checkpoint directory")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -214,6 +220,12 @@ def _compress_arguments(comp: argparse.ArgumentParser) -> None:
         "--cost", default="size_mb", help="size_mb (or size_kb) and/or gbitops (or mbitops)"
     )  # fmt: skip
     _add_search(comp, "the model's file or directory name")
+    comp.add_argument(
+        "--peft", default=None, metavar="FILE.py[:NAME]",
+        help="train PEFT adapters before compressing: a Python file defining NAME (default "
+        "peft), compress's peft= dict with train(model, steps, start) -> state; it may be the "
+        "--model file",
+    )  # fmt: skip
     comp.add_argument("--device", default=None, help="where trials run (default: cpu)")
     comp.add_argument("--no-fidelity", action="store_true", help="every trial on all the data")
 
@@ -307,6 +319,9 @@ def _run_compress(args: argparse.Namespace, **overrides: Any) -> Any:
     source = {**_model_source(args), **files}
     with usage_errors():
         quality, calibration = _quality(args, source)
+    peft = _peft_spec(args, source)
+    if peft is not None:
+        kwargs["peft"] = peft
     with _checked_by_tradeoff():
         return tradeoff.compress(source["model"], quality=quality, calibration=calibration,
                                  sample_input=source.get("sample_input"), **kwargs)  # fmt: skip
@@ -320,6 +335,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     study = args.study or _default_study(args.model)
     with usage_errors():
+        _check_export_flags(args)
+        _compress_flags(args)  # the search's flags too, before the study is opened
         if args.out.exists() and not args.overwrite:
             raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it.")
         try:
@@ -333,17 +350,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise ValueError(f"study {study!r} has no finished trial to export.")
     # The budget already spent: the search is complete, so no trial runs again.
     result = _run_compress(args, n_trials=done, show_progress=False)
+    # --merge: the model the search measured, adapters merged then compressed (format torch).
+    fmt = "torch" if args.merge else args.format
     with _checked_by_tradeoff():
         written = result.export(
-            args.trial, args.out, format=args.format, overwrite=args.overwrite, dtype=args.dtype
+            args.trial, args.out, format=fmt, overwrite=args.overwrite, dtype=args.dtype
         )
     number = json.loads((written.path / "tradeoff.json").read_text())["trial"]
     row = result.trials.set_index("trial").loc[number]
     values = ", ".join(f"{n} {row[n]:.5g}" for n in result.objectives.names)
-    print(f"Trial {number} ({values}) written as {written.format} to {written.path}:")
+    how = f"{written.format} (adapters merged)" if args.merge else written.format
+    print(f"Trial {number} ({values}) written as {how} to {written.path}:")
     for name, size in written.files.items():
         print(f"  {name:<20} {size:>12,} bytes")
     return 0
+
+
+def _check_export_flags(args: argparse.Namespace) -> None:
+    """The flags that only some export formats take, before any work."""
+    if args.format == "peft" and args.peft is None:
+        raise ValueError(
+            "--format peft writes the trained adapters of a search made with --peft: give the "
+            "--peft FILE.py[:NAME] the study was made with."
+        )
+    if args.merge and args.format != "peft":
+        raise ValueError(f"--merge applies to --format peft only (got --format {args.format}).")
+    if args.dtype is not None and args.format != "torchao":
+        raise ValueError(f"--dtype applies to --format torchao only (got --format {args.format}).")
 
 
 def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -351,6 +384,9 @@ def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.quality not in QUALITIES:
         raise ValueError(f"--quality must be one of {', '.join(QUALITIES)}, got {args.quality!r}.")
     kind = _model_kind(args.model)
+    _check_device(args.device)
+    if args.peft is not None:
+        _peft_flag(args.peft)
     needs = {"kl": "calibration", "perplexity": "calibration", "accuracy": "data"}
     flag = needs.get(args.quality)
     if flag and kind == "dir" and getattr(args, flag) is None:
@@ -372,6 +408,57 @@ def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
         "fidelity": not args.no_fidelity, "device": args.device,
         **_search_kwargs(args, args.study or _default_study(args.model)),
     }  # fmt: skip
+
+
+def _check_device(device: str | None) -> None:
+    """``--device``: a device torch knows and sees (before the model is moved to it)."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"--device must be a torch device such as cpu or cuda:0, got {device!r}."
+        ) from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        build = "" if torch.version.cuda else ", a build without CUDA"
+        raise ValueError(
+            f"--device {device}: torch {torch.__version__} sees no CUDA device{build}; run on a "
+            "machine with one, or use --device cpu."
+        )
+
+
+def _peft_flag(text: str) -> tuple[Path, str]:
+    """``--peft FILE.py[:NAME]`` as (the file, the name; default ``peft``), the file checked."""
+    head, sep, name = text.rpartition(":")
+    path, name = (Path(head), name) if sep and name.isidentifier() else (Path(text), "peft")
+    if path.suffix != ".py" or not path.is_file():
+        what = "not a .py file" if path.is_file() else "no such file"
+        raise ValueError(
+            f"--peft must be FILE.py[:NAME], a Python file defining NAME (default peft); {path} "
+            f"is {what}."
+        )
+    return path, name
+
+
+def _peft_spec(args: argparse.Namespace, source: dict[str, Any]) -> Any:
+    """``--peft``'s dict (``compress``'s ``peft=``), from the model file's run when it is the
+    same file."""
+    if args.peft is None:
+        return None
+    path, name = _peft_flag(args.peft)
+    same = args.model.suffix == ".py" and path.resolve() == args.model.resolve()
+    # Outside usage_errors: an error in the file's own code shows its traceback.
+    namespace = source["namespace"] if same else runpy.run_path(str(path), run_name="__tradeoff__")
+    with usage_errors():
+        if name not in namespace:
+            raise ValueError(
+                f"--peft {args.peft}: {path} defines no {name} (compress's peft= dict, e.g. "
+                "{'train': train, 'ranks': (4, 8)} with train(model, steps, start) -> state)."
+            )
+    return namespace[name]
 
 
 def _default_study(path: Path) -> str:
@@ -456,6 +543,7 @@ def _model_source(args: argparse.Namespace) -> dict[str, Any]:
         # Outside usage_errors: an error in the file's own code shows its traceback.
         namespace = runpy.run_path(str(args.model), run_name="__tradeoff__")
         source = {k: namespace[k] for k in MODEL_FILE_NAMES if k in namespace}
+        source["namespace"] = namespace  # --peft may name this file too
         with usage_errors():
             if "model" not in source:
                 names = ", ".join(MODEL_FILE_NAMES[1:])
