@@ -11,7 +11,12 @@ The space is the SmolLM2 example's: 30 blocks, each kept or dropped and quantize
   kept;
 * assembly time per Config by a ``Workspace`` (pointer swaps; target <= 0.1 s on 2 cores)
   against ``space.apply`` (a deep copy and re-quantization; for GPTQ/HQQ the bank still serves
-  the weights) on the same random Configs, and the full-fidelity evaluation time per Config.
+  the weights) on the same random Configs, and the full-fidelity evaluation time per Config;
+* what the packed bank costs: its size on disk against the float32 weights it decodes to, a
+  cold first assembly (a fresh copy of the space: entries read and dequantized from disk), the
+  time to read and dequantize every entry once (what a process that uses them all pays), and
+  the time to dequantize one whole model at one level from packed codes already in memory
+  (what keeping only the codes in RAM would cost per assembly).
 
     python benchmarks/variant_bank.py                 # ~10 min on 2 cores
     python benchmarks/variant_bank.py --quick         # fewer windows, levels and Configs
@@ -22,6 +27,8 @@ Writes ``benchmarks/results/variant_bank.json`` (command, commit, versions, mach
 from __future__ import annotations
 
 import argparse
+import json
+import pickle
 import statistics
 import sys
 import tempfile
@@ -110,6 +117,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 config = {k: (True if k.endswith(".keep") else bits) for k in space}
                 kl[bits] = quality.measure(workspace.assemble(config))
                 print(f"   uniform {bits} bits: KL {kl[bits]:.4f} nats/token", flush=True)
+            fresh = Workspace(pickle.loads(pickle.dumps(space)), model, device=args.device)
+            t0 = time.perf_counter()
+            fresh.assemble(space.sample(0))
+            cold_s = time.perf_counter() - t0
+            del fresh
             first, warm, applied, evaluate = [], [], [], []
             for seed in range(args.configs):
                 config = space.sample(seed)
@@ -132,6 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "build_s": build_s,
                     "entries": entries,
                     "bank_mb": bank_mb,
+                    **(bank_costs(Path(directory)) if entries else {}),
+                    "assemble_cold_s": cold_s,
                     "kl_uniform": {str(b): v for b, v in kl.items()},
                     "assemble_s_median": statistics.median(warm),
                     "assemble_first_s_median": statistics.median(first),
@@ -149,16 +163,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bank_costs(directory: Path) -> dict[str, Any]:
+    """Float32 size of the entries, the time to read and dequantize all of them, and to
+    dequantize a whole model at one level from packed tensors in memory."""
+    from safetensors import safe_open
+
+    from tradeoff.spaces._bank import VariantBank
+    from tradeoff.spaces._packing import unpack_entry
+
+    keys = sorted(f.stem for f in directory.glob("*.safetensors"))
+    bank = VariantBank(directory)
+    load_s = float_mb = 0.0
+    for key in keys:  # one entry in memory at a time
+        start = time.perf_counter()
+        entry = bank.get(key, lambda: None)
+        load_s += time.perf_counter() - start
+        float_mb += sum(t.nbytes for t in entry.values()) / 2**20
+        bank._memory.clear()
+    assert bank.loaded == len(keys) and bank.built == 0
+    by_level: dict[str, list[tuple[dict[str, torch.Tensor], dict[str, Any]]]] = {}
+    packed_mb = 0.0
+    for key in keys:
+        with safe_open(str(directory / f"{key}.safetensors"), framework="pt") as f:
+            meta = f.metadata()
+            stored = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        packed_mb += sum(t.nbytes for t in stored.values()) / 2**20
+        level = meta["what"].split("@")[1]
+        by_level.setdefault(level, []).append((stored, json.loads(meta["codec"])))
+    per_level = {}
+    for level, items in by_level.items():
+        start = time.perf_counter()
+        for stored, codec in items:
+            unpack_entry(stored, codec)
+        per_level[level] = time.perf_counter() - start
+    return {
+        "float_mb": float_mb,
+        "packed_tensors_mb": packed_mb,
+        "codecs": sorted({c["codec"] for items in by_level.values() for _, c in items}),
+        "load_all_s": load_s,
+        "dequantize_model_s": per_level,
+        "dequantize_model_s_median": statistics.median(per_level.values()),
+    }
+
+
 def print_report(report: dict[str, Any]) -> None:
     result = report["result"]
     uniform = report["settings"]["uniform"]
     head = ["method", *[f"KL@{b}b" for b in uniform], "space s", "build s", "bank MB"]
-    head += ["assemble s", "apply s", "eval s"]
+    head += ["float MB", "load all s", "dequantize s", "assemble s", "cold s", "apply s"]
+    head += ["eval s"]
     print(" | ".join(head))
     for r in result["methods"]:
         cells = [r["method"], *[f"{r['kl_uniform'][str(b)]:.4f}" for b in uniform]]
         cells += [f"{r['space_s']:.1f}", f"{r['build_s']:.1f}", f"{r['bank_mb']:.0f}"]
-        cells += [f"{r['assemble_s_median']:.4f}", f"{r['apply_s_median']:.2f}"]
+        cells += [f"{r.get('float_mb', 0):.0f}", f"{r.get('load_all_s', 0):.1f}"]
+        cells += [f"{r.get('dequantize_model_s_median', 0):.2f}"]
+        cells += [f"{r['assemble_s_median']:.4f}", f"{r['assemble_cold_s']:.2f}"]
+        cells += [f"{r['apply_s_median']:.2f}"]
         cells += [f"{r['evaluate_s_median']:.2f}"]
         print(" | ".join(cells))
 

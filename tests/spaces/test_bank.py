@@ -178,9 +178,9 @@ def test_a_second_build_reads_no_entry_this_process_verified(tmp_path, monkeypat
     reads: list[str] = []
     real = VariantBank._read
 
-    def read(self, key):
+    def read(self, key, **kw):
         reads.append(key)
-        return real(self, key)
+        return real(self, key, **kw)
 
     monkeypatch.setattr(VariantBank, "_read", read)
     space.quantizer.bank._memory.clear()  # as after a restart of the search, same process

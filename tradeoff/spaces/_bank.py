@@ -7,9 +7,12 @@ method. The bank computes each such entry once and keeps it:
 * in memory, for the process that built or loaded it;
 * on disk, when given a directory: one safetensors file per entry, named by its key (a hash of
   everything that determines it: the weight's bytes, the Hessian's bytes, the level, the method
-  and its options, and the library version), so a changed weight or calibration set is simply
-  another entry, never a stale one. Each file records its key and a SHA-256 of its tensor; a
-  file whose key or checksum does not match is logged, rebuilt and replaced, never used.
+  and its options, the library version and :data:`FORMAT_VERSION`), so a changed weight or
+  calibration set is simply another entry, never a stale one. A quantized weight with its grid
+  is stored as its int codes, bit-packed, beside the grid (``_packing``; 4-8x smaller than
+  float32) and dequantized once per process when read, bit for bit; other entries as they are.
+  Each file records its key, its format and a SHA-256 of what it stores; a file whose key,
+  format or checksum does not match is logged, rebuilt and replaced, never used.
 
 Several processes (Ray workers on one node, or on nodes sharing the directory) may build the
 same entry: a lock file per entry makes the second wait for the first and read its result, so
@@ -34,9 +37,11 @@ import torch
 
 _LOG = logging.getLogger("tradeoff.spaces")
 
-FORMAT_VERSION = "2"
-"""Bumped whenever what an entry holds for a given key changes (quantizer code fixes too).
-2: calibrated int levels keep their grid (``scale``, ``zero``) beside the weight, for export."""
+FORMAT_VERSION = "3"
+"""Bumped whenever what an entry holds for a given key, or how its file stores it, changes
+(quantizer code fixes too). 2: calibrated int levels keep their grid (``scale``, ``zero``)
+beside the weight, for export. 3: files hold the int codes packed (``_packing``), not the
+dequantized float weight; HQQ entries keep their grid too."""
 
 
 DEFAULT_DIRECTORY = "~/.cache/tradeoff/bank"
@@ -87,7 +92,9 @@ class VariantBank:
     """Compressed weights by key: in memory, and in ``directory`` when one is given.
 
     An entry is a tensor, or a dict of named tensors (a quantized weight with its grid:
-    ``weight``, ``scale``, ``zero``); it is read back as it was stored.
+    ``weight``, ``scale``, ``zero``); it is read back as it was stored, bit for bit. In memory
+    entries are held as given (dequantized: assembly swaps pointers to them); on disk a weight
+    on its grid is held as packed codes, dequantized when the file is read.
 
     Args:
         directory: Where entries are stored (created if missing); ``None``: memory only.
@@ -130,13 +137,22 @@ class VariantBank:
         """Entries held in this process's memory."""
         return len(self._memory)
 
-    def get(self, key: str, compute: Callable[[], Any], *, describe: str = "") -> Any:
+    def get(
+        self,
+        key: str,
+        compute: Callable[[], Any],
+        *,
+        describe: str = "",
+        group_size: int | None = None,
+    ) -> Any:
         """The entry ``key``: from memory, else from disk, else ``compute()`` (then stored).
 
         Args:
             key: From :func:`entry_key`.
             compute: Makes the entry (a tensor or a dict of tensors) when it is nowhere yet.
             describe: What the entry is, for log messages and file metadata (layer, level).
+            group_size: Inputs per scale of the entry's grid (``None``: one per row), for
+                storing its codes packed.
         """
         found = self._memory.get(key)
         if found is not None:
@@ -144,7 +160,7 @@ class VariantBank:
         with self._lock:  # one thread per process computes; others wait and read it
             found = self._memory.get(key)
             if found is None:
-                found = self._fetch(key, compute, describe)
+                found = self._fetch(key, compute, describe, group_size)
                 self._memory[key] = found
         return found
 
@@ -161,19 +177,24 @@ class VariantBank:
             stamp = self._stamp(key)
             if stamp is not None and self._verified.get(key) == stamp:
                 return True
-            return self._read(key) is not None
+            return self._read(key, decode=False) is not None
 
-    def put(self, key: str, entry: Any, *, describe: str = "") -> None:
-        """Store an entry computed elsewhere (a parallel build returns its tensors here)."""
+    def put(
+        self, key: str, entry: Any, *, describe: str = "", group_size: int | None = None
+    ) -> None:
+        """Store an entry computed elsewhere (a parallel build returns its tensors here);
+        arguments as :meth:`get`'s."""
         value = _to_cpu(entry)
         with self._lock:
             if self.directory is not None:
                 with self._file_lock(key):
-                    if self._read(key) is None:
-                        self._write(key, value, describe)
+                    if self._read(key, decode=False) is None:
+                        self._write(key, value, describe, group_size)
             self._memory[key] = value
 
-    def _fetch(self, key: str, compute: Callable[[], Any], describe: str) -> Any:
+    def _fetch(
+        self, key: str, compute: Callable[[], Any], describe: str, group_size: int | None
+    ) -> Any:
         if self.directory is None:
             self.built += 1
             return _to_cpu(compute())
@@ -184,7 +205,7 @@ class VariantBank:
                 return stored
             value = _to_cpu(compute())
             self.built += 1
-            self._write(key, value, describe)
+            self._write(key, value, describe, group_size)
             return value
 
     # Files ----------------------------------------------------------------------------------
@@ -192,8 +213,9 @@ class VariantBank:
         assert self.directory is not None
         return self.directory / f"{key}.safetensors"
 
-    def _read(self, key: str) -> Any:
-        """The verified entry on disk, or ``None`` (missing, or corrupt: then logged, removed)."""
+    def _read(self, key: str, *, decode: bool = True) -> Any:
+        """The verified entry on disk (``decode=False``: ``True`` for an intact file), or
+        ``None`` (missing, or corrupt, stale or of another format: then logged, removed)."""
         from safetensors import safe_open
 
         path = self._path(key)
@@ -202,13 +224,19 @@ class VariantBank:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-            entry: Any = tensors["weight"] if meta.get("kind") == "tensor" else tensors
+                stored = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
             problem = None
-            if meta.get("key") != key:
+            if meta.get("format") != FORMAT_VERSION:
+                problem = (
+                    f"it was written in bank format {meta.get('format', '2 or older')}, "
+                    f"not {FORMAT_VERSION}"
+                )
+            elif meta.get("key") != key:
                 problem = f"its key is {meta.get('key')!r}"
-            elif meta.get("sha256") != entry_digest(entry):
+            elif meta.get("sha256") != _stored_digest(stored, meta.get("codec", "")):
                 problem = "its checksum does not match its data"
+            else:
+                entry = _decoded(stored, meta) if decode else True
         except Exception as error:  # unreadable: truncated, not safetensors, ...
             problem = f"it cannot be read ({type(error).__name__}: {error})"
         if problem is None:
@@ -219,13 +247,25 @@ class VariantBank:
         path.unlink(missing_ok=True)
         return None
 
-    def _write(self, key: str, entry: Any, describe: str) -> None:
+    def _write(self, key: str, entry: Any, describe: str, group_size: int | None) -> None:
         from safetensors.torch import save_file
+
+        from tradeoff.spaces._packing import pack_entry
 
         assert self.directory is not None
         kind = "tensor" if isinstance(entry, torch.Tensor) else "dict"
-        meta = {"key": key, "sha256": entry_digest(entry), "what": describe, "kind": kind}
-        tensors = {"weight": entry} if isinstance(entry, torch.Tensor) else entry
+        tensors, codec = pack_entry(
+            {"weight": entry} if isinstance(entry, torch.Tensor) else entry, group_size
+        )
+        text = json.dumps(codec, sort_keys=True)
+        meta = {
+            "key": key,
+            "format": FORMAT_VERSION,
+            "codec": text,
+            "sha256": _stored_digest(tensors, text),
+            "what": describe,
+            "kind": kind,
+        }
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         os.close(fd)
         try:
@@ -264,6 +304,19 @@ class VariantBank:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stored_digest(stored: dict[str, torch.Tensor], codec: str) -> str:
+    """SHA-256 of a file's tensors and its codec (how they decode)."""
+    return hashlib.sha256(f"{codec};{entry_digest(stored)}".encode()).hexdigest()
+
+
+def _decoded(stored: dict[str, torch.Tensor], meta: dict[str, str]) -> Any:
+    """The entry a file's tensors and metadata hold, dequantized."""
+    from tradeoff.spaces._packing import unpack_entry
+
+    entry = unpack_entry(stored, json.loads(meta["codec"]))
+    return entry["weight"] if meta.get("kind") == "tensor" else entry
 
 
 def _check_writable(directory: Path) -> None:

@@ -310,7 +310,9 @@ class QuantizationSpace(ModelSpace):
         for k, (layers, tensors) in enumerate(zip(jobs.values(), results), 1):
             for (name, _, todo), per_info in zip(layers, tensors):
                 for (info, key), entry in zip(todo, per_info):
-                    q.bank.put(key, entry, describe=describe(name, info))
+                    q.bank.put(
+                        key, entry, describe=describe(name, info), group_size=info.group_size
+                    )
                     count += 1
             names = ", ".join(n for n, _, _ in layers)
             seconds = time.perf_counter() - start

@@ -165,7 +165,9 @@ class Quantizer:
                 )
             return _build_layer(([weight], hessian, [info], self.options(), mask))[0][0]
 
-        return self.bank.get(key, compute, describe=describe(name, info))
+        return self.bank.get(
+            key, compute, describe=describe(name, info), group_size=info.group_size
+        )
 
     def grid(
         self, name: str, module: nn.Module, weight: torch.Tensor, info: QuantInfo
@@ -260,6 +262,14 @@ def quantize_weight(
 
 
 def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
+    return _hqq_grid(weight, info)[0]
+
+
+def _hqq_grid(
+    weight: torch.Tensor, info: QuantInfo
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HQQ's ``(weight, scale, zero)``: the weight is ``(codes - zero) * scale`` with codes in
+    ``[0, 2^b - 1]`` and fractional zero-points; scale and zero ``[rows, n_groups]``."""
     from hqq.core.quantize import Quantizer as HQQ
 
     w = weight.detach().reshape(weight.shape[0], -1).to(torch.float32)
@@ -275,13 +285,16 @@ def _hqq(weight: torch.Tensor, info: QuantInfo) -> torch.Tensor:
         device=str(w.device),
     )
     out: torch.Tensor = HQQ.dequantize(q, meta)
-    return out.reshape(weight.shape).to(weight.dtype)
+    rows = w.shape[0]
+    scale, zero = (meta[k].reshape(rows, -1) for k in ("scale", "zero"))
+    return out.reshape(weight.shape).to(weight.dtype), scale, zero
 
 
 def _build_layer(item: tuple[Any, ...]) -> list[list[dict[str, torch.Tensor]]]:
     """Layers' levels, a picklable unit of work for ``build``: ``(weights, hessian, infos,
     options[, mask])`` -> per weight, its bank entry per info, on the CPU: ``weight`` (the
-    quantized weight) and, for GPTQ, its grid (``scale``, ``zero``, see :meth:`Quantizer.grid`).
+    quantized weight) and, for GPTQ and HQQ, its grid (``scale``, ``zero``: the weight is
+    ``(codes - zero) * scale``, see :meth:`Quantizer.grid`; the bank stores the codes packed).
     The weights share their inputs (one Hessian): GPTQ sweeps them and their levels as one
     stack."""
     weights, hessian, infos, options = item[:4]
@@ -304,7 +317,13 @@ def _build_layer(item: tuple[Any, ...]) -> list[list[dict[str, torch.Tensor]]]:
                 out[k, i] = {"weight": q, "scale": scale, "zero": zero}
     for i, info in enumerate(infos):
         for k, w in enumerate(ws):
-            if (k, i) not in out:
+            if (k, i) in out:
+                continue
+            if info.method == "hqq" and info.fmt == "int":  # its grid too: the bank packs it
+                q, scale, zero = _hqq_grid(w, info)
+                q = q if m is None else q * m.to(q.dtype)
+                out[k, i] = {"weight": q, "scale": scale, "zero": zero}
+            else:
                 out[k, i] = {"weight": quantize_weight(w, info, mask=m)}
     return [
         [{n: t.cpu() for n, t in out[k, i].items()} for i in range(len(infos))]
