@@ -144,7 +144,7 @@ def test_torchao_bfloat16_puts_int4_layers_on_the_cpu_kernel(
         **({"calibration": ids} if method == "gptq" else {}),
     )  # fmt: skip
     config = space.sample(1)
-    with pytest.warns(UserWarning, match=r"(?s)stay off the int4 CPU kernel.*: 8 bits"):
+    with pytest.warns(UserWarning, match=r"(?s)stay off the int4 kernel.*: 8 bits"):
         written = export(space, llama, config, tmp_path / "ao", format="torchao", dtype="bfloat16")
     kernels = json.loads((written.path / "tradeoff.json").read_text())["kernels"]
     loaded = torch.load(written.path / "model.pt", weights_only=False)
@@ -207,6 +207,108 @@ def test_torchao_dtype_is_checked_before_writing(llama, tmp_path):
     with pytest.raises(ValueError, match=r"dtype must be None .* or one of \['bfloat16'\]"):
         export(space, llama, config, tmp_path / "x", format="torchao", dtype="float16")
     assert not (tmp_path / "x").exists()
+
+
+def test_export_device_is_checked_before_writing(llama, tmp_path):
+    space = QuantizationSpace.for_model(llama, bits=(4, 8), exclude="lm_head", bank=None)
+    config = {k: 4 for k in space}
+    if not torch.cuda.is_available():  # what a CPU-only machine answers when asked for CUDA
+        with pytest.raises(ValueError, match=r"device='cuda'\): torch .* sees no CUDA device"):
+            export(space, llama, config, tmp_path / "x", format="torchao", device="cuda")
+    with pytest.raises(ValueError, match="device= applies to format='torchao' and 'torch' only"):
+        export(space, llama, config, tmp_path / "x", device="cpu")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        export(space, llama, config, tmp_path / "x", format="torch", device="gpu0")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_cuda_tile_layout_pads_the_cpu_kernels_codes_with_zero_weights(symmetric):
+    """The CUDA layout's unpadded codes, scales and zeros are the ones the CPU kernel runs
+    (checked through it here); the padding to 1024 inputs and 8 rows holds zero weights."""
+    pytest.importorskip("torchao")
+    from torchao.prototype.quantization.int4 import Int4OpaqueTensor
+
+    from tradeoff.spaces._export_torchao import tile_padded, tinygemm_parts
+
+    gen = torch.Generator().manual_seed(6)
+    rows, inputs, size = 32, 96, 32  # the CPU packs 16 rows at a time
+    scale = torch.rand(rows, inputs // size, generator=gen) / 8 + 0.01
+    low, high = (-8, 7) if symmetric else (0, 15)
+    codes = torch.randint(low, high + 1, (rows, inputs), generator=gen).float()
+    zero = torch.zeros_like(scale) if symmetric else torch.randint(0, 16, scale.shape).float()
+    q, scale_and_zero, kernel = tinygemm_parts(codes, scale, zero, symmetric=symmetric)
+    assert kernel == 32 and q.dtype == torch.int32 and int(q.min()) >= 0 and int(q.max()) <= 15
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+    cpu = Int4OpaqueTensor(packed, scale_and_zero, [1, kernel], torch.Size([rows, inputs]))
+    with torch.no_grad():
+        ran = nn.functional.linear(torch.eye(inputs, dtype=torch.bfloat16), cpu).float().T
+    for used in (rows, 20):  # 20 rows: padded to 24
+        q_pad, sz_pad = tile_padded(q[:used], scale_and_zero[:, :used].contiguous(), kernel)
+        padded = -(-used // 8) * 8
+        assert q_pad.shape == (padded, 1024) and sz_pad.shape == (1024 // kernel, padded, 2)
+        group = torch.arange(1024) // kernel
+        s, z = (sz_pad[:, :, k].float().T[:, group] for k in (0, 1))
+        weights = (q_pad.float() - 8) * s + z  # tinygemm's weight, both kernels
+        assert torch.equal(weights[:used, :inputs].bfloat16().float(), ran[:used])
+        assert not weights[used:].any() and not weights[:, inputs:].any()
+
+
+def test_torchao_bfloat16_keeps_layers_the_cpu_layout_cannot_pack_exact(tmp_path):
+    pytest.importorskip("torchao")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 24)).eval()
+    space = QuantizationSpace.for_model(model, bits=(4, 8), bank=None)
+    with pytest.warns(UserWarning, match=r"2: 24 outputs \(the CPU int4 layout packs a multiple"):
+        written = export(
+            space, model, {k: 4 for k in space}, tmp_path / "ao", format="torchao",
+            dtype="bfloat16",
+        )  # fmt: skip
+    kernels = json.loads((written.path / "tradeoff.json").read_text())["kernels"]
+    assert kernels == {"0": "Int4OpaqueTensor", "2": "IntxUnpackedToInt8Tensor"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torchao's tile-packed int4 needs CUDA")
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_torchao_bfloat16_on_cuda_puts_int4_layers_on_the_tile_packed_kernel(
+    llama, ids, tmp_path, symmetric
+):
+    pytest.importorskip("torchao")
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("tinygemm's int4 CUDA kernel needs compute capability 8.0")
+    space = QuantizationSpace.for_model(
+        llama, bits=(4, 8), granularity="group", group_size=(32,), symmetric=symmetric,
+        exclude="lm_head", bank=None,
+    )  # fmt: skip
+    config = space.sample(1)
+    assert {config[k] for k in space} == {4, 8}
+    with pytest.warns(UserWarning, match=r"(?s)stay off the int4 kernel.*: 8 bits"):
+        written = export(
+            space, llama, config, tmp_path / "cuda", format="torchao", dtype="bfloat16",
+            device="cuda",
+        )  # fmt: skip
+    kernels = json.loads((written.path / "tradeoff.json").read_text())["kernels"]
+    loaded = torch.load(written.path / "model.pt", weights_only=False)
+    applied = space.apply(llama, config)
+    for name, module in applied.named_modules():
+        info = getattr(module, "tradeoff_quant", None)
+        if info is None:
+            continue
+        stored = loaded.get_submodule(name).weight
+        want = "Int4TilePackedTo4dTensor" if info.bits == 4 else (
+            "Int8Tensor" if symmetric else "IntxUnpackedToInt8Tensor"
+        )  # fmt: skip
+        assert kernels[name] == want == type(stored).__name__
+        eye = torch.eye(module.weight.shape[1], dtype=torch.bfloat16, device="cuda")
+        with torch.no_grad():
+            seen = nn.functional.linear(eye, stored).float().T.cpu()
+        # The searched weight, to the bfloat16 roundings of its scale (and float zero).
+        assert torch.allclose(seen, module.weight, rtol=2**-6, atol=2**-6 * float(
+            module.weight.abs().max()
+        ))  # fmt: skip
+    got = logits(loaded, ids.cuda()).float().cpu()
+    want_logits = logits(applied, ids)
+    assert (got - want_logits).abs().max() < 0.05 * want_logits.abs().max()
 
 
 def _quantized(model: nn.Module, param: str) -> bool:

@@ -18,8 +18,9 @@ tensor built from the same codes and scales, saved whole with ``torch.save`` (``
 it with ``torch.load(path, weights_only=False)`` where torchao is installed). By default every
 tensor's ``dequantize()`` equals the searched weight exactly (checked before writing), and runs
 no faster than float32 on a CPU; ``dtype="bfloat16"`` puts layers of at most 4 bits on torchao's
-int4 CPU kernel, its scales rounded to bfloat16 (``tradeoff.spaces._export_torchao`` says what
-changes). ``tradeoff.json`` names each layer's tensor class (``kernels``).
+int4 kernel of the model's device (``device=``): the CPU's, or tinygemm's tile-packed layout on
+CUDA, its scales rounded to bfloat16 (``tradeoff.spaces._export_torchao`` says what changes).
+``tradeoff.json`` names each layer's tensor class (``kernels``).
 
 ``peft``: a Config with a PEFT stage, its adapters trained by the caller's ``train``, written
 by PEFT's own ``save_pretrained`` (``adapter_config.json``, ``adapter_model.safetensors``;
@@ -65,7 +66,7 @@ from tradeoff.spaces._export_ct import (
 )
 from tradeoff.spaces._export_peft import check_peft_args, trained_adapters
 from tradeoff.spaces._export_sparse import check_sparse, semi_structured
-from tradeoff.spaces._export_torchao import check_dtype, torchao_model
+from tradeoff.spaces._export_torchao import check_device, check_dtype, torchao_model
 from tradeoff.spaces._model import QuantInfo
 from tradeoff.spaces._quantizers import describe
 
@@ -118,6 +119,7 @@ def export(
     train: Callable[[nn.Module], Any] | None = None,
     merge: bool = False,
     sparse: bool | None = None,
+    device: str | torch.device | None = None,
 ) -> Exported:
     """Write ``space.apply(model, config)`` to the directory ``path`` in ``format``.
 
@@ -130,7 +132,7 @@ def export(
         overwrite: Replace an existing ``path``.
         meta: Written to ``tradeoff.json`` beside each layer's level (say, the trial).
         dtype: ``format="torchao"`` only: ``"bfloat16"`` casts the model and puts the layers
-            of at most 4 bits on torchao's int4 CPU kernel (see ``_export_torchao``); ``None``
+            of at most 4 bits on torchao's int4 kernel, CPU or CUDA (``_export_torchao``); ``None``
             keeps the model's dtype and every weight exact.
         train: ``format="peft"`` only (and required there): ``train(model)`` trains the
             applied model's adapters in place (a Config alone has untrained ones).
@@ -140,6 +142,9 @@ def export(
             tensors (CUDA, float16/bfloat16). ``None``: where possible, warning which layers
             stay dense (all of them on a CPU); ``True``: refuse unless all convert;
             ``False``: all dense.
+        device: ``format="torchao"`` or ``"torch"`` only: where the written model runs (the
+            applied model is moved there before its tensors are built: torchao's int4 layout
+            and 2:4 sparse tensors depend on it); ``None``: the model's own device.
 
     Returns:
         What was written, with each file's size.
@@ -155,12 +160,15 @@ def export(
     check_dtype(dtype, format)
     check_peft_args(format, train, merge)
     check_sparse(sparse, format)
+    where = check_device(device, format)
     if Path(path).expanduser().exists() and not overwrite:
         raise ValueError(
             f"export: {str(path)!r} exists; pass overwrite=True to replace it, or another path."
         )
     with recording_grids() as grids:
         applied = space.apply(model, config)
+    if where is not None:
+        applied.to(where)
     record = {"config": dict(config), **(dict(meta) if meta else {})}
     if format == "compressed-tensors" and hasattr(getattr(model, "config", None), "to_dict"):
         check_shapes(applied, model)
