@@ -263,14 +263,17 @@ def _trial(number, state, tag, values=None, constraints=None, names=("f1", "f2")
     )  # fmt: skip
 
 
-def _random_history(seed, ladder, directions):
+def _random_history(seed, ladder, directions, hinted=False):
     """The trial lists a driver would pass, call after call: Configs start at the lowest rung,
     finish out of order (PRUNED with a result, often tied or duplicated, some infeasible, some
     NaN; or FAIL), the answer of the call is enqueued as a promotion; now and then the study is
-    read again (every trial a new object)."""
+    read again (every trial a new object). ``hinted``: as tradeoff's driver passes them, one
+    list updated in place with the numbers that changed since the last call (None after a
+    re-read); else a fresh list each call, compared by the promoter with the last one."""
     rng = np.random.default_rng(seed)
     names = tuple(f"f{i}" for i in range(len(directions)))
     trials, running = [], []
+    changed = None
     promoter = Promoter(ladder, names, directions)
 
     def value():
@@ -287,6 +290,8 @@ def _random_history(seed, ladder, directions):
             number = running.pop(int(rng.integers(len(running))))
             old = trials[number]
             tag = old.user_attrs["tradeoff.fidelity"]
+            if changed is not None:
+                changed.add(number)
             if rng.random() < 0.05:
                 trials[number] = _trial(number, TrialState.FAIL, tag)
             else:
@@ -296,7 +301,12 @@ def _random_history(seed, ladder, directions):
                 trials[number] = _trial(number, state, tag, values, constraints, names)
         else:
             trials = [copy.deepcopy(t) for t in trials]
-        got = promoter.next(list(trials))
+            changed = None
+        if hinted:
+            got = promoter.next(trials, changed=changed)
+            changed = set()
+        else:
+            got = promoter.next(list(trials))
         want = promoter.rerank(trials)
         assert (got is None) == (want is None)
         if got is not None:
@@ -317,8 +327,10 @@ def _random_history(seed, ladder, directions):
         (4, Fidelity((1, 3, 9), eta=2.5), ("minimize", "minimize")),
     ],
 )
-def test_incremental_promotions_match_reranking_every_rung(seed, ladder, directions):
-    promotions = [p for p in _random_history(seed, ladder, directions) if p is not None]
+@pytest.mark.parametrize("hinted", [False, True], ids=["compared", "told-what-changed"])
+def test_incremental_promotions_match_reranking_every_rung(seed, ladder, directions, hinted):
+    history = _random_history(seed, ladder, directions, hinted)
+    promotions = [p for p in history if p is not None]
     assert len(promotions) > 20  # the history did promote, from several rungs
     assert len({p.rung for p in promotions}) == ladder.top
 

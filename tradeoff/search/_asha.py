@@ -132,6 +132,7 @@ class Promoter:
         self._last: list[FrozenTrial] = []  # the trials of the last call, in its order
         self._numbers: list[int] = []  # their numbers
         self._open: set[int] = set()  # positions in _last of trials not finished then
+        self._seen = 0  # how many trials the last call had
         self._reset()
 
     @property
@@ -143,15 +144,22 @@ class Promoter:
         """The ``tradeoff.fidelity`` user attribute of a trial at ``rung``."""
         return self.fidelity.tag(rung, promoted_from)
 
-    def next(self, trials: Sequence[FrozenTrial]) -> Promotion | None:
+    def next(
+        self, trials: Sequence[FrozenTrial], changed: Iterable[int] | None = None
+    ) -> Promotion | None:
         """The next promotion, from the highest rung that has one, or None.
 
         ``trials`` is the study's trials as last read, by number. Only trials that are new or
         not yet finished since the last call are looked at; each rung keeps its results ranked
         (:class:`~tradeoff.search._rungs.Rung`), so a call costs about the same at any study
         size. Trials out of number order are ranked from scratch (:meth:`rerank`).
+
+        ``changed``, when given, are the numbers of the trials that may have changed since the
+        last call (the caller read them again); ``trials[i]`` must then be trial ``i``, and
+        the other trials are not looked at at all, not even compared (the caller may pass the
+        same list, updated in place). Without it, every trial is compared with the last call's.
         """
-        todo = self._changed(trials)
+        todo = self._changed(trials) if changed is None else self._hinted(trials, changed)
         if todo is None:
             return self.rerank(trials)
         if not all(map(self._update, todo)) or len(self._facts) != len(trials):
@@ -206,9 +214,24 @@ class Promoter:
             if (i > 0 and numbers[i - 1] >= numbers[i]) or (
                 i + 1 < n and numbers[i] >= numbers[i + 1]
             ):
-                self._last, self._numbers, self._open = [], [], set()
+                self._last, self._numbers, self._open, self._seen = [], [], set(), 0
                 return None
-        self._last = trials
+        self._last, self._seen = trials, n
+        self._open = {i for i in todo if not trials[i].state.is_finished()}
+        return [trials[i] for i in sorted(todo)]
+
+    def _hinted(self, trials: Sequence[FrozenTrial], changed: Iterable[int]) -> list[FrozenTrial]:
+        """The trials to look at when the caller says which changed: those, the new ones and
+        the ones not finished at the last call. A trial not at its number's position starts
+        everything over (all of them are looked at)."""
+        n = len(trials)
+        todo = {i for i in changed if i < n}
+        todo.update(range(self._seen, n))
+        todo.update(i for i in self._open if i < n)
+        if any(trials[i].number != i for i in todo):
+            todo = set(range(n))
+        # The next call without ``changed`` compares nothing: it looks at every trial.
+        self._last, self._numbers, self._seen = [], [], n
         self._open = {i for i in todo if not trials[i].state.is_finished()}
         return [trials[i] for i in sorted(todo)]
 

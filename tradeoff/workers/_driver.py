@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -64,8 +64,9 @@ class Promoting(Protocol):
 
     def tag(self, rung: int, promoted_from: int | None = None) -> dict[str, Any]: ...
 
-    def next(self, trials: Sequence[FrozenTrial]) -> Any:
-        """A promotion (``.number``, ``.params``, ``.rung``) or None."""
+    def next(self, trials: Sequence[FrozenTrial], changed: Iterable[int] | None = None) -> Any:
+        """A promotion (``.number``, ``.params``, ``.rung``) or None; ``changed``: the numbers
+        of the trials read again since the last call (None: any may have changed)."""
 
 
 @dataclass
@@ -235,10 +236,9 @@ class Driver:
         trial it promotes)."""
         if self.promoter is None:
             return None
-        # In number order already (read whole, then new trials appended): not sorted again per
-        # proposal; out of order, the promoter re-ranks from scratch (correct, only slower).
-        trials = list(self._tally.trials.values())
-        promotion = self.promoter.next(trials)
+        # Indexed by number, with the numbers read since the last call: the promoter looks at
+        # those only, so a proposal costs the same at any study size.
+        promotion = self.promoter.next(self._tally.trials, changed=self._tally.changed())
         if promotion is None:
             return None
         tag = self.promoter.tag(promotion.rung, promotion.number)

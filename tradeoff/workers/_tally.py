@@ -30,13 +30,15 @@ class Tally:
     Args:
         study: The study.
         storage: Its storage (single trials are read from it).
-        keep_trials: Also keep every trial as last read (``trials``), for the promoter.
+        keep_trials: Also keep every trial as last read (``trials``, indexed by number) and
+            which were read again since the promoter last looked (:meth:`changed`).
     """
 
     def __init__(self, study: optuna.Study, storage: BaseStorage, *, keep_trials: bool) -> None:
         self.study, self.storage, self.keep_trials = study, storage, keep_trials
         self.ledger = Ledger()
-        self.trials: dict[int, FrozenTrial] = {}
+        self.trials: list[FrozenTrial] = []
+        self._changed: set[int] | None = None  # None: all of them (read whole)
         self.resync = True
         self._synced_at = -math.inf
         self._study_id = storage.get_study_id_from_name(study.study_name)
@@ -51,7 +53,8 @@ class Tally:
         trials = self.study.get_trials(deepcopy=False)
         self.ledger = Ledger(trials)
         if self.keep_trials:
-            self.trials = {t.number: t for t in trials}
+            self.trials = sorted(trials, key=lambda t: t.number)
+            self._changed = None
         self._synced_at, self.resync = time.monotonic(), False
         return trials
 
@@ -90,9 +93,22 @@ class Tally:
         if self.keep_trials:
             self._read(number)
 
+    def changed(self) -> set[int] | None:
+        """The numbers of the trials read since the last call (None: the whole study was)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     def _read(self, number: int) -> None:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
         t = self.storage.get_trial(trial_id)
         self.ledger.record(number, Entry.of(t))
-        if self.keep_trials:
+        if not self.keep_trials:
+            return
+        for missing in range(len(self.trials), number):  # numbers below exist: read them too
+            self._read(missing)
+        if number < len(self.trials):
             self.trials[number] = t
+        else:
+            self.trials.append(t)
+        if self._changed is not None:
+            self._changed.add(number)
