@@ -575,3 +575,117 @@ def test_two_four_layers_are_semi_structured_sparse_on_cuda(tmp_path):
     with torch.no_grad():
         want = space.apply(model, config)(x)
         assert torch.allclose(loaded(x), want, rtol=1e-2, atol=1e-2)
+
+
+def tiny_bert() -> nn.Module:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, num_labels=3,
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(config).eval()
+
+
+def round_trip_case(kind: str) -> tuple[nn.Module, QuantizationSpace, torch.Tensor]:
+    """A model, a mixed 4/8-bit space of its Linear layers and an input."""
+    gen = torch.Generator().manual_seed(4)
+    if kind == "cnn":  # channel scales: the last Linear has 16 inputs
+        model, x = cnn(), torch.randn(3, 1, 8, 8, generator=gen)
+        return model, QuantizationSpace.for_model(model, bits=(4, 8), include=("5", "7")), x
+    model = tiny_llama() if kind == "llama" else tiny_bert()
+    space = QuantizationSpace.for_model(
+        model, bits=(4, 8), granularity="group", group_size=(32,), bank=None,
+        exclude="lm_head" if kind == "llama" else "classifier",
+    )  # fmt: skip
+    return model, space, torch.randint(0, 100, (2, 9), generator=gen)
+
+
+def output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(x)
+    return getattr(out, "logits", out)
+
+
+@pytest.mark.parametrize("fmt", ["compressed-tensors", "torchao", "torch"])
+@pytest.mark.parametrize("kind", ["llama", "bert", "cnn"])
+def test_round_trip_on_a_tiny_llama_bert_and_cnn(kind, fmt, tmp_path):
+    """Each format read back: the searched weights (exactly; torchao's tensors dequantize to
+    them), the same outputs, and the sizes reported are the files'."""
+    if fmt == "torchao":
+        pytest.importorskip("torchao")
+    model, space, x = round_trip_case(kind)
+    config = {k: (4, 8)[i % 2] for i, k in enumerate(space)}  # mixed: two config groups
+    written = export(space, model, config, tmp_path / kind, format=fmt)
+    applied = space.apply(model, config)
+    assert written.files == {f.name: f.stat().st_size for f in written.path.iterdir()}
+    assert set(written.layers) == {n for n, m in applied.named_modules() if _is_quant(m)}
+    if fmt == "compressed-tensors":
+        back = load_compressed(written.path, model)
+        assert same_state(back, applied)
+        assert torch.equal(output(back, x), output(applied, x))
+        from safetensors.torch import load_file
+
+        stored = load_file(str(written.path / "model.safetensors"))
+        for name in written.packed:  # bits / 8 bytes per weight, packed in int32
+            bits = applied.get_submodule(name).tradeoff_quant.bits
+            assert stored[f"{name}.weight_packed"].numel() * 32 == (
+                applied.get_submodule(name).weight.numel() * bits
+            )
+        return
+    loaded = torch.load(written.path / "model.pt", weights_only=False)
+    if fmt == "torchao":
+        for name in written.packed:
+            stored = loaded.get_submodule(name).weight
+            assert torch.equal(stored.dequantize(), applied.get_submodule(name).weight)
+        assert torch.allclose(output(loaded, x), output(applied, x), atol=1e-5)
+    else:
+        from safetensors.torch import load_file
+
+        assert same_state(loaded, applied)
+        assert torch.equal(output(loaded, x), output(applied, x))
+        state = load_file(str(written.path / "model.safetensors"))
+        assert all(torch.equal(v, applied.state_dict()[k]) for k, v in state.items())
+
+
+def _is_quant(module: nn.Module) -> bool:
+    return getattr(module, "tradeoff_quant", None) is not None
+
+
+def test_compressed_tensors_names_the_layers_vllm_does_not_serve(llama, tmp_path):
+    space = QuantizationSpace.for_model(llama, bits=(3, 4, 8), exclude="lm_head", bank=None)
+    config = {k: 3 if ".0." in k else 4 for k in space}
+    with pytest.warns(UserWarning, match=r"(?s)vLLM will not load it.*layers\.0\.mlp\.up_proj: "
+                      r"3 bits \(vLLM's WNA16 kernels serve 4 and 8\)") as seen:  # fmt: skip
+        export(space, llama, config, tmp_path / "three")
+    assert "layers.1." not in str(seen[0].message)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export(space, llama, {k: 4 for k in space}, tmp_path / "four")
+
+
+@pytest.mark.parametrize("kind", ["bert", "cnn"])  # the tiny Llama: test_peft_adapters_reload...
+def test_peft_round_trip_on_a_tiny_bert_and_cnn(kind, tmp_path):
+    peft = pytest.importorskip("peft")
+    from tradeoff.spaces import PEFTSpace
+
+    model, _, x = round_trip_case(kind)
+    space = PEFTSpace.for_model(model, methods=("lora",), ranks=(2,), dropouts=(0.0,))
+    config = space.sample(0)
+    trained: list[torch.Tensor] = []
+
+    def train(m: nn.Module) -> None:  # a few seeded steps pulling the outputs to 0
+        opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+        for _ in range(5):
+            opt.zero_grad()
+            out = m(x)
+            getattr(out, "logits", out).pow(2).mean().backward()
+            opt.step()
+        trained.append(output(m.eval(), x))
+
+    written = export(space, model, config, tmp_path / kind, format="peft", train=train)
+    assert "adapter_model.safetensors" in written.files
+    back = peft.PeftModel.from_pretrained(copy.deepcopy(model), written.path).eval()
+    assert not torch.equal(trained[0], output(model, x))  # the adapters were trained
+    assert torch.equal(output(back, x), trained[0])

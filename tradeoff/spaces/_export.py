@@ -44,6 +44,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ from tradeoff.spaces._export_ct import (
     renamed,
     renumbering,
     tied_names,
+    vllm_unserved,
 )
 from tradeoff.spaces._export_peft import check_peft_args, trained_adapters
 from tradeoff.spaces._export_sparse import check_sparse, semi_structured
@@ -208,6 +210,16 @@ def _write(
     dropped = dropped_blocks(applied)
     if format == "compressed-tensors":
         check_expressible(applied, infos, grids)
+        unserved = vllm_unserved(infos)
+        if unserved:
+            listed = "\n  ".join(f"{n}: {why}" for n, why in unserved.items())
+            warnings.warn(
+                f"export(format='compressed-tensors'): {len(unserved)} of {len(infos)} packed "
+                "layers have a level vLLM does not serve; compressed-tensors and transformers "
+                f"read the checkpoint, vLLM will not load it:\n  {listed}",
+                UserWarning,
+                stacklevel=3,
+            )
         state, quant_config = compressed_state(applied, infos, grids)
         packed = tuple(infos)
         renames = renumbering(applied, dropped)

@@ -61,6 +61,20 @@ def check_expressible(
         )
 
 
+VLLM_BITS = (4, 8)
+"""The weight bits vLLM's compressed-tensors WNA16 kernels serve."""
+
+
+def vllm_unserved(infos: Mapping[str, QuantInfo]) -> dict[str, str]:
+    """Packed layer -> why vLLM's WNA16 kernels do not serve its level (compressed-tensors and
+    transformers still read it)."""
+    return {
+        name: f"{info.bits} bits (vLLM's WNA16 kernels serve {' and '.join(map(str, VLLM_BITS))})"
+        for name, info in infos.items()
+        if info.bits not in VLLM_BITS
+    }
+
+
 def compressed_state(
     model: nn.Module, infos: Mapping[str, QuantInfo], grids: Mapping[str, Any]
 ) -> tuple[dict[str, torch.Tensor], Any]:
