@@ -123,6 +123,11 @@ def _pack(
         return None
     codes = _codes(w.to(scale.dtype), scale, zero, size)
     codes, forced = _match(codes, w, scale, zero, size)
+    care = torch.ones_like(w, dtype=torch.bool) if forced is None else ~forced
+    if torch.finfo(weight.dtype).bits < 32 and bool(care.any()):
+        codes = _tighten(codes, care, w, scale, zero, size)
+    if forced is not None:  # any code will do: the lowest of the others
+        codes = torch.where(forced, int(codes[care].min()) if bool(care.any()) else 0, codes)
     offset = int(codes.min())
     width = max(1, math.ceil(math.log2(int(codes.max()) - offset + 1)))
     if width > 16:
@@ -183,8 +188,7 @@ def _match(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``codes`` with the neighbouring code where that gives ``w`` exactly (a low-precision
     weight's rounding can hide the nearest one), and where ``w`` holds exact zeros the grid
-    does not give (``None``: nowhere; their codes are set to the lowest other code). Raises
-    :class:`_NotOnGrid` for any other mismatch."""
+    does not give (``None``: nowhere). Raises :class:`_NotOnGrid` for any other mismatch."""
     out = _dequantize(codes, 0, scale, zero, size).to(w.dtype)
     bad = _bits(out) != _bits(w)
     if not bool(bad.any()):
@@ -198,10 +202,28 @@ def _match(
     forced = bad & (w == 0)
     if bool((bad & ~forced).any()):
         raise _NotOnGrid
-    if not bool(forced.any()):
-        return codes, None
-    low = int(codes[~forced].min()) if bool((~forced).any()) else 0
-    return torch.where(forced, low, codes), forced
+    return codes, forced if bool(forced.any()) else None
+
+
+def _tighten(
+    codes: torch.Tensor,
+    care: torch.Tensor,
+    w: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor,
+    size: int,
+) -> torch.Tensor:
+    """``codes`` with the highest (lowest) of those ``care`` marks moved one step in where that
+    still gives ``w`` exactly: a bfloat16 weight at the end of its grid may round as well from
+    one code past it, which would widen the codes by a bit."""
+    for _ in range(2):
+        for end, step in ((int(codes[care].max()), -1), (int(codes[care].min()), 1)):
+            at = (codes == end) & care
+            trial = codes + step * at
+            again = _dequantize(trial, 0, scale, zero, size).to(w.dtype)
+            if bool((_bits(again) == _bits(w))[at].all()):
+                codes = trial
+    return codes
 
 
 def _compact(zero: torch.Tensor) -> torch.Tensor:
