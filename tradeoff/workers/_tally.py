@@ -3,7 +3,9 @@ again from storage only when another driver may have written."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import time
 
 import optuna
@@ -38,7 +40,7 @@ class Tally:
         self.study, self.storage, self.keep_trials = study, storage, keep_trials
         self.ledger = Ledger()
         self.trials: list[FrozenTrial] = []
-        self._changed: set[int] | None = None  # None: all of them (read whole)
+        self._changed: set[int] | None = None  # None: any of them (never looked at)
         self.resync = True
         self._synced_at = -math.inf
         self._study_id = storage.get_study_id_from_name(study.study_name)
@@ -53,8 +55,11 @@ class Tally:
         trials = self.study.get_trials(deepcopy=False)
         self.ledger = Ledger(trials)
         if self.keep_trials:
-            self.trials = sorted(trials, key=lambda t: t.number)
-            self._changed = None
+            old, self.trials = self.trials, sorted(trials, key=lambda t: t.number)
+            if self._changed is not None:  # what differs (storages that keep their trial
+                # objects, as in-memory does, give back the same object for an unchanged one)
+                moved = map(operator.is_not, self.trials, old)
+                self._changed.update(itertools.compress(itertools.count(), moved))
         self._synced_at, self.resync = time.monotonic(), False
         return trials
 
@@ -94,7 +99,8 @@ class Tally:
             self._read(number)
 
     def changed(self) -> set[int] | None:
-        """The numbers of the trials read since the last call (None: the whole study was)."""
+        """The numbers of the trials read again, or new, since the last call (None: the
+        first call; trials beyond the last call's are new in any case)."""
         changed, self._changed = self._changed, set()
         return changed
 
