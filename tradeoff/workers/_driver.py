@@ -268,8 +268,9 @@ class Driver:
         trial.set_user_attr(ATTR_CONFIG, config)
         rung = None
         if self.promoter is not None:
-            rung = trial.user_attrs.get(ATTR_FIDELITY) or self.promoter.tag(0)
-            if ATTR_FIDELITY not in trial.user_attrs:
+            tagged = trial.user_attrs.get(ATTR_FIDELITY)  # (each read is a deep copy)
+            rung = tagged or self.promoter.tag(0)
+            if tagged is None:
                 trial.set_user_attr(ATTR_FIDELITY, rung)
         try:
             known = self.objectives.known_values(config)
