@@ -364,6 +364,35 @@ def test_torch_format_writes_any_config_with_its_new_shapes(tmp_path):
     assert not (tmp_path / "ct").exists()
 
 
+def test_torch_format_writes_the_hf_config_where_it_describes_the_weights(llama, ids, tmp_path):
+    """Uniformly narrowed MLPs (the config's intermediate_size follows), or a dropped block:
+    transformers loads the torch checkpoint as a narrower or shorter model; unevenly narrowed
+    layers get no config.json, and tradeoff.json says why."""
+    prune = PruningSpace.for_model(
+        llama, sparsity=(0.0, 0.5), pattern=("channel",), sample_input=ids[:2],
+        include=["*mlp.up_proj", "*mlp.gate_proj"],
+    )  # fmt: skip
+    arch = ArchitectureSpace.elastic(llama, drop_blocks=True, blocks="model.layers")
+    space = SearchSpace.merge(arch=arch, prune=prune)
+    keep = {k: True for k in space if k.startswith("arch.")}
+    even = keep | {k: 0.5 if k.endswith("sparsity") else "channel" for k in space if "prune." in k}
+    dropped = {**keep, "arch.model.layers.1.keep": False} | {
+        k: 0.0 if k.endswith("sparsity") else "channel" for k in space if "prune." in k
+    }  # fmt: skip
+    for name, config, blocks, width in (("even", even, 3, 48), ("dropped", dropped, 2, 96)):
+        written = export(space, llama, config, tmp_path / name, format="torch")
+        assert "config.json" in written.files
+        hf = transformers.AutoModelForCausalLM.from_pretrained(written.path).eval()
+        assert len(hf.model.layers) == blocks and hf.config.intermediate_size == width
+        assert torch.equal(logits(hf, ids), logits(space.apply(llama, config), ids))
+    uneven = {**even, "prune.model.layers.0.mlp.gate_proj.sparsity": 0.0}
+    written = export(space, llama, uneven, tmp_path / "uneven", format="torch")
+    assert "config.json" not in written.files
+    why = json.loads((written.path / "tradeoff.json").read_text())["hf_config"]
+    assert why.startswith("not written: the config does not describe the weights")
+    assert "model.layers.1.mlp.gate_proj.weight [48, 64] vs [96, 64]" in why
+
+
 def test_refusals_come_before_anything_is_written(llama, tmp_path, monkeypatch):
     hqq = QuantizationSpace.for_model(
         llama, bits=(4, 8), method="hqq", granularity="group", group_size=(32,), bank=None,
@@ -392,6 +421,11 @@ def test_refusals_come_before_anything_is_written(llama, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export(space, llama, config, tmp_path / "partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]  # no partial directory
+    kept = {f.name: f.read_bytes() for f in (tmp_path / "there").iterdir()}
+    with pytest.raises(OSError, match="disk full"):  # a failed overwrite keeps the old one
+        export(space, llama, {k: 8 for k in space}, tmp_path / "there", overwrite=True)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "there").iterdir()} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]
 
 
 def test_bert_classifier_round_trips_through_compressed_tensors_and_transformers(tmp_path):

@@ -30,7 +30,11 @@ PEFT stage), or with ``merge=True`` merged into the base and written as ``torch`
 ``torch``: the applied model as a whole (``torch.save``; a channel-pruned model keeps its new,
 smaller shapes; 2:4-pruned layers on CUDA as semi-structured sparse tensors, see
 ``_export_sparse``) and its dense ``state_dict`` in safetensors, weights on the quantization
-grid in their float dtype. Any Config can be written so.
+grid in their float dtype, dropped blocks renumbered as in a shorter model. Any Config can be
+written so. A Hugging Face model's ``config.json`` (layer count less the dropped blocks) is
+written beside them when its class builds exactly those weights from it (uniformly narrowed
+layers update it, ``_channels``), so ``from_pretrained`` loads the checkpoint; otherwise
+``tradeoff.json``'s ``hf_config`` says why none was written.
 
 Both formats write into a temporary directory beside ``path`` and rename it into place, so an
 interrupted export never leaves a loadable-looking checkpoint; ``tradeoff.json`` beside the
@@ -60,6 +64,7 @@ from tradeoff.spaces._export_ct import (
     dropped_blocks,
     hf_config,
     info_of,
+    loadable_config,
     plain_state,
     renamed,
     renumbering,
@@ -237,6 +242,10 @@ def _write(
         state = {}  # PEFT's own save_pretrained writes the adapters
     else:
         state = plain_state(applied)  # dense, before any layer turns sparse
+        renames = renumbering(applied, dropped)
+        state = {renamed(k, renames): v for k, v in state.items()}
+        config_json, why = loadable_config(applied, state, dropped)
+        meta = {**meta, "hf_config": f"not written: {why}"} if why else meta
         layouts = semi_structured(applied, sparse)
         meta = {**meta, "sparse": layouts} if layouts else meta
     meta = {**meta, "dropped_blocks": dropped} if dropped else meta

@@ -135,14 +135,7 @@ def hf_config(
     blocks) and the ``quantization_config`` transformers and vLLM read."""
     import compressed_tensors
 
-    hf: Any = getattr(model, "config", None)
-    data: dict[str, Any] = hf.to_dict() if hasattr(hf, "to_dict") else {}
-    for gone in dropped.values():
-        n = data.get("num_hidden_layers")
-        if isinstance(n, int):
-            data["num_hidden_layers"] = n - len(gone)
-        if isinstance(data.get("layer_types"), list):
-            data["layer_types"] = [t for i, t in enumerate(data["layer_types"]) if i not in gone]
+    data = hf_dict(model, dropped)
     data["quantization_config"] = {
         "version": compressed_tensors.__version__,
         "quant_method": "compressed-tensors",
@@ -151,6 +144,56 @@ def hf_config(
         **quant_config.model_dump(exclude=["quant_method"]),
     }
     return data
+
+
+def hf_dict(model: nn.Module, dropped: Mapping[str, list[int]]) -> dict[str, Any]:
+    """The model's Hugging Face config as a dict (empty without one), less the dropped blocks."""
+    hf: Any = getattr(model, "config", None)
+    data: dict[str, Any] = hf.to_dict() if hasattr(hf, "to_dict") else {}
+    for gone in dropped.values():
+        n = data.get("num_hidden_layers")
+        if isinstance(n, int):
+            data["num_hidden_layers"] = n - len(gone)
+        if isinstance(data.get("layer_types"), list):
+            data["layer_types"] = [t for i, t in enumerate(data["layer_types"]) if i not in gone]
+    return data
+
+
+def loadable_config(
+    model: nn.Module, state: Mapping[str, torch.Tensor], dropped: Mapping[str, list[int]]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The HF config (less the dropped blocks) when the model's class builds from it, on the
+    meta device, exactly ``state``'s weights (names and shapes; tied copies aside), so that
+    ``from_pretrained`` loads them; else ``None`` and why (``None`` too without a config)."""
+    hf: Any = getattr(model, "config", None)
+    if not hasattr(hf, "to_dict"):
+        return None, None
+    data = hf_dict(model, dropped)
+    try:
+        with torch.device("meta"):
+            built = type(model)(type(hf).from_dict(data))
+    except Exception as error:  # any class that does not build from its own config
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"{type(model).__name__} does not build from its config ({first})"
+    owners: dict[int, str] = {}
+    want = {}
+    for key, value in built.state_dict(keep_vars=True).items():
+        if owners.setdefault(id(value), key) == key:  # a tied copy once, as plain_state does
+            want[key] = tuple(value.shape)
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    differ = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+    if differ:
+        shown = ", ".join(f"{k} {_shape(have, k)} vs {_shape(want, k)}" for k in differ[:3])
+        return None, (
+            f"the config does not describe the weights (here vs from the config: {shown}"
+            f"{', ...' if len(differ) > 3 else ''}): layers narrowed unevenly, or widths the "
+            "config does not record"
+        )
+    return data, None
+
+
+def _shape(shapes: Mapping[str, tuple[int, ...]], key: str) -> str:
+    return str(list(shapes[key])) if key in shapes else "absent"
 
 
 def check_shapes(applied: nn.Module, dense: nn.Module) -> None:
