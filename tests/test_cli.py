@@ -502,3 +502,25 @@ def test_export_flags_are_checked_before_anything_is_written(tmp_path, capsys, f
     err = capsys.readouterr().err
     assert err.startswith("tradeoff: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "c.db").exists()
+
+
+def test_export_torchao_on_cuda_uses_the_tile_packed_int4_layout(llama_dir, tmp_path, capsys):
+    """--device cuda: the study searched on the CPU, its trial written for CUDA's int4 kernel
+    (runs only where torch sees a CUDA device of compute capability 8.0 or later)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchao")
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("tinygemm's int4 CUDA kernel needs a CUDA device of capability 8.0")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    flags = [
+        "--model", str(llama_dir / "llama"), "--quality", "kl",
+        "--calibration", str(llama_dir / "ids.pt"), "--bits", "4,8", "--granularity", "group",
+        "--group-size", "32", "--n-trials", "4", "--bank", "none",
+    ]  # fmt: skip
+    assert main(compress(tmp_path, *flags)) == 0
+    out = tmp_path / "cuda"
+    argv = ["export", "--storage", url, *QUIET, *flags, "--trial", "0", "--format", "torchao",
+            "--dtype", "bfloat16", "--device", "cuda", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0  # trial 0: uniform 4 bits
+    kernels = json.loads((out / "tradeoff.json").read_text())["kernels"]
+    assert set(kernels.values()) == {"Int4TilePackedTo4dTensor"}
