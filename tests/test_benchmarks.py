@@ -300,7 +300,7 @@ def test_suite_reference_values_match_the_published_ones():
 def test_scale_quick(tmp_path):
     from tests.servers.postgres import pg_bin
 
-    cases = ["memory", "fidelity", "sqlite"] + (["postgres"] if pg_bin() else [])
+    cases = ["memory", "fidelity", "sqlite", "tpe", "mobo"] + (["postgres"] if pg_bin() else [])
     out = tmp_path / "scale.json"
     proc = run_script("scale.py", out, "--quick", "--cases", ",".join(cases))
     report = json.loads(out.read_text())
@@ -321,6 +321,12 @@ def test_scale_quick(tmp_path):
     assert by_case["fidelity"]["trials_run"] == sum(evaluations.values())
     assert by_case["fidelity"]["complete"] == evaluations["9"]
     assert "fidelity_growth" in proc.stdout
+    for case in ("tpe", "mobo"):  # the gaps split into the sampler's time and the rest
+        r = by_case[case]
+        assert r["complete"] == r["trials_run"] == 30
+        sampler, rest = r["sampler_ms_per_trial_by_tenth"], r["driver_ms_per_trial_by_tenth"]
+        assert len(sampler) == len(rest) == 10 and min(sampler) >= 0 and min(rest) > 0
+    assert max(by_case["mobo"]["sampler_ms_per_trial_by_tenth"]) > 0  # its GP ran, timed
 
 
 @pytest.mark.slow
@@ -329,10 +335,17 @@ def test_scale_efficiency_quick(tmp_path):
     out = tmp_path / "efficiency.json"
     args = ["--efficiency", "2,4", "--rounds", "2", "--sleep", "0.2"]
     run_script("scale.py", out, *args)
-    rows = json.loads(out.read_text())["efficiency"]
+    report = json.loads(out.read_text())
+    rows = report["efficiency"]  # the best of each engine's two runs per level
     cases = [(r["in_flight"], r["engine"]) for r in rows]
     assert cases == [(k, e) for k in (2, 4) for e in ("tradeoff ray", "bare ray tasks (floor)")]
+    runs = report["runs"]  # every run, the order alternating between the engines
+    engine, floor = "tradeoff ray", "bare ray tasks (floor)"
+    assert [r["engine"] for r in runs] == [engine, floor, floor, engine] * 2
     for r in rows:
+        same = [x for x in runs if (x["in_flight"], x["engine"]) == (r["in_flight"], r["engine"])]
+        assert r["runs"] == len(same) == 2
+        assert r["efficiency"] == max(x["efficiency"] for x in same)
         assert r["trials"] == 2 * r["in_flight"] and r["ideal_s"] == pytest.approx(0.4)
         assert 0 < r["efficiency"] <= 1.05 and r["driver_cpu_s_per_trial"] > 0
         assert r["efficiency"] == pytest.approx(r["ideal_s"] / r["wall_s"])
