@@ -330,6 +330,26 @@ def test_scale_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_drivers_quick(tmp_path):
+    from tests.servers.postgres import pg_bin
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    out = tmp_path / "drivers.json"
+    run_script("drivers.py", out, "--quick")
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert [r["drivers"] for r in rows] == [1, 2] and report["all_exact"]
+    for r in rows:  # the budget is exact with two drivers on one study, nothing run twice
+        assert r["complete"] == r["evaluations"] == r["n_trials"] == 40
+        assert r["evaluated_twice"] == r["evaluated_not_complete"] == 0
+        assert r["left_running_or_waiting"] == 0 and r["trials_per_s"] > 0
+        assert len(r["per_driver_evaluations"]) == r["drivers"]
+        assert sum(r["per_driver_evaluations"]) == r["evaluations"]
+    assert min(rows[1]["per_driver_evaluations"]) > 0  # both drivers took part
+
+
+@pytest.mark.slow
 @pytest.mark.ray
 def test_scale_efficiency_quick(tmp_path):
     out = tmp_path / "efficiency.json"
