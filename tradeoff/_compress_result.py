@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import optuna
 import pandas as pd
+import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
@@ -98,6 +99,8 @@ class CompressResult(SearchResult):
         format: str = "compressed-tensors",
         overwrite: bool = False,
         dtype: str | None = None,
+        sparse: bool | None = None,
+        device: str | torch.device | None = None,
     ) -> Exported:
         """Write ``trial``'s compressed model (default: :meth:`best`) to the directory ``path``
         in a format a runtime loads (see :func:`tradeoff.spaces.export`):
@@ -109,7 +112,9 @@ class CompressResult(SearchResult):
         ``save_pretrained`` on the dense model; the merged, compressed model is what the other
         formats write). With an
         :attr:`artifact_store`, the checkpoint is also uploaded (``<dir name>.tar``) as an
-        artifact of its trial, for optuna-dashboard.
+        artifact of its trial, for optuna-dashboard. ``sparse`` and ``device`` are
+        :func:`tradeoff.spaces.export`'s (2:4 semi-structured tensors; where the written model
+        runs, e.g. ``"cuda"`` for torchao's tile-packed int4 layout).
 
         Raises:
             ValueError: an unknown trial or format, an existing ``path`` without
@@ -139,7 +144,7 @@ class CompressResult(SearchResult):
                 model, space, config = self._trained(config)
             written = export(
                 space, model, config, path, format=format, overwrite=overwrite, meta=meta,
-                dtype=dtype,
+                dtype=dtype, sparse=sparse, device=device,
             )  # fmt: skip
         if self.artifact_store is not None:
             from tradeoff.review._artifacts import upload_export

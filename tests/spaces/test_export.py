@@ -564,6 +564,10 @@ def test_compress_result_exports_a_trials_adapters(tmp_path):
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"format='peft' writes the adapters of a compress\("):
         plain.export(None, tmp_path / "none", format="peft")
+    if not torch.cuda.is_available():  # device= reaches spaces.export: refused, nothing written
+        with pytest.raises(ValueError, match=r"device='cuda'\): torch .* sees no CUDA device"):
+            plain.export(None, tmp_path / "gpu", format="torchao", device="cuda")
+        assert not (tmp_path / "gpu").exists()
 
 
 def two_four(device: str = "cpu", dtype: torch.dtype = torch.float32):
