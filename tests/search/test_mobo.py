@@ -161,15 +161,20 @@ def _observed(y: list[list[float]], feasible: list[bool] | None = None) -> Obser
     return Observations(np.zeros((n, 1)), np.array(y), None, mask, empty, np.zeros((n, 1)))
 
 
-def test_derived_reference_is_the_pareto_nadir_not_the_worst_value() -> None:
-    # Maximized values: a far, dominated outlier must not pull the reference away.
-    data = _observed([[0.0, -1.0], [-1.0, 0.0], [-10.0, -10.0]])
+def test_derived_reference_is_the_pareto_nadir_unless_the_front_is_narrow() -> None:
+    # Maximized values: a dominated point three ranges away does not pull the reference out.
+    data = _observed([[0.0, -1.0], [-1.0, 0.0], [-3.0, -3.0]])
     assert np.allclose(reference_point(data, [None, None]), [-1.1, -1.1])
     assert np.allclose(reference_point(data, [None, 5.0]), [-1.1, 5.0])  # the user's wins
-    # One Pareto point: its margin comes from the spread of every value.
+    # A front narrower than a quarter of the values' range, or one point: the worst value.
+    data = _observed([[0.0, -1.0], [-1.0, 0.0], [-10.0, -10.0]])
+    assert np.allclose(reference_point(data, [None, None]), [-11.0, -11.0])
     assert np.allclose(
-        reference_point(_observed([[0.0, 0.0], [-2.0, -1.0]]), [None] * 2), [-0.2, -0.1]
+        reference_point(_observed([[0.0, 0.0], [-2.0, -1.0]]), [None] * 2), [-2.2, -1.1]
     )
+    # Per objective: wide in the first, narrow in the second.
+    data = _observed([[0.0, -1.05], [-1.0, -1.0], [-1.5, -5.0]])
+    assert np.allclose(reference_point(data, [None, None]), [-1.1, -5.4])
     # Infeasible points are left out while a feasible one exists.
     data = _observed([[0.0, -1.0], [-1.0, 0.0], [5.0, 5.0]], feasible=[True, True, False])
     assert np.allclose(reference_point(data, [None, None]), [-1.1, -1.1])
@@ -485,3 +490,52 @@ def test_every_level_of_a_discrete_distribution_is_encoded_exactly(
         assert got == pytest.approx(want, abs=1e-9, nan_ok=True)
     assert all(enc.covers({"p": v}) for v in decoded)
     assert np.array_equal(np.array([enc.encode({"p": v}) for v in decoded]), grid)
+
+
+def test_log_warp_only_on_heavy_tailed_objectives_and_inverts() -> None:
+    import torch
+
+    from tradeoff.search._bo_warp import LogWarp
+
+    # Maximized values: column 0 spans orders of magnitude, column 1 does not.
+    y = -torch.tensor(
+        [[37.0, 1.0], [500.0, 2.0], [3800.0, 3.0], [40.0, 4.0], [2e7, 5.0]], dtype=torch.double
+    )
+    warp = LogWarp.fit(y)
+    assert warp.columns == (0,)
+    w = warp.forward(y)
+    assert torch.equal(w[:, 1], y[:, 1])
+    assert torch.equal(torch.argsort(w[:, 0]), torch.argsort(y[:, 0]))  # order kept
+    assert torch.allclose(warp.inverse(w), y)
+    assert LogWarp.fit(torch.rand(30, 2, dtype=torch.double)).columns == ()
+
+
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_heavy_tailed_objective_is_modelled_in_log_space(
+    n_objectives: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradeoff.search import _bo_warp
+
+    fits: list[tuple[int, ...]] = []
+    fit = _bo_warp.LogWarp.fit
+
+    def spy(y: Any) -> Any:
+        warp = fit(y)
+        fits.append(warp.columns)
+        return warp
+
+    monkeypatch.setattr(_bo_warp.LogWarp, "fit", staticmethod(spy))
+
+    def values(config: dict[str, Any]) -> list[float]:
+        x = config["x"]
+        return [10 ** (8 * abs(x - 0.3)), (x - 0.7) ** 2][:n_objectives]
+
+    space = SearchSpace({"x": Float(0.0, 1.0)})
+    directions = ["minimize"] * n_objectives
+    study = optuna.create_study(
+        directions=directions, sampler=MOBOSampler(seed=0, space=space, n_startup_trials=6)
+    )
+    ask_tell(study.sampler, 10, space=space, values=values, study=study)
+    assert fits and fits[-1] == (0,)
+    best = min(t.values[0] for t in study.trials)
+    assert best < 10 ** (8 * 0.1)  # within 0.1 of the minimum at 0.3

@@ -18,7 +18,11 @@ import torch
 from botorch.acquisition.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+from botorch.acquisition.multi_objective.objective import (
+    GenericMCMultiOutputObjective,
+    IdentityMCMultiOutputObjective,
+    MCMultiOutputObjective,
+)
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.multi_objective.utils import prune_inferior_points_multi_objective
 from botorch.acquisition.objective import GenericMCObjective
@@ -41,6 +45,7 @@ from linear_operator.utils.warnings import NumericalWarning  # type: ignore[impo
 from torch import Tensor
 
 from tradeoff.search._bo_optim import GuardedAcquisition, optimize
+from tradeoff.search._bo_warp import LogWarp
 
 logger = logging.getLogger("tradeoff")
 
@@ -171,8 +176,9 @@ def propose(
         warnings.filterwarnings("ignore", "Optimization failed", RuntimeWarning)
         torch.manual_seed(problem.seed)
         problem = replace(problem, effort=problem.effort.for_objectives(len(problem.is_known)))
-        gps = fit_gps(train_x, train_obj, train_con, problem)
-        acqf = build_acquisition(gps, train_x, train_obj.shape[-1], pending_x, problem)
+        warp = LogWarp.fit(train_obj)
+        gps = fit_gps(train_x, warp.forward(train_obj), train_con, problem)
+        acqf = build_acquisition(gps, train_x, train_obj.shape[-1], pending_x, problem, warp)
         return optimize(acqf, train_x, problem)
 
 
@@ -246,31 +252,40 @@ def build_acquisition(
     n_measured: int,
     pending_x: Tensor | None,
     problem: Problem,
+    warp: LogWarp | None = None,
 ) -> GuardedAcquisition:
     """qLogNEI (one objective), qLogNEHVI or qLogNParEGO over the GPs and the exact
-    known-cost model, guarded."""
+    known-cost model, guarded; ``warp`` maps the GPs' objective samples back to values."""
     n_con = gps.num_outputs - n_measured
+    unwarp = _unwarp(warp, n_measured)
     if problem.acquisition == "qlognei":
-        inner = _single_objective(gps, train_x, n_con, pending_x, problem)
+        inner = _single_objective(gps, train_x, n_con, pending_x, problem, unwarp)
     else:
-        inner = _multi_objective(gps, train_x, n_measured, pending_x, problem)
+        inner = _multi_objective(gps, train_x, n_measured, pending_x, problem, unwarp)
     return GuardedAcquisition(inner, problem.snap, problem.known_feasible)
 
 
 def _single_objective(
-    gps: ModelListGP, train_x: Tensor, n_con: int, pending_x: Tensor | None, problem: Problem
+    gps: ModelListGP,
+    train_x: Tensor,
+    n_con: int,
+    pending_x: Tensor | None,
+    problem: Problem,
+    unwarp: TensorFn | None,
 ) -> AcquisitionFunction:
     """qLogNEI of output 0 (the one measured objective), constrained by the other outputs."""
     shape = torch.Size([problem.effort.mc_samples])
     sampler = SobolQMCNormalSampler(shape, seed=problem.seed)
+    objective = GenericMCObjective(_first_output if unwarp is None else _first(unwarp))
     if n_con == 0:  # one GP: its root decomposition can be cached
         gp = gps.models[0]
         assert isinstance(gp, Model)
         return qLogNoisyExpectedImprovement(
-            gp, train_x, sampler=sampler, X_pending=pending_x, prune_baseline=True,
+            gp, train_x, sampler=sampler, objective=None if unwarp is None else objective,
+            X_pending=pending_x, prune_baseline=True,
         )  # fmt: skip
     return qLogNoisyExpectedImprovement(
-        gps, train_x, sampler=sampler, objective=GenericMCObjective(_first_output),
+        gps, train_x, sampler=sampler, objective=objective,
         constraints=_constraint_fns(1, n_con), X_pending=pending_x, prune_baseline=True,
         cache_root=False,
     )  # fmt: skip
@@ -280,12 +295,43 @@ def _first_output(samples: Tensor, X: Tensor | None = None) -> Tensor:
     return samples[..., 0]
 
 
+def _first(unwarp: TensorFn) -> Callable[..., Tensor]:
+    return lambda samples, X=None: unwarp(samples)[..., 0]
+
+
+def _select(unwarp: TensorFn, outcomes: list[int]) -> Callable[..., Tensor]:
+    def objective(samples: Tensor, X: Tensor | None = None) -> Tensor:
+        return unwarp(samples)[..., outcomes]
+
+    return objective
+
+
+def _unwarp(warp: LogWarp | None, n_measured: int) -> TensorFn | None:
+    """``(..., outputs)`` samples -> the same with the measured objectives (the first
+    ``n_measured`` outputs) mapped back from the GPs' log warp; ``None``: nothing warped."""
+    if warp is None or not warp.columns:
+        return None
+
+    def unwarp(samples: Tensor) -> Tensor:
+        head = warp.inverse(samples[..., :n_measured])
+        return torch.cat([head, samples[..., n_measured:]], dim=-1)
+
+    return unwarp
+
+
 def _multi_objective(
-    gps: ModelListGP, train_x: Tensor, n_measured: int, pending_x: Tensor | None, problem: Problem
+    gps: ModelListGP,
+    train_x: Tensor,
+    n_measured: int,
+    pending_x: Tensor | None,
+    problem: Problem,
+    unwarp: TensorFn | None,
 ) -> AcquisitionFunction:
     """qLogNEHVI (baseline pruned to likely Pareto points) or qLogNParEGO."""
     model, sampler, outcomes = _joint_model(gps, n_measured, problem)
-    objective = IdentityMCMultiOutputObjective(outcomes=outcomes)
+    objective: MCMultiOutputObjective = IdentityMCMultiOutputObjective(outcomes=outcomes)
+    if unwarp is not None:
+        objective = GenericMCMultiOutputObjective(_select(unwarp, outcomes))
     constraints = _constraint_fns(n_measured, gps.num_outputs - n_measured)
     if problem.acquisition == "qnparego":
         return qLogNParEGO(

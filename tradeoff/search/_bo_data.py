@@ -24,6 +24,7 @@ from tradeoff.search._bo_encode import Encoding, FloatArray
 from tradeoff.spaces import SearchSpace
 
 REFERENCE_MARGIN = 0.1
+NARROW_FRONT = 0.25  # of the observed range: a Pareto set narrower says little (reference_point)
 _INFINITE_SPREADS = 3.0  # how far beyond the finite values an infinite constraint value sits
 ToTensor = Callable[[Any], Any]  # NumPy array -> torch tensor (torch is imported lazily)
 TensorFn = Callable[[Any], Any]  # torch tensor -> torch tensor
@@ -193,22 +194,29 @@ def _single_values(space: SearchSpace | None, enc: Encoding) -> dict[str, Any]:
 
 
 def reference_point(data: Observations, user: list[float | None]) -> FloatArray:
-    """``(m,)`` reference point (maximized): the user's coordinates, else the nadir of the
-    feasible observed Pareto set minus 10% of its range (of every feasible value's range where
-    the set does not vary), BoTorch's ``infer_reference_point`` rule, which Ax uses too.
+    """``(m,)`` reference point (maximized): the user's coordinates, else, per objective, the
+    nadir of the feasible observed Pareto set minus 10% of its range (BoTorch's
+    ``infer_reference_point`` rule, Ax's default) where that set spans at least
+    :data:`NARROW_FRONT` of the feasible values' range, and the worst feasible value minus 10%
+    of their range (``SearchResult.hypervolume``'s rule) where it spans less: one point, or
+    one piece of a front.
 
-    Not the worst observed value: early random points lie far from the front (DTLZ2 at three
-    objectives, 8 variables: worst values near 2.5, the front's nadir 1), and a reference that
-    far makes hypervolume improvement reward points beyond the front's ends over the front
-    itself (paretobench's DTLZ2 there, seed 0, 100 evaluations: 0.26 of the front with the
-    worst-value reference, 0.63 with this one; random search 0.27).
+    Not the worst value everywhere: early random points lie far from the front (paretobench's
+    DTLZ2 at three objectives: worst values near 2.5, the front's nadir 1), and a reference
+    that far makes hypervolume improvement reward points beyond the front's ends over the
+    front itself (0.26 of the front after 100 evaluations, 0.57 with the nadir). Not the
+    nadir everywhere: a narrow found front says little about where the front ends, and a 10%
+    margin gives no volume to what lies beyond it. On DTLZ7's disconnected front one point
+    of the first piece, ``(0, 4)``, dominated every other observation, the reference sat at
+    ``f1 = 0.065``, and no point of the other pieces (``f1`` up to 0.86) could add volume
+    (0.29 of the front after 60 evaluations against 0.69 with the worst value).
     """
     y = data.y[data.feasible] if data.feasible.any() else data.y
     front = y[_pareto.non_dominated(-y)]
-    nadir, best = front.min(axis=0), front.max(axis=0)
-    span = np.where(best > nadir, best - nadir, y.max(axis=0) - y.min(axis=0))
-    span = np.where(span > 0, span, np.maximum(np.abs(nadir), 1.0))
-    derived = nadir - REFERENCE_MARGIN * span
+    nadir, span = front.min(axis=0), np.ptp(front, axis=0)
+    worst = -_pareto.derive_reference(-y, margin=REFERENCE_MARGIN)
+    wide = (span > 0) & (span >= NARROW_FRONT * np.ptp(y, axis=0))
+    derived = np.where(wide, nadir - REFERENCE_MARGIN * span, worst)
     return np.array([d if u is None else u for d, u in zip(derived, user)], dtype=float)
 
 
