@@ -11,7 +11,9 @@ For each level: trials per second over the span from the first trial's start to 
 completion (processes' start-up and imports excluded), the speed-up over one driver, and the
 count check: N COMPLETE, every evaluation recorded COMPLETE exactly once (the drivers log each
 Config they evaluate), nothing left RUNNING or WAITING, and the ``surplus`` trials (asked by a
-driver after the others had filled the budget; not evaluated) counted.
+driver after the others had filled the budget; not evaluated) counted. The drivers' CPU
+seconds per trial (``time.process_time()`` of each process, start-up included) tell whether
+they were CPU-bound.
 
 Usage:
     python benchmarks/drivers.py [--quick] [--drivers 1,2,4] [--n-trials 600] [--sleep 0]
@@ -66,6 +68,7 @@ def client(spec: dict[str, Any]) -> None:
         n_workers=1, storage=spec["url"], study_name=spec["study"], seed=spec["seed"],
         show_progress=False,
     )  # fmt: skip
+    Path(spec["log"] + ".cpu").write_text(str(time.process_time()))  # this driver's CPU seconds
 
 
 def level(url: str, drivers: int, n_trials: int, sleep: float, work: Path) -> dict[str, Any]:
@@ -108,6 +111,10 @@ def level(url: str, drivers: int, n_trials: int, sleep: float, work: Path) -> di
         "evaluated_twice": sum(1 for n in evaluated.values() if n > 1),
         "evaluated_not_complete": sum(1 for k in evaluated if k not in recorded_keys),
         "left_running_or_waiting": states.get("RUNNING", 0) + states.get("WAITING", 0),
+        # CPU seconds of the drivers (imports and start-up included) per trial: with 2 cores,
+        # rate x this near 2 means the drivers are CPU-bound.
+        "driver_cpu_s_per_trial": sum(float(Path(str(log) + ".cpu").read_text()) for log in logs)
+        / max(1, len(complete)),
         "per_driver_evaluations": [
             len(log.read_text().splitlines()) if log.exists() else 0 for log in logs
         ],

@@ -346,6 +346,7 @@ def test_drivers_quick(tmp_path):
         assert r["left_running_or_waiting"] == 0 and r["trials_per_s"] > 0
         assert len(r["per_driver_evaluations"]) == r["drivers"]
         assert sum(r["per_driver_evaluations"]) == r["evaluations"]
+        assert r["driver_cpu_s_per_trial"] > 0
     assert min(rows[1]["per_driver_evaluations"]) > 0  # both drivers took part
 
 
