@@ -960,6 +960,51 @@ def variant_bank() -> Iterator[Figure]:
     )
     yield "calibration tokens", tokens, rep["result"]["calibration_tokens"]
     yield "held-out tokens", held_out, rep["result"]["held_out_tokens"]
+    machine = rep["machine"]
+    loads = [*machine["load_avg_1_5_15_at_start"], *machine["load_avg_1_5_15_at_end"]]
+    ((low, high),) = grab(r"1 torch thread, on 2 cores shared with other work at load average "
+                          r"(\d+)-(\d+)\)")  # fmt: skip
+    yield "bank load (low)", low, min(loads)
+    yield "bank load (high)", high, max(loads)
+    yield from _bank_packing(rows)
+
+
+def _bank_packing(rows: dict[str, Any]) -> Iterator[Figure]:
+    gptq, hqq = rows["gptq"], rows["hqq"]
+    ((g_mb, h_mb, float_mb, g_ratio, h_ratio),) = grab(
+        r"The bank's files hold the int codes bit-packed at their width beside their grid: "
+        r"([\d,]+) MB for GPTQ and ([\d,]+) MB for HQQ .*? against ([\d,]+) MB for the float32 "
+        r"weights and grids they dequantize to, ([\d.]+)x and ([\d.]+)x smaller"
+    )
+    yield "GPTQ bank MB", g_mb, gptq["bank_mb"]
+    yield "HQQ bank MB", h_mb, hqq["bank_mb"]
+    yield "float MB", float_mb, gptq["float_mb"]
+    yield "float MB the same for HQQ", str(gptq["float_mb"] == hqq["float_mb"]), "True"
+    yield "GPTQ packing ratio", g_ratio, gptq["float_mb"] / gptq["bank_mb"]
+    yield "HQQ packing ratio", h_ratio, hqq["float_mb"] / hqq["bank_mb"]
+    yield "every entry packed", str(gptq["codecs"] == hqq["codecs"] == ["int"]), "True"
+    ((entries, g_load, h_load, cold, held, packed, g_deq, h_deq, times, _),) = grab(
+        r"reading and dequantizing all ([\d,]+) GPTQ entries takes ([\d.]+) s \(HQQ ([\d.]+) "
+        r"s\), the first assembly in a fresh copy of the space ([\d.]+) s, and a process using "
+        r"every level holds the ([\d,]+) MB\. Keeping only the codes in RAM \(([\d,]+) MB\) "
+        r"would instead cost ([\d.]+) s per Config \(HQQ ([\d.]+) s\) to dequantize the model "
+        r"at one level, (\d+)x the assembly and (half) the evaluation"
+    )
+    yield "GPTQ entries", entries, gptq["entries"]
+    yield "GPTQ load all s", g_load, gptq["load_all_s"]
+    yield "HQQ load all s", h_load, hqq["load_all_s"]
+    yield "cold assembly s", cold, gptq["assemble_cold_s"]
+    yield "float MB held", held, gptq["float_mb"]
+    yield "packed MB in RAM", packed, gptq["packed_tensors_mb"]
+    yield "GPTQ dequantize s", g_deq, gptq["dequantize_model_s_median"]
+    yield "HQQ dequantize s", h_deq, hqq["dequantize_model_s_median"]
+    yield (
+        "dequantize / assemble",
+        times,
+        gptq["dequantize_model_s_median"] / gptq["assemble_s_median"],
+    )
+    half = 0.4 < gptq["dequantize_model_s_median"] / gptq["evaluate_s_median"] < 0.6
+    yield "dequantize is half the evaluation", str(half), "True"
 
 
 @check("export.json")
@@ -1655,6 +1700,83 @@ def _missing_provenance(d: dict[str, Any]) -> set[str]:
         "machine": bool(machine.get("cpu_count") and machine.get("platform")),
     }
     return {k for k, ok in have.items() if not ok}
+
+
+@check("drivers.json")
+def drivers() -> Iterator[Figure]:
+    rep = load("drivers.json")
+    rows = {r["drivers"]: r for r in rep["rows"]}
+    header = "| drivers | trials / s | speed-up | driver CPU ms / trial |"
+    for n, rate, speedup, cpu, complete, surplus, evaluations in table(header):
+        r = rows[int(n)]
+        yield f"{n} rate", rate, r["trials_per_s"]
+        yield f"{n} speed-up", speedup, r["speedup"]
+        yield f"{n} CPU", cpu, 1e3 * r["driver_cpu_s_per_trial"]
+        yield f"{n} complete", complete, r["complete"]
+        yield f"{n} surplus", surplus, r["surplus"]
+        yield f"{n} evaluations", evaluations, r["evaluations"]
+        yield f"{n} exact", str(r["exact"]), "True"
+    yield "all exact", str(rep["all_exact"]), "True"
+    ((commit, lo, hi, n_trials),) = grab(
+        r"`benchmarks/results/drivers.json`, a clean clone of (\w+), load average (\d+)-(\d+) "
+        r"from other jobs\) .*? `tradeoff.optimize\(..., n_trials=(\d+)\)`"
+    )
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "trials", n_trials, rep["settings"]["n_trials"]
+    ((cpu, ms),) = grab(r"a driver spends (\d+) ms of CPU per trial of its (\d+) ms")
+    yield "one driver's CPU", cpu, 1e3 * rows[1]["driver_cpu_s_per_trial"]
+    yield "one driver's ms/trial", ms, 1e3 / rows[1]["trials_per_s"]
+
+
+@check("scale_samplers.json", "proposal_speed.json")
+def scale_samplers() -> Iterator[Figure]:
+    rep = load("scale_samplers.json")
+    rows = {r["case"]: r for r in rep["rows"]}
+    names = {"TPE": "tpe", "mobo": "mobo"}
+    parts = {
+        "sampler": "sampler_ms_per_trial_by_tenth",
+        "rest of the loop": "driver_ms_per_trial_by_tenth",
+    }
+    header = "| sampler | trials | part | first tenth | 5th | last tenth |"
+    for name, trials, part, first, fifth, last in table(header):
+        r = rows[names[name]]
+        tenths = r[parts[part]]
+        yield f"{name} trials", trials.split()[0], r["trials_run"]
+        yield f"{name} {part} first", first, tenths[0]
+        yield f"{name} {part} 5th", fifth, tenths[4]
+        yield f"{name} {part} last", last, tenths[-1]
+    yield "mobo time-boxed", str(rows["mobo"]["time_boxed"]), "True"
+    ((commit, lo, hi),) = grab(
+        r"`benchmarks/results/scale_samplers.json`, a clean clone of (\w+), load average "
+        r"(\d+)-(\d+)\)"
+    )
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    ((box, n, box2, slow, cpu, obs),) = grab(
+        r"\| mobo \| \d+ \((\d+) s box\).*?`mobo` reached only (\d+) trials in (\d+) s: its "
+        r"proposal grows to ([\d.]+) s \(([\d.]+) s of CPU\) at about (\d+) observations"
+    )
+    yield "box", box, rep["settings"]["time_box"]
+    yield "box (prose)", box2, rep["settings"]["time_box"]
+    yield "mobo trials", n, rows["mobo"]["trials_run"]
+    yield "mobo last tenth s", slow, rows["mobo"]["sampler_ms_per_trial_by_tenth"][-1] / 1e3
+    yield "mobo last tenth CPU s", cpu, rows["mobo"]["cpu_ms_per_trial_by_tenth"][-1] / 1e3
+    yield "observations", obs, round(rows["mobo"]["trials_run"] * 0.95, -1)
+    ((lo_s, hi_s, at),) = grab(
+        r"the proposal-speed benchmark's ([\d.]+)-([\d.]+) s at (\d+) observations"
+    )
+    speed = load("proposal_speed.json")
+    mobo = [v["mobo"] for v in speed["median_s"].values()]
+    yield "speed low", lo_s, min(mobo)
+    yield "speed high", hi_s, max(mobo)
+    yield "speed observations", at, speed["settings"]["n_obs"]
 
 
 # Tests ----------------------------------------------------------------------------------------
