@@ -1702,6 +1702,83 @@ def _missing_provenance(d: dict[str, Any]) -> set[str]:
     return {k for k, ok in have.items() if not ok}
 
 
+@check("drivers.json")
+def drivers() -> Iterator[Figure]:
+    rep = load("drivers.json")
+    rows = {r["drivers"]: r for r in rep["rows"]}
+    header = "| drivers | trials / s | speed-up | driver CPU ms / trial |"
+    for n, rate, speedup, cpu, complete, surplus, evaluations in table(header):
+        r = rows[int(n)]
+        yield f"{n} rate", rate, r["trials_per_s"]
+        yield f"{n} speed-up", speedup, r["speedup"]
+        yield f"{n} CPU", cpu, 1e3 * r["driver_cpu_s_per_trial"]
+        yield f"{n} complete", complete, r["complete"]
+        yield f"{n} surplus", surplus, r["surplus"]
+        yield f"{n} evaluations", evaluations, r["evaluations"]
+        yield f"{n} exact", str(r["exact"]), "True"
+    yield "all exact", str(rep["all_exact"]), "True"
+    ((commit, lo, hi, n_trials),) = grab(
+        r"`benchmarks/results/drivers.json`, a clean clone of (\w+), load average (\d+)-(\d+) "
+        r"from other jobs\) .*? `tradeoff.optimize\(..., n_trials=(\d+)\)`"
+    )
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "trials", n_trials, rep["settings"]["n_trials"]
+    ((cpu, ms),) = grab(r"a driver spends (\d+) ms of CPU per trial of its (\d+) ms")
+    yield "one driver's CPU", cpu, 1e3 * rows[1]["driver_cpu_s_per_trial"]
+    yield "one driver's ms/trial", ms, 1e3 / rows[1]["trials_per_s"]
+
+
+@check("scale_samplers.json", "proposal_speed.json")
+def scale_samplers() -> Iterator[Figure]:
+    rep = load("scale_samplers.json")
+    rows = {r["case"]: r for r in rep["rows"]}
+    names = {"TPE": "tpe", "mobo": "mobo"}
+    parts = {
+        "sampler": "sampler_ms_per_trial_by_tenth",
+        "rest of the loop": "driver_ms_per_trial_by_tenth",
+    }
+    header = "| sampler | trials | part | first tenth | 5th | last tenth |"
+    for name, trials, part, first, fifth, last in table(header):
+        r = rows[names[name]]
+        tenths = r[parts[part]]
+        yield f"{name} trials", trials.split()[0], r["trials_run"]
+        yield f"{name} {part} first", first, tenths[0]
+        yield f"{name} {part} 5th", fifth, tenths[4]
+        yield f"{name} {part} last", last, tenths[-1]
+    yield "mobo time-boxed", str(rows["mobo"]["time_boxed"]), "True"
+    ((commit, lo, hi),) = grab(
+        r"`benchmarks/results/scale_samplers.json`, a clean clone of (\w+), load average "
+        r"(\d+)-(\d+)\)"
+    )
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    ((box, n, box2, slow, cpu, obs),) = grab(
+        r"\| mobo \| \d+ \((\d+) s box\).*?`mobo` reached only (\d+) trials in (\d+) s: its "
+        r"proposal grows to ([\d.]+) s \(([\d.]+) s of CPU\) at about (\d+) observations"
+    )
+    yield "box", box, rep["settings"]["time_box"]
+    yield "box (prose)", box2, rep["settings"]["time_box"]
+    yield "mobo trials", n, rows["mobo"]["trials_run"]
+    yield "mobo last tenth s", slow, rows["mobo"]["sampler_ms_per_trial_by_tenth"][-1] / 1e3
+    yield "mobo last tenth CPU s", cpu, rows["mobo"]["cpu_ms_per_trial_by_tenth"][-1] / 1e3
+    yield "observations", obs, round(rows["mobo"]["trials_run"] * 0.95, -1)
+    ((lo_s, hi_s, at),) = grab(
+        r"the proposal-speed benchmark's ([\d.]+)-([\d.]+) s at (\d+) observations"
+    )
+    speed = load("proposal_speed.json")
+    mobo = [v["mobo"] for v in speed["median_s"].values()]
+    yield "speed low", lo_s, min(mobo)
+    yield "speed high", hi_s, max(mobo)
+    yield "speed observations", at, speed["settings"]["n_obs"]
+
+
 # Tests ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(CHECKS) if CHECKS else [None])
 def test_readme_figure_matches_its_json(name):
