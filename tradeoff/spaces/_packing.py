@@ -157,11 +157,19 @@ def _pack(
 
 def _codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, size: int) -> torch.Tensor:
     """The nearest code of each weight, ``round(w / scale + zero)``, as ``int32``."""
-    group = torch.arange(w.shape[1]) // size
-    codes = (w / scale[:, group] + zero[:, group]).round()
-    if not bool(torch.isfinite(codes).all()) or float(codes.abs().max()) >= 2**20:
+    rows, cols = w.shape
+    out = torch.empty(rows, cols, dtype=scale.dtype)
+    full = cols - cols % size
+    if full:
+        n = full // size
+        view = w[:, :full].reshape(rows, n, size)
+        out[:, :full] = (view / scale[:, :n, None] + zero[:, :n, None]).reshape(rows, full)
+    if full < cols:
+        out[:, full:] = w[:, full:] / scale[:, -1:] + zero[:, -1:]
+    out.round_()
+    if not float(out.abs().max()) < 2**20:  # also NaN
         raise _NotOnGrid
-    return codes.to(torch.int32)
+    return out.to(torch.int32)
 
 
 def _dequantize(
