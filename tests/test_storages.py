@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+import warnings
+from collections import Counter
 
 import optuna
 import pytest
+import sqlalchemy
 
 import tradeoff
 
@@ -155,3 +159,41 @@ def test_trials_a_killed_driver_left_half_started_are_marked_and_their_configs_r
     assert ZDT_SPACE.decode(drawn.params) in calls and ZDT_SPACE.decode(retried) in calls
     retry_of = {t.user_attrs.get("tradeoff.retry_of") for t in trials if t.number > popped.number}
     assert retry_of >= {drawn.number, 1}  # a retry's retry names the first lost trial
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_heartbeats_of_all_trials_in_flight_are_recorded_in_one_transaction(
+    backend, tmp_path, request
+):
+    from tradeoff._study import record_heartbeats, stale_trials
+
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'beats.db'}"
+    )
+    with warnings.catch_warnings():  # heartbeat_interval is "experimental"
+        warnings.simplefilter("ignore")
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name=f"beats-{backend}")
+    study_id = storage.get_study_id_from_name(study.study_name)
+    ids = [study.ask()._trial_id for _ in range(6)]
+    record_heartbeats(storage, ids[:4])  # first beats: rows inserted; the last two never beat
+    statements = []
+    engine = storage.engine
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    sqlalchemy.event.listen(engine, "before_cursor_execute", listen)
+    time.sleep(2.2)  # SQLite keeps whole seconds
+    try:
+        assert {t._trial_id for t in stale_trials(storage, study_id)} == set(ids[:4])
+        statements.clear()
+        record_heartbeats(storage, ids[1:])  # the beaten ones again and the two new ones
+        beats = Counter(s.split()[0] for s in statements if "trial_heartbeats" in s)
+        # One select and one update for the 3 rows there, an insert (at most one each) for the
+        # 2 new ones; Optuna's record_heartbeat would read each row twice.
+        assert beats["SELECT"] == beats["UPDATE"] == 1 and 1 <= beats["INSERT"] <= 2, beats
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", listen)
+    assert {t._trial_id for t in stale_trials(storage, study_id)} == {ids[0]}  # only it aged
+    time.sleep(2.2)  # SQLite keeps whole seconds
+    assert {t._trial_id for t in stale_trials(storage, study_id)} == set(ids)  # all rows exist

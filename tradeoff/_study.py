@@ -83,6 +83,39 @@ def stale_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
     return [storage.get_trial(trial_id) for trial_id in ids]
 
 
+def record_heartbeats(storage: BaseStorage, trial_ids: list[int]) -> None:
+    """Record a heartbeat for each of ``trial_ids`` (all of them now).
+
+    Optuna's ``record_heartbeat`` is a transaction of three statements per trial: with 64 trials
+    in flight on SQLite, 100-200 ms of the driver's time at every beat. On a database
+    (``RDBStorage``, also behind Optuna's cache wrapper) the heartbeat rows are updated in one
+    transaction instead (about 5 ms for 64), through the storage's own session and table
+    models; another storage gets one ``record_heartbeat`` per trial.
+    """
+    rdb = getattr(storage, "_backend", storage)
+    if trial_ids and isinstance(rdb, optuna.storages.RDBStorage):
+        try:
+            import sqlalchemy
+            from optuna.storages._rdb import models
+            from optuna.storages._rdb.storage import _create_scoped_session
+        except ImportError:  # pragma: no cover - another Optuna layout: one call each
+            pass
+        else:
+            beat = models.TrialHeartbeatModel
+            with _create_scoped_session(rdb.scoped_session, True) as session:
+                now = session.execute(sqlalchemy.func.now()).scalar_one()
+                rows = (
+                    session.query(beat).filter(beat.trial_id.in_(trial_ids)).with_for_update()
+                ).all()
+                for row in rows:
+                    row.heartbeat = now
+                for trial_id in set(trial_ids) - {row.trial_id for row in rows}:
+                    session.add(beat(trial_id=trial_id, heartbeat=now))
+            return
+    for trial_id in trial_ids:
+        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
 def heartbeat_timing(storage: BaseStorage) -> tuple[float, float] | None:
     """The storage's heartbeat interval and grace period in seconds, or None when it records no
     heartbeats (an RDBStorage has them with ``heartbeat_interval``; Optuna's default grace is

@@ -40,6 +40,7 @@ from tradeoff._study import (
     STALE_REASON,
     UNDRAWN_REASON,
     heartbeat_timing,
+    record_heartbeats,
     retry_attrs,
     stale_trials,
     write_constraints,
@@ -500,9 +501,8 @@ class Driver:
         now = time.monotonic()
         if self._heartbeat and now - self._last_beat >= self._beat_s / 2:
             self._last_beat = now
-            for flight in self._in_flight.values():
-                if flight.trial_id is not None:
-                    self.storage.record_heartbeat(flight.trial_id)  # type: ignore[attr-defined]
+            ids = [f.trial_id for f in self._in_flight.values() if f.trial_id is not None]
+            record_heartbeats(self.storage, ids)  # one transaction on a database
         if self._heartbeat and now - self._last_recover >= self._grace_s:
             self._last_recover = now
             self.recover()  # a co-driver that died leaves stale trials holding budget
