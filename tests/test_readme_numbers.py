@@ -1632,6 +1632,7 @@ SUITE_COLUMNS = {
     "Optuna NSGA-II": "optuna-nsga2",
     "Optuna random": "optuna-random",
 }
+SUITE_ANCHORS = ("optuna-gp", "optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random")
 SUITE_HEADER = "| suite problem | " + " | ".join(SUITE_COLUMNS) + " | auto - best Optuna |"
 
 
@@ -1689,6 +1690,38 @@ def public_suites() -> Iterator[Figure]:
     loads = [r["load_1min"] for r in rep["runs"] if r["optimizer"] == "auto"]
     yield "least load", load_lo, min(loads)
     yield "most load", load_hi, max(loads)
+    yield from _suites_next(rep)
+
+
+def _suites_next(rep: dict[str, Any]) -> Iterator[Figure]:
+    """mobo after its reference and warp fix (``auto-next``: a clean clone's auto runs)."""
+    score = rep["score"]
+    ((commit,),) = grab(r"`auto-next`, a clean clone of ([0-9a-f]{7})")
+    runs = [r for r in rep["runs"] if r["optimizer"] == "auto-next"]
+    yield "auto-next commit", str({commit}), str({r["commit"][:7] for r in runs})
+    pattern = (
+        r"`(\S+)` ([-\d.]+) \[([-\d.]+), ([-\d.]+)\] \(seeds 0-(\d); auto at d99774c "
+        r"([-\d.]+), best anchor ([-\d.]+) \(([^;]+?)\)\)(?=[;.])"
+    )
+    shown_ = set()
+    names = {v: k for k, v in SUITE_COLUMNS.items()}
+    for p, med, q25, q75, last, before, best, name in grab(pattern, count=None):
+        got, shown_ = score[p]["auto-next"], shown_ | {p}
+        yield f"{p} next median", med, got["median"]
+        yield f"{p} next q25", q25, got["q25"]
+        yield f"{p} next q75", q75, got["q75"]
+        yield f"{p} next seeds", str(got["seeds"]), str(list(range(int(last) + 1)))
+        yield f"{p} auto at d99774c", before, score[p]["auto"]["median"]
+        anchors = {o: v["median"] for o, v in score[p].items() if o in SUITE_ANCHORS}
+        top = max(anchors, key=lambda o: anchors[o])
+        yield f"{p} best anchor", best, anchors[top]
+        yield f"{p} best anchor name", name, names[top]
+    with_next = {p for p, row in score.items() if "auto-next" in row}
+    yield "every auto-next problem is shown", str(sorted(shown_)), str(sorted(with_next))
+    loads = [r["load_1min"] for r in runs]
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the cells' ends")
+    yield "auto-next least load", lo, min(loads)
+    yield "auto-next most load", hi, max(loads)
 
 
 def _missing_provenance(d: dict[str, Any]) -> set[str]:
