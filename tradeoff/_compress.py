@@ -56,6 +56,7 @@ from tradeoff.objectives._quality import Quality, QualityFn
 from tradeoff.search._asha import Fidelity
 from tradeoff.search._baselines import uniform_configs
 from tradeoff.spaces import Config, SearchSpace
+from tradeoff.spaces._model import usable_device
 from tradeoff.spaces._quant import QuantizationSpace
 
 logger = logging.getLogger("tradeoff")
@@ -306,16 +307,8 @@ def _check_call(model: Any, optimize_kwargs: Mapping[str, Any], drop_blocks: Any
 
 
 def _check_device(device: Any) -> None:
-    if device is None:
-        return
-    try:
-        where = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}."
-        ) from None
-    if where.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no CUDA device; use device='cpu'.")
+    if device is not None:
+        usable_device(device, setting=f"device={device!r}", name="device", fix="use device='cpu'")
 
 
 def _uniform_levels(

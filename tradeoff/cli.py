@@ -412,22 +412,11 @@ def _compress_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _check_device(device: str | None) -> None:
     """``--device``: a device torch knows and sees (before the model is moved to it)."""
-    if device is None:
-        return
-    import torch
+    if device is not None:
+        from tradeoff.spaces._model import usable_device
 
-    try:
-        where = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"--device must be a torch device such as cpu or cuda:0, got {device!r}."
-        ) from None
-    if where.type == "cuda" and not torch.cuda.is_available():
-        build = "" if torch.version.cuda else ", a build without CUDA"
-        raise ValueError(
-            f"--device {device}: torch {torch.__version__} sees no CUDA device{build}; run on a "
-            "machine with one, or use --device cpu."
-        )
+        fix = "run on a machine with one, or use --device cpu"
+        usable_device(device, setting=f"--device {device}", name="--device", fix=fix)
 
 
 def _peft_flag(text: str) -> tuple[Path, str]:

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tradeoff.spaces._model import QuantInfo
+from tradeoff.spaces._model import QuantInfo, usable_device
 
 DTYPES = ("bfloat16",)
 """The ``dtype`` values of the ``torchao`` format besides ``None`` (the model's own)."""
@@ -78,20 +78,11 @@ def check_device(device: str | torch.device | None, format: str) -> torch.device
             f"export: device= applies to format='torchao' and 'torch' only (their tensors "
             f"depend on the device; got format={format!r}); leave it out."
         )
-    try:
-        where = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"export: device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}."
-        ) from None
-    if where.type == "cuda" and not torch.cuda.is_available():
-        build = "" if torch.version.cuda else ", a build without CUDA"
-        raise ValueError(
-            f"export(device={device!r}): torch {torch.__version__} sees no CUDA device{build}; "
-            "export on a machine with one (torchao's CUDA int4 layout is built there), or "
-            "leave device out."
-        )
-    return where
+    return usable_device(
+        device, setting=f"export(device={device!r})", name="export: device",
+        fix="export on a machine with one (torchao's CUDA int4 layout is built there), or leave "
+        "device out",
+    )  # fmt: skip
 
 
 def torchao_model(

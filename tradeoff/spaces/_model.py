@@ -208,6 +208,31 @@ def layer_param_name(layer: str, knob: str) -> str:
     return f"{layer}.{knob}"
 
 
+def usable_device(device: str | torch.device, *, setting: str, name: str, fix: str) -> torch.device:
+    """``device`` as a ``torch.device`` torch knows and can use on this machine.
+
+    Args:
+        device: What the user gave.
+        setting: How the user wrote it, for the message (``"--device cuda"``).
+        name: The argument's name, for the message (``"--device"``).
+        fix: What to do instead when CUDA is asked for but absent.
+
+    Raises:
+        ValueError: not a device torch knows, or CUDA that torch does not see (naming
+            ``setting`` and the fix), before any work.
+    """
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"{name} must be a torch device such as 'cpu' or 'cuda:0', got {device!r}."
+        ) from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        build = "" if torch.version.cuda else ", a build without CUDA"
+        raise ValueError(f"{setting}: torch {torch.__version__} sees no CUDA device{build}; {fix}.")
+    return where
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     for p in model.parameters():
