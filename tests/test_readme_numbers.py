@@ -77,6 +77,22 @@ def grab(pattern: str, *, count: int | None = 1) -> list[tuple[str, ...]]:
     return found
 
 
+def clean_clone(
+    rep: dict[str, Any], commit: str, lo: str, hi: str, *, one_minute: bool = False
+) -> Iterator[Figure]:
+    """The commit the README names for a report (made from a clean checkout) and the load
+    average range it gives (over the 1-, 5- and 15-minute averages at start and end, or the
+    1-minute ones only)."""
+    m = rep["machine"]
+    loads = m["load_avg_1_5_15_at_start"] + m["load_avg_1_5_15_at_end"]
+    if one_minute:
+        loads = [loads[0], loads[3]]
+    yield "commit", commit, m["tradeoff_commit"]
+    yield "clean", str(m["tradeoff_dirty"]), "False"
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+
+
 def shown(text: str, value: Any) -> bool:
     """Whether the README's ``text`` shows ``value`` (a number at the digits shown)."""
     if isinstance(value, str):
@@ -1550,11 +1566,7 @@ def scale_efficiency() -> Iterator[Figure]:
     )
     yield "levels", levels, ",".join(str(x) for x in rep["settings"]["efficiency"])
     yield "repeats", repeats, rep["settings"]["repeats"]
-    yield "commit", commit, rep["machine"]["tradeoff_commit"]
-    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
-    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
-    yield "load low", lo, min(loads)
-    yield "load high", hi, max(loads)
+    yield from clean_clone(rep, commit, lo, hi)
     yield "logical CPUs", cpus, max(rep["settings"]["efficiency"])
     yield "rounds", rounds, rep["settings"]["rounds"]
     yield "sleep", sleep, rep["settings"]["sleep"]
@@ -1783,11 +1795,7 @@ def drivers() -> Iterator[Figure]:
         r"`benchmarks/results/drivers.json`, a clean clone of (\w+), load average (\d+)-(\d+) "
         r"from other jobs\) .*? `tradeoff.optimize\(..., n_trials=(\d+)\)`"
     )
-    yield "commit", commit, rep["machine"]["tradeoff_commit"]
-    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
-    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
-    yield "load low", lo, min(loads)
-    yield "load high", hi, max(loads)
+    yield from clean_clone(rep, commit, lo, hi)
     yield "trials", n_trials, rep["settings"]["n_trials"]
     ((cpu, ms),) = grab(r"a driver spends (\d+) ms of CPU per trial of its (\d+) ms")
     yield "one driver's CPU", cpu, 1e3 * rows[1]["driver_cpu_s_per_trial"]
@@ -1816,11 +1824,7 @@ def scale_samplers() -> Iterator[Figure]:
         r"`benchmarks/results/scale_samplers.json`, a clean clone of (\w+), load average "
         r"(\d+)-(\d+)\)"
     )
-    yield "commit", commit, rep["machine"]["tradeoff_commit"]
-    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
-    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
-    yield "load low", lo, min(loads)
-    yield "load high", hi, max(loads)
+    yield from clean_clone(rep, commit, lo, hi)
     ((box, n, box2, slow, cpu, obs),) = grab(
         r"\| mobo \| \d+ \((\d+) s box\).*?`mobo` reached only (\d+) trials in (\d+) s: its "
         r"proposal grows to ([\d.]+) s \(([\d.]+) s of CPU\) at about (\d+) observations"
@@ -1850,11 +1854,7 @@ def scale_fidelity_after() -> Iterator[Figure]:
         r"in-memory searches \(`benchmarks/results/scale_fidelity.json`, a clean clone of "
         r"(\w+), on a quiet machine, load average ([\d.]+)-([\d.]+)\)"
     )
-    yield "commit", commit, rep["machine"]["tradeoff_commit"]
-    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
-    loads = rep["machine"]["load_avg_1_5_15_at_start"] + rep["machine"]["load_avg_1_5_15_at_end"]
-    yield "load low", lo, min(loads[0], loads[3])
-    yield "load high", hi, max(loads[0], loads[3])
+    yield from clean_clone(rep, commit, lo, hi, one_minute=True)
     header = "| search | trials run | ms / trial, first tenth | last tenth | last / first | CPU"
     names = {"in memory, 20,000 trials": "memory",
              "multi-fidelity in memory, 5,000 Configs": "fidelity"}  # fmt: skip
