@@ -36,19 +36,13 @@ from typing import Any
 import optuna
 from optimizers import quiet, recorded, write_report
 from optuna.trial import TrialState
+from scale import OBJECTIVES, SPACE, zdt1
+from storage_load import key
 
 import tradeoff
-from tradeoff.objectives import Objective
-from tradeoff.spaces import Float, SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "drivers.json"
-SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(4)})
-OBJECTIVES = [Objective("f1"), Objective("f2")]
-
-
-def key(config: Mapping[str, Any]) -> str:
-    return json.dumps([round(float(config[k]), 12) for k in sorted(config)])
 
 
 def client(spec: dict[str, Any]) -> None:
@@ -60,8 +54,7 @@ def client(spec: dict[str, Any]) -> None:
         time.sleep(spec["sleep"])
         with log.open("a") as f:
             f.write(key(config) + "\n")
-        x0, rest = float(config["x0"]), sum(float(config[f"x{i}"]) for i in range(1, 4))
-        return {"f1": x0, "f2": (1 + 3 * rest) * (1 - (x0 / (1 + 3 * rest)) ** 0.5)}
+        return zdt1(config)
 
     tradeoff.optimize(
         evaluate, SPACE, objectives=OBJECTIVES, optimizer="random", n_trials=spec["n_trials"],
