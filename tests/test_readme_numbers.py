@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -1666,6 +1667,7 @@ def engine_overhead() -> Iterator[Figure]:
 
 SUITE_COLUMNS = {
     "auto": "auto",
+    "auto at d99774c": "auto-d99774c",
     "auto before": "auto-before",
     "Optuna GP": "optuna-gp",
     "Optuna TPE (multivariate)": "optuna-tpe",
@@ -1680,7 +1682,7 @@ SUITE_HEADER = "| suite problem | " + " | ".join(SUITE_COLUMNS) + " | auto - bes
 @check("suites.json")
 def public_suites() -> Iterator[Figure]:
     rep = load("suites.json")
-    score, speed, versus = rep["score"], rep["s_per_proposal"], rep["auto_vs_best_anchor"]
+    score, versus = rep["score"], rep["auto_vs_best_anchor"]
     rows = table(SUITE_HEADER)
     names = {v: k for k, v in SUITE_COLUMNS.items()}
     for label, *cells in rows:
@@ -1692,6 +1694,12 @@ def public_suites() -> Iterator[Figure]:
             yield f"{problem} {column} q25", q25, got["q25"]
             yield f"{problem} {column} q75", q75, got["q75"]
             yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(3)))
+        contenders = ("auto", *SUITE_ANCHORS)
+        (raw,) = [line for line in README.splitlines() if line.startswith(f"| {problem} |")]
+        marked = [c.strip() for c in raw.strip("|").split("|")[1:]]
+        bold = [c for c, cell in zip(SUITE_COLUMNS.values(), marked) if cell.startswith("**")]
+        top = max(contenders, key=lambda o: score[problem][o]["median"])
+        yield f"{problem} bold", str(bold), str([top])
         diff, best = re.fullmatch(r"([+-]\S+) \((.+)\)", cells[-1]).groups()
         yield f"{problem} auto - best", diff.lstrip("+"), versus[problem]["diff"]
         yield f"{problem} sign", diff[0], "+" if versus[problem]["diff"] >= 0 else "-"
@@ -1706,20 +1714,42 @@ def public_suites() -> Iterator[Figure]:
     yield "evaluations", n, st["n_trials"]
     yield "last seed", seeds, st["seeds"] - 1
     yield "jobs", jobs, st["jobs"]
-    ((commit,),) = grab(r"`auto` rerun at commit ([0-9a-f]{7})")
-    reruns = {r["commit"][:7] for r in rep["runs"] if r["optimizer"] == "auto"}
-    yield "auto rerun commit", str({commit}), str(reruns)
-    ((wins, losses, total),) = grab(r"`auto` is best on (\d+) of them and loses on (\d+) of (\d+)")
-    yield "auto wins", wins, sum(v["diff"] >= 0 for v in versus.values())
-    yield "auto losses", losses, sum(v["diff"] < 0 for v in versus.values())
-    yield "problems", total, len(versus)
-    before = {p: versus[p]["auto"] - score[p]["auto-before"]["median"] for p in versus}
-    for p, change in grab(r"`(\S+)`: ([+-][\d.]+) against auto before", count=None):
-        yield f"{p} change against auto before", change.lstrip("+"), before[p]
-    ((auto_lo, auto_hi, gp_lo, gp_hi, others),) = grab(
-        r"auto ([\d.]+)-([\d.]+) s, Optuna GP ([\d.]+)-([\d.]+) s, the others < ([\d.]+) s"
+    yield from _suites_provenance(rep)
+    yield from _suites_targets(rep)
+    yield from _suites_history(rep)
+
+
+def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
+    """Which commit each auto column ran, from a clean clone, and under what load."""
+    ((commit,),) = grab(r"`auto` is mobo at commit ([0-9a-f]{7}) \(the code's `auto`")
+    ((first, other),) = grab(
+        r"\*auto before\* \(the table's first run, commit ([0-9a-f]{7}); one cell at ([0-9a-f]{7}),"
     )
-    cols = [speed[p] for p in versus]
+    columns = (("auto", {commit}), ("auto-d99774c", {"d99774c"}), ("auto-before", {first, other}))
+    for column, want in columns:
+        runs = [r for r in rep["runs"] if r["optimizer"] == column]
+        yield f"{column} commit", str(sorted(want)), str(sorted({r["commit"][:7] for r in runs}))
+        dirty = [s for s in rep["sessions"] if s.get("tradeoff_commit") in want]
+        yield f"{column} clean", "[]", str([s["command"] for s in dirty if s["tradeoff_dirty"]])
+    search = subprocess.run(
+        ["git", "log", "--oneline", f"{commit}..HEAD", "--", "tradeoff/search"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    yield "auto column is today's mobo", "", search.stdout.strip()
+    between = subprocess.run(
+        ["git", "log", "--oneline", f"{other}..{first}", "--", "tradeoff/search"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    yield "auto before: the same mobo in both commits", "", between.stdout.strip()
+    loads = [r["load_1min"] for r in rep["runs"] if r["optimizer"] == "auto"]
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the cells' ends")
+    yield "auto least load", lo, min(loads)
+    yield "auto most load", hi, max(loads)
+    speed = rep["s_per_proposal"]
+    ((auto_lo, auto_hi, gp_lo, gp_hi, others),) = grab(
+        r"auto\s+([\d.]+)-([\d.]+) s, Optuna GP ([\d.]+)-([\d.]+) s, the others < ([\d.]+) s"
+    )
+    cols = [speed[p] for p in rep["auto_vs_best_anchor"]]
     yield "auto fastest", auto_lo, min(c["auto"] for c in cols)
     yield "auto slowest", auto_hi, max(c["auto"] for c in cols)
     yield "GP fastest", gp_lo, min(c["optuna-gp"] for c in cols)
@@ -1727,42 +1757,83 @@ def public_suites() -> Iterator[Figure]:
     anchors = ("optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random")
     cheap = [v for c in cols for o, v in c.items() if o in anchors]
     yield "the others under the bound", str(max(cheap) < float(others)), "True"
-    ((load_lo, load_hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the rerun")
-    loads = [r["load_1min"] for r in rep["runs"] if r["optimizer"] == "auto"]
-    yield "least load", load_lo, min(loads)
-    yield "most load", load_hi, max(loads)
-    yield from _suites_next(rep)
 
 
-def _suites_next(rep: dict[str, Any]) -> Iterator[Figure]:
-    """mobo after its reference and warp fix (``auto-next``: a clean clone's auto runs)."""
-    score = rep["score"]
-    ((commit,),) = grab(r"`auto-next`, a clean clone of ([0-9a-f]{7})")
-    runs = [r for r in rep["runs"] if r["optimizer"] == "auto-next"]
-    yield "auto-next commit", str({commit}), str({r["commit"][:7] for r in runs})
-    pattern = (
-        r"`(\S+)` ([-\d.]+) \[([-\d.]+), ([-\d.]+)\] \(seeds 0-(\d); auto at d99774c "
-        r"([-\d.]+), best anchor ([-\d.]+) \(([^;]+?)\)\)(?=[;.])"
+def _suites_targets(rep: dict[str, Any]) -> Iterator[Figure]:
+    """Issue #17's targets, each problem that misses one named with its figures."""
+    score, versus = rep["score"], rep["auto_vs_best_anchor"]
+    ((wins, losses, total),) = grab(r"`auto` is best on (\d+) of them and loses on (\d+) of (\d+)")
+    yield "auto wins", wins, sum(v["diff"] >= 0 for v in versus.values())
+    yield "auto losses", losses, sum(v["diff"] < 0 for v in versus.values())
+    yield "problems", total, len(versus)
+    ((n, of, pct),) = grab(r"best\s+anchor's median on (\d+) of (\d+) problems \((\d+)%")
+    yield "problems at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
+    yield "of", of, len(versus)
+    yield "percent", pct, round(100 * int(n) / int(of))
+    iqr_miss = {
+        p: (
+            v["auto"],
+            v["best"] - (score[p][v["best_anchor"]]["q75"] - score[p][v["best_anchor"]]["q25"]),
+        )
+        for p, v in versus.items()
+        if v["auto"]
+        < v["best"] - (score[p][v["best_anchor"]]["q75"] - score[p][v["best_anchor"]]["q25"])
+    }
+    tpe_miss = {p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"]}
+    random_miss = {
+        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
+    }
+    ((p1, auto, minus_iqr, tpe),) = grab(
+        r"missed on (\S+) \(([\d.]+)\s+against\s+([\d.]+) and\s+([\d.]+)\);\s+never"
     )
-    shown_ = set()
-    names = {v: k for k, v in SUITE_COLUMNS.items()}
-    for p, med, q25, q75, last, before, best, name in grab(pattern, count=None):
-        got, shown_ = score[p]["auto-next"], shown_ | {p}
-        yield f"{p} next median", med, got["median"]
-        yield f"{p} next q25", q25, got["q25"]
-        yield f"{p} next q75", q75, got["q75"]
-        yield f"{p} next seeds", str(got["seeds"]), str(list(range(int(last) + 1)))
-        yield f"{p} auto at d99774c", before, score[p]["auto"]["median"]
-        anchors = {o: v["median"] for o, v in score[p].items() if o in SUITE_ANCHORS}
-        top = max(anchors, key=lambda o: anchors[o])
-        yield f"{p} best anchor", best, anchors[top]
-        yield f"{p} best anchor name", name, names[top]
-    with_next = {p for p, row in score.items() if "auto-next" in row}
-    yield "every auto-next problem is shown", str(sorted(shown_)), str(sorted(with_next))
-    loads = [r["load_1min"] for r in runs]
-    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the cells' ends")
-    yield "auto-next least load", lo, min(loads)
-    yield "auto-next most load", hi, max(loads)
+    yield "misses best - IQR and TPE", str({p1}), str(set(iqr_miss) | tpe_miss)
+    yield "same problems", str(set(iqr_miss)), str(tpe_miss)
+    yield "auto there", auto, score[p1]["auto"]["median"]
+    yield "best minus IQR", minus_iqr, iqr_miss[p1][1]
+    yield "TPE there", tpe, score[p1]["optuna-tpe"]["median"]
+    ((p2, auto2, rand),) = grab(
+        r"never below random search: missed on (\S+) \(([\d.]+)\s+against\s+([\d.]+)\)"
+    )
+    yield "below random", str({p2}), str(random_miss)
+    yield "auto there (random)", auto2, score[p2]["auto"]["median"]
+    yield "random there", rand, score[p2]["optuna-random"]["median"]
+    for p, diff in grab(r"(\S+) \(\+([\d.]+)\)(?: and| over Optuna GP)", count=None):
+        yield f"{p} narrow lead", diff, versus[p]["diff"]
+
+
+def _suites_history(rep: dict[str, Any]) -> Iterator[Figure]:
+    """The medians the reference-change history quotes, column to column."""
+    med = {p: {o: v["median"] for o, v in row.items()} for p, row in rep["score"].items()}
+    ((a2, b2, a3, b3),) = grab(
+        r"from ([\d.]+) to\s+([\d.]+) at 2 objectives and from ([\d.]+) to ([\d.]+) at 3"
+    )
+    yield "dtlz2-m2 before", a2, med["dtlz2-m2"]["auto-before"]
+    yield "dtlz2-m2 d99774c", b2, med["dtlz2-m2"]["auto-d99774c"]
+    yield "dtlz2-m3 before", a3, med["dtlz2-m3"]["auto-before"]
+    yield "dtlz2-m3 d99774c", b3, med["dtlz2-m3"]["auto-d99774c"]
+    pairs = {
+        "dtlz7-m2": ("auto-before", "auto-d99774c"),
+        "mixint-f046-d05": ("auto-before", "auto-d99774c"),
+        "mixint-f001-d05": ("auto-d99774c", "auto"),
+        "cf2": ("auto-d99774c", "auto"),
+    }
+    found = set()
+    for p, x, y in grab(
+        r"(\S+?)(?:'s disconnected front| pair mixint-f046-d05)?\s+\(([-\d.]+) to ([-\d.]+)\)",
+        count=None,
+    ):
+        p = "mixint-f046-d05" if p == "Rastrigin" else p.strip("(`")
+        if p in pairs:
+            found.add(p)
+            yield f"{p} from", x, med[p][pairs[p][0]]
+            yield f"{p} to", y, med[p][pairs[p][1]]
+    yield "every history pair quoted", str(sorted(found)), str(sorted(pairs))
+    ((f046,),) = grab(r"region of interest \(([-\d.]+)\)")
+    yield "mixint-f046-d05 now", f046, med["mixint-f046-d05"]["auto"]
+    ((d7,),) = grab(r"dtlz7-m2\s+only recovered to ([\d.]+)")
+    yield "dtlz7-m2 now", d7, med["dtlz7-m2"]["auto"]
+    ((first,),) = grab(r"first\s+version's ([\d.]+) owed")
+    yield "dtlz7-m2 first version", first, med["dtlz7-m2"]["auto-before"]
 
 
 def _missing_provenance(d: dict[str, Any]) -> set[str]:
