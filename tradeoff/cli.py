@@ -89,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the artifact directory searches uploaded to (--artifact-dir of run/compress)",
     )  # fmt: skip
     dash.set_defaults(func=_cmd_dashboard)
+    prune = sub.add_parser(
+        "prune-bank",
+        help="remove variant-bank files this version never reads (older formats, broken writes)",
+    )
+    prune.add_argument(
+        "bank", nargs="?", default=None, type=Path,
+        help="the bank directory (default: $TRADEOFF_CACHE/bank, else ~/.cache/tradeoff/bank)",
+    )  # fmt: skip
+    prune.set_defaults(func=_cmd_prune_bank)
     return parser
 
 
@@ -702,6 +711,18 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         result = SearchResult.load(args.storage, args.study)
     for path in write_plots(result, args.out, formats=args.formats or ("png",)):
         print(path)
+    return 0
+
+
+def _cmd_prune_bank(args: argparse.Namespace) -> int:
+    from tradeoff.spaces._bank import VariantBank, default_directory
+
+    directory = args.bank or default_directory()
+    with usage_errors():
+        if not directory.is_dir():
+            raise ValueError(f"bank directory {str(directory)!r} does not exist")
+        removed, freed = VariantBank(directory).prune()
+    print(f"{directory}: removed {removed} files, {freed / 1e6:.1f} MB freed")
     return 0
 
 

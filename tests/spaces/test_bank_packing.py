@@ -223,3 +223,46 @@ def test_a_file_of_the_old_float_format_is_rebuilt_never_read(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert sum(f"not {FORMAT_VERSION}" in m for m in messages) == poisoned
     assert_same_bits(dict(fresh.apply(model, config).named_parameters()), expected)
+
+
+def test_prune_removes_older_formats_and_broken_writes_and_keeps_every_entry_in_use(tmp_path):
+    import os
+    import time
+
+    from safetensors.torch import save_file
+
+    from tradeoff.cli import main
+    from tradeoff.spaces import VariantBank
+
+    model = tiny_llama()
+    space = gptq_space(model, tmp_path, bits=(3, 4))
+    space.build(model)
+    config = {k: 4 for k in space}
+    expected = dict(space.apply(model, config).named_parameters())
+    current = {p.name: p.read_bytes() for p in tmp_path.glob("*.safetensors")}
+    # An upgrade leaves entries of the old format under keys no longer asked for, an
+    # interrupted write leaves its temporary file; a write under way has a fresh one.
+    old = [tmp_path / f"{i:040x}.safetensors" for i in range(3)]
+    for path in old:
+        save_file({"weight": torch.zeros(64, 64)}, str(path), metadata={"key": path.stem})
+        path.with_suffix(".lock").touch()
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a safetensors file")
+    stale_tmp, fresh_tmp = tmp_path / "tmpold.tmp", tmp_path / "tmpnew.tmp"
+    stale_tmp.write_bytes(b"x" * 100)
+    fresh_tmp.write_bytes(b"y" * 100)
+    an_hour_ago = time.time() - 3700
+    os.utime(stale_tmp, (an_hour_ago, an_hour_ago))
+    freed = sum(p.stat().st_size for p in [*old, tmp_path / "garbage.safetensors", stale_tmp])
+
+    assert VariantBank(tmp_path).prune() == (5, freed)
+    left = {p.name: p.read_bytes() for p in tmp_path.glob("*.safetensors")}
+    assert left == current  # every entry of this format, byte for byte
+    assert not any(p.with_suffix(".lock").exists() for p in old)
+    assert fresh_tmp.exists() and not stale_tmp.exists()
+    fresh = gptq_space(model, tmp_path, bits=(3, 4))
+    assert fresh.build(model) == 0  # nothing this version uses was removed
+    assert_same_bits(dict(fresh.apply(model, config).named_parameters()), expected)
+    assert VariantBank(tmp_path).prune() == (0, 0)
+    assert VariantBank(None).prune() == (0, 0)
+    assert main(["prune-bank", str(tmp_path)]) == 0
+    assert main(["prune-bank", str(tmp_path / "missing")]) == 2

@@ -29,6 +29,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,46 @@ class VariantBank:
             self._write(key, value, describe, group_size)
             return value
 
+    def prune(self, *, tmp_age_s: float = 3600.0) -> tuple[int, int]:
+        """Remove what this version never reads from the directory: entries written in another
+        bank format, with their lock files (an upgrade changes every key, so the old files
+        stay behind: a SmolLM2 bank in format 2 is 2.6 GB), and temporary files of writes
+        interrupted more than ``tmp_age_s`` seconds ago. Entries are told by their header
+        only (no tensor is read); each is removed holding its lock.
+
+        Returns:
+            (files removed, bytes freed).
+        """
+        if self.directory is None:
+            return 0, 0
+        removed = freed = 0
+        now = time.time()
+        for path in sorted(self.directory.iterdir()):
+            try:
+                if path.suffix == ".tmp" and now - path.stat().st_mtime > tmp_age_s:
+                    size = path.stat().st_size
+                    path.unlink()
+                elif path.suffix == ".safetensors" and _foreign(path):
+                    key = path.name.removesuffix(".safetensors")
+                    with self._lock, self._file_lock(key):
+                        size = path.stat().st_size if _foreign(path) else -1
+                        if size >= 0:
+                            path.unlink()
+                    if size >= 0:
+                        path.with_suffix(".lock").unlink(missing_ok=True)
+                else:
+                    continue
+            except FileNotFoundError:  # another process removed it first
+                continue
+            if size >= 0:
+                removed, freed = removed + 1, freed + size
+        if removed:
+            _LOG.info(
+                "Variant bank %s: removed %d files of other formats or interrupted writes, "
+                "%.1f MB.", self.directory, removed, freed / 1e6,
+            )  # fmt: skip
+        return removed, freed
+
     # Files ----------------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -304,6 +345,18 @@ class VariantBank:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _foreign(path: Path) -> bool:
+    """Whether the entry file ``path`` is of another bank format (or unreadable: no version
+    can use it); only its header is read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") != FORMAT_VERSION
+    except Exception:
+        return True
 
 
 def _stored_digest(stored: dict[str, torch.Tensor], codec: str) -> str:
