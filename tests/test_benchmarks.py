@@ -168,6 +168,27 @@ def test_compress_quick(tmp_path):
     assert report["result"]["full_fidelity_run"]["pareto"]
 
 
+def test_compress_fidelity_only_quick(tmp_path):
+    out, bank = tmp_path / "fidelity.json", tmp_path / "bank"
+    args = ["--quick", "--fidelity-only", "--seeds", "0,1", "--n-trials", "8"]
+    run_script("compress.py", out, *args, "--bank", str(bank), "--rank-configs", "3")
+    result = json.loads(out.read_text())["result"]
+    assert not result["bank"]["was_warm"] and any(bank.iterdir())  # built once, then reused
+    assert [p["seed"] for p in result["pairs"]] == [0, 1]
+    assert [p["order"][0] for p in result["pairs"]] == ["multi-fidelity", "full fidelity"]
+    for pair in result["pairs"]:
+        assert pair["same_knapsack"]
+        mf, full = pair["runs"]["multi-fidelity"], pair["runs"]["full fidelity"]
+        assert [r["rung"] for r in mf["rungs"]] == [0, 1] and not full["rungs"]
+        start, first = pair["from_call_start"], pair["from_first_trial"]
+        assert start["offsets_s"][0] > 0 and first["offsets_s"] == [0.0, 0.0]
+        assert start["full_final_hypervolume"] == first["full_final_hypervolume"]
+    assert len(result["rank_check"]["configs"]) == 3
+    assert result["rank_check"]["kl"][0][-1] == pytest.approx(
+        result["rank_check"]["recorded_full_kl"][0], rel=1e-5
+    )
+
+
 def test_quantizers_quick(tmp_path):
     out = tmp_path / "quantizers.json"
     args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]
@@ -207,14 +228,23 @@ def test_structural_pruning_quick(tmp_path):
 
 def test_mnist_gptq_quick(tmp_path):
     out = tmp_path / "mnist_gptq.json"
-    run_script("mnist_gptq.py", out, "--quick", "--n-trials", "8")
+    run_script("mnist_gptq.py", out, "--quick", "--n-trials", "8", "--seeds", "0")
     report = json.loads(out.read_text())
     assert report["command"].startswith("python benchmarks/mnist_gptq.py --quick")
-    rtn, gptq = report["result"]["rtn"], report["result"]["gptq"]
+    result = report["result"]
+    rtn, gptq = result["runs"]["0"]["rtn"], result["runs"]["0"]["gptq"]
     assert rtn["hypervolume"] > 0 and gptq["hypervolume"] > 0
     two_bits = "uniform sparsity=0.0, bits=2"  # calibrated 2 bits keep more than rounding
     assert gptq["uniform"][two_bits]["accuracy"] > rtn["uniform"][two_bits]["accuracy"]
     assert gptq["uniform"][two_bits]["size_kb"] == rtn["uniform"][two_bits]["size_kb"]
+    assert result["median"]["hypervolume"]["rtn"] == rtn["hypervolume"]
+    # The same Configs measured with both methods: every Config either run tried, each run's
+    # own values reproduced, and the PNG written beside the JSON.
+    same = result["same_configs"]
+    assert same["configs"] >= 8 and same["rerun_vs_run"]["compared"] >= 8
+    assert same["rerun_vs_run"]["max_abs_diff"] < 1e-9 and same["max_cost_mismatch"] == 0
+    assert len(same["points"]) == same["configs"]
+    assert out.with_suffix(".png").stat().st_size > 0
 
 
 def _suite_problems():
