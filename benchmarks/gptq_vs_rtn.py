@@ -34,7 +34,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,33 +52,22 @@ def _key(config: Mapping[str, Any]) -> str:
     return json.dumps(dict(config), sort_keys=True, default=str)
 
 
-def evaluated_configs(results: Mapping[str, Any], quality: str) -> list[dict[str, Any]]:
+def evaluated_configs(results: Mapping[str, Any], quality: str, size: str) -> list[dict]:
     """The union of the Configs the runs measured (any fidelity), in first-seen order: each
-    with the runs that tried it, its costs (as those runs recorded them) and, per run, its value
-    at the top budget when the run measured it there (``None`` otherwise)."""
+    with the runs that tried it and, per run, its size and its value at the top budget when the
+    run measured it there."""
     seen: dict[str, dict[str, Any]] = {}
     for method, result in results.items():
         frame = result.trials
-        costs = [n for n in result.objectives.names if n != quality]
         top = frame["budget"].max() if "budget" in frame else None
         for (_, row), config in zip(frame.iterrows(), result.configs(pareto=False)):
             if config is None or not _finite(row[quality]):
                 continue
-            entry = seen.setdefault(
-                _key(config),
-                {"config": dict(config), "runs": [], "feasible": bool(row["feasible"]),
-                 "costs": {n: float(row[n]) for n in costs}, "run_values": {}},
-            )  # fmt: skip
+            entry = seen.setdefault(_key(config), {"config": dict(config), "runs": [], "run": {}})
             if method not in entry["runs"]:
                 entry["runs"].append(method)
-            full = top is None or not _finite(row.get("budget")) or row["budget"] == top
-            if full:
-                entry["run_values"].setdefault(method, float(row[quality]))
-            for n in costs:  # known costs do not depend on the method: check they agree
-                entry.setdefault("cost_mismatch", 0.0)
-                entry["cost_mismatch"] = max(
-                    entry["cost_mismatch"], abs(float(row[n]) - entry["costs"][n])
-                )
+            if top is None or not _finite(row.get("budget")) or row["budget"] == top:
+                entry["run"].setdefault(method, (float(row[quality]), float(row[size])))
     return list(seen.values())
 
 
@@ -88,84 +77,87 @@ def same_configs(
     quality: Any,
     *,
     size: str,
+    scale: float,
+    budget: float | None = None,
     reference: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Every Config any of ``results`` (method -> ``CompressResult``) measured, measured again
-    with each method's space at the quality's full budget, and the methods' fronts (quality
-    against ``size``, feasible Configs only) over that one set compared.
+    with each method's space: the quality at its full budget and the size (``size``: the runs'
+    cost name; ``weight_storage_bytes * scale``: an unstructured-pruned weight's size depends
+    on how many of its values the method leaves at zero), and the methods' fronts (quality
+    against size, Configs within ``budget``) over that one set compared.
 
     ``reference``: (quality, size) for the 2-D hypervolume; default the worst value and the
     largest size seen."""
+    from tradeoff.objectives import weight_storage_bytes
     from tradeoff.spaces import Workspace
 
     name = quality.name
     maximize = quality.direction == "maximize"
-    entries = evaluated_configs(results, name)
+    entries = evaluated_configs(results, name, size)
     quality.prepare(model)
     start = time.perf_counter()
     for method, result in results.items():
         workspace = Workspace(result.space, model)
         for e in entries:
-            e.setdefault("values", {})[method] = quality.measure(workspace.assemble(e["config"]))
+            compressed = workspace.assemble(e["config"])
+            e.setdefault("values", {})[method] = quality.measure(compressed)
+            e.setdefault("sizes", {})[method] = float(weight_storage_bytes(compressed) * scale)
         del workspace
     measure_s = time.perf_counter() - start
-    points = [e for e in entries if e["feasible"]]
+    fits = {m: [e for e in entries if budget is None or e["sizes"][m] <= budget] for m in results}
     if reference is None:
-        worst = (min if maximize else max)(v for e in points for v in e["values"].values())
-        reference = (worst, max(e["costs"][size] for e in points))
-    fronts = {m: front(points, m, size, maximize) for m in results}
+        worst = (min if maximize else max)(v for e in entries for v in e["values"].values())
+        reference = (worst, max(s for e in entries for s in e["sizes"].values()))
+    fronts = {m: front(fits[m], m, maximize) for m in results}
     return {
         "quality": name,
         "size": size,
         "maximize": maximize,
+        "budget": budget,
         "reference": list(reference),
         "configs": len(entries),
-        "feasible_configs": len(points),
+        "within_budget": {m: len(f) for m, f in fits.items()},
         "configs_by_runs": {
             "+".join(runs): sum(e["runs"] == list(runs) for e in entries)
-            for runs in {tuple(e["runs"]) for e in entries}
+            for runs in sorted({tuple(e["runs"]) for e in entries})
         },
         "measure_s": measure_s,
-        "max_cost_mismatch": max((e.get("cost_mismatch", 0.0) for e in entries), default=0.0),
         "rerun_vs_run": _rerun_check(entries),
-        "hypervolume": {m: hv2(f, reference, size, maximize) for m, f in fronts.items()},
+        "hypervolume": {m: hv2(f, reference, maximize) for m, f in fronts.items()},
         "fronts": fronts,
-        "unmatched": unmatched(fronts["rtn"], fronts["gptq"], size, maximize),
+        "unmatched": unmatched(fronts["rtn"], fronts["gptq"], maximize),
         "per_config": per_config(entries, maximize),
         "points": [
-            {
-                "runs": e["runs"],
-                "feasible": e["feasible"],
-                **e["costs"],
-                "values": e["values"],
-                "config": e["config"],
-            }
+            {"runs": e["runs"], "sizes": e["sizes"], "values": e["values"], "config": e["config"]}
             for e in entries
         ],
     }
 
 
 def _rerun_check(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """How far the re-measured values lie from the runs' own full-budget values."""
-    diffs = [abs(e["values"][m] - v) for e in entries for m, v in e["run_values"].items()]
-    return {"compared": len(diffs), "max_abs_diff": max(diffs, default=0.0)}
+    """How far the re-measured values and sizes lie from the runs' own (full budget)."""
+    pairs = [(e, m, v, s) for e in entries for m, (v, s) in e["run"].items()]
+    return {
+        "compared": len(pairs),
+        "max_abs_diff": max((abs(e["values"][m] - v) for e, m, v, _ in pairs), default=0.0),
+        "max_size_diff": max((abs(e["sizes"][m] - s) for e, m, _, s in pairs), default=0.0),
+    }
 
 
-def front(points: list[dict[str, Any]], method: str, size: str, maximize: bool) -> list[dict]:
-    """The Pareto front of ``points`` by (``method``'s value, size), smallest size first."""
+def front(entries: list[dict[str, Any]], method: str, maximize: bool) -> list[dict[str, Any]]:
+    """The Pareto front of ``entries`` by ``method``'s (value, size), smallest size first."""
     sign = -1.0 if maximize else 1.0
-    ranked = sorted(points, key=lambda e: (e["costs"][size], sign * e["values"][method]))
+    ranked = sorted(entries, key=lambda e: (e["sizes"][method], sign * e["values"][method]))
     out: list[dict[str, Any]] = []
     for e in ranked:
         if not out or sign * e["values"][method] < sign * out[-1]["value"]:
-            out.append({"size": e["costs"][size], "value": e["values"][method],
+            out.append({"size": e["sizes"][method], "value": e["values"][method],
                         "runs": e["runs"], "config": e["config"]})  # fmt: skip
     return out
 
 
-def hv2(
-    points: list[dict[str, Any]], reference: Sequence[float], size: str, maximize: bool
-) -> float:
+def hv2(points: list[dict[str, Any]], reference: Sequence[float], maximize: bool) -> float:
     """Area dominated by a front of (value, size) points up to ``reference`` (value, size)."""
     sign = -1.0 if maximize else 1.0
     ref_q, ref_s = sign * reference[0], reference[1]
@@ -180,7 +172,7 @@ def hv2(
 
 
 def unmatched(
-    rtn: list[dict[str, Any]], gptq: list[dict[str, Any]], size: str, maximize: bool
+    rtn: list[dict[str, Any]], gptq: list[dict[str, Any]], maximize: bool
 ) -> dict[str, Any]:
     """RTN front points in GPTQ's size range with no GPTQ point as small and as good, each with
     the best GPTQ value as small and the shortfall; and the RTN points below GPTQ's range."""
@@ -205,31 +197,42 @@ def unmatched(
 
 
 def per_config(entries: list[dict[str, Any]], maximize: bool) -> dict[str, Any]:
-    """GPTQ against RTN on each Config: better, tied, worse; the worse ones by what they hold."""
+    """GPTQ against RTN on each Config: value better, tied or worse (the ties and the worse ones
+    by what they hold), size smaller, equal or larger."""
     sign = 1.0 if maximize else -1.0
     diffs = [(sign * (e["values"]["gptq"] - e["values"]["rtn"]), e) for e in entries]
     worse = [(d, e) for d, e in diffs if d < 0]
-    tags: dict[str, int] = {}
-    for _, e in worse:
-        for tag in describe(e["config"]):
-            tags[tag] = tags.get(tag, 0) + 1
+    smaller = [e["sizes"]["gptq"] - e["sizes"]["rtn"] for e in entries]
     return {
         "better": sum(d > 0 for d, _ in diffs),
         "tied": sum(d == 0 for d, _ in diffs),
         "worse": len(worse),
         "median_gain": sorted(d for d, _ in diffs)[len(diffs) // 2] if diffs else None,
-        "worse_by_kind": tags,
+        "tied_by_kind": _tally(e for d, e in diffs if d == 0),
+        "worse_by_kind": _tally(e for _, e in worse),
+        "gptq_smaller": sum(d < 0 for d in smaller),
+        "same_size": sum(d == 0 for d in smaller),
+        "gptq_larger": sum(d > 0 for d in smaller),
         "worse_configs": [
             {
                 "by": -d,
                 "rtn": e["values"]["rtn"],
                 "gptq": e["values"]["gptq"],
+                "sizes": e["sizes"],
                 "kinds": describe(e["config"]),
                 "config": e["config"],
             }
             for d, e in sorted(worse, key=lambda x: x[0])
         ],
     }
+
+
+def _tally(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
+    tags: dict[str, int] = {}
+    for e in entries:
+        for tag in describe(e["config"]):
+            tags[tag] = tags.get(tag, 0) + 1
+    return tags
 
 
 def describe(config: Mapping[str, Any]) -> list[str]:
@@ -266,11 +269,11 @@ def plot_fronts(comparison: Mapping[str, Any], path: Path, *, title: str, xlabel
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    points = [p for p in comparison["points"] if p["feasible"]]
-    size, maximize = comparison["size"], comparison["maximize"]
+    budget, maximize = comparison["budget"], comparison["maximize"]
     for method, color in (("rtn", "C1"), ("gptq", "C0")):
-        xs = [p[size] for p in points]
-        ax.scatter(xs, [p["values"][method] for p in points], s=10, c=color, alpha=0.35)
+        pts = [p for p in comparison["points"] if budget is None or p["sizes"][method] <= budget]
+        xs, ys = [p["sizes"][method] for p in pts], [p["values"][method] for p in pts]
+        ax.scatter(xs, ys, s=10, c=color, alpha=0.35)
         f = comparison["fronts"][method]
         sx, sy = [f[0]["size"]], [f[0]["value"]]
         for prev, cur in itertools.pairwise(f):
@@ -354,8 +357,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         print(f"{method}: {runs[method]}", flush=True)
     comparison = same_configs(
-        results, model, KLToDense(held_out), size="size_mb", reference=(1.0, budget)
-    )
+        results, model, KLToDense(held_out), size="size_mb", scale=1e-6, budget=budget,
+        reference=(1.0, budget),
+    )  # fmt: skip
     return {
         "model": "SmolLM2-135M, first 2 blocks" if args.quick else "SmolLM2-135M",
         "budget_mb": budget,
@@ -369,7 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_comparison(c: Mapping[str, Any], unit: str) -> None:
     hv = c["hypervolume"]
     print(
-        f"same {c['configs']} Configs ({c['feasible_configs']} feasible; by runs "
+        f"same {c['configs']} Configs ({c['within_budget']} within the budget; by runs "
         f"{c['configs_by_runs']}), measured twice in {c['measure_s']:.0f} s; 2-D hypervolume "
         f"RTN {hv['rtn']:.4g}, GPTQ {hv['gptq']:.4g}; re-measure vs run: {c['rerun_vs_run']}"
     )
@@ -385,8 +389,9 @@ def print_comparison(c: Mapping[str, Any], unit: str) -> None:
         print(f"  {p['size']:.1f} {unit}: RTN {p['rtn']:.4g}, GPTQ best {p['gptq_best']:.4g}")
     pc = c["per_config"]
     print(
-        f"per Config: GPTQ better {pc['better']}, tied {pc['tied']}, worse {pc['worse']} "
-        f"{pc['worse_by_kind']}"
+        f"per Config: GPTQ better {pc['better']}, tied {pc['tied']} {pc['tied_by_kind']}, worse "
+        f"{pc['worse']} {pc['worse_by_kind']}; GPTQ smaller {pc['gptq_smaller']}, same size "
+        f"{pc['same_size']}, larger {pc['gptq_larger']}"
     )
 
 
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_fronts(
         comparison, png, xlabel="weights, MB",
         title=f"{report['result']['model']}: GPTQ vs RTN levels, the same "
-        f"{comparison['feasible_configs']} Configs",
+        f"{comparison['configs']} Configs",
     )  # fmt: skip
     print(f"wrote {args.out} and {png}")
     return 0

@@ -119,11 +119,13 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
                 if seed == args.seeds[0]:
                     first[method] = result
             fronts = {m: size_front(run[m]["pareto"]) for m in METHODS}
-            run["domination"] = unmatched(fronts["rtn"], fronts["gptq"], "size_kb", True)
+            run["domination"] = unmatched(fronts["rtn"], fronts["gptq"], maximize=True)
             runs[str(seed)] = run
             print_seed(seed, run)
         ref = (REFERENCE["accuracy"], REFERENCE["size_kb"])
-        comparison = same_configs(first, job.model, job.quality(), size="size_kb", reference=ref)
+        comparison = same_configs(
+            first, job.model, job.quality(), size="size_kb", scale=1 / 1024, reference=ref
+        )
     return {
         "seeds": list(args.seeds),
         "n_trials": args.n_trials,
