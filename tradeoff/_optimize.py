@@ -75,6 +75,7 @@ def optimize(
     initial_configs: Sequence[Mapping[str, Any]] | None = None,
     notes: bool = False,
     artifact_store: Any = None,
+    propose_ahead: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the Pareto set of ``objectives``.
 
@@ -132,6 +133,14 @@ def optimize(
             each Pareto trial's Config (``config.json``) and the study's report are uploaded
             as artifacts, for optuna-dashboard's artifact panes (``tradeoff dashboard
             --artifact-dir``). A directory that is not writable is refused before any trial.
+        propose_ahead: While every worker is busy, ask the optimizer for the next Config, so
+            a worker that frees up starts it at once: the optimizer's time overlaps the
+            trials' instead of following them (worth it when proposals take a noticeable
+            share of a trial, e.g. ``mobo`` with many workers). Each proposal then sees one
+            more running trial (mobo and ``gp`` model running trials). Ignored with
+            ``fidelity`` (a promotion depends on the trials that finish). A proposal never
+            started when the search stops is recorded ``interrupted`` and runs first when
+            the search resumes.
 
     Returns:
         The :class:`SearchResult` of the whole study.
@@ -152,7 +161,7 @@ def optimize(
         optimizer=optimizer, n_trials=n_trials, n_workers=n_workers, backend=backend,
         storage=storage, study_name=study_name, seed=seed, timeout=timeout,
         trial_timeout=trial_timeout, show_progress=show_progress, fidelity=fidelity,
-        initial_configs=initial_configs, ray_options=ray_options,
+        initial_configs=initial_configs, ray_options=ray_options, propose_ahead=propose_ahead,
     )  # fmt: skip
     artifacts = None
     if artifact_store is not None:
@@ -192,6 +201,7 @@ def optimize(
         trial_timeout=trial_timeout,
         reference=_as_list(fixed_reference(study, objset), objset),
         promoter=None if fidelity is None else Promoter(fidelity, objset.names, objset.directions),
+        propose_ahead=propose_ahead,
     )
     with contextlib.ExitStack() as during:
         if notes:  # the study's note and figures, kept current while trials finish
@@ -233,6 +243,7 @@ def validate(
     fidelity: Fidelity | None = None,
     initial_configs: Sequence[Mapping[str, Any]] | None = None,
     ray_options: Mapping[str, Any] | None = None,
+    propose_ahead: bool = False,
 ) -> tuple[ObjectiveSet, list[dict[str, Any]], BaseStorage]:
     """Every check :func:`optimize` makes of its arguments before it writes anything: the
     objective set, the initial Configs as Optuna parameters, and the storage (not written).
@@ -254,6 +265,7 @@ def validate(
             trial_timeout=trial_timeout,
             study_name=study_name,
             show_progress=show_progress,
+            propose_ahead=propose_ahead,
         )
         check_backend(backend, n_workers, ray, defaults=RAY_DEFAULTS)
         check_fidelity(evaluate, fidelity)

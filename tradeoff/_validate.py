@@ -70,6 +70,7 @@ def check_arguments(
     trial_timeout: Any,
     study_name: Any,
     show_progress: Any,
+    propose_ahead: Any = False,
 ) -> None:
     """The plain arguments of ``optimize``."""
     if not callable(evaluate):
@@ -101,6 +102,8 @@ def check_arguments(
         raise ValueError(f"study_name must be a non-empty string or None, got {study_name!r}.")
     if not isinstance(show_progress, bool):
         raise TypeError(f"show_progress must be True or False, got {show_progress!r}.")
+    if not isinstance(propose_ahead, bool):
+        raise TypeError(f"propose_ahead must be True or False, got {propose_ahead!r}.")
 
 
 def check_backend(

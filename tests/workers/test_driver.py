@@ -4,10 +4,14 @@ client wrote."""
 
 from __future__ import annotations
 
+import time
+
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 import tradeoff
+from tradeoff.workers import InTrialOrder, LocalPool
 from tradeoff.workers._budget import Entry, Ledger, count_done
 from tradeoff.workers._tally import MAX_GAP
 
@@ -108,3 +112,65 @@ def test_ledger_counts_claims_waiting_trials_and_promotions():
     ledger.finish(1, TrialState.FAIL, "stale")
     ledger.finish(3, TrialState.FAIL, "failed")  # failed in evaluation: counts
     assert (ledger.done, ledger.claims) == (2, 2)
+
+
+class RunningAtAsk(optuna.samplers.RandomSampler):
+    """Random proposals; records how many other trials were running when each was asked."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.running: list[int] = []
+
+    def before_trial(self, study, trial):
+        states = (TrialState.RUNNING,)
+        others = [
+            t for t in study.get_trials(deepcopy=False, states=states) if t.number != trial.number
+        ]
+        self.running.append(len(others))
+        super().before_trial(study, trial)
+
+
+def slow_zdt1(config):
+    time.sleep(0.02)
+    return zdt1(config)
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_propose_ahead_asks_while_every_worker_is_busy_and_keeps_the_budget_exact(ahead):
+    sampler = RunningAtAsk(seed=0)
+    result = tradeoff.optimize(
+        slow_zdt1, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer=sampler, n_trials=12,
+        backend=InTrialOrder(LocalPool(3)), seed=0, show_progress=False, propose_ahead=ahead,
+    )  # fmt: skip
+    # Three workers: the first asks see 0, 1, 2 running; then each ask follows a finished
+    # trial (3 - 1 running), or, ahead, comes while all three run.
+    steady = 3 if ahead else 2
+    assert sampler.running == [0, 1, 2] + [steady] * 9
+    assert len(result.trials) == 12 and (result.trials["status"] == "complete").all()
+
+
+def test_a_proposal_made_ahead_and_never_started_runs_first_on_resume(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    common = dict(
+        objectives=ZDT_OBJECTIVES, optimizer="random", n_trials=30, n_workers=2,
+        storage=storage, study_name="s", show_progress=False, propose_ahead=True,
+    )  # fmt: skip
+    calls: list[dict] = []
+
+    def evaluate(config):
+        calls.append(dict(config))
+        time.sleep(0.05)
+        return zdt1(config)
+
+    first = tradeoff.optimize(evaluate, ZDT_SPACE, timeout=0.3, seed=0, **common)
+    (spare,) = first.trials.index[first.trials["status"] == "interrupted"]
+    unstarted = first.study.trials[spare]
+    assert "stopped before it started" in unstarted.user_attrs["tradeoff.reason"]
+    assert unstarted.params not in calls  # asked ahead, never evaluated
+    done = len(calls)
+    assert 0 < done < 30 and not first.study.get_trials(states=(TrialState.RUNNING,))
+
+    second = tradeoff.optimize(evaluate, ZDT_SPACE, seed=1, **common)
+    assert calls[done] == unstarted.params  # the proposal left over runs first
+    counted = second.trials[second.trials["status"] == "complete"]
+    assert len(counted) == 30 and len(calls) == 30  # nothing ran twice, the budget is exact

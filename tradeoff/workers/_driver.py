@@ -98,6 +98,14 @@ class Driver:
         promoter: Multi-fidelity: ``n_trials`` then counts Configs started at the lowest
             budget; ``pool`` evaluates ``{"config": ..., "budget": ...}`` payloads, and
             evaluations below the top budget end PRUNED with their metrics recorded.
+        propose_ahead: While every worker is busy, ask the sampler for the next Config, so a
+            worker that frees up starts it at once and the sampler's time overlaps the
+            trials' instead of following them (a slow sampler, many workers). That proposal
+            sees one more running trial than it would otherwise (samplers that model running
+            trials, like mobo and Optuna's GP, account for it). Not with ``promoter`` (a
+            promotion depends on the trials that finish). A proposal left unstarted when the
+            search stops is recorded ``interrupted`` (not counted) and its Config enqueued
+            again, for a resumed search.
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class Driver:
         on_progress: Callable[[int, int, float], None] | None = None,
         reference: Sequence[float] | None = None,
         promoter: Promoting | None = None,
+        propose_ahead: bool = False,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         self.pool, self.evaluate, self.n_trials = pool, evaluate, n_trials
@@ -133,6 +142,8 @@ class Driver:
         self._adopted: set[int] = set()
         self._tally = Tally(study, storage, keep_trials=promoter is not None)
         self.stopped_reason: str | None = None
+        self.propose_ahead = propose_ahead and promoter is None
+        self._spare: _InFlight | None = None  # asked ahead, claimed, not started
 
     @property
     def done(self) -> int:
@@ -151,6 +162,7 @@ class Driver:
                 expired = self.timeout is not None and time.monotonic() - start >= self.timeout
                 if not expired:
                     self._fill()
+                    self._ask_ahead()
                 if not self._in_flight:
                     if expired or not self._others_hold_budget():
                         break
@@ -165,6 +177,7 @@ class Driver:
             raise
         finally:
             self.pool.close()
+        self._release_spare("the search stopped before it started; the Config is re-enqueued")
 
     def recover(self) -> None:
         """Fail trials a dead driver left RUNNING, marked ``stale`` with the reason, and enqueue
@@ -184,7 +197,7 @@ class Driver:
             lost = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             reason = LOST_REASON
         for t in lost:
-            if t.number not in self._in_flight:  # ours are live, whatever their heartbeat says
+            if t.number not in self._ours():  # ours are live, whatever their heartbeat says
                 self._mark_lost(t, reason)
         if self._heartbeat:
             self._adopt_unbeaten()
@@ -199,7 +212,7 @@ class Driver:
         """
         cutoff = datetime.now() - timedelta(seconds=self._grace_s)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number in self._in_flight or t.number in self._adopted:
+            if t.number in self._ours() or t.number in self._adopted:
                 continue
             if t.datetime_start is None or t.datetime_start >= cutoff:
                 continue
@@ -209,6 +222,10 @@ class Driver:
     # Internals ------------------------------------------------------------------------------
     def _fill(self) -> None:
         while len(self._in_flight) < self.pool.n_workers and self.stopped_reason is None:
+            if self._spare is not None:  # asked and claimed while the workers were busy
+                spare, self._spare = self._spare, None
+                self._start(spare.trial, spare.trial_id)
+                continue
             self._tally.refresh()
             promoting = self._promote()
             if promoting is None and self._budget_full():
@@ -221,6 +238,32 @@ class Driver:
             if self._promoted_twice(trial):
                 continue
             self._start(trial, trial_id)
+
+    def _ask_ahead(self) -> None:
+        """With ``propose_ahead``, every worker busy and budget left: the next trial, asked and
+        claimed now and started when a worker frees up (see ``_fill``)."""
+        if not self.propose_ahead or self._spare is not None or self.stopped_reason is not None:
+            return
+        if len(self._in_flight) < self.pool.n_workers or self._budget_full():
+            return
+        self._tally.refresh()
+        trial, trial_id = self._ask()
+        if self._claim(trial):
+            self._spare = _InFlight(trial, {}, {}, math.inf, trial_id=trial_id)
+
+    def _release_spare(self, reason: str) -> None:
+        """Give up the trial asked ahead, if any: recorded ``interrupted`` (not counted), its
+        parameters enqueued again."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        self._fail(spare.trial.number, "interrupted", reason, None, {})
+        self._requeue(spare.trial.params, retry_attrs(spare.trial.number, spare.trial.user_attrs))
+
+    def _ours(self) -> set[int]:
+        """Numbers of this driver's live trials: in flight, or asked ahead."""
+        spare = () if self._spare is None else (self._spare.trial.number,)
+        return {*self._in_flight, *spare}
 
     def _budget_full(self) -> bool:
         """Whether done and running trials (any driver's) hold all of ``n_trials``. Before this
@@ -486,6 +529,10 @@ class Driver:
             except Exception:  # never mask the original exception
                 logger.exception("could not record trial %d as %s", number, status)
         self._in_flight.clear()
+        try:
+            self._release_spare(reason)
+        except Exception:  # never mask the original exception
+            logger.exception("could not record the trial asked ahead as %s", status)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -501,7 +548,8 @@ class Driver:
         now = time.monotonic()
         if self._heartbeat and now - self._last_beat >= self._beat_s / 2:
             self._last_beat = now
-            ids = [f.trial_id for f in self._in_flight.values() if f.trial_id is not None]
+            live = [*self._in_flight.values(), *([self._spare] if self._spare else [])]
+            ids = [f.trial_id for f in live if f.trial_id is not None]
             record_heartbeats(self.storage, ids)  # one transaction on a database
         if self._heartbeat and now - self._last_recover >= self._grace_s:
             self._last_recover = now

@@ -15,8 +15,9 @@ class InTrialOrder(WorkerPool):
     With several workers, a seeded optimizer's next proposal depends on which trials have
     finished when it is asked, so on which worker happened to finish first. Through this
     wrapper trial ``k`` is proposed when trials ``0 .. k - n_workers`` are finished and the
-    rest are running, whatever the timing: a seeded search then gives the same trials on
-    every run, with any number of workers. The cost is throughput: a worker that finishes
+    rest are running (``0 .. k - n_workers - 1`` with ``propose_ahead``), whatever the
+    timing: a seeded search then gives the same trials on every run, with any number of
+    workers. The cost is throughput: a worker that finishes
     early holds its result (and its slot) until the trials before it are in.
 
     Args:
