@@ -380,3 +380,16 @@ def test_scale_efficiency_quick(tmp_path):
         assert r["trials"] == 2 * r["in_flight"] and r["ideal_s"] == pytest.approx(0.4)
         assert 0 < r["efficiency"] <= 1.05 and r["driver_cpu_s_per_trial"] > 0
         assert r["efficiency"] == pytest.approx(r["ideal_s"] / r["wall_s"])
+
+
+def test_propose_ahead_quick(tmp_path):
+    out = tmp_path / "propose_ahead.json"
+    run_script("propose_ahead.py", out, "--quick")
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert [r["propose_ahead"] for r in rows] == [False, True]  # seed 0: plain first
+    for r in rows:  # every trial ran once on a worker, the budget exact both ways
+        assert r["trials"] == report["settings"]["n_trials"] and 0 < r["utilization"] <= 1
+    cell = report["summary"]["random"]
+    assert cell["span_ratio"] == cell["ahead"]["span_s"] / cell["plain"]["span_s"]
+    assert report["machine"]["tradeoff_commit"]
