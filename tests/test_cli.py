@@ -524,3 +524,23 @@ def test_export_torchao_on_cuda_uses_the_tile_packed_int4_layout(llama_dir, tmp_
     assert main(argv) == 0  # trial 0: uniform 4 bits
     kernels = json.loads((out / "tradeoff.json").read_text())["kernels"]
     assert set(kernels.values()) == {"Int4TilePackedTo4dTensor"}
+
+
+def test_run_propose_ahead_flag_reaches_the_driver(tmp_path, capsys, monkeypatch):
+    from tradeoff.workers._driver import Driver
+
+    seen = []
+    original = Driver.__init__
+
+    def spy(self, **kwargs):
+        seen.append(kwargs["propose_ahead"])
+        original(self, **kwargs)
+
+    monkeypatch.setattr(Driver, "__init__", spy)
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    common = ["run", str(ZDT), "--n-trials", "6", "--n-workers", "2", "--optimizer", "random"]
+    assert main([*common, "--storage", url, "--no-progress", "--propose-ahead"]) == 0
+    assert "6 trials: 6 complete" in capsys.readouterr().out
+    assert main([*common, "--n-trials", "8", "--storage", url, "--no-progress"]) == 0
+    assert "8 trials: 8 complete" in capsys.readouterr().out
+    assert seen == [True, False]

@@ -129,6 +129,10 @@ def _add_search(p: argparse.ArgumentParser, study_default: str) -> None:
     p.add_argument("--timeout", type=float, default=None, help="stop proposing after N s")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
+        "--propose-ahead", action="store_true",
+        help="ask the optimizer for the next Config while every worker is busy (slow optimizers)",
+    )  # fmt: skip
+    p.add_argument(
         "--artifact-dir", type=Path, default=None,
         help="upload Pareto Configs, the report (and exports) as Optuna artifacts here",
     )  # fmt: skip
@@ -141,6 +145,7 @@ def _search_kwargs(args: argparse.Namespace, study_name: str) -> dict[str, Any]:
         "backend": args.backend, **{k: getattr(args, k) for k in RAY_FLAGS},
         "storage": args.storage, "study_name": study_name, "seed": args.seed,
         "timeout": args.timeout, "show_progress": not args.no_progress,
+        "propose_ahead": args.propose_ahead,
         **({"artifact_store": args.artifact_dir} if args.artifact_dir is not None else {}),
     }  # fmt: skip
 
