@@ -2,7 +2,9 @@
 
 For each problem of ``problems.py`` named in ``--problems`` (default ZDT1, DTLZ2, bits8 and
 digits), a study is filled with ``--n-obs`` completed trials from a seeded sampler (random,
-or NSGA-II with ``--fill nsga2``: a history with larger Pareto sets, as after a long search);
+or NSGA-II with ``--fill nsga2``: a history with larger Pareto sets, as after a long search,
+or ``--fill front``: random points, 70% of them moved next to the known Pareto set of ZDT1/2
+or DTLZ2, a dense observed front like mobo's own history there);
 each contender then gets its own copy of that study (in-memory storage), with
 ``--workers - 1`` extra trials left RUNNING (the pending points the driver's other workers
 would have), and makes ``--proposals`` proposals in a row: each is timed as
@@ -20,15 +22,24 @@ a sampler using several threads (Optuna's GP does) shows CPU above wall.
 Usage:
     python benchmarks/proposal_speed.py [--problems zdt1,dtlz2,bits8,digits]
         [--samplers mobo,optuna-gp] [--n-obs 200] [--proposals 5] [--workers 2]
-        [--fill random|nsga2] [--seed 0] [--out PATH]
+        [--fill random|nsga2|front] [--seed 0] [--out PATH] [--before CLONE]
+
+``--n-obs 50,200`` times each count in turn. ``--before CLONE`` first runs the same command
+in a child process that imports ``tradeoff`` from ``CLONE`` (a clean clone of an earlier
+commit), and embeds its report under ``"before"``: before and after back to back, on the same
+machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -92,20 +103,48 @@ def random_trial(problem: Problem, study: optuna.Study) -> tuple[optuna.Trial, d
 FILLS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+    "front": lambda seed: optuna.samplers.RandomSampler(seed=seed),  # see near_front
 }
+FRONT_SHARE = 0.7  # --fill front: this share of the observations lies next to the front
+FRONT_JITTER = 0.002  # how far (unit coordinates) from the Pareto set they lie
+# The Pareto set of each problem with one: the position-like leading variables are free, the
+# others sit at this value (ZDT: x1.. = 0; DTLZ2: x2.. = 0.5).
+PARETO_SETS: dict[str, tuple[int, float]] = {"zdt1": (1, 0.0), "zdt2": (1, 0.0), "dtlz2": (2, 0.5)}
+
+
+def near_front(problem: Problem, config: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """``config`` moved next to ``problem``'s Pareto set: its free leading variables kept,
+    the others at the set's value plus a jitter of at most ``FRONT_JITTER``."""
+    free, value = PARETO_SETS[problem.name]
+    moved = dict(config)
+    for name in list(config)[free:]:
+        jitter = rng.uniform(0.0, FRONT_JITTER)
+        moved[name] = value + jitter if value == 0.0 else value + rng.choice((-1, 1)) * jitter
+    return moved
 
 
 def filled_trials(
     problem: Problem, n_obs: int, pending: int, seed: int, fill: str = "random"
 ) -> list[Any]:
     """``n_obs`` completed trials proposed by the ``fill`` sampler, then ``pending`` RUNNING
-    ones (frozen)."""
+    ones (frozen). ``front``: random points, ``FRONT_SHARE`` of them moved next to the
+    Pareto set (a dense observed front, as after a long search on a smooth problem)."""
     sampler = FILLS[fill](seed)
     study = optuna.create_study(directions=problem.directions, sampler=sampler)
+    rng = random.Random(seed)
     for _ in range(n_obs):
         trial, config = random_trial(problem, study)
+        if fill == "front" and rng.random() < FRONT_SHARE:
+            params = near_front(problem, trial.params, rng)
+            study.tell(trial, state=TrialState.FAIL)  # replaced by the moved point
+            dists = problem.space.distributions()
+            study.add_trial(
+                create_trial(params=params, distributions=dists,
+                             values=problem.values(problem.space.decode(params)))
+            )  # fmt: skip
+            continue
         study.tell(trial, problem.values(config))
-    trials = list(study.get_trials(deepcopy=False))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL]
     for _ in range(pending):
         trial, _config = random_trial(problem, study)
         frozen = study.trials[trial.number]
@@ -153,17 +192,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load, timestamp, sources = os.getloadavg(), datetime.now(timezone.utc), source_info()
     timings: list[Timing] = []
     for problem in make_problems(args.problems):
-        trials = filled_trials(problem, args.n_obs, args.workers - 1, args.seed, args.fill)
-        for name in args.samplers:
-            timing = Timing(problem.name, name, args.n_obs, args.workers - 1)
-            try:
-                timing.seconds, timing.cpu_seconds = time_proposals(
-                    problem, name, trials, args.proposals, args.seed
-                )
-            except Exception as exc:
-                timing.error = f"{type(exc).__name__}: {exc}"
-            _log(timing)
-            timings.append(timing)
+        for n_obs in args.n_obs:
+            trials = filled_trials(problem, n_obs, args.workers - 1, args.seed, args.fill)
+            for name in args.samplers:
+                timing = Timing(problem.name, name, n_obs, args.workers - 1)
+                try:
+                    timing.seconds, timing.cpu_seconds = time_proposals(
+                        problem, name, trials, args.proposals, args.seed
+                    )
+                except Exception as exc:
+                    timing.error = f"{type(exc).__name__}: {exc}"
+                _log(timing)
+                timings.append(timing)
+    several = len(args.n_obs) > 1
     return {
         "command": command_line(),
         "timestamp": timestamp.isoformat(timespec="seconds"),
@@ -171,26 +212,67 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "problems": list(args.problems),
             "samplers": list(args.samplers),
-            "n_obs": args.n_obs,
+            "n_obs": list(args.n_obs) if several else args.n_obs[0],
             "proposals": args.proposals,
             "workers": args.workers,
             "fill": args.fill,
             "seed": args.seed,
             "target_s": TARGET_S,
         },
-        "median_s": _nested(timings, lambda t: t.median_s),
-        "max_s": _nested(timings, lambda t: t.max_s),
+        "median_s": _nested(timings, lambda t: t.median_s, several),
+        "max_s": _nested(timings, lambda t: t.max_s, several),
         "median_cpu_s": _nested(
-            timings, lambda t: statistics.median(t.cpu_seconds) if t.cpu_seconds else None
+            timings,
+            lambda t: statistics.median(t.cpu_seconds) if t.cpu_seconds else None,
+            several,
         ),
         "timings": [{**asdict(t), "median_s": t.median_s, "max_s": t.max_s} for t in timings],
     }
 
 
-def _nested(timings: list[Timing], key: Any) -> dict[str, dict[str, float | None]]:
+def _nested(
+    timings: list[Timing], key: Any, several: bool = False
+) -> dict[str, dict[str, float | None]]:
+    """``{problem: {sampler: key(timing)}}``; with several observation counts the rows are
+    ``"problem@n_obs"``."""
     out: dict[str, dict[str, float | None]] = {}
     for t in timings:
-        out.setdefault(t.problem, {})[t.sampler] = key(t)
+        out.setdefault(f"{t.problem}@{t.n_obs}" if several else t.problem, {})[t.sampler] = key(t)
+    return out
+
+
+def run_before(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """``--before DIR``: this script, same arguments, in a child process that imports
+    ``tradeoff`` from ``DIR`` (a clean clone of an earlier commit; ``PYTHONPATH``); its
+    report, with that clone's commit and state."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "before.json"
+        rest = _without(argv, ("--before", "--out"))
+        env = {**os.environ, "PYTHONPATH": str(args.before)}
+        cmd = [sys.executable, str(Path(__file__).resolve()), *rest, "--out", str(out)]
+        subprocess.run(cmd, env=env, check=True)
+        report = json.loads(out.read_text())
+
+    def git(*a: str) -> str:
+        done = subprocess.run(["git", "-C", str(args.before), *a], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    report["machine"]["tradeoff_commit"] = git("rev-parse", "--short", "HEAD")
+    report["machine"]["tradeoff_dirty"] = bool(git("status", "--porcelain", "--", "tradeoff"))
+    report["tradeoff_from"] = str(args.before)
+    return report
+
+
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` without ``options`` and their values (``--opt value`` or ``--opt=value``)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        elif not a.startswith(tuple(f"{o}=" for o in options)):
+            out.append(a)
     return out
 
 
@@ -212,7 +294,7 @@ def print_report(report: dict[str, Any]) -> None:
         cpu = statistics.median(t["cpu_seconds"]) if t["cpu_seconds"] else None
         cells = [_fmt(t["median_s"]), _fmt(t["max_s"]), _fmt(cpu)]
         detail = t["error"] or " ".join(f"{x:.2f}" for x in t["seconds"])
-        rows.append([t["problem"], t["sampler"], *cells, detail])
+        rows.append([f"{t['problem']}@{t['n_obs']}", t["sampler"], *cells, detail])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(w) if j in (0, 1, 5) else c.rjust(w) for j, (c, w) in
@@ -233,24 +315,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated, of {list(PROBLEMS)}")  # fmt: skip
     parser.add_argument("--samplers", type=comma_names, default=DEFAULT_SAMPLERS,
                         help="comma-separated: optuna-gp and tradeoff optimizer names")  # fmt: skip
-    parser.add_argument("--n-obs", type=int, default=200, help="completed trials before timing")
+    parser.add_argument("--n-obs", type=comma_ints, default=(200,),
+                        help="completed trials before timing (comma-separated: each)")  # fmt: skip
     parser.add_argument("--proposals", type=int, default=5, help="timed proposals per sampler")
     parser.add_argument("--workers", type=int, default=2, help="workers - 1 trials are pending")
     parser.add_argument("--fill", choices=list(FILLS), default="random",
                         help="who proposed the observations (NSGA-II: larger fronts)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a clean clone of an earlier commit: timed first, in a child "
+                        "process importing tradeoff from it, embedded under 'before'")  # fmt: skip
     args = parser.parse_args(argv)
     unknown = [p for p in args.problems if p not in PROBLEMS]
-    if unknown or args.n_obs < 1 or args.proposals < 1 or args.workers < 1:
+    if args.fill == "front":
+        unknown += [p for p in args.problems if p not in PARETO_SETS]
+    if unknown or min(args.n_obs) < 1 or args.proposals < 1 or args.workers < 1:
         parser.error(f"unknown problems {unknown}, or a count < 1")
     return args
+
+
+def comma_ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet()
+    before = (
+        None if args.before is None else run_before(args, sys.argv[1:] if argv is None else argv)
+    )
     report = run(args)
+    if before is not None:
+        report["before"] = before
+        print_report(before)
     print_report(report)
     write_report(report, args.out)
     print(f"wrote {args.out}")

@@ -539,3 +539,72 @@ def test_heavy_tailed_objective_is_modelled_in_log_space(
     assert fits and fits[-1] == (0,)
     best = min(t.values[0] for t in study.trials)
     assert best < 10 ** (8 * 0.1)  # within 0.1 of the minimum at 0.3
+
+
+def test_spread_keeps_each_objectives_best_and_covers_a_dense_front() -> None:
+    import torch
+
+    f1 = torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=torch.double)
+    front = torch.stack([f1, 1.0 - f1.sqrt()], dim=-1)  # a dense ZDT1-like front, maximized
+    taken = _bo_acqf.spread(front, 24)
+    assert len(taken) == 24 and torch.equal(taken, taken.unique())  # sorted, distinct
+    assert {int(front[:, 0].argmax()), int(front[:, 1].argmax())} <= set(taken.tolist())
+    # every point lies close to one kept: gaps of about 1/k of the front, not bunches
+    z = front / (front.max(dim=0).values - front.min(dim=0).values)
+    gap = torch.cdist(z, z[taken]).min(dim=-1).values.max()
+    assert gap < 2.0 / 24
+    assert torch.equal(_bo_acqf.spread(front[:10], 24), torch.arange(10))
+
+
+def test_samples_shrink_with_a_large_baseline_down_to_the_floor() -> None:
+    e = _bo_acqf.Effort(mc_samples=64, mc_budget=64 * 24, min_mc_samples=32)
+    assert e.samples_for(10) == e.samples_for(24) == 64
+    assert e.samples_for(32) == 48
+    assert e.samples_for(48) == e.samples_for(500) == 32
+    assert _bo_acqf.Effort(mc_budget=None).samples_for(500) == 64
+    three = e.for_objectives(3)
+    assert three.mc_samples == 16 and three.max_baseline == 24 and three.min_mc_samples == 8
+
+
+def _dense_front_data(n: int, d: int = 4) -> tuple[Any, Any]:
+    """``n`` points of a ZDT1 in ``d`` variables, most next to its front (maximized)."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, d, generator=g, dtype=torch.double)
+    x[: 3 * n // 4, 1:] *= 0.002
+    values = [zdt1({f"x{i}": float(v) for i, v in enumerate(row)}) for row in x]
+    return x, -torch.tensor([[v["f1"], v["f2"]] for v in values], dtype=torch.double)
+
+
+def test_baseline_is_capped_to_a_spread_of_the_pareto_points() -> None:
+    import torch
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    x, y = _dense_front_data(120)
+    assert is_non_dominated(y).sum() > 40  # more Pareto points than the cap
+    effort = _bo_acqf.Effort(max_baseline=16, spray_from=4)
+    problem = _bo_acqf.Problem(
+        is_known=(False, False), ref_point=torch.tensor([-1.1, -10.0], dtype=torch.double),
+        discrete_dims={}, cat_dims={}, snap=lambda t: t, effort=effort,
+    )  # fmt: skip
+    gps = _bo_acqf.fit_gps(x, y, None, problem)
+    acqf = _bo_acqf.build_acquisition(gps, x, 2, None, problem)
+    baseline = acqf.acqf.X_baseline
+    assert len(baseline) == 16
+    rows = [int((x == b).all(dim=-1).nonzero()) for b in baseline]
+    pareto = set(is_non_dominated(y).nonzero().reshape(-1).tolist())
+    assert set(rows) <= pareto  # only Pareto points of this noise-free front
+    assert {int(y[:, 0].argmax()), int(y[:, 1].argmax())} <= set(rows)  # both ends
+    # sprays start around at most spray_from of them; the acquisition still sees all 16
+    assert len(acqf.X_baseline) == 4
+    assert all((baseline == s).all(dim=-1).any() for s in acqf.X_baseline)
+    uncapped = replace_effort(problem, max_baseline=None)
+    full = _bo_acqf.build_acquisition(gps, x, 2, None, uncapped).acqf.X_baseline
+    assert len(full) >= len(pareto) - 2  # without the cap: the likely Pareto points, all
+
+
+def replace_effort(problem: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(problem, effort=replace(problem.effort, **changes))
