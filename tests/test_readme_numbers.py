@@ -1836,6 +1836,51 @@ def _suites_history(rep: dict[str, Any]) -> Iterator[Figure]:
     yield "dtlz7-m2 first version", first, med["dtlz7-m2"]["auto-before"]
 
 
+@check("propose_ahead.json")
+def propose_ahead() -> Iterator[Figure]:
+    rep = load("propose_ahead.json")
+    summary, st = rep["summary"], rep["settings"]
+    ((commit, lo, hi),) = grab(
+        r"`benchmarks/results/propose_ahead.json`, a clean clone of ([0-9a-f]{7}), 1-minute load "
+        r"average ([\d.]+)-([\d.]+)"
+    )
+    yield from clean_clone(rep, commit, lo, hi, one_minute=True)
+    ((workers, sleep, n, last),) = grab(
+        r"(\d) worker threads, trials that sleep (\d+) s .*? ZDT1, (\d+) trials, in trial "
+        r"order, seeds 0-(\d)"
+    )
+    yield "workers", workers, st["workers"]
+    yield "sleep", sleep, st["sleep"]
+    yield "trials", n, st["n_trials"]
+    yield "last seed", last, st["seeds"] - 1
+    names = {"mobo": "mobo", "Optuna GP": "gp"}
+    header = "| sampler | worker utilization, plain | propose ahead |"
+    rows = table(header)
+    yield "samplers", str([r[0] for r in rows]), str([k for k, v in names.items() if v in summary])
+    for name, *cells in rows:
+        cell = summary[names[name]]
+        plain, ahead = cell["plain"], cell["ahead"]
+        want = [
+            plain["utilization"], ahead["utilization"], cell["span_ratio"],
+            plain["median_worker_wait_s"], ahead["median_worker_wait_s"],
+            plain["hypervolume"], ahead["hypervolume"],
+        ]  # fmt: skip
+        for i, (text, value) in enumerate(zip(cells, want)):
+            yield f"{name} column {i}", text.removesuffix(" s"), value
+    mobo, gp = summary["mobo"], summary["gp"]
+    ((busy, less, lost),) = grab(
+        r"busy ([\d.]+)% of it, the search took (\d+)% less time, and the front lost ([\d.]+)%"
+    )
+    yield "mobo busy", busy, 100 * mobo["ahead"]["utilization"]
+    yield "mobo time saved", less, 100 * (1 - mobo["span_ratio"])
+    drop = 100 * (1 - mobo["ahead"]["hypervolume"] / mobo["plain"]["hypervolume"])
+    yield "mobo hypervolume lost", lost, drop
+    ((gain,),) = grab(r"asking ahead gains (\d+)%")
+    yield "gp time saved", gain, 100 * (1 - gp["span_ratio"])
+    ((per,),) = grab(r"as the (\d+) s a trial gives it")
+    yield "a trial's time per worker", per, st["sleep"] / st["workers"]
+
+
 def _missing_provenance(d: dict[str, Any]) -> set[str]:
     machine = d.get("machine", {})
     have = {
