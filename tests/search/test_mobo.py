@@ -547,13 +547,14 @@ def test_spread_keeps_each_objectives_best_and_covers_a_dense_front() -> None:
     f1 = torch.rand(200, generator=torch.Generator().manual_seed(0), dtype=torch.double)
     front = torch.stack([f1, 1.0 - f1.sqrt()], dim=-1)  # a dense ZDT1-like front, maximized
     taken = _bo_acqf.spread(front, 24)
-    assert len(taken) == 24 and torch.equal(taken, taken.unique())  # sorted, distinct
+    assert len(set(taken.tolist())) == 24
     assert {int(front[:, 0].argmax()), int(front[:, 1].argmax())} <= set(taken.tolist())
     # every point lies close to one kept: gaps of about 1/k of the front, not bunches
     z = front / (front.max(dim=0).values - front.min(dim=0).values)
     gap = torch.cdist(z, z[taken]).min(dim=-1).values.max()
     assert gap < 2.0 / 24
-    assert torch.equal(_bo_acqf.spread(front[:10], 24), torch.arange(10))
+    assert torch.equal(taken[:8], _bo_acqf.spread(front, 8))  # the first j: a spread of j
+    assert sorted(_bo_acqf.spread(front[:10], 24).tolist()) == list(range(10))
 
 
 def test_samples_shrink_with_a_large_baseline_down_to_the_floor() -> None:
@@ -596,9 +597,11 @@ def test_baseline_is_capped_to_a_spread_of_the_pareto_points() -> None:
     pareto = set(is_non_dominated(y).nonzero().reshape(-1).tolist())
     assert set(rows) <= pareto  # only Pareto points of this noise-free front
     assert {int(y[:, 0].argmax()), int(y[:, 1].argmax())} <= set(rows)  # both ends
-    # sprays start around at most spray_from of them; the acquisition still sees all 16
+    # sprays start around spray_from of them, both ends first; the acquisition sees all 16
     assert len(acqf.X_baseline) == 4
     assert all((baseline == s).all(dim=-1).any() for s in acqf.X_baseline)
+    sprayed = [int((x == s).all(dim=-1).nonzero()) for s in acqf.X_baseline]
+    assert {int(y[:, 0].argmax()), int(y[:, 1].argmax())} <= set(sprayed)
     uncapped = replace_effort(problem, max_baseline=None)
     full = _bo_acqf.build_acquisition(gps, x, 2, None, uncapped).acqf.X_baseline
     assert len(full) >= len(pareto) - 2  # without the cap: the likely Pareto points, all

@@ -79,7 +79,8 @@ class Effort:
         maxiter_continuous: L-BFGS iterations of each continuous round.
         spray_points: Perturbed copies of each sprayed baseline point scored as starting
             points.
-        spray_from: Spray around at most this many baseline points (a random subset).
+        spray_from: Spray around at most this many baseline points: with qLogNEHVI a spread
+            of them over the front (:func:`spread`), else a random subset.
         fallback_samples: Random points scored when the search ends on an infeasible or an
             already-tried point.
         batch: Candidates scored at once when every candidate is scored.
@@ -281,9 +282,11 @@ def build_acquisition(
         inner = _single_objective(gps, train_x, n_con, pending_x, problem, unwarp)
     else:
         inner = _multi_objective(gps, train_x, n_measured, pending_x, problem, unwarp)
+    spread_first = problem.acquisition == "qlognehvi"  # its baseline is in spread order
     return GuardedAcquisition(
-        inner, problem.snap, problem.known_feasible, spray_from=problem.effort.spray_from
-    )
+        inner, problem.snap, problem.known_feasible, spray_from=problem.effort.spray_from,
+        spread_first=spread_first,
+    )  # fmt: skip
 
 
 def _single_objective(
@@ -349,7 +352,7 @@ def _multi_objective(
     unwarp: TensorFn | None,
 ) -> AcquisitionFunction:
     """qLogNEHVI (baseline pruned to likely Pareto points, thinned to a spread subset when
-    there are more than ``max_baseline``) or qLogNParEGO."""
+    there are more than ``max_baseline``, in spread order) or qLogNParEGO."""
     e = problem.effort
     model, sampler_of, outcomes = _joint_model(gps, n_measured, problem)
     objective: MCMultiOutputObjective = IdentityMCMultiOutputObjective(outcomes=outcomes)
@@ -366,11 +369,11 @@ def _multi_objective(
         model, train_x, problem.ref_point, objective=objective, constraints=constraints,
         num_samples=e.prune_samples,
     )  # fmt: skip
-    if e.max_baseline is not None and len(baseline) > e.max_baseline:
-        with torch.no_grad():
-            mean = model.posterior(baseline).mean  # type: ignore[attr-defined]
-            means = objective(mean.unsqueeze(0), baseline)[0]
-        baseline = baseline[spread(means, e.max_baseline)]
+    with torch.no_grad():
+        mean = model.posterior(baseline).mean  # type: ignore[attr-defined]
+        means = objective(mean.unsqueeze(0), baseline)[0]
+    # in spread order (GuardedAcquisition sprays around the first spray_from points)
+    baseline = baseline[spread(means, e.max_baseline or len(baseline))]
     return qLogNoisyExpectedHypervolumeImprovement(
         model, problem.ref_point, baseline, sampler=sampler_of(e.samples_for(len(baseline))),
         objective=objective, constraints=constraints, X_pending=pending_x,
@@ -379,14 +382,12 @@ def _multi_objective(
 
 
 def spread(values: Tensor, k: int) -> Tensor:
-    """Indices (sorted) of ``k`` rows of ``values`` ``(n, m)`` spread over their range: the
-    best row of each column first, then, one at a time, the row farthest (Euclidean, each
-    column scaled to its range) from those taken. A dense front keeps its ends and its
-    shape, with gaps of about ``1 / k`` of its extent, not the ``k`` likeliest points
-    bunched wherever ties fall."""
-    n = len(values)
-    if n <= k:
-        return torch.arange(n, device=values.device)
+    """Indices of ``k`` rows of ``values`` ``(n, m)`` spread over their range, in the order
+    taken: the best row of each column first, then, one at a time, the row farthest
+    (Euclidean, each column scaled to its range) from those taken, so the first ``j`` of them
+    are a spread of ``j``. A dense front keeps its ends and its shape, with gaps of about
+    ``1 / k`` of its extent, not the ``k`` likeliest points bunched wherever ties fall."""
+    k = min(k, len(values))
     span = (values.max(dim=0).values - values.min(dim=0).values).clamp_min(1e-12)
     z = values / span
     taken = list(dict.fromkeys(int(i) for i in values.argmax(dim=0)))[:k]
@@ -395,7 +396,7 @@ def spread(values: Tensor, k: int) -> Tensor:
         i = int(distance.argmax())
         taken.append(i)
         distance = torch.minimum(distance, torch.cdist(z, z[i : i + 1])[:, 0])
-    return torch.tensor(sorted(taken), device=values.device)
+    return torch.tensor(taken, dtype=torch.long, device=values.device)
 
 
 def _joint_model(
