@@ -1152,6 +1152,72 @@ def compress_gptq_vs_rtn() -> Iterator[Figure]:
     yield "RTN points", points, comparison["rtn_points"]
 
 
+@check("gptq_vs_rtn.json")
+def gptq_vs_rtn_same_configs() -> Iterator[Figure]:
+    """SmolLM2: both searches' Configs measured with both methods (issue #13's target)."""
+    rep = load("gptq_vs_rtn.json")
+    res = rep["result"]
+    same, runs = res["same_configs"], res["runs"]
+    ((commit, minutes, lo, hi),) = grab(
+        r"`benchmarks/results/gptq_vs_rtn.json`, clean clone of ([0-9a-f]+), (\d+) min at one "
+        r"torch thread, load ([\d.]+)-([\d.]+)\)"
+    )
+    yield from clean_clone(rep, commit, lo, hi)
+    yield "minutes", minutes, rep["benchmark_wall_s"] / 60
+    yield "one thread", str(rep["settings"]["threads"]), "1"
+    yield "command", rep["command"], "python benchmarks/gptq_vs_rtn.py --threads 1"
+    ((hv_r, hv_g, n, rtn_only, gptq_only, both),) = grab(
+        r"seed 0 \(hypervolumes ([\d.]+) and ([\d.]+) again\), and each of the (\d+) Configs "
+        r"either one measured \((\d+) by RTN's run alone, (\d+) by GPTQ's alone, (\d+) by both\)"
+    )
+    compress = load("compress.json")["result"]["runs"]
+    for name, text in (("rtn", hv_r), ("gptq", hv_g)):
+        yield f"{name} search re-run", text, runs[name]["hypervolume"]
+        yield f"{name} as compress.json", text, compress[name]["hypervolume"]
+    yield "Configs", n, same["configs"]
+    for text, key in ((rtn_only, "rtn"), (gptq_only, "gptq"), (both, "rtn+gptq")):
+        yield f"Configs of {key}", text, same["configs_by_runs"][key]
+    yield "all within the budget", str(same["within_budget"]), str({"rtn": int(n), "gptq": int(n)})
+    check = same["rerun_vs_run"]  # the runs' own full-budget values, measured again
+    yield "re-measured = the runs'", str(check["max_abs_diff"] + check["max_size_diff"]), "0.0"
+    ((points, low, high, hv_g2, hv_r2),) = grab(
+        r"each of RTN's (\d+) Pareto points has a GPTQ point as small with ([\d.]+)-([\d.]+) of "
+        r"its KL, and the hypervolume is ([\d.]+) against ([\d.]+)\."
+    )
+    unmatched = same["unmatched"]
+    yield "met", str(unmatched["dominates_in_range"] and not unmatched["below_gptq_range"]), "True"
+    yield "RTN front points", points, unmatched["rtn_points"]
+    gptq_front = same["fronts"]["gptq"]
+    ratios = [
+        min(q["value"] for q in gptq_front if q["size"] <= p["size"]) / p["value"]
+        for p in same["fronts"]["rtn"]
+    ]
+    yield "ratio low", low, min(ratios)
+    yield "ratio high", high, max(ratios)
+    yield "hypervolume gptq", hv_g2, same["hypervolume"]["gptq"]
+    yield "hypervolume rtn", hv_r2, same["hypervolume"]["rtn"]
+    ((worse, of, b_lo, b_hi, n_bits, d_lo, d_hi, by_lo, by_hi),) = grab(
+        r"GPTQ is worse on (\d+) of the (\d+) Configs, each with (\d+)-(\d+) of its (\d+) bit "
+        r"settings at 3 bits and (\d+)-(\d+) blocks dropped, where either method's KL is above 2 "
+        r"\(GPTQ's higher by ([\d.]+)-([\d.]+)\)"
+    )
+    per = same["per_config"]
+    yield "worse", worse, per["worse"]
+    yield "of", of, same["configs"]
+    bad = per["worse_configs"]
+    threes = [sum(k.endswith(".bits") and v == 3 for k, v in w["config"].items()) for w in bad]
+    yield "3-bit settings low", b_lo, min(threes)
+    yield "3-bit settings high", b_hi, max(threes)
+    settings = {sum(k.endswith(".bits") for k in w["config"]) for w in bad}
+    yield "bit settings", n_bits, settings.pop() if len(settings) == 1 else str(settings)
+    dropped = [sum(k.endswith(".keep") and v is False for k, v in w["config"].items()) for w in bad]
+    yield "dropped low", d_lo, min(dropped)
+    yield "dropped high", d_hi, max(dropped)
+    yield "KL above 2", str(min(min(w["rtn"], w["gptq"]) for w in bad) > 2), "True"
+    yield "by low", by_lo, min(w["by"] for w in bad)
+    yield "by high", by_hi, max(w["by"] for w in bad)
+
+
 @check("compress.json")
 def compress_knapsack() -> Iterator[Figure]:
     res = load("compress.json")["result"]
