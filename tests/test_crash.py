@@ -114,8 +114,8 @@ KILL_SCRIPT = textwrap.dedent(
             return len(seen) == K
         return False
 
-    if MOMENT == "ask":  # while the optimizer draws the 2nd of 4 parameters: 1 is recorded
-        patch("_set_trial_param", lambda i, k, s: s.append(i) or len(s) == 4 * (K - 1) + 2)
+    if MOMENT == "ask":  # while its parameters are written (one transaction): none is recorded
+        patch("check_trial_is_updatable", lambda i, k, s: nth_trial(i, s))
     elif MOMENT == "heartbeat":  # between ask() and the trial's first heartbeat
         patch("record_heartbeat", lambda i, k, s: nth_trial(i, s))
     elif MOMENT in ("config", "tell"):  # before its Config / after its result, before tell()

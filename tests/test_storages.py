@@ -197,3 +197,61 @@ def test_heartbeats_of_all_trials_in_flight_are_recorded_in_one_transaction(
     assert {t._trial_id for t in stale_trials(storage, study_id)} == {ids[0]}  # only it aged
     time.sleep(2.2)  # SQLite keeps whole seconds
     assert {t._trial_id for t in stale_trials(storage, study_id)} == set(ids)  # all rows exist
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, request):
+    """Optuna commits each parameter on its own: per trial, the driver's commits would grow
+    with the Config's size (60 per-layer settings: 60 commits). They do not, and every
+    parameter reads back as drawn, from a fresh connection."""
+    from tradeoff.spaces import Int, SearchSpace
+
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'params.db'}"
+    )
+    commits = Counter()
+
+    def count(conn):
+        commits[1] += 1
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", count)
+    results = {}
+    try:
+        for n_params in (4, 40):
+            space = SearchSpace({f"layer{i}.bits": Int(2, 8) for i in range(n_params)})
+            commits.clear()
+            results[n_params] = tradeoff.optimize(
+                lambda c: {"f1": sum(c.values()), "f2": -min(c.values())}, space,
+                objectives=ZDT_OBJECTIVES, optimizer="random", n_trials=10,
+                storage=url, study_name=f"params-{n_params}", seed=0, show_progress=False,
+            )  # fmt: skip
+            results[n_params, "commits"] = commits[1]
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", count)
+    # Not 36 more per trial (360 in all); timers (heartbeats, recovery) may add a few.
+    assert abs(results[40, "commits"] - results[4, "commits"]) < 10, results
+    for n_params in (4, 40):
+        drawn = {t.number: t.params for t in results[n_params].study.trials}
+        fresh = optuna.load_study(study_name=f"params-{n_params}", storage=url)
+        stored = {t.number: t.params for t in fresh.trials}
+        assert stored == drawn and all(len(p) == n_params for p in stored.values())
+        assert {t.state for t in fresh.trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+def test_a_failed_draw_writes_no_parameter_and_restores_the_storage(tmp_path):
+    from tradeoff._study import params_in_one_transaction
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'fail.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    cached = study._storage
+    dist = optuna.distributions.IntDistribution(0, 9)
+    with params_in_one_transaction(cached):
+        study.ask({"a": dist})
+    with pytest.raises(RuntimeError), params_in_one_transaction(cached):
+        trial = study.ask({"a": dist})
+        raise RuntimeError("the sampler failed")
+    assert "set_trial_param" not in vars(cached)  # the class's method again
+    first, second = optuna.load_study(study_name="s", storage=storage).trials
+    assert set(first.params) == {"a"} and second.params == {} and trial.params

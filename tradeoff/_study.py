@@ -14,7 +14,8 @@ import re
 import sqlite3
 import time
 import warnings
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 import optuna
@@ -114,6 +115,69 @@ def record_heartbeats(storage: BaseStorage, trial_ids: list[int]) -> None:
             return
     for trial_id in trial_ids:
         storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def params_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
+    """Within the block (a ``study.ask``), the parameters the sampler draws are written to a
+    database in one transaction when it ends, instead of one each.
+
+    Optuna writes each parameter in its own transaction (a select, an insert and a commit): a
+    Config of 60 per-layer settings cost 60 commits per trial, most of a driver's time on
+    PostgreSQL. ``storage`` is the study's own (``study._storage``: Optuna's cache in front of
+    an ``RDBStorage``); the trial object keeps its parameters itself, so nothing reads them
+    back from the storage before the block ends. If the block raises, what was drawn is not
+    written (the trial then has no complete Config, as when a driver dies while drawing).
+    Another storage, or another Optuna layout, writes as usual.
+    """
+    rdb: Any = getattr(storage, "_backend", None)
+    try:
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        usable = (
+            isinstance(rdb, optuna.storages.RDBStorage)
+            and callable(getattr(rdb, "_set_trial_param_without_commit", None))
+            and hasattr(storage, "_studies")
+            and hasattr(storage, "_trial_id_to_study_id_and_number")
+        )
+    except ImportError:  # pragma: no cover - another Optuna layout
+        usable = False
+    if not usable:
+        yield
+        return
+    drawn: list[tuple[int, str, float, Any]] = []
+    storage.set_trial_param = lambda *args: drawn.append(args)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del storage.set_trial_param  # the class's method again
+    if not drawn:
+        return
+    from optuna.distributions import check_distribution_compatibility, distribution_to_json
+    from optuna.storages._rdb import models
+
+    cache: Any = storage
+    with cache._lock, _create_scoped_session(rdb.scoped_session, True) as session:
+        checked: set[int] = set()
+        for trial_id, name, value, distribution in drawn:
+            study_id, _ = cache._trial_id_to_study_id_and_number[trial_id]
+            known = cache._studies[study_id].param_distribution
+            if name not in known:  # the study's first use of it: Optuna's own checks
+                rdb._set_trial_param_without_commit(session, trial_id, name, value, distribution)
+                known[name] = distribution
+                continue
+            # What that does for a name the cache knows, but the trial read only once.
+            if trial_id not in checked:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                rdb.check_trial_is_updatable(trial_id, trial.state)
+                checked.add(trial_id)
+            check_distribution_compatibility(known[name], distribution)
+            session.add(
+                models.TrialParamModel(
+                    trial_id=trial_id, param_name=name, param_value=value,
+                    distribution_json=distribution_to_json(distribution),
+                )
+            )  # fmt: skip
 
 
 def heartbeat_timing(storage: BaseStorage) -> tuple[float, float] | None:

@@ -40,6 +40,7 @@ from tradeoff._study import (
     STALE_REASON,
     UNDRAWN_REASON,
     heartbeat_timing,
+    params_in_one_transaction,
     record_heartbeats,
     retry_attrs,
     stale_trials,
@@ -300,7 +301,8 @@ class Driver:
         with warnings.catch_warnings():
             # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
             warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-            trial = self.study.ask(self._distributions)
+            with params_in_one_transaction(self.study._storage):
+                trial = self.study.ask(self._distributions)
         trial_id = self._trial_id(trial.number) if self._heartbeat else None
         if trial_id is not None:
             self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
