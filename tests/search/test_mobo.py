@@ -564,7 +564,8 @@ def test_samples_shrink_with_a_large_baseline_down_to_the_floor() -> None:
     assert e.samples_for(48) == e.samples_for(500) == 32
     assert _bo_acqf.Effort(mc_budget=None).samples_for(500) == 64
     three = e.for_objectives(3)
-    assert three.mc_samples == 16 and three.max_baseline == 24 and three.min_mc_samples == 8
+    assert three.mc_samples == 16 and three.max_baseline == 48 and three.min_mc_samples == 8
+    assert three.spray_from is None and three.prune_samples == e.prune_samples
 
 
 def _dense_front_data(n: int, d: int = 4) -> tuple[Any, Any]:

@@ -80,7 +80,7 @@ class Effort:
         spray_points: Perturbed copies of each sprayed baseline point scored as starting
             points.
         spray_from: Spray around at most this many baseline points: with qLogNEHVI a spread
-            of them over the front (:func:`spread`), else a random subset.
+            of them over the front (:func:`spread`), else a random subset; ``None``: all.
         fallback_samples: Random points scored when the search ends on an infeasible or an
             already-tried point.
         batch: Candidates scored at once when every candidate is scored.
@@ -98,7 +98,7 @@ class Effort:
     maxiter_alternating: int = 3
     maxiter_continuous: int = 8
     spray_points: int = 8
-    spray_from: int = 16
+    spray_from: int | None = 16
     fallback_samples: int = 1024
     batch: int = 512
 
@@ -109,12 +109,13 @@ class Effort:
         return max(min(self.min_mc_samples, self.mc_samples), self.mc_budget // n_baseline)
 
     def for_objectives(self, m: int) -> Effort:
-        """From 3 objectives on, a quarter of the samples, raw points and sprays, half the
-        restarts and pruning samples, and at most 24 baseline points: qLogNEHVI's box
+        """From 3 objectives on, a quarter of the samples, raw points and sprays (around every
+        baseline point), half the restarts, and at most 48 baseline points: qLogNEHVI's box
         decompositions (one per sample, of the baseline's Pareto set) then have many more
-        cells and cost a Python loop per point, and every acquisition value costs in
-        proportion (DTLZ2, 200 observations on a dense front: 1.2 s -> 0.4 s to build the
-        acquisition).
+        cells, and every acquisition value costs in proportion (DTLZ2, 200 observations:
+        2.5 s -> 1.0 s a proposal; the hypervolume after 100 trials did not drop). A cap of
+        24 and sprays around 16 baseline points cost DTLZ2 (3 objectives, 100 evaluations)
+        0.02-0.04 of the front's hypervolume for 10% less time.
         """
         if m <= 2:
             return self
@@ -124,9 +125,9 @@ class Effort:
             min_mc_samples=max(8, self.min_mc_samples // 4),
             raw_samples=max(16, self.raw_samples // 4),
             spray_points=max(1, self.spray_points // 4),
+            spray_from=None,
             num_restarts=max(1, self.num_restarts // 2),
-            prune_samples=self.prune_samples // 2,
-            max_baseline=24 if self.max_baseline is None else min(self.max_baseline, 24),
+            max_baseline=48 if self.max_baseline is None else min(self.max_baseline, 48),
         )
 
 
