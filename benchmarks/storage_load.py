@@ -60,7 +60,13 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "storage_load.json"
 STORAGES = ("memory", "sqlite", "sqlite-wal", "journal", "postgres")
 SERVICE_STORAGES = ("postgres", "sqlite", "sqlite-wal")  # heartbeats: several drivers allowed
 N_PARAMS = 4
-SPACE = SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(N_PARAMS)})
+
+
+def space_of(n_params: int) -> SearchSpace:
+    return SearchSpace({f"x{i}": Float(0.0, 1.0) for i in range(n_params)})
+
+
+SPACE = space_of(N_PARAMS)
 OBJECTIVES = [Objective("f1"), Objective("f2")]
 PROFILE_THRESHOLD_MS = 20.0  # PostgreSQL, last window: above this, profile the driver
 PROFILE_TOP = 15
@@ -90,6 +96,7 @@ class Settings:
 
     n_trials: int = 1000
     n_workers: int = 2
+    n_params: int = N_PARAMS  # the Config's size: Optuna writes each parameter on its own
     window: int = 100
     storages: tuple[str, ...] = STORAGES
     optimizers: tuple[str, ...] = ("random", "tpe")
@@ -144,8 +151,8 @@ class Row:
 
 # Search -------------------------------------------------------------------------------------
 def zdt1(config: Mapping[str, Any]) -> dict[str, float]:
-    """ZDT1 on ``N_PARAMS`` variables in [0, 1]; both objectives minimized."""
-    x = [float(config[f"x{i}"]) for i in range(N_PARAMS)]
+    """ZDT1 on the Config's variables ``x0``, ``x1``... in [0, 1]; both objectives minimized."""
+    x = [float(config[f"x{i}"]) for i in range(len(config))]
     g = 1.0 + 9.0 * sum(x[1:]) / (len(x) - 1)
     return {"f1": x[0], "f2": g * (1.0 - math.sqrt(x[0] / g))}
 
@@ -187,8 +194,9 @@ def search(
         evaluated.append(key(config))  # list.append is atomic: worker threads may share it
         return zdt1(config)
 
+    space = SPACE if s.n_params == N_PARAMS else space_of(s.n_params)
     result = tradeoff.optimize(
-        evaluate, SPACE, objectives=OBJECTIVES, optimizer=optimizer, n_trials=s.n_trials,
+        evaluate, space, objectives=OBJECTIVES, optimizer=optimizer, n_trials=s.n_trials,
         n_workers=s.n_workers, backend="local", storage=url, study_name=study, seed=seed,
         show_progress=False,
     )  # fmt: skip
@@ -462,6 +470,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--service-seeds", help="the two drivers' seeds, pairs split by '/' (1,2/none,none)"
     )
+    parser.add_argument("--n-params", type=int, help=f"parameters per Config (default {N_PARAMS})")
     parser.add_argument("--profile", action="store_true", help="profile a search per storage")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # a service-case driver process
@@ -483,6 +492,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         s = replace(s, service_seeds=tuple((_seed(a), _seed(b)) for a, b in pairs))
     if args.n_trials:
         s = replace(s, n_trials=args.n_trials, window=min(s.window, args.n_trials // 5))
+    if args.n_params:
+        s = replace(s, n_params=args.n_params)
     return s
 
 
