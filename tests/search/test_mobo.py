@@ -555,6 +555,20 @@ def test_spread_keeps_each_objectives_best_and_covers_a_dense_front() -> None:
     assert gap < 2.0 / 24
     assert torch.equal(taken[:8], _bo_acqf.spread(front, 8))  # the first j: a spread of j
     assert sorted(_bo_acqf.spread(front[:10], 24).tolist()) == list(range(10))
+    assert len(_bo_acqf.spread(front[:0], 24)) == 0
+
+
+def test_no_observation_inside_the_reference_point() -> None:
+    """qLogNEHVI's pruned baseline is empty: the proposal still works."""
+    import torch
+
+    x, y = _dense_front_data(12)
+    problem = _bo_acqf.Problem(
+        is_known=(False, False), ref_point=torch.tensor([1.0, 1.0], dtype=torch.double),
+        discrete_dims={}, cat_dims={}, snap=lambda t: t,
+    )  # fmt: skip
+    candidate = _bo_acqf.propose(x, y, None, None, problem)
+    assert candidate.shape == (1, 4) and ((candidate >= 0) & (candidate <= 1)).all()
 
 
 def test_samples_shrink_with_a_large_baseline_down_to_the_floor() -> None:

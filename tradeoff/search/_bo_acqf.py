@@ -370,11 +370,12 @@ def _multi_objective(
         model, train_x, problem.ref_point, objective=objective, constraints=constraints,
         num_samples=e.prune_samples,
     )  # fmt: skip
-    with torch.no_grad():
-        mean = model.posterior(baseline).mean  # type: ignore[attr-defined]
-        means = objective(mean.unsqueeze(0), baseline)[0]
-    # in spread order (GuardedAcquisition sprays around the first spray_from points)
-    baseline = baseline[spread(means, e.max_baseline or len(baseline))]
+    if len(baseline):  # empty when no observation dominates the reference point
+        with torch.no_grad():
+            mean = model.posterior(baseline).mean  # type: ignore[attr-defined]
+            means = objective(mean.unsqueeze(0), baseline)[0]
+        # in spread order (GuardedAcquisition sprays around the first spray_from points)
+        baseline = baseline[spread(means, e.max_baseline or len(baseline))]
     return qLogNoisyExpectedHypervolumeImprovement(
         model, problem.ref_point, baseline, sampler=sampler_of(e.samples_for(len(baseline))),
         objective=objective, constraints=constraints, X_pending=pending_x,
@@ -389,6 +390,8 @@ def spread(values: Tensor, k: int) -> Tensor:
     are a spread of ``j``. A dense front keeps its ends and its shape, with gaps of about
     ``1 / k`` of its extent, not the ``k`` likeliest points bunched wherever ties fall."""
     k = min(k, len(values))
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=values.device)
     span = (values.max(dim=0).values - values.min(dim=0).values).clamp_min(1e-12)
     z = values / span
     taken = list(dict.fromkeys(int(i) for i in values.argmax(dim=0)))[:k]
