@@ -1947,6 +1947,48 @@ def propose_ahead() -> Iterator[Figure]:
     yield "a trial's time per worker", per, st["sleep"] / st["workers"]
 
 
+@check("storage_params_4.json", "storage_params_60.json")
+def storage_params() -> Iterator[Figure]:
+    """Commits per trial at 4 and at 60 parameters (a trial's parameters in one transaction)."""
+    reps = {n: load(f"storage_params_{n}.json") for n in (4, 60)}
+    ((commit, lo, hi),) = grab(
+        r"`storage_params_60.json`, a clean clone of ([0-9a-f]{7}), 1-minute load average "
+        r"([\d.]+)-([\d.]+)"
+    )
+    loads = []
+    for n, rep in reps.items():
+        m = rep["machine"]
+        yield f"{n} commit", commit, m["tradeoff_commit"]
+        yield f"{n} clean", str(m["tradeoff_dirty"]), "False"
+        yield f"{n} params", str(n), str(rep["settings"]["n_params"])
+        yield f"{n} trials", "300", str(rep["settings"]["n_trials"])
+        loads += [m["load_avg_1_5_15_at_start"][0], m["load_avg_1_5_15_at_end"][0]]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    rows = {
+        (n, r["storage"], r["drivers"]): r for n, rep in reps.items() for r in rep["rows"]
+    }  # fmt: skip
+    names = {"SQLite": "sqlite", "PostgreSQL": "postgres"}
+    shown_rows = table("| storage, drivers | commits / trial, 4 parameters |")
+    yield "rows", str(len(shown_rows)), str(len(rows) // 2)
+    for label, *cells in shown_rows:
+        name, drivers = label.split(", ")
+        a, b = rows[4, names[name], int(drivers)], rows[60, names[name], int(drivers)]
+        want = [
+            a["commits_per_trial"], b["commits_per_trial"], a["writes_per_trial"],
+            b["writes_per_trial"], a["ms_per_trial"], b["ms_per_trial"],
+        ]  # fmt: skip
+        for i, (text, value) in enumerate(zip(cells, want)):
+            yield f"{label} column {i}", text, value
+    ((one, two),) = grab(r"\(([\d.]+) with one driver, ([\d.]+) with two, at 4 and at 60")
+    for (n, _, drivers), r in rows.items():
+        yield f"{n} {drivers} commits", one if drivers == 1 else two, r["commits_per_trial"]
+    ((slow, fast),) = grab(r"One driver still records only (\d+)-(\d+) trials per second")
+    single = [r["trials_per_s"] for (_, _, d), r in rows.items() if d == 1]
+    yield "slowest single driver", slow, int(min(single))
+    yield "fastest single driver", fast, int(max(single))
+
+
 def _missing_provenance(d: dict[str, Any]) -> set[str]:
     machine = d.get("machine", {})
     have = {
