@@ -20,7 +20,7 @@ warm: its key names the weights, calibration and level). Only the public API is 
 runs' ``trials`` and ``configs()``, their ``space``, ``Workspace`` and ``Quality.measure``.
 ``same_configs`` and ``plot_fronts`` serve ``benchmarks/mnist_gptq.py`` too.
 
-    python benchmarks/gptq_vs_rtn.py --threads 1        # ~25 min on 2 cores
+    python benchmarks/gptq_vs_rtn.py --threads 1        # ~30 min on 2 busy cores
     python benchmarks/gptq_vs_rtn.py --quick            # smoke: 2 blocks, 8 Configs, TPE
 
 Writes ``benchmarks/results/gptq_vs_rtn.json`` and ``gptq_vs_rtn.png``.
