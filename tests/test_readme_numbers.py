@@ -407,6 +407,89 @@ def _mnist_gptq_target(res: dict[str, Any]) -> Iterator[Figure]:
     )
 
 
+@check("mnist_gptq_160.json")
+def main_job_gptq_160() -> Iterator[Figure]:
+    """The MNIST GPTQ/RTN comparison at 160 trials per search."""
+    rep = load("mnist_gptq_160.json")
+    res = rep["result"]
+    yield (
+        "command",
+        rep["command"],
+        (
+            "python benchmarks/mnist_gptq.py --seeds 0,1,2 --n-trials 160 "
+            "--out benchmarks/results/mnist_gptq_160.json"
+        ),
+    )
+    ((commit, wall, lo, hi),) = grab(
+        r"the same command with `--n-trials 160`, clean clone of ([0-9a-f]+), (\d+) s at load "
+        r"([\d.]+)-([\d.]+)\)"
+    )
+    yield from clean_clone(rep, commit, lo, hi)
+    yield "wall", wall, rep["benchmark_wall_s"]
+    ((n_80, kb, n_160),) = grab(
+        r"met over the same Configs of the (\d+)-trial searches, missed below (\d+) KB over "
+        r"those of the (\d+)-trial searches"
+    )
+    yield "80 trials", n_80, load("mnist_gptq.json")["result"]["n_trials"]
+    yield "160 trials", n_160, res["n_trials"]
+    same = res["same_configs"]
+    unmatched = same["unmatched"]
+    misses = unmatched["unmatched"]
+    yield "below 8 KB", str(max(p["size"] for p in misses) < float(kb)), "True"
+    ((n, points, s_lo, s_hi, a_lo, a_hi, by_lo, by_hi, from_kb, others, m_lo, m_hi),) = grab(
+        r"over the (\d+) Configs of seed 0's two searches, RTN's front has (\d+) points at "
+        r"([\d.]+)-([\d.]+) KB \(accuracy ([\d.]+)-([\d.]+)\) that GPTQ's front misses by "
+        r"([\d.]+)-([\d.]+); from ([\d.]+) KB up GPTQ's matches or dominates RTN's other (\d+) "
+        r"points, by ([\d.]+)-([\d.]+)\."
+    )
+    yield "same seed", str(same["seed"]), "0"
+    yield "Configs", n, same["configs"]
+    yield "unmatched", points, len(misses)
+    yield "no RTN point below GPTQ's range", str(unmatched["below_gptq_range"]), "[]"
+    yield "size low", s_lo, min(p["size"] for p in misses)
+    yield "size high", s_hi, max(p["size"] for p in misses)
+    yield "accuracy low", a_lo, min(p["rtn"] for p in misses)
+    yield "accuracy high", a_hi, max(p["rtn"] for p in misses)
+    yield "by low", by_lo, min(p["shortfall"] for p in misses)
+    yield "by high", by_hi, max(p["shortfall"] for p in misses)
+    rtn_front, gptq_front = same["fronts"]["rtn"], same["fronts"]["gptq"]
+    missed = {p["size"] for p in misses}
+    rest = [p for p in rtn_front if p["size"] not in missed]
+    yield "from", from_kb, min(p["size"] for p in rest)
+    yield "others", others, len(rest)
+    margins = [
+        max(q["value"] for q in gptq_front if q["size"] <= p["size"]) - p["value"] for p in rest
+    ]
+    yield "margin low", m_lo, min(margins)
+    yield "margin high", m_hi, max(margins)
+    worse = [p["config"] for p in rtn_front if p["size"] in missed]
+    conv2 = all(
+        c["prune.conv2.pattern"] == "channel"
+        and c["prune.conv2.sparsity"] in (0.5, 0.75)
+        and c["quant.conv2.bits"] == 2
+        and c["prune.fc1.pattern"] == "channel"
+        and c["prune.fc1.sparsity"] > 0
+        for c in worse
+    )
+    yield (
+        "all 5 conv2 a quarter or half of its channels at 2 bits, fc1 channels",
+        str(conv2),
+        "True",
+    )
+    ((higher, n_seeds, med_g, med_r, counts),) = grab(
+        r"Between independent searches at 160 trials, GPTQ's hypervolume is higher at (\d) of the "
+        r"(\d) seeds \(median ([\d.e+]+) against ([\d.e+]+)\) and RTN's front keeps "
+        r"([\d, and]+) points no GPTQ point matches\."
+    )
+    median = res["median"]
+    yield "seeds higher", higher, median["gptq_higher_hypervolume"]
+    yield "seeds", n_seeds, len(res["runs"])
+    yield "median gptq", med_g, f"{median['hypervolume']['gptq']:.3e}"
+    yield "median rtn", med_r, f"{median['hypervolume']['rtn']:.3e}"
+    sizes = [str(len(r["domination"]["unmatched"])) for r in res["runs"].values()]
+    yield "per seed", counts, f"{', '.join(sizes[:-1])} and {sizes[-1]}"
+
+
 def dense_value(baselines: dict[str, Any]) -> float:
     return float(baselines["dense"]["accuracy"])
 
