@@ -1442,7 +1442,7 @@ def compress_knapsack() -> Iterator[Figure]:
 def compress_time_and_fidelity() -> Iterator[Figure]:
     res = load("compress.json")["result"]
     first, rtn = res["first_front"], res["runs"]["rtn"]["timing"]
-    mf, full = res["runs"]["gptq"]["timing"], res["full_fidelity_run"]
+    mf = res["runs"]["gptq"]["timing"]
     ((bank, knap, t1, n_starts, lo, hi, t2, end, rtn_done),) = grab(
         r"the bank \(every block at every level\) are done after (\d+) s, the knapsack's "
         r"per-block measurements after another (\d+) s, the first trial finishes at (\d+) s and "
@@ -1460,63 +1460,103 @@ def compress_time_and_fidelity() -> Iterator[Figure]:
     yield "starts done s", t2, first["starts_done_s"]
     yield "end s", end, first["wall_s"]
     yield "rtn starts done s", rtn_done, rtn["starts_done_s"]
-    ((span, full_n),) = grab(
-        r"stopped after the multi-fidelity search's (\d+) s \(`timeout=`\), ran (\d+) Configs"
+
+
+@check("compress_fidelity.json")
+def compress_fidelity_same_knapsack() -> Iterator[Figure]:
+    """Multi- against full fidelity from the same knapsack, warm bank (issue #14)."""
+    rep = load("compress_fidelity.json")
+    res = rep["result"]
+    ((commit, lo, hi, hess, knap, first, n_starts, starts),) = grab(
+        r"`benchmarks/results/compress_fidelity\.json`, a clean clone of (\w+), load ([\d.]+)-"
+        r"([\d.]+) on the 2 cores\), a call still spends ([\d,]+) s collecting GPTQ's "
+        r"calibration Hessians, .*? the knapsack at one held-out window then takes ([\d,]+) s, "
+        r"the first trial is done ([\d,]+) s and all (\d+) starts ([\d,]+) s after the call"
     )
-    yield "timeout s", span, mf["search_s"]
-    yield "full-fidelity Configs", full_n, full["configs_complete"]
-    f = res["fidelity"]
-    header = "| seconds | 18 | 35 | 53 | 71 | 88 | 106 (end) |"
-    for t, cell in zip(f["checkpoints_s"], header.strip("| ").split(" | ")[1:]):
-        yield f"checkpoint {cell}", cell.split()[0], t
-    for name, *cells in table(header):
-        for t, cell, value in zip(f["checkpoints_s"], cells, f["at_checkpoints"][name]):
-            yield f"{name} at {t:.0f} s", cell, value
+    yield from clean_clone(rep, commit, lo, hi)
     yield (
-        "end is the full run's end",
-        str(f["checkpoints_s"][-1] == f["curves"]["full fidelity"][-1][0]),
-        "True",
+        "command",
+        rep["command"].split(" --bank")[0],
+        "python benchmarks/compress.py --fidelity-only",
     )
-    ((full_final, t_full, mf_final, passed),) = grab(
-        r"Multi-fidelity never reaches the full-fidelity run's final ([\d.]+) \(which that run "
-        r"had after (\d+) s\), so the wall-time saving the old hand-built SmolLM2 example "
-        r"reported \(two thirds or more\) does not hold for compress here; the full-fidelity "
-        r"search passed the multi-fidelity run's final ([\d.]+) after (\d+) s"
-    )
-    yield "never", str(f["mf_reached_full_final_s"]), "None"
-    yield "full final", full_final, f["full_final_hypervolume"]
-    yield "full reached its final", t_full, f["full_reached_its_final_s"]
-    yield "mf final", mf_final, f["mf_final_hypervolume"]
-    reached = next(t for t, h in f["curves"]["full fidelity"] if h >= f["mf_final_hypervolume"])
-    yield "full passed mf final", passed, reached
-    ((full_knap, mf_knap, hv_k, hv_starts, full_adds, mf_adds, mf_from, mf_to, mf_at, full_at),) = (
-        grab(
-            r"per-block errors at full fidelity, ([\d,]+) s from the call to the first trial "
-            r"against (\d+) s, and those 10 Configs alone have hypervolume ([\d.]+), more than "
-            r"the whole multi-fidelity front; its 13 starts have ([\d.]+) and its search adds "
-            r"([\d.]+), where the multi-fidelity search adds ([\d.]+) \(([\d.]+) to ([\d.]+)\)\. "
-            r"Counting the knapsack's measurement, the multi-fidelity run had its final front "
-            r"(\d+) s after its bank was built, the full-fidelity run reached that hypervolume "
-            r"([\d,]+) s after its call began"
+    mf0 = res["pairs"][0]["runs"]["multi-fidelity"]["timing"]
+    yield "hessians s", hess, res["bank"]["hessians_s"]
+    yield "knapsack s", knap, mf0["proxy_to_s"] - mf0["proxy_from_s"]
+    yield "first trial s", first, mf0["first_trial_s"]
+    yield "starts", n_starts, len(mf0["start_trials"])
+    yield "starts done s", starts, mf0["starts_done_s"]
+    yield "same knapsack", str(all(p["same_knapsack"] for p in res["pairs"])), "True"
+    yield "knapsack at the lowest rung", str(res["proxy_budget_seqs"]), str(res["ladder_seqs"][0])
+    pairs = {str(p["seed"]): p for p in res["pairs"]}
+    rows = table("| seed | run (order) |")
+    yield "rows", str(len(rows)), str(2 * len(pairs))
+    for seed, name, knap_s, evals, final, other in rows:
+        label, order = name.rstrip(".)").split(" (")
+        p = pairs[seed]
+        run, f = p["runs"][label], p["from_call_start"]
+        yield f"{seed} {label} order", order, p["order"].index(label) + 1
+        yield f"{seed} {label} knapsack done", knap_s, run["timing"]["proxy_to_s"]
+        rungs = run["rungs"] or [{"evaluations": run["trials"], "mean_s": run["mean_evaluation_s"]}]
+        got = [x.split(" x ") for x in evals.split(", ")]
+        yield f"{seed} {label} rungs", str(len(got)), str(len(rungs))
+        for (count, seconds), rung in zip(got, rungs):
+            yield f"{seed} {label} evaluations", count, rung["evaluations"]
+            yield f"{seed} {label} seconds each", seconds, rung["mean_s"]
+        mf = label == "multi-fidelity"
+        hv, at = final.split(" at ")
+        yield (
+            f"{seed} {label} final",
+            hv,
+            f["mf_final_hypervolume" if mf else "full_final_hypervolume"],
         )
+        yield (
+            f"{seed} {label} final at",
+            at,
+            f["mf_reached_its_final_s" if mf else "full_reached_its_final_s"],
+        )
+        t = f["mf_reached_full_final_s" if mf else "full_reached_mf_final_s"]
+        yield f"{seed} {label} reaches the other's", other, "never" if t is None else t
+    by_seed = [pairs[k] for k in ("0", "1")]
+    ((short0, short1, more, s_mf0, s_full0, less, s_mf1, s_full1),) = grab(
+        r"final hypervolume \(short by ([\d.]+) with seed 0, ([\d.]+) with seed 1\)\. At its "
+        r"own final, counted from each run's first trial, it took (\d+)% more time than the "
+        r"full-fidelity run needed to reach that value with seed 0 \((\d+) s against (\d+) s\) "
+        r"and (\d+)% less with seed 1 \((\d+) s against (\d+) s\)"
     )
-    fk = full["knapsack_vs_front"]
-    mk = res["knapsack_vs_front"]
-    yield "full knapsack s", full_knap, full["timing"]["knapsack_s"]
-    yield "mf knapsack s", mf_knap, mf["knapsack_s"]
-    yield "full knapsack hv", hv_k, fk["hypervolume_knapsack"]
-    yield (
-        "more than the mf front",
-        str(fk["hypervolume_knapsack"] > mk["hypervolume_front"]),
-        "True",
+    for seed, short in zip(("0", "1"), (short0, short1)):
+        f = pairs[seed]["from_call_start"]
+        yield f"{seed} short by", short, f["full_final_hypervolume"] - f["mf_final_hypervolume"]
+    for p, pct, t_mf, t_full, sign in (
+        (by_seed[0], more, s_mf0, s_full0, -1),
+        (by_seed[1], less, s_mf1, s_full1, 1),
+    ):
+        f = p["from_first_trial"]
+        yield "saving at mf final", pct, sign * 100 * f["saving_at_mf_final"]
+        yield "mf at its final", t_mf, f["mf_reached_its_final_s"]
+        yield "full at mf final", t_full, f["full_reached_mf_final_s"]
+    means = [
+        r["rungs"][-1]["mean_s"] if r["rungs"] else r["mean_evaluation_s"]
+        for p in res["pairs"]
+        for r in (p["runs"][n] for n in p["order"])
+    ]
+    ((*evals,),) = grab(
+        r"the same full-budget evaluation averaged ([\d.]+) s, ([\d.]+) s, ([\d.]+) s and "
+        r"([\d.]+) s"
     )
-    yield "full starts hv", hv_starts, fk["hypervolume_starts"]
-    yield "full search adds", full_adds, fk["hypervolume_front"] - fk["hypervolume_starts"]
-    yield "mf search adds", mf_adds, mk["hypervolume_front"] - mk["hypervolume_starts"]
-    yield "mf starts", mf_from, mk["hypervolume_starts"]
-    yield "mf front", mf_to, mk["hypervolume_front"]
-    yield "mf final after bank", mf_at, mf["knapsack_s"] + mf["search_s"]
-    yield "full at mf final", full_at, full["timing"]["knapsack_s"] + reached
+    for text, value in zip(evals, means):
+        yield "full-budget evaluation s", text, value
+    rc = res["rank_check"]
+    ((n, rho1, rho3, best, best3),) = grab(
+        r"(\d+) of the full-fidelity run's Configs measured again at every rung rank the same at "
+        r"1 window as at 9 \(Spearman ([\d.]+); 3 windows ([\d.]+)\), and the promotion "
+        r"order's best (\d+) at 1 window are the best \d+ at 9 windows \((\d+) of \d+ at 3"
+    )
+    yield "rank Configs", n, len(rc["configs"])
+    yield "spearman 1", rho1, rc["spearman_with_full"][0]
+    yield "spearman 3", rho3, rc["spearman_with_full"][1]
+    yield "best third", best, rc["best_third"]
+    yield "best third at 1", best, rc["best_third_overlap_with_full"][0]
+    yield "best third at 3", best3, rc["best_third_overlap_with_full"][1]
 
 
 @check("quantizers.json")
