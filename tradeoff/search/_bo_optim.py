@@ -177,6 +177,8 @@ def _optimize_continuous(acqf: GuardedAcquisition, bounds: Tensor, e: Effort) ->
         base = acqf.X_baseline.repeat_interleave(e.spray_points, dim=0)
         noise = _SPRAY_STD * torch.randn_like(base)
         starts.append((base + noise).clamp(0.0, 1.0))
+        if not e.spread_baseline:  # the earlier start points, baseline included
+            starts.insert(1, acqf.X_baseline)
     candidates = torch.cat(starts).unsqueeze(-2)
     with torch.no_grad():
         values = acqf(candidates)
