@@ -168,6 +168,27 @@ def test_compress_quick(tmp_path):
     assert report["result"]["full_fidelity_run"]["pareto"]
 
 
+def test_compress_fidelity_only_quick(tmp_path):
+    out, bank = tmp_path / "fidelity.json", tmp_path / "bank"
+    args = ["--quick", "--fidelity-only", "--seeds", "0,1", "--n-trials", "8"]
+    run_script("compress.py", out, *args, "--bank", str(bank), "--rank-configs", "3")
+    result = json.loads(out.read_text())["result"]
+    assert not result["bank"]["was_warm"] and any(bank.iterdir())  # built once, then reused
+    assert [p["seed"] for p in result["pairs"]] == [0, 1]
+    assert [p["order"][0] for p in result["pairs"]] == ["multi-fidelity", "full fidelity"]
+    for pair in result["pairs"]:
+        assert pair["same_knapsack"]
+        mf, full = pair["runs"]["multi-fidelity"], pair["runs"]["full fidelity"]
+        assert [r["rung"] for r in mf["rungs"]] == [0, 1] and not full["rungs"]
+        start, first = pair["from_call_start"], pair["from_first_trial"]
+        assert start["offsets_s"][0] > 0 and first["offsets_s"] == [0.0, 0.0]
+        assert start["full_final_hypervolume"] == first["full_final_hypervolume"]
+    assert len(result["rank_check"]["configs"]) == 3
+    assert result["rank_check"]["kl"][0][-1] == pytest.approx(
+        result["rank_check"]["recorded_full_kl"][0], rel=1e-5
+    )
+
+
 def test_quantizers_quick(tmp_path):
     out = tmp_path / "quantizers.json"
     args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]
