@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import statistics
 import subprocess
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -2289,6 +2290,96 @@ def scale_fidelity_after() -> Iterator[Figure]:
     tenths = [x for r in rows.values() for x in r["ms_per_trial_by_tenth"]]
     yield "ms low", lo_ms, min(tenths)
     yield "ms high", hi_ms, max(tenths)
+
+
+@check("proposal_speed_dense.json")
+def proposal_speed_dense() -> Iterator[Figure]:
+    """mobo on a dense observed front, before and after 9268b27, back to back."""
+    rep = load("proposal_speed_dense.json")
+    runs = {"before": rep["before"], "after": rep}
+    header = "| problem (dense front) | observations | before: s per proposal | CPU s | after:"
+    names = {"ZDT1 (d=10)": "zdt1", "DTLZ2 (3 obj.)": "dtlz2"}
+    for label, n, before, before_cpu, after, after_cpu in table(header):
+        key = f"{names[label]}@{n}"
+        for when, wall, cpu in (("before", before, before_cpu), ("after", after, after_cpu)):
+            yield f"{key} {when}", wall, runs[when]["median_s"][key]["mobo"]
+            yield f"{key} {when} CPU", cpu, runs[when]["median_cpu_s"][key]["mobo"]
+    ((old, new, lo, hi, proposals),) = grab(
+        r"before = a clean clone of ([0-9a-f]{7}), after = a clean clone of ([0-9a-f]{7}), "
+        r"back to back, 1-minute load average ([\d.]+)-([\d.]+); (\d+) proposals each"
+    )
+    loads = [
+        r["machine"][f"load_avg_1_5_15_at_{end}"][0]
+        for r in runs.values()
+        for end in ("start", "end")
+    ]
+    for when, commit in (("before", old), ("after", new)):
+        yield f"{when} commit", commit, runs[when]["machine"]["tradeoff_commit"]
+        yield f"{when} clean", str(runs[when]["machine"]["tradeoff_dirty"]), "False"
+        yield f"{when} fill", "front", runs[when]["settings"]["fill"]
+        yield f"{when} proposals", proposals, runs[when]["settings"]["proposals"]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+
+
+@check(
+    "optimizers.json",
+    "optimizers_fast.json",
+    "optimizers_m3.json",
+    "suites.json",
+    "suites_fast.json",
+)
+def proposal_speed_dense_quality() -> Iterator[Figure]:
+    """Hypervolume at 100 evaluations, seeds 0-1, of mobo before and after the dense-front
+    changes (before: the mean of the same seeds' runs in the earlier files)."""
+    old, suites, suites_fast = (
+        load("optimizers.json"),
+        load("suites.json"),
+        load("suites_fast.json"),
+    )
+    fast = {name: load(name) for name in ("optimizers_fast.json", "optimizers_m3.json")}
+
+    def mean(runs: list[dict[str, Any]], key: str) -> float:
+        values = [r[key] for r in runs if r["seed"] in (0, 1)]
+        assert len(values) == 2
+        return statistics.mean(values)
+
+    header = "| problem (100 evaluations, mean of seeds 0-1) | mobo before | after | after in |"
+    for label, before, after, where in table(header):
+        where = where.strip("`").removeprefix("benchmarks/results/")
+        if label in PROBLEM_ROWS:
+            p = PROBLEM_ROWS[label]
+            runs = [r for r in old["runs"] if (r["problem"], r["optimizer"]) == (p, "mobo")]
+            yield f"{label} before", before, mean(runs, "hv_fraction")
+            new = [r for r in fast[where]["runs"] if (r["problem"], r["optimizer"]) == (p, "mobo")]
+            yield f"{label} after", after, mean(new, "hv_fraction")
+            yield f"{label} trials", "100", str(fast[where]["settings"]["n_trials"])
+        else:
+            label = label.removeprefix("suite ")
+            runs = [r for r in suites["runs"] if r["problem"] == label]
+            yield (
+                f"{label} before",
+                before,
+                mean([r for r in runs if r["optimizer"] == "auto"], "score"),
+            )
+            new = [r for r in suites_fast["runs"] if r["problem"] == label]
+            yield f"{label} after", after, mean(new, "score")
+            yield f"{label} file", "suites_fast.json", where
+    for name, commit in grab(r"(optimizers_\w+\.json)`, a clean clone of ([0-9a-f]{7})", count=2):
+        yield f"{name} commit", commit, fast[name]["machine"]["tradeoff_commit"]
+        yield f"{name} clean", str(fast[name]["machine"]["tradeoff_dirty"]), "False"
+    ((two, three),) = grab(
+        r"suites_fast.json` \(contender `auto-fast`\), clean clones of ([0-9a-f]{7}) \(two "
+        r"objectives\) and ([0-9a-f]{7}) \(dtlz2-m3\)"
+    )
+    for label, commit in (("dtlz2-m3", three), ("two objectives", two)):
+        runs = [r for r in suites_fast["runs"] if r["optimizer"] == "auto-fast"]
+        mine = [r for r in runs if (r["problem"] == "dtlz2-m3") == (label == "dtlz2-m3")]
+        yield (
+            f"auto-fast {label} commit",
+            commit,
+            ", ".join(sorted({r["commit"][:7] for r in mine})),
+        )
 
 
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
