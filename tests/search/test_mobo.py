@@ -579,7 +579,7 @@ def test_samples_shrink_with_a_large_baseline_down_to_the_floor() -> None:
     assert _bo_acqf.Effort(mc_budget=None).samples_for(500) == 64
     three = e.for_objectives(3)
     assert three.mc_samples == 16 and three.max_baseline == 48 and three.min_mc_samples == 8
-    assert three.spray_from is None and three.prune_samples == e.prune_samples
+    assert three.spray_from is None and three.prune_samples == e.prune_samples // 2
     assert not three.spread_baseline and e.spread_baseline
 
 

@@ -94,7 +94,7 @@ class Effort:
     mc_samples: int = 64
     mc_budget: int | None = 64 * 24
     min_mc_samples: int = 32
-    prune_samples: int = 128
+    prune_samples: int = 256
     max_baseline: int | None = 48
     spread_baseline: bool = True
     raw_samples: int = 256
@@ -133,6 +133,7 @@ class Effort:
             spray_from=None,
             spread_baseline=False,
             num_restarts=max(1, self.num_restarts // 2),
+            prune_samples=self.prune_samples // 2,
             max_baseline=48 if self.max_baseline is None else min(self.max_baseline, 48),
         )
 
@@ -285,15 +286,17 @@ def build_acquisition(
     known-cost model, guarded; ``warp`` maps the GPs' objective samples back to values."""
     n_con = gps.num_outputs - n_measured
     unwarp = _unwarp(warp, n_measured)
+    dense = False  # a qLogNEHVI baseline thinned to a spread of max_baseline, in that order
     if problem.acquisition == "qlognei":
         inner = _single_objective(gps, train_x, n_con, pending_x, problem, unwarp)
     else:
-        inner = _multi_objective(gps, train_x, n_measured, pending_x, problem, unwarp)
-    # qLogNEHVI's baseline is in spread order
-    spread_first = problem.acquisition == "qlognehvi" and problem.effort.spread_baseline
+        inner, dense = _multi_objective(gps, train_x, n_measured, pending_x, problem, unwarp)
+    # Only on a dense front: spray around a spread of it, and do not score the baseline
+    # itself (a front of 100+ points cost 7 s a proposal there); else as always.
     return GuardedAcquisition(
-        inner, problem.snap, problem.known_feasible, spray_from=problem.effort.spray_from,
-        spread_first=spread_first,
+        inner, problem.snap, problem.known_feasible,
+        spray_from=problem.effort.spray_from if dense else None, spread_first=dense,
+        score_baseline=not dense,
     )  # fmt: skip
 
 
@@ -358,9 +361,10 @@ def _multi_objective(
     pending_x: Tensor | None,
     problem: Problem,
     unwarp: TensorFn | None,
-) -> AcquisitionFunction:
-    """qLogNEHVI (baseline pruned to likely Pareto points, thinned to a spread subset when
-    there are more than ``max_baseline``, in spread order) or qLogNParEGO."""
+) -> tuple[AcquisitionFunction, bool]:
+    """qLogNEHVI (baseline pruned to likely Pareto points; a dense front, more of them than
+    ``max_baseline``, thinned to a spread subset in spread order, with fewer samples) or
+    qLogNParEGO; and whether the baseline was thinned so."""
     e = problem.effort
     model, sampler_of, outcomes = _joint_model(gps, n_measured, problem)
     objective: MCMultiOutputObjective = IdentityMCMultiOutputObjective(outcomes=outcomes)
@@ -371,7 +375,7 @@ def _multi_objective(
         return qLogNParEGO(
             model, train_x, sampler=sampler_of(e.mc_samples), objective=objective,
             constraints=constraints, X_pending=pending_x, prune_baseline=True, cache_root=False,
-        )  # fmt: skip
+        ), False  # fmt: skip
     assert problem.ref_point is not None  # set by MOBOSampler for several objectives
     cap, max_frac = e.max_baseline, 1.0
     if cap is not None and not e.spread_baseline:  # the likeliest Pareto points
@@ -380,17 +384,23 @@ def _multi_objective(
         model, train_x, problem.ref_point, objective=objective, constraints=constraints,
         num_samples=e.prune_samples, max_frac=max_frac,
     )  # fmt: skip
-    if len(baseline) and e.spread_baseline:  # empty: no observation inside the reference
+    # A dense front (more likely Pareto points than the cap; empty: no observation inside the
+    # reference point) is thinned to a spread subset, in spread order (GuardedAcquisition
+    # sprays around its first spray_from points), with fewer samples; other baselines are
+    # used whole, as before the cap (thinning them cost constrained CF2 0.14-0.28).
+    dense = bool(e.spread_baseline and cap is not None and len(baseline) > cap)
+    samples = e.mc_samples
+    if dense and cap is not None:
         with torch.no_grad():
             mean = model.posterior(baseline).mean  # type: ignore[attr-defined]
             means = objective(mean.unsqueeze(0), baseline)[0]
-        # in spread order (GuardedAcquisition sprays around the first spray_from points)
-        baseline = baseline[spread(means, cap or len(baseline))]
+        baseline = baseline[spread(means, cap)]
+        samples = e.samples_for(len(baseline))
     return qLogNoisyExpectedHypervolumeImprovement(
-        model, problem.ref_point, baseline, sampler=sampler_of(e.samples_for(len(baseline))),
+        model, problem.ref_point, baseline, sampler=sampler_of(samples),
         objective=objective, constraints=constraints, X_pending=pending_x,
         cache_root=problem.known_values is None,  # unsupported with the exact model
-    )  # fmt: skip
+    ), dense  # fmt: skip
 
 
 def spread(values: Tensor, k: int) -> Tensor:

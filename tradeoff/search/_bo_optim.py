@@ -53,6 +53,7 @@ class GuardedAcquisition(AcquisitionFunction):
         feasible: ``(N, d) -> (N,)`` bool, or ``None`` when there is no known constraint.
         spray_from: At most this many baseline points to spray around; ``None``: all.
         spread_first: The baseline's first points are a spread of it: spray around those.
+        score_baseline: Score the baseline points themselves among the starting points.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class GuardedAcquisition(AcquisitionFunction):
         feasible: TensorFn | None,
         spray_from: int | None = None,
         spread_first: bool = False,
+        score_baseline: bool = True,
     ):
         super().__init__(model=acqf.model)
         self.acqf, self.snap, self.feasible = acqf, snap, feasible
@@ -71,7 +73,7 @@ class GuardedAcquisition(AcquisitionFunction):
             if not spread_first:
                 pick = torch.randperm(len(base), device=base.device)
             base = base[pick[:spray_from]]
-        self.X_baseline = base
+        self.X_baseline, self.score_baseline = base, score_baseline
 
     def forward(self, X: Tensor) -> Tensor:
         flat = X.reshape(-1, X.shape[-1])
@@ -169,7 +171,7 @@ def _optimize_mixed(acqf: GuardedAcquisition, bounds: Tensor, problem: Problem) 
 def _optimize_continuous(acqf: GuardedAcquisition, bounds: Tensor, e: Effort) -> Tensor:
     """L-BFGS-B from the best of random points and sprays around (a subset of) the baseline
     (optima often sit next to observed Pareto points, e.g. on a face of the cube that random
-    points miss). Baseline points themselves are not scored: they improve on nothing.
+    points miss); the baseline points themselves too, except on a dense front.
     """
     raw = draw_sobol_samples(bounds, n=e.raw_samples, q=1)[:, 0]
     starts = [raw]
@@ -177,7 +179,7 @@ def _optimize_continuous(acqf: GuardedAcquisition, bounds: Tensor, e: Effort) ->
         base = acqf.X_baseline.repeat_interleave(e.spray_points, dim=0)
         noise = _SPRAY_STD * torch.randn_like(base)
         starts.append((base + noise).clamp(0.0, 1.0))
-        if not e.spread_baseline:  # the earlier start points, baseline included
+        if acqf.score_baseline:  # the baseline itself too (not on a dense front)
             starts.insert(1, acqf.X_baseline)
     candidates = torch.cat(starts).unsqueeze(-2)
     with torch.no_grad():
