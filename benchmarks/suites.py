@@ -387,12 +387,14 @@ def summarize(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
 
 
 def versus(score: dict[str, dict[str, Any]], seeds: int) -> dict[str, dict[str, Any]]:
-    """Per problem with every contender at ``seeds`` seeds: auto's median minus the best
-    anchor's (negative: auto loses)."""
+    """Per problem with auto and every anchor at ``seeds`` seeds: auto's median minus the
+    best anchor's (negative: auto loses). Other contenders (earlier versions of auto, kept
+    beside it) may have fewer seeds."""
     table = {}
     for p, row in score.items():
         anchors = {o: v["median"] for o, v in row.items() if o in ANCHORS}
-        if "auto" not in row or not anchors or any(len(v["seeds"]) < seeds for v in row.values()):
+        compared = [v for o, v in row.items() if o == "auto" or o in ANCHORS]
+        if "auto" not in row or not anchors or any(len(v["seeds"]) < seeds for v in compared):
             continue
         best = max(anchors, key=lambda o: anchors[o])
         auto = row["auto"]["median"]

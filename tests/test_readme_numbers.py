@@ -1955,7 +1955,8 @@ def public_suites() -> Iterator[Figure]:
             yield f"{problem} {column} q75", q75, got["q75"]
             yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(3)))
         contenders = ("auto", *SUITE_ANCHORS)
-        (raw,) = [line for line in README.splitlines() if line.startswith(f"| {problem} |")]
+        rows_of = [line for line in README.splitlines() if line.startswith(f"| {problem} |")]
+        (raw,) = [line for line in rows_of if " [" in line]  # the table with IQRs
         marked = [c.strip() for c in raw.strip("|").split("|")[1:]]
         bold = [c for c, cell in zip(SUITE_COLUMNS.values(), marked) if cell.startswith("**")]
         top = max(contenders, key=lambda o: score[problem][o]["median"])
@@ -1991,11 +1992,7 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
         yield f"{column} commit", str(sorted(want)), str(sorted({r["commit"][:7] for r in runs}))
         dirty = [s for s in rep["sessions"] if s.get("tradeoff_commit") in want]
         yield f"{column} clean", "[]", str([s["command"] for s in dirty if s["tradeoff_dirty"]])
-    search = subprocess.run(
-        ["git", "log", "--oneline", f"{commit}..HEAD", "--", "tradeoff/search"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    yield "auto column is today's mobo", "", search.stdout.strip()
+    yield from _suites_reruns(rep)
     between = subprocess.run(
         ["git", "log", "--oneline", f"{other}..{first}", "--", "tradeoff/search"],
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -2017,6 +2014,56 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
     anchors = ("optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random")
     cheap = [v for c in cols for o, v in c.items() if o in anchors]
     yield "the others under the bound", str(max(cheap) < float(others)), "True"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _suites_reruns(rep: dict[str, Any]) -> Iterator[Figure]:
+    """mobo's versions since the table's: which code each rerun ran, and its scores per seed."""
+    ((today,),) = grab(r"Today's mobo \(([0-9a-f]{7})\)")
+    yield "today's mobo", today, _git("log", "-1", "--format=%h", "--", "tradeoff/search")
+    ((clone, first),) = grab(
+        r"a clean clone of ([0-9a-f]{7}), whose `tradeoff/search` is ([0-9a-f]{7})'s"
+    )
+    yield "1f94bdc's search in the clone", "", _git("diff", first, clone, "--", "tradeoff/search")
+    labels = {
+        "auto (df7dd28)": "auto",
+        f"mobo at {first}": f"auto-{first}",
+        f"mobo at {today}": f"auto-{today}",
+    }
+    for label, want in ((f"auto-{first}", clone), (f"auto-{today}", today)):
+        runs = [r for r in rep["runs"] if r["optimizer"] == label]
+        yield f"{label} commit", str({want}), str({r["commit"][:7] for r in runs})
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rep["runs"]:
+        scores.setdefault((r["problem"], r["optimizer"]), {})[r["seed"]] = r["score"]
+    header = "| suite problem | auto (df7dd28) | mobo at "
+    (raw,) = [line for line in README.splitlines() if line.startswith(header)]
+    columns = [c.strip() for c in raw.strip().strip("|").split("|")][1:-1]
+    for problem, *cells in table(header):
+        for column, cell in zip(columns, cells):
+            got = scores.get((problem, labels[column]), {})
+            texts = [] if cell == "-" else cell.split(", ")
+            yield f"{problem} {column} seeds", str(len(texts)), str(len(got))
+            for seed, text in enumerate(texts):
+                yield f"{problem} {column} seed {seed}", text, got[seed]
+        yield f"{problem} random", cells[-1], rep["score"][problem]["optuna-random"]["median"]
+    mine = [r for r in rep["runs"] if r["optimizer"] == f"auto-{today}"]
+    same = sum(r["score"] == scores[r["problem"], "auto"][r["seed"]] for r in mine)
+    ((n_same, n_runs),) = grab(r"(\w+) of its (\w+) runs reproduce df7dd28's scores exactly")
+    words = {"three": 3, "four": 4, "two": 2, "one": 1, "all": len(mine)}
+    yield "runs reproduced exactly", str(words[n_same]), str(same)
+    yield "runs", str(words[n_runs]), str(len(mine))
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the reruns' cells' ends")
+    loads = [
+        r["load_1min"] for r in rep["runs"] if r["optimizer"] in set(labels.values()) - {"auto"}
+    ]
+    yield "reruns least load", lo, min(loads)
+    yield "reruns most load", hi, max(loads)
 
 
 def _suites_targets(rep: dict[str, Any]) -> Iterator[Figure]:
