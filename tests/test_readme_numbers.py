@@ -1993,11 +1993,8 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
         dirty = [s for s in rep["sessions"] if s.get("tradeoff_commit") in want]
         yield f"{column} clean", "[]", str([s["command"] for s in dirty if s["tradeoff_dirty"]])
     yield from _suites_reruns(rep)
-    between = subprocess.run(
-        ["git", "log", "--oneline", f"{other}..{first}", "--", "tradeoff/search"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    yield "auto before: the same mobo in both commits", "", between.stdout.strip()
+    between = _git("log", "--oneline", f"{other}..{first}", "--", "tradeoff/search")
+    yield "auto before: the same mobo in both commits", "", between
     loads = [r["load_1min"] for r in rep["runs"] if r["optimizer"] == "auto"]
     ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the cells' ends")
     yield "auto least load", lo, min(loads)

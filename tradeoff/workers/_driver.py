@@ -261,10 +261,13 @@ class Driver:
         self._fail(spare.trial.number, "interrupted", reason, None, {})
         self._requeue(spare.trial.params, retry_attrs(spare.trial.number, spare.trial.user_attrs))
 
+    def _live(self) -> list[_InFlight]:
+        """This driver's live trials: in flight, and the one asked ahead."""
+        return [*self._in_flight.values(), *([self._spare] if self._spare else [])]
+
     def _ours(self) -> set[int]:
-        """Numbers of this driver's live trials: in flight, or asked ahead."""
-        spare = () if self._spare is None else (self._spare.trial.number,)
-        return {*self._in_flight, *spare}
+        """Numbers of this driver's live trials (see ``_live``)."""
+        return {f.trial.number for f in self._live()}
 
     def _budget_full(self) -> bool:
         """Whether done and running trials (any driver's) hold all of ``n_trials``. Before this
@@ -550,8 +553,7 @@ class Driver:
         now = time.monotonic()
         if self._heartbeat and now - self._last_beat >= self._beat_s / 2:
             self._last_beat = now
-            live = [*self._in_flight.values(), *([self._spare] if self._spare else [])]
-            ids = [f.trial_id for f in live if f.trial_id is not None]
+            ids = [f.trial_id for f in self._live() if f.trial_id is not None]
             record_heartbeats(self.storage, ids)  # one transaction on a database
         if self._heartbeat and now - self._last_recover >= self._grace_s:
             self._last_recover = now
