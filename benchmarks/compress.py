@@ -37,9 +37,9 @@ the time per evaluation at each rung and the promotions; then, on one full-fidel
 Configs, each measured again at every rung: how well the low rungs rank them (Spearman, and
 which the promotion rule would keep). ``--eval-seqs`` sets the held-out windows (the full
 budget); the calibration windows stay the same, so one bank serves every ``--eval-seqs``.
-compress collects GPTQ's calibration Hessians on every call, even when the bank holds every
-entry (minutes on 2 cores); here they are collected once, timed (``hessians_s``), and reused by
-every later call of the process, so neither run's times include them.
+GPTQ's calibration Hessians are collected (minutes on 2 cores) only by a call whose bank lacks
+an entry (the first, on a cold bank); the time and the number of collections are recorded
+(``hessians_s``, ``hessian_collections``), so neither run's times include them.
 
     python benchmarks/compress.py --fidelity-only --bank /tmp/bank --seeds 0,1
     python benchmarks/compress.py --fidelity-only --bank /tmp/bank --seeds 0,1 --eval-seqs 36 \
@@ -73,6 +73,7 @@ from benchmarks.optimizers import recorded, write_report  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "compress.json"
 FIDELITY_OUT = ROOT / "benchmarks" / "results" / "compress_fidelity.json"
+WARM_OUT = ROOT / "benchmarks" / "results" / "compress_warm_bank.json"
 FIRST_EVAL_SEQS = 9  # held-out windows before the calibration windows (the default eval set)
 KNAPSACK_BUDGETS = 10  # compress's proxy_starts default: budgets from the cheapest level up
 CHECKPOINTS = 6  # points of the hypervolume-over-time table
@@ -94,6 +95,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fidelity-only", action="store_true",
         help="only multi- against full fidelity (GPTQ, warm bank, same knapsack), per seed",
     )  # fmt: skip
+    parser.add_argument(
+        "--warm-calls", type=int, default=0,
+        help="only: this many one-trial GPTQ calls on --bank in a row, each timed, with the "
+        "Hessian collections it made (a bank warm from an earlier call needs none)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     parser.add_argument("--bank", type=Path, default=None, help="bank directory to reuse")
     parser.add_argument(
@@ -106,7 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = FIDELITY_OUT if args.fidelity_only else DEFAULT_OUT
+        args.out = (
+            WARM_OUT if args.warm_calls else FIDELITY_OUT if args.fidelity_only else DEFAULT_OUT
+        )
     if args.quick:  # budget above the cheapest level, so the knapsack has a range to spread
         args.n_trials, args.seq_len, args.eval_seqs, args.calibration_seqs = 16, 32, 3, 8
         args.budget_bits = 8
@@ -204,20 +212,28 @@ def _primary(
     }
 
 
-# Multi- against full fidelity, alone -----------------------------------------------------------
-def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
-    """Per seed, the same GPTQ call with the default ladder and with ``fidelity=False``: warm
-    bank, the same knapsack budget, the same trials, optimizer and seed (see the docstring)."""
+def _gptq_setup(args: argparse.Namespace) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """The fidelity runs' model (SmolLM2-135M; ``--quick``: its first 2 blocks), held-out and
+    calibration windows, and GPTQ quantize spec."""
     import _smollm2_data as data
-
-    from tradeoff.objectives import KLToDense
 
     model = data.load_model()
     if args.quick:
         _keep_blocks(model, 2)
     held_out, calibration = _windows(args)
     bits = (4, 8) if args.quick else (3, 4, 5, 6, 8)
-    quantize = {"bits": bits, "method": "gptq", "granularity": "group", "group_size": 64}
+    return model, held_out, calibration, {
+        "bits": bits, "method": "gptq", "granularity": "group", "group_size": 64,
+    }  # fmt: skip
+
+
+# Multi- against full fidelity, alone -----------------------------------------------------------
+def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
+    """Per seed, the same GPTQ call with the default ladder and with ``fidelity=False``: warm
+    bank, the same knapsack budget, the same trials, optimizer and seed (see the docstring)."""
+    from tradeoff.objectives import KLToDense
+
+    model, held_out, calibration, quantize = _gptq_setup(args)
     budget_mb = _uniform_size(model, quantize, args.budget_bits)
     reference = [1.0, budget_mb]
     from tradeoff._compress import _ladder
@@ -248,6 +264,7 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         out["bank"] = {
             "was_warm": warm, "call_s": time.perf_counter() - t0, "hessians_s": once["s"],
         }  # fmt: skip
+        n_before = once["n"]
         print(f"bank {'warm' if warm else 'built'}: {out['bank']['call_s']:.0f} s", flush=True)
         pairs, rank_check = [], None
         for i, seed in enumerate(args.seeds):
@@ -278,33 +295,66 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
             if rank_check is None and args.rank_configs:
                 rank_check = rank_agreement(full[0], model, held_out, ladder, args.rank_configs)
                 print(_rank_line(rank_check), flush=True)
+        out["bank"]["hessian_collections_after_it"] = once["n"] - n_before  # expected: 0
     out["pairs"] = pairs
     out["summary"] = _fidelity_summary(pairs)
     out["rank_check"] = rank_check
     return out
 
 
+def run_warm_calls(args: argparse.Namespace) -> dict[str, Any]:
+    """``--warm-calls`` one-trial calls of the fidelity runs' GPTQ compress on one bank: the
+    first builds what the bank lacks (and collects the Hessians if it does), the later ones
+    only check it; each call's seconds and Hessian collections."""
+    import tradeoff
+    from tradeoff.objectives import KLToDense
+
+    model, held_out, calibration, quantize = _gptq_setup(args)
+    calls = []
+    with tempfile.TemporaryDirectory(prefix="compress-warm-") as tmp, _hessians_once() as once:
+        bank = args.bank or Path(tmp) / "bank"
+        entries = lambda: sum(1 for p in bank.glob("*.safetensors")) if bank.is_dir() else 0  # noqa: E731
+        for k in range(args.warm_calls):
+            n, before, t0 = once["n"], entries(), time.perf_counter()
+            tradeoff.compress(
+                model, quality=KLToDense(held_out), calibration=calibration,
+                quantize={**quantize, "bank": bank}, drop_blocks=True, n_trials=1,
+                fidelity=False, baselines=False, seed=0, show_progress=False,
+                storage=f"sqlite:///{Path(tmp) / 'warm.db'}", study_name=f"call-{k}",
+            )  # fmt: skip
+            calls.append({
+                "call": k, "call_s": time.perf_counter() - t0,
+                "hessian_collections": once["n"] - n,
+                "hessians_s": once["s"] if once["n"] > n else None,
+                "entries_built": entries() - before, "load_avg_1_at_end": _load(),
+            })  # fmt: skip
+            print(calls[-1], flush=True)
+        kept = len(list(bank.glob("hessians-*.json")))
+    return {
+        "model": "SmolLM2-135M, first 2 blocks" if args.quick else "SmolLM2-135M",
+        "calibration_tokens": int(calibration.numel()), "bits": list(quantize["bits"]),
+        "bank_was_given": args.bank is not None, "hessian_digest_files": kept, "calls": calls,
+    }  # fmt: skip
+
+
 @contextlib.contextmanager
 def _hessians_once() -> Iterator[dict[str, Any]]:
-    """GPTQ's calibration Hessians collected once (timed: ``s``), then copies for every later
-    call with the same model, layers and calibration."""
-    from tradeoff.spaces import _quant
+    """Times GPTQ's Hessian collections (``s``: the last one's seconds; ``n``: how many)."""
+    from tradeoff.spaces._quantizers import HessianSource
 
-    real, cache, info = _quant._hessians, {}, {"s": None}
+    real, info = HessianSource.collect, {"s": None, "n": 0}
 
-    def once(model: Any, layers: Any, calibration: Any, device: Any) -> Any:
-        key = (id(model), tuple(layers), calibration.data_ptr(), tuple(calibration.shape))
-        if key not in cache:
-            t = time.perf_counter()
-            cache[key] = real(model, layers, calibration, device)
-            info["s"] = time.perf_counter() - t
-        return {k: v.clone() for k, v in cache[key].items()}
+    def timed(source: HessianSource) -> Any:
+        t = time.perf_counter()
+        found = real(source)
+        info["s"], info["n"] = time.perf_counter() - t, info["n"] + 1
+        return found
 
-    _quant._hessians = once
+    HessianSource.collect = timed  # type: ignore[method-assign]
     try:
         yield info
     finally:
-        _quant._hessians = real
+        HessianSource.collect = real  # type: ignore[method-assign]
 
 
 def _knapsack_keys(result: Any) -> list[Any]:
@@ -782,6 +832,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.warm_calls:
+        report = recorded(args, lambda: run_warm_calls(args), packages=("transformers",))
+        for call in report["result"]["calls"]:
+            print(
+                f"call {call['call']}: {call['call_s']:.1f} s, Hessian collections "
+                f"{call['hessian_collections']} ({call['hessians_s'] or 0:.1f} s), "
+                f"bank entries built {call['entries_built']}"
+            )
+        write_report(report, args.out)
+        print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
+        return 0
     if args.fidelity_only:
         report = recorded(args, lambda: run_fidelity(args), packages=("transformers",))
         report["machine"]["load_avg_1_at_end"] = _load()

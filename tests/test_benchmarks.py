@@ -174,6 +174,7 @@ def test_compress_fidelity_only_quick(tmp_path):
     run_script("compress.py", out, *args, "--bank", str(bank), "--rank-configs", "3")
     result = json.loads(out.read_text())["result"]
     assert not result["bank"]["was_warm"] and any(bank.iterdir())  # built once, then reused
+    assert result["bank"]["hessians_s"] > 0 and result["bank"]["hessian_collections_after_it"] == 0
     assert [p["seed"] for p in result["pairs"]] == [0, 1]
     assert [p["order"][0] for p in result["pairs"]] == ["multi-fidelity", "full fidelity"]
     for pair in result["pairs"]:
@@ -187,6 +188,15 @@ def test_compress_fidelity_only_quick(tmp_path):
     assert result["rank_check"]["kl"][0][-1] == pytest.approx(
         result["rank_check"]["recorded_full_kl"][0], rel=1e-5
     )
+
+
+def test_compress_warm_calls_quick(tmp_path):
+    out = tmp_path / "warm.json"
+    run_script("compress.py", out, "--quick", "--warm-calls", "2")
+    calls = json.loads(out.read_text())["result"]["calls"]
+    # The first call builds the bank, collecting the Hessians once; the second collects none.
+    assert [c["hessian_collections"] for c in calls] == [1, 0]
+    assert calls[0]["entries_built"] > 0 and calls[1]["entries_built"] == 0
 
 
 def test_quantizers_quick(tmp_path):

@@ -100,6 +100,35 @@ def test_llama_gptq_kl_blocks_and_budget(llama, ids, tmp_path):
     assert (result.pareto["size_mb"] <= 0.12).all()
 
 
+def test_a_second_call_on_a_warm_bank_collects_no_hessians(llama, ids, tmp_path, monkeypatch):
+    # Collecting GPTQ's Hessians is a pass of the model over the calibration set (minutes for
+    # a real language model); a call whose bank holds every entry makes none, resumes too.
+    from tradeoff.spaces import _calibration
+
+    passes, real = [], _calibration.collect_hessians
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_calibration, "collect_hessians", counted)
+    kw = {
+        "quantize": {"bits": (4, 8), "method": "gptq", "bank": tmp_path / "bank"},
+        "drop_blocks": True, "fidelity": False, "baselines": False, "seed": 0, **QUIET,
+        "storage": f"sqlite:///{tmp_path / 's.db'}",
+    }  # fmt: skip
+    first = tradeoff.compress(llama, quality=KLToDense(ids), n_trials=2, study_name="a", **kw)
+    assert len(passes) == 1
+    again = tradeoff.compress(llama, quality=KLToDense(ids), n_trials=2, study_name="b", **kw)
+    resumed = tradeoff.compress(llama, quality=KLToDense(ids), n_trials=3, study_name="a", **kw)
+    assert len(passes) == 1 and len(resumed.trials) == 3
+    assert again.trials["kl"].tolist() == first.trials["kl"].tolist()  # the same entries
+    row = resumed.trials.iloc[-1]
+    quality = KLToDense(ids)
+    quality.prepare(llama)
+    assert quality.measure(resumed.model(int(row["trial"]))) == pytest.approx(row["kl"], rel=1e-6)
+
+
 def test_llama_rtn_without_fidelity_starts_from_uniform_levels(llama, ids):
     result = tradeoff.compress(
         llama, quality=KLToDense(ids), quantize={"bits": (4, 8)}, fidelity=False,

@@ -132,6 +132,72 @@ def test_a_second_space_reads_the_bank_instead_of_recomputing(tmp_path):
     assert again.quantizer.bank.built == 0 and again.quantizer.bank.loaded > 0
 
 
+@pytest.fixture
+def collections(monkeypatch):
+    """Each collect_hessians call's layers, in order."""
+    calls, real = [], collect_hessians
+
+    def counted(model, batches, *, layers, device=None):
+        calls.append(list(layers))
+        return real(model, batches, layers=layers, device=device)
+
+    monkeypatch.setattr("tradeoff.spaces._calibration.collect_hessians", counted)
+    return calls
+
+
+def test_a_warm_bank_collects_no_hessians_and_gives_the_same_keys(tmp_path, collections):
+    model = tiny_llama()
+    first = gptq_space(model, tmp_path)
+    first.build(model)
+    assert len(collections) == 1
+    # The same model and calibration (another tensor of equal bytes, or the same batches as
+    # an iterable, even a generator, read once) find every entry: no model pass.
+    again = gptq_space(model, tmp_path, calibration=token_ids(64, seed=1).clone())
+    batches = gptq_space(model, tmp_path, calibration=(b for b in token_ids(64, seed=1).split(8)))
+    assert again.build(model) == 0 and batches.build(model) == 0 and len(collections) == 1
+    config = again.sample(4)
+    assert same_weights(again.apply(model, config), first.apply(model, config))
+    assert not again.quantizer.hessians and again.quantizer.bank.built == 0
+    # A level no entry has yet: its Hessians are collected, once, where it is first needed.
+    wider = gptq_space(model, tmp_path, bits=(3, 4, 5, 8))
+    assert len(collections) == 2  # for_model collects up front: it fails early on bad data
+    assert wider.build(model) == sum(len(g) for g in wider.groups.values())
+    assert len(collections) == 2
+
+
+def test_a_lazy_space_merged_after_pruning_collects_when_a_pruned_entry_is_missing(
+    tmp_path, collections
+):
+    model = tiny_llama()
+    gptq_space(model, tmp_path).build(model)
+    prune = PruningSpace.for_model(
+        model, sparsity=(0.0, 0.5), include="*.mlp.*", sample_input=token_ids(8, seed=2)[:1]
+    )
+    space = SearchSpace.merge(prune=prune, quant=gptq_space(model, tmp_path))
+    space.children["quant"].build(model)
+    assert len(collections) == 1  # the first space's
+    config = {k: v.values[-1] for k, v in space.items()}  # 8 bits, 0.5 sparsity: masked
+    out = space.apply(model, config)  # masked entries are new: the Hessians are needed now
+    assert len(collections) == 2
+    eager = SearchSpace.merge(prune=prune, quant=gptq_space(model, None))
+    assert same_weights(out, eager.apply(model, config))
+    # Shipped to a worker, a lazy space takes its Hessians along (collected first if needed).
+    lazy = SearchSpace.merge(prune=prune, quant=gptq_space(model, tmp_path))
+    lazy.children["quant"].build(model)
+    worker = pickle.loads(pickle.dumps(lazy))
+    assert worker.children["quant"].quantizer.hessians and len(collections) == 4
+
+
+def test_hessians_are_never_collected_from_a_model_changed_in_place(tmp_path):
+    model = tiny_llama()
+    gptq_space(model, tmp_path).build(model)
+    space = gptq_space(model, tmp_path)  # lazy: the bank has every entry
+    with torch.no_grad():  # say, a training step after the space was built
+        model.model.layers[1].mlp.up_proj.weight.mul_(1.01)
+    with pytest.raises(RuntimeError, match="weights changed since its QuantizationSpace"):
+        space.apply(model, {k: 4 for k in space})  # the changed layer's entries are new
+
+
 def test_changed_weights_or_calibration_are_new_entries_never_stale_ones(tmp_path):
     model = tiny_llama()
     gptq_space(model, tmp_path).build(model)

@@ -14,6 +14,12 @@ method. The bank computes each such entry once and keeps it:
   Each file records its key, its format and a SHA-256 of what it stores; a file whose key,
   format or checksum does not match is logged, rebuilt and replaced, never used.
 
+GPTQ entries are keyed by their Hessian's digest; collecting the Hessians is a pass of the model
+over the calibration data (minutes for a language model on CPU), so the bank also keeps, per
+calibration (a digest of the model's state and the calibration batches), the digests of its
+layers' Hessians in a small JSON file: a space built again on the same model and data finds its
+keys there, and collects nothing when every entry it lists is in the bank.
+
 Several processes (Ray workers on one node, or on nodes sharing the directory) may build the
 same entry: a lock file per entry makes the second wait for the first and read its result, so
 each entry is computed once.
@@ -249,7 +255,43 @@ class VariantBank:
             )  # fmt: skip
         return removed, freed
 
+    def hessian_digests(self, calibration: str) -> dict[str, str] | None:
+        """Layer -> Hessian digest kept for the calibration digest ``calibration`` (see
+        :class:`~tradeoff.spaces._quantizers.HessianSource`), or ``None``: memory-only bank,
+        none kept, or a file that does not read back as written."""
+        if self.directory is None:
+            return None
+        try:
+            found = json.loads(self._hessians_path(calibration).read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(found, dict) and found.get("calibration") == calibration
+        digests = found.get("digests") if ok else None
+        if not isinstance(digests, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in digests.items()
+        ):
+            return None
+        return digests
+
+    def keep_hessian_digests(self, calibration: str, digests: dict[str, str]) -> None:
+        """Keep ``digests`` (layer -> Hessian digest) for the calibration digest
+        ``calibration``, merged with those already kept (written whole or not at all)."""
+        if self.directory is None:
+            return
+        path = self._hessians_path(calibration)
+        with self._file_lock(path.stem):  # not self._lock: get() may hold it, collecting
+            merged = {**(self.hessian_digests(calibration) or {}), **digests}
+            text = json.dumps({"calibration": calibration, "digests": merged}, sort_keys=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+
     # Files ----------------------------------------------------------------------------------
+    def _hessians_path(self, calibration: str) -> Path:
+        assert self.directory is not None
+        return self.directory / f"hessians-{calibration[:40]}.json"
+
     def _path(self, key: str) -> Path:
         assert self.directory is not None
         return self.directory / f"{key}.safetensors"

@@ -16,11 +16,13 @@ Layers sharing one weight tensor are tied automatically.
 
 How int levels are computed (``method=``): ``"rtn"`` rounds each weight to nearest (data-free,
 microseconds); ``"gptq"`` (:func:`~tradeoff.spaces._gptq.gptq_quantize`) rounds column by column
-with error feedback weighted by each layer's calibration Hessian, collected once from
-``calibration=`` when the space is built; ``"hqq"`` (the ``hqq`` package, data-free) fits each
-group's scale and zero-point by half-quadratic optimization. Float formats (fp8, fp4) always
-round to nearest. Calibrated levels are computed once per (layer weight, level) into a
-:class:`~tradeoff.spaces._bank.VariantBank` and read back on every apply, so trials only assemble.
+with error feedback weighted by each layer's calibration Hessian, collected from
+``calibration=`` in one pass of the model when the space is built, unless the bank already
+holds every entry for that model and calibration (then never); ``"hqq"`` (the ``hqq``
+package, data-free) fits each group's scale and zero-point by half-quadratic optimization.
+Float formats (fp8, fp4) always round to nearest. Calibrated levels are computed once per
+(layer weight, level) into a :class:`~tradeoff.spaces._bank.VariantBank` and read back on every
+apply, so trials only assemble.
 
 Quantization is simulated (quantize-dequantize in place, keeping dtype and device), the standard
 way to evaluate mixed precision anywhere; :func:`to_int8_runtime` gives real int8 CPU kernels.
@@ -61,6 +63,7 @@ from tradeoff.spaces._params import Choice, Ordinal, Parameter
 from tradeoff.spaces._quantizers import (
     _FLOAT_BITS,
     METHODS,
+    HessianSource,
     Quantizer,
     _blocks,
     _build_layer,
@@ -68,7 +71,6 @@ from tradeoff.spaces._quantizers import (
     _check_method,
     _fake_quantize,
     _float_weight,
-    _hessians,
     _int_rows,
     describe,
     quantize_weight,
@@ -176,7 +178,10 @@ class QuantizationSpace(ModelSpace):
                 language model, images ``[n, c, h, w]`` for a CNN) or an iterable of batches
                 (``model(batch)``, ``model(*batch)`` or ``model(**batch)``). Give each layer
                 many times more rows (tokens) than it has inputs: below 8x, GPTQ can lose to
-                RTN on new data (a warning names the number needed).
+                RTN on new data (a warning names the number needed). An iterable is read
+                once, here, and its batches kept for the Hessians; when the bank already has
+                every entry of this model and calibration (by a digest of both), no pass of
+                the model is made at all.
             symmetric: Zero-point 0 (the int grid of RTN here) or an asymmetric grid with a
                 zero-point per scale (stored, counted in ``n_scales``). Default: symmetric,
                 asymmetric for HQQ (its only grid).
@@ -216,9 +221,29 @@ class QuantizationSpace(ModelSpace):
             _check_layers(method, layers, options)
             directory = default_directory() if bank == "auto" else bank
             quantizer.bank = VariantBank(directory)  # checks the directory is writable
-            if method == "gptq":
-                quantizer.hessians = _hessians(model, layers, calibration, device)
-        return cls(groups=groups, options=options, quantizer=quantizer)
+        space = cls(groups=groups, options=options, quantizer=quantizer)
+        if method == "gptq":
+            source = HessianSource(model, layers, calibration, device)
+            # A warm bank needs no Hessians; otherwise collect them now, where a calibration
+            # the model cannot run fails before anything else is done.
+            quantizer.calibrate(source, now=not space._in_bank(model, source))
+        return space
+
+    def _in_bank(self, model: nn.Module, source: HessianSource) -> bool:
+        """Whether the bank knows ``source``'s Hessians (by their digests) and holds every
+        (layer, level) entry a :meth:`build` lists (by name; :meth:`build` verifies them)."""
+        q = self.quantizer
+        if not q.known_digests(source):
+            return False
+        for name in (n for layers in self._groups.values() for n in layers):
+            module = find_module(model, name)
+            weight = _float_weight(module) if module is not None else None
+            assert weight is not None  # for_model checked every layer
+            digest = tensor_digest(weight)
+            for info in (i for i in self.levels() if q.uses_bank(i)):
+                if q.key(name, digest, info, False) not in q.bank:
+                    return False
+        return True
 
     @property
     def groups(self) -> Mapping[str, tuple[str, ...]]:
@@ -286,6 +311,7 @@ class QuantizationSpace(ModelSpace):
         # Layers with the same inputs (one Hessian: q, k, v; gate, up) and the same missing
         # levels are one job, swept by GPTQ as one stack.
         jobs: dict[Any, list[tuple[str, torch.Tensor, list[tuple[QuantInfo, str]]]]] = {}
+        # (_hessian_digest collects the Hessians, only once some entry is missing.)
         for name in (n for layers in self._groups.values() for n in layers):
             module = find_module(model, name)
             weight = _float_weight(module) if module is not None else None

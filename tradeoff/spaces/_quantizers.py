@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import numbers
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,10 +28,14 @@ _FP8_DTYPES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
 class Quantizer:
     """How a space computes weight levels, and where it keeps the calibrated ones.
 
-    Built by :meth:`QuantizationSpace.for_model`. Pickles without its Hessians once
-    :meth:`QuantizationSpace.build` has put every entry in the bank (workers then only read
-    entries), unless ``keep_hessians`` (merged after a space that prunes or narrows layers,
-    whose Configs need entries no build lists: workers compute those); and with a bank
+    Built by :meth:`QuantizationSpace.for_model`. GPTQ's calibration Hessians come from a
+    :class:`HessianSource` and are collected only when an entry must be computed (with a warm
+    bank, never): entry keys name each Hessian by its bytes' digest, and the bank keeps those
+    digests by the source's digest (:meth:`VariantBank.hessian_digests`). Pickles without its
+    Hessians once :meth:`QuantizationSpace.build` has put every entry in the bank (workers then
+    only read entries), unless ``keep_hessians`` (merged after a space that prunes or narrows
+    layers, whose Configs need entries no build lists: workers compute those, so the Hessians
+    are collected before they are shipped); never with its source (the model); and with a bank
     directory, without the bank's in-memory entries (each process loads the ones it uses,
     once).
 
@@ -55,16 +62,51 @@ class Quantizer:
         self.hessians: dict[str, torch.Tensor] = {}
         self.complete = False  # build() put every entry in the bank
         self.keep_hessians = False  # an earlier stage reshapes layers: entries beyond build()
+        self.source: HessianSource | None = None  # collects self.hessians when first needed
         self._hessian_digests: dict[str, str] = {}
+        self._collecting = threading.Lock()
+
+    def calibrate(self, source: HessianSource, *, now: bool) -> None:
+        """Take Hessians from ``source``: collected ``now``, else when first needed (keys then
+        come from the digests the bank keeps for it; :meth:`known_digests`)."""
+        self.source = source
+        if now or not self.known_digests(source):
+            self._collect()
+
+    def known_digests(self, source: HessianSource) -> bool:
+        """Take the digests of ``source``'s Hessians from the bank, if it kept them all."""
+        known = self.bank.hessian_digests(source.digest) if source.digest else None
+        if known is None or not set(source.layers) <= set(known):
+            return False
+        self._hessian_digests = {name: known[name] for name in source.layers}
+        return True
 
     def __getstate__(self) -> dict[str, Any]:
+        if not (self.complete and not self.keep_hessians):
+            self._collect()  # a worker may compute entries: it needs the Hessians
         state = self.__dict__.copy()
+        state["source"] = None  # holds the model
+        del state["_collecting"]
         if self.complete and not self.keep_hessians:
             for name in self.hessians:
                 self._hessian_digest(name)  # workers still need the keys
             state["_hessian_digests"] = dict(self._hessian_digests)
             state["hessians"] = {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._collecting = threading.Lock()
+
+    def _collect(self) -> None:
+        with self._collecting:
+            source = self.source
+            if source is None or self.hessians:
+                return
+            self.hessians = source.collect()
+            self._hessian_digests = {n: tensor_digest(h) for n, h in self.hessians.items()}
+            if source.digest is not None:
+                self.bank.keep_hessian_digests(source.digest, self._hessian_digests)
 
     @property
     def banked(self) -> bool:
@@ -90,7 +132,11 @@ class Quantizer:
         return {"damp": self.damp, "act_order": self.act_order, "device": self.device}
 
     def hessian(self, name: str) -> torch.Tensor | None:
-        return self.hessians.get(name) if self.method == "gptq" else None
+        """``name``'s calibration Hessian (GPTQ), collected from the source if not yet."""
+        if self.method != "gptq":
+            return None
+        self._collect()
+        return self.hessians.get(name)
 
     def key(
         self,
@@ -191,8 +237,9 @@ class Quantizer:
         return _static_scales(flat, _Grid(info.bits, info.symmetric), size)
 
     def _hessian_digest(self, name: str) -> str:
+        """SHA-256 of ``name``'s Hessian (collected if not yet)."""
         if name not in self._hessian_digests:
-            hessian = self.hessians.get(name)
+            hessian = self.hessian(name)
             if hessian is None:
                 raise RuntimeError(f"No calibration Hessian for layer {name!r}.")
             self._hessian_digests[name] = tensor_digest(hessian)
@@ -474,37 +521,123 @@ def _check_layers(
                 )
 
 
-def _hessians(
-    model: nn.Module,
-    layers: Mapping[str, nn.Module],
-    calibration: Any,
-    device: torch.device | str | None,
-) -> dict[str, torch.Tensor]:
-    """Each layer's calibration Hessian, from one pass of the dense model."""
-    from tradeoff.spaces._calibration import collect_hessians
+HESSIANS_VERSION = "1"
+"""Bumped whenever :func:`collect_hessians` would give other Hessians for the same model and
+calibration: part of every GPTQ entry's key (:class:`HessianSource`)."""
 
+
+class HessianSource:
+    """Where a space's calibration Hessians come from: the dense model and the calibration
+    batches, named by a digest of both (the model's state and the batches' tensors), so a
+    GPTQ entry's key names its calibration without the Hessians themselves. Collecting them is
+    one pass of the model over the batches (minutes for a language model on CPU): with every
+    entry already in the bank it is never done; otherwise it is done once, by :meth:`collect`.
+
+    Args:
+        model: The dense model the space is built from.
+        layers: The layers whose inputs are collected.
+        calibration: As :meth:`QuantizationSpace.for_model`'s (a tensor is split into batches
+            of 8; an iterable is read once, here, and its batches kept).
+        device: Where collection runs.
+
+    Raises:
+        TypeError, ValueError: ``calibration`` is neither a non-empty tensor nor an iterable.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Iterable[str],
+        calibration: Any,
+        device: torch.device | str | None,
+    ) -> None:
+        self.model, self.layers, self.device = model, list(layers), device
+        self.batches = _calibration_batches(calibration)
+        data = _structure_digest(self.batches)  # a tensor: as the batches it is split into
+        self.model_digest = model_digest(model)
+        self.digest = None
+        """Names the Hessians of every layer of this model on these batches; ``None`` when a
+        batch holds something other than tensors, numbers and strings (entries are then keyed
+        by the Hessians' bytes, which are collected up front)."""
+        if data is not None:
+            text = json.dumps([HESSIANS_VERSION, self.model_digest, data])
+            self.digest = hashlib.sha256(text.encode()).hexdigest()
+
+    def collect(self) -> dict[str, torch.Tensor]:
+        """Each layer's Hessian, from one pass of the model over the batches.
+
+        Raises:
+            RuntimeError: the model's weights changed since the source was made (a Config
+                applied in place): the Hessians would not be the dense model's.
+            ValueError: the model failed on a calibration batch.
+        """
+        from tradeoff.spaces._calibration import collect_hessians
+
+        if model_digest(self.model) != self.model_digest:
+            raise RuntimeError(
+                "The model's weights changed since its QuantizationSpace was built (a Config "
+                "applied with inplace=True?), so its calibration Hessians cannot be collected "
+                "from it now. Build the space again from the dense model, or call "
+                "space.build(model) before applying Configs in place."
+            )
+        try:
+            return collect_hessians(
+                self.model, self.batches, layers=self.layers, device=self.device
+            )
+        except (RuntimeError, IndexError, TypeError, ValueError) as error:
+            if str(error).startswith("collect_hessians"):
+                raise
+            raise ValueError(
+                "calibration: the model failed on a calibration batch "
+                f"({type(error).__name__}: {error}). Give what model(batch) accepts: token ids "
+                "(int64) [n_seqs, seq_len] for a language model, or inputs of the training "
+                "data's shape and dtype."
+            ) from error
+
+
+def model_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's state: every parameter's and buffer's name and bytes."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if isinstance(tensor, torch.Tensor):
+            h.update(f"{name}:{tensor_digest(tensor)};".encode())
+    return h.hexdigest()
+
+
+def _calibration_batches(calibration: Any) -> list[Any]:
     if isinstance(calibration, torch.Tensor):
         if calibration.dim() == 0 or len(calibration) == 0:
             raise ValueError(
                 f"calibration must hold at least one input along its first dimension, got "
                 f"shape {list(calibration.shape)}."
             )
-        batches: Iterable[Any] = torch.split(calibration, 8)
-    elif isinstance(calibration, (str, bytes)) or not isinstance(calibration, Iterable):
+        return list(torch.split(calibration, 8))
+    if isinstance(calibration, (str, bytes)) or not isinstance(calibration, Iterable):
         raise TypeError(
             "calibration must be a tensor of inputs (token ids [n_seqs, seq_len], images...) "
             f"or an iterable of batches, got {type(calibration).__name__}."
         )
-    else:
-        batches = calibration
-    try:
-        return collect_hessians(model, batches, layers=list(layers), device=device)
-    except (RuntimeError, IndexError, TypeError, ValueError) as error:
-        if str(error).startswith("collect_hessians"):
-            raise
-        raise ValueError(
-            "calibration: the model failed on a calibration batch "
-            f"({type(error).__name__}: {error}). Give what model(batch) accepts: token ids "
-            "(int64) [n_seqs, seq_len] for a language model, or inputs of the training data's "
-            "shape and dtype."
-        ) from error
+    return list(calibration)
+
+
+def _structure_digest(value: Any) -> str | None:
+    """SHA-256 of nested tensors, sequences, dicts, numbers and strings; ``None`` if anything
+    else is inside."""
+    h = hashlib.sha256()
+
+    def visit(v: Any) -> bool:
+        if isinstance(v, torch.Tensor):
+            h.update(f"T{tensor_digest(v)};".encode())
+        elif isinstance(v, Mapping):
+            h.update(f"D{len(v)};".encode())
+            return all(isinstance(k, str) and visit(k) and visit(v[k]) for k in sorted(v))
+        elif isinstance(v, (tuple, list)):
+            h.update(f"{type(v).__name__}{len(v)};".encode())
+            return all(visit(x) for x in v)
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            h.update(f"{type(v).__name__}:{v!r};".encode())
+        else:
+            return False
+        return True
+
+    return h.hexdigest() if visit(value) else None
