@@ -97,8 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--warm-calls", type=int, default=0,
-        help="only: this many one-trial GPTQ calls on --bank in a row, each timed, with the "
-        "Hessian collections it made (a bank warm from an earlier call needs none)",
+        help="only: after a first one-trial GPTQ call on --bank, this many more, alternately "
+        "on the warm bank and with its kept Hessian digests removed (collecting, as before)",
     )  # fmt: skip
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     parser.add_argument("--bank", type=Path, default=None, help="bank directory to reuse")
@@ -303,9 +303,12 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_warm_calls(args: argparse.Namespace) -> dict[str, Any]:
-    """``--warm-calls`` one-trial calls of the fidelity runs' GPTQ compress on one bank: the
-    first builds what the bank lacks (and collects the Hessians if it does), the later ones
-    only check it; each call's seconds and Hessian collections."""
+    """One-trial calls of the fidelity runs' GPTQ compress on one bank: a first call builds
+    what the bank lacks (collecting the Hessians if it does); then ``--warm-calls`` calls
+    alternate between the warm bank as it is (no Hessians collected) and the same bank with
+    its kept Hessian digests removed first, so the call collects them as every call did
+    before they were kept ("as before"; which comes first alternates per pair). Each call's
+    seconds, Hessian collections and their seconds, and the load."""
     import tradeoff
     from tradeoff.objectives import KLToDense
 
@@ -314,7 +317,13 @@ def run_warm_calls(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="compress-warm-") as tmp, _hessians_once() as once:
         bank = args.bank or Path(tmp) / "bank"
         entries = lambda: sum(1 for p in bank.glob("*.safetensors")) if bank.is_dir() else 0  # noqa: E731
-        for k in range(args.warm_calls):
+        kinds = ["first"] + [
+            ("warm", "as before")[(k + k // 2) % 2] for k in range(args.warm_calls)
+        ]  # warm, as before; as before, warm; ...
+        for k, kind in enumerate(kinds):
+            if kind == "as before":
+                for path in bank.glob("hessians-*.json"):
+                    path.unlink()
             n, before, t0 = once["n"], entries(), time.perf_counter()
             tradeoff.compress(
                 model, quality=KLToDense(held_out), calibration=calibration,
@@ -323,17 +332,20 @@ def run_warm_calls(args: argparse.Namespace) -> dict[str, Any]:
                 storage=f"sqlite:///{Path(tmp) / 'warm.db'}", study_name=f"call-{k}",
             )  # fmt: skip
             calls.append({
-                "call": k, "call_s": time.perf_counter() - t0,
+                "call": k, "kind": kind, "call_s": time.perf_counter() - t0,
                 "hessian_collections": once["n"] - n,
                 "hessians_s": once["s"] if once["n"] > n else None,
                 "entries_built": entries() - before, "load_avg_1_at_end": _load(),
             })  # fmt: skip
             print(calls[-1], flush=True)
-        kept = len(list(bank.glob("hessians-*.json")))
+    median = {
+        kind: float(np.median([c["call_s"] for c in calls if c["kind"] == kind]))
+        for kind in ("warm", "as before") if any(c["kind"] == kind for c in calls)
+    }  # fmt: skip
     return {
         "model": "SmolLM2-135M, first 2 blocks" if args.quick else "SmolLM2-135M",
         "calibration_tokens": int(calibration.numel()), "bits": list(quantize["bits"]),
-        "bank_was_given": args.bank is not None, "hessian_digest_files": kept, "calls": calls,
+        "bank_was_given": args.bank is not None, "calls": calls, "median_call_s": median,
     }  # fmt: skip
 
 
@@ -836,8 +848,8 @@ def main(argv: list[str] | None = None) -> int:
         report = recorded(args, lambda: run_warm_calls(args), packages=("transformers",))
         for call in report["result"]["calls"]:
             print(
-                f"call {call['call']}: {call['call_s']:.1f} s, Hessian collections "
-                f"{call['hessian_collections']} ({call['hessians_s'] or 0:.1f} s), "
+                f"call {call['call']} ({call['kind']}): {call['call_s']:.1f} s, Hessian "
+                f"collections {call['hessian_collections']} ({call['hessians_s'] or 0:.1f} s), "
                 f"bank entries built {call['entries_built']}"
             )
         write_report(report, args.out)
