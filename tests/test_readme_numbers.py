@@ -1463,6 +1463,47 @@ def compress_time_and_fidelity() -> Iterator[Figure]:
     yield "rtn starts done s", rtn_done, rtn["starts_done_s"]
 
 
+@check("compress_warm_bank.json")
+def compress_warm_bank() -> Iterator[Figure]:
+    """GPTQ calls on a warm bank collect no Hessians; as before, every call did (#13, #14)."""
+    rep = load("compress_warm_bank.json")
+    calls = rep["result"]["calls"][1:]  # after the first call
+    ((fix, commit, n_warm, n_before, hess),) = grab(
+        r"Since (\w+) a call on a warm bank collects no Hessians .*? a clean clone of (\w+), "
+        r"the same SmolLM2 bank .*? 0 collections in each of the (\d+) warm calls, 1 in each of "
+        r"the (\d+) others, taking ([\d, and]+) s\."
+    )
+    yield "fix commit", fix, _git("log", "-1", "--format=%h", "--grep=a warm bank collects no")
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+    command = "python benchmarks/compress.py --warm-calls 6"
+    yield "command", rep["command"].split(" --bank")[0], command
+    for kind, count, n in (("warm", n_warm, 0), ("as before", n_before, 1)):
+        mine = [c for c in calls if c["kind"] == kind]
+        yield f"{kind} calls", count, len(mine)
+        yield f"{kind} collections", str({c["hessian_collections"] for c in mine}), str({n})
+    before = [c["hessians_s"] for c in calls if c["kind"] == "as before"]
+    yield (
+        "collection seconds",
+        hess,
+        ", ".join(f"{s:.0f}" for s in before[:-1]) + (f" and {before[-1]:.0f}"),
+    )
+    ((warm_med, before_med, lo, hi, warm_all, before_all),) = grab(
+        r"Whole calls took a median ([\d.]+) s warm against ([\d.]+) s as before, .*? load "
+        r"([\d.]+)-([\d.]+) at the calls' ends\) .*? warm ([\d, and]+) s, as before "
+        r"([\d, and]+) s, so"
+    )
+    med = rep["result"]["median_call_s"]
+    yield "warm median", warm_med, med["warm"]
+    yield "as before median", before_med, med["as before"]
+    loads = [c["load_avg_1_at_end"] for c in calls]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    for kind, text in (("warm", warm_all), ("as before", before_all)):
+        values = [f"{c['call_s']:.0f}" for c in calls if c["kind"] == kind]
+        yield f"{kind} call seconds", text, ", ".join(values[:-1]) + f" and {values[-1]}"
+
+
 @check("compress_fidelity.json")
 def compress_fidelity_same_knapsack() -> Iterator[Figure]:
     """Multi- against full fidelity from the same knapsack, warm bank (issue #14)."""
@@ -1470,7 +1511,7 @@ def compress_fidelity_same_knapsack() -> Iterator[Figure]:
     res = rep["result"]
     ((commit, lo, hi, hess, knap, first, n_starts, starts),) = grab(
         r"`benchmarks/results/compress_fidelity\.json`, a clean clone of (\w+), load ([\d.]+)-"
-        r"([\d.]+) on the 2 cores\), a call still spends ([\d,]+) s collecting GPTQ's "
+        r"([\d.]+) on the 2 cores\), a call still spent ([\d,]+) s collecting GPTQ's "
         r"calibration Hessians, .*? the knapsack at one held-out window then takes ([\d,]+) s, "
         r"the first trial is done ([\d,]+) s and all (\d+) starts ([\d,]+) s after the call"
     )
