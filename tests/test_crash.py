@@ -114,13 +114,25 @@ KILL_SCRIPT = textwrap.dedent(
             return len(seen) == K
         return False
 
-    if MOMENT == "ask":  # while its parameters are written (one transaction): none is recorded
-        patch("check_trial_is_updatable", lambda i, k, s: nth_trial(i, s))
-    elif MOMENT == "heartbeat":  # between ask() and the trial's first heartbeat
-        patch("record_heartbeat", lambda i, k, s: nth_trial(i, s))
-    elif MOMENT in ("config", "tell"):  # before its Config / after its result, before tell()
-        key = "tradeoff.config" if MOMENT == "config" else "tradeoff.result"
-        patch("set_trial_user_attr", lambda i, k, s: k == key and nth_trial(i, s))
+    if MOMENT == "ask":  # while its parameters and first heartbeat are written (one
+        patch("check_trial_is_updatable", lambda i, k, s: nth_trial(i, s))  # transaction)
+    elif MOMENT == "heartbeat":  # created, before its parameters and first heartbeat
+        create, made = storage._create_new_trial, []  # what Optuna's cache calls
+        def created(study_id, template_trial=None):
+            frozen = create(study_id, template_trial)
+            if nth_trial(frozen._trial_id, made):
+                die()
+            return frozen
+        storage._create_new_trial = created
+    elif MOMENT == "config":  # before its Config is recorded
+        patch("set_trial_user_attr", lambda i, k, s: k == "tradeoff.config" and nth_trial(i, s))
+    elif MOMENT == "tell":  # while its result and final state are written (one transaction)
+        write, told = storage._set_trial_attr_without_commit, []
+        def attr(session, model, trial_id, key, value):
+            if key == "tradeoff.result" and nth_trial(trial_id, told):
+                die()
+            return write(session, model, trial_id, key, value)
+        storage._set_trial_attr_without_commit = attr
 
     tradeoff.optimize(evaluate, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer="tpe",
                       n_trials={n!r}, n_workers=2, backend="local", storage=storage,

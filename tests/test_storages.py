@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -199,6 +200,26 @@ def test_heartbeats_of_all_trials_in_flight_are_recorded_in_one_transaction(
     assert {t._trial_id for t in stale_trials(storage, study_id)} == set(ids)  # all rows exist
 
 
+def database_url(backend, path, request):
+    """The throw-away PostgreSQL server's URL, or a SQLite file at ``path``."""
+    return request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{path}"
+
+
+@contextlib.contextmanager
+def counted_commits():
+    """Counts SQL commits on every SQLAlchemy engine (``commits[1]``) within the block."""
+    commits = Counter()
+
+    def count(conn):
+        commits[1] += 1
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", count)
+    try:
+        yield commits
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", count)
+
+
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, request):
     """Optuna commits each parameter on its own: per trial, the driver's commits would grow
@@ -206,19 +227,9 @@ def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, r
     parameter reads back as drawn, from a fresh connection."""
     from tradeoff.spaces import Int, SearchSpace
 
-    url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgres"
-        else f"sqlite:///{tmp_path / 'params.db'}"
-    )
-    commits = Counter()
-
-    def count(conn):
-        commits[1] += 1
-
-    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", count)
+    url = database_url(backend, tmp_path / "params.db", request)
     results = {}
-    try:
+    with counted_commits() as commits:
         for n_params in (4, 40):
             space = SearchSpace({f"layer{i}.bits": Int(2, 8) for i in range(n_params)})
             commits.clear()
@@ -228,8 +239,6 @@ def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, r
                 storage=url, study_name=f"params-{n_params}", seed=0, show_progress=False,
             )  # fmt: skip
             results[n_params, "commits"] = commits[1]
-    finally:
-        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", count)
     # Not 36 more per trial (360 in all); timers (heartbeats, recovery) may add a few.
     assert abs(results[40, "commits"] - results[4, "commits"]) < 10, results
     for n_params in (4, 40):
@@ -238,6 +247,58 @@ def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, r
         stored = {t.number: t.params for t in fresh.trials}
         assert stored == drawn and all(len(p) == n_params for p in stored.values())
         assert {t.state for t in fresh.trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_a_trial_costs_three_commits_fewer_and_its_attributes_arrive_with_its_state(
+    backend, tmp_path, request, monkeypatch
+):
+    """The first heartbeat goes with the parameters, a finished trial's attributes with its
+    state, and no trial's id is read back: per trial, 3 commits fewer than one each (a
+    complete trial; a failed one saves more), and every attribute reads back."""
+    from tradeoff import _study
+    from tradeoff.workers import _driver
+
+    url = database_url(backend, tmp_path / "writes.db", request)
+
+    def run(name, evaluate, n=12):
+        commits.clear()
+        result = tradeoff.optimize(
+            evaluate, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer="random", n_trials=n,
+            storage=url, study_name=name, seed=0, show_progress=False,
+        )  # fmt: skip
+        return result, commits[1] / n
+
+    def fails(config):
+        raise RuntimeError("out of memory")
+
+    with counted_commits() as commits:
+        batched, per_trial = run("batched", zdt1)
+        failed, per_failed = run("batched-failed", fails)
+        with monkeypatch.context() as m:  # one transaction per write, as Optuna does
+            m.setattr(_driver, "finish_in_one_transaction", lambda s: contextlib.nullcontext())
+            m.setattr(
+                _driver, "params_in_one_transaction",
+                lambda s: contextlib.nullcontext(_study.Beats(s, deferred=False)),
+            )  # fmt: skip
+            m.setattr(_driver.Driver, "_trial_id", _read_trial_id)
+            _, per_trial_before = run("one-each", zdt1)
+            _, per_failed_before = run("one-each-failed", fails)
+    assert per_trial <= per_trial_before - 3, (per_trial, per_trial_before)
+    assert per_failed <= per_failed_before - 5, (per_failed, per_failed_before)
+    fresh = optuna.load_study(study_name="batched", storage=url).trials
+    assert all("tradeoff.result" in t.user_attrs and t.values for t in fresh)
+    fresh = optuna.load_study(study_name="batched-failed", storage=url).trials
+    assert len(fresh) == 12 and {t.state for t in fresh} == {optuna.trial.TrialState.FAIL}
+    for t in fresh:
+        attrs = t.user_attrs
+        assert attrs["tradeoff.status"] == "failed" and "out of memory" in attrs["tradeoff.reason"]
+        assert "RuntimeError" in attrs["tradeoff.error"]
+    assert list(failed.trials["status"]) == ["failed"] * 12 and batched.pareto.shape[0]
+
+
+def _read_trial_id(driver, number):
+    return driver.storage.get_trial_id_from_study_id_trial_number(driver._study_id, number)
 
 
 def test_a_failed_draw_writes_no_parameter_and_restores_the_storage(tmp_path):

@@ -117,10 +117,48 @@ def record_heartbeats(storage: BaseStorage, trial_ids: list[int]) -> None:
         storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
 
+def _cached_rdb(storage: BaseStorage) -> Any:
+    """The ``RDBStorage`` behind Optuna's cache wrapper ``storage`` (a study's ``_storage``)
+    when this module can write to it directly, else ``None``."""
+    rdb: Any = getattr(storage, "_backend", None)
+    try:
+        from optuna.storages._rdb.storage import _create_scoped_session  # noqa: F401
+    except ImportError:  # pragma: no cover - another Optuna layout
+        return None
+    usable = (
+        isinstance(rdb, optuna.storages.RDBStorage)
+        and all(
+            callable(getattr(rdb, name, None))
+            for name in (
+                "_set_trial_param_without_commit", "_set_trial_attr_without_commit",
+                "_set_trial_value_without_commit", "check_trial_is_updatable",
+            )
+        )
+        and hasattr(storage, "_studies")
+        and hasattr(storage, "_trial_id_to_study_id_and_number")
+    )  # fmt: skip
+    return rdb if usable else None
+
+
+class Beats:
+    """Heartbeats to record with a transaction (see :func:`params_in_one_transaction`)."""
+
+    def __init__(self, storage: BaseStorage, deferred: bool) -> None:
+        self.storage, self.deferred, self.trial_ids = storage, deferred, list[int]()
+
+    def beat(self, trial_id: int) -> None:
+        """Record ``trial_id``'s first heartbeat: with the block's transaction, or now."""
+        if self.deferred:
+            self.trial_ids.append(trial_id)
+        else:
+            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
 @contextmanager
-def params_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
-    """Within the block (a ``study.ask``), the parameters the sampler draws are written to a
-    database in one transaction when it ends, instead of one each.
+def params_in_one_transaction(storage: BaseStorage) -> Iterator[Beats]:
+    """Within the block (a ``study.ask``), the parameters the sampler draws, and the
+    heartbeats given to the yielded :class:`Beats`, are written to a database in one
+    transaction when it ends, instead of one each.
 
     Optuna writes each parameter in its own transaction (a select, an insert and a commit): a
     Config of 60 per-layer settings cost 60 commits per trial, most of a driver's time on
@@ -130,31 +168,22 @@ def params_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
     written (the trial then has no complete Config, as when a driver dies while drawing).
     Another storage, or another Optuna layout, writes as usual.
     """
-    rdb: Any = getattr(storage, "_backend", None)
-    try:
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        usable = (
-            isinstance(rdb, optuna.storages.RDBStorage)
-            and callable(getattr(rdb, "_set_trial_param_without_commit", None))
-            and hasattr(storage, "_studies")
-            and hasattr(storage, "_trial_id_to_study_id_and_number")
-        )
-    except ImportError:  # pragma: no cover - another Optuna layout
-        usable = False
-    if not usable:
-        yield
+    rdb = _cached_rdb(storage)
+    beats = Beats(storage, deferred=rdb is not None)
+    if rdb is None:
+        yield beats
         return
     drawn: list[tuple[int, str, float, Any]] = []
     storage.set_trial_param = lambda *args: drawn.append(args)  # type: ignore[method-assign]
     try:
-        yield
+        yield beats
     finally:
         del storage.set_trial_param  # the class's method again
-    if not drawn:
+    if not drawn and not beats.trial_ids:
         return
     from optuna.distributions import check_distribution_compatibility, distribution_to_json
     from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
 
     cache: Any = storage
     with cache._lock, _create_scoped_session(rdb.scoped_session, True) as session:
@@ -178,6 +207,80 @@ def params_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
                     distribution_json=distribution_to_json(distribution),
                 )
             )  # fmt: skip
+        for trial_id in beats.trial_ids:  # a new trial: no heartbeat row yet
+            session.add(models.TrialHeartbeatModel(trial_id=trial_id))
+
+
+@contextmanager
+def finish_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
+    """Within the block (a trial's attributes, then its ``tell``), the user attributes written
+    through ``storage`` (the study's ``_storage``) go to a database in the transaction that
+    writes the trial's final state and values, instead of one transaction each.
+
+    A failed trial wrote its status, reason, error and result, then its state: five commits,
+    now one; a complete one two, now one. Either all of it is written or none: a trial is
+    never finished without its result, and another driver's finished trial gets no attribute
+    (its ``tell`` raises, as before). Attributes written with no state after them are written
+    together when the block ends; if the block raises, nothing queued is written. Another
+    storage, or another Optuna layout, writes as usual.
+    """
+    rdb = _cached_rdb(storage)
+    if rdb is None or "set_trial_state_values" in vars(storage):  # or within such a block
+        yield
+        return
+    queued: list[tuple[int, str, Any]] = []
+    real_state = storage.set_trial_state_values
+
+    def state_values(trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if not state.is_finished():
+            return real_state(trial_id, state, values)
+        written = _finish(rdb, queued, trial_id, state, values)
+        queued.clear()
+        return written
+
+    storage.set_trial_user_attr = lambda *args: queued.append(args)  # type: ignore[method-assign]
+    storage.set_trial_state_values = state_values  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del storage.set_trial_user_attr, storage.set_trial_state_values  # the class's again
+    if queued:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            for trial_id, key, value in queued:
+                rdb._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, key, value
+                )
+
+
+def _finish(
+    rdb: Any, attrs: list[tuple[int, str, Any]], trial_id: int, state: TrialState, values: Any
+) -> bool:
+    """``RDBStorage.set_trial_state_values`` for a finished state (Optuna 5.1's statements),
+    with ``attrs`` written in the same transaction."""
+    from datetime import datetime
+
+    import sqlalchemy.exc
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    try:
+        with _create_scoped_session(rdb.scoped_session) as session:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+            rdb.check_trial_is_updatable(trial_id, trial.state)
+            for attr_trial_id, key, value in attrs:
+                rdb._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, attr_trial_id, key, value
+                )
+            for objective, v in enumerate(values or ()):
+                rdb._set_trial_value_without_commit(session, trial, objective, v)
+            trial.state = state
+            trial.datetime_complete = datetime.now()
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
 
 
 def heartbeat_timing(storage: BaseStorage) -> tuple[float, float] | None:

@@ -39,6 +39,7 @@ from tradeoff._study import (
     LOST_REASON,
     STALE_REASON,
     UNDRAWN_REASON,
+    finish_in_one_transaction,
     heartbeat_timing,
     params_in_one_transaction,
     record_heartbeats,
@@ -132,6 +133,7 @@ class Driver:
         self.on_progress, self.promoter = on_progress, promoter
         self._distributions = space.distributions()
         self._in_flight: dict[int, _InFlight] = {}
+        self._ids: dict[int, int] = {}  # trial number -> storage id, of trials asked here, live
         self._front = Front(objectives.directions, reference)
         self._last_beat = 0.0
         self._last_recover = time.monotonic()
@@ -304,11 +306,12 @@ class Driver:
         with warnings.catch_warnings():
             # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
             warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-            with params_in_one_transaction(self.study._storage):
+            with params_in_one_transaction(self.study._storage) as beats:
                 trial = self.study.ask(self._distributions)
-        trial_id = self._trial_id(trial.number) if self._heartbeat else None
-        if trial_id is not None:
-            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                self._ids[trial.number] = trial._trial_id
+                trial_id = trial._trial_id if self._heartbeat else None
+                if trial_id is not None:
+                    beats.beat(trial_id)  # with the parameters, on a database
         self._tally.took(trial, expected)
         return trial, trial_id
 
@@ -433,12 +436,13 @@ class Driver:
             labels = [c.label for c in self.objectives.constraints]
             run["constraints"] = dict(zip(labels, violations))
             write_constraints(self.storage, self.study, flight.trial.number, violations)
-        flight.trial.set_user_attr(ATTR_RESULT, run)
-        if flight.rung is not None and flight.rung["rung"] < self.promoter.top:  # type: ignore[union-attr]
-            self._stop_at_rung(flight)
-            return
-        objective_values = [values[n] for n in self.objectives.names]
-        self._tell(flight.trial, objective_values)
+        with finish_in_one_transaction(self.study._storage):  # the result with the state
+            flight.trial.set_user_attr(ATTR_RESULT, run)
+            if flight.rung is not None and flight.rung["rung"] < self.promoter.top:  # type: ignore[union-attr]
+                self._stop_at_rung(flight)
+                return
+            objective_values = [values[n] for n in self.objectives.names]
+            self._tell(flight.trial, objective_values)
         self._tally.ended(flight.trial.number, TrialState.COMPLETE)
         if all(v <= 0 for v in violations):
             self._front.add(objective_values)
@@ -453,8 +457,9 @@ class Driver:
             f"{top['name']}={top['budget']:g} only while in its rung's best by "
             "non-dominated rank (see later trials' tradeoff.fidelity.promoted_from)"
         )
-        self.storage.set_trial_user_attr(self._trial_id(flight.trial.number), ATTR_REASON, reason)
-        self._tell(flight.trial, state=TrialState.PRUNED)
+        with finish_in_one_transaction(self.study._storage):
+            flight.trial.set_user_attr(ATTR_REASON, reason)
+            self._tell(flight.trial, state=TrialState.PRUNED)
         self._tally.ended(flight.trial.number, TrialState.PRUNED)
 
     def _fail(
@@ -473,10 +478,11 @@ class Driver:
             attrs[ATTR_ERROR] = error
         if run is not None or known:
             attrs[ATTR_RESULT] = {**(run or {}), "values": known}
-        trial_id = self._trial_id(number)
-        for key, value in attrs.items():
-            self.storage.set_trial_user_attr(trial_id, key, value)
-        self._tell(number, state=TrialState.FAIL)
+        trial_id, cached = self._trial_id(number), self.study._storage
+        with finish_in_one_transaction(cached):  # attributes and state: one transaction
+            for key, value in attrs.items():
+                cached.set_trial_user_attr(trial_id, key, value)
+            self._tell(number, state=TrialState.FAIL)
         self._tally.ended(number, TrialState.FAIL, status)
         if status == "failed":
             logger.warning("trial %d failed: %s", number, reason)
@@ -494,11 +500,12 @@ class Driver:
             attrs[ATTR_REASON] = UNDRAWN_REASON
         elif ATTR_CONFIG not in t.user_attrs:  # killed before recording it
             attrs[ATTR_CONFIG] = self.space.decode(params)
-        trial_id = self._trial_id(t.number)
+        trial_id, cached = self._trial_id(t.number), self.study._storage
         try:
-            for key, value in attrs.items():
-                self.storage.set_trial_user_attr(trial_id, key, value)
-            self.study.tell(t.number, state=TrialState.FAIL)
+            with finish_in_one_transaction(cached):  # nothing written if it finished meanwhile
+                for key, value in attrs.items():
+                    cached.set_trial_user_attr(trial_id, key, value)
+                self.study.tell(t.number, state=TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             # Finished meanwhile (tell raises ValueError for a trial already finished): with
             # heartbeats another driver recovered it first; without, another driver owns it
@@ -584,9 +591,15 @@ class Driver:
             self.study.tell(trial, values, state)
         else:
             _tell_with_warning(self.study, trial, values, state)
+        self._ids.pop(trial if isinstance(trial, int) else trial.number, None)
 
     def _trial_id(self, number: int) -> int:
-        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        """The storage's id of trial ``number``: remembered for the trials this driver asked
+        (a read of the database saved per trial), else read."""
+        found = self._ids.get(number)
+        if found is None:
+            found = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        return found
 
     def _seed_front(self, trials: Sequence[FrozenTrial]) -> None:
         for t in trials:
