@@ -1473,7 +1473,8 @@ def compress_warm_bank() -> Iterator[Figure]:
         r"the same SmolLM2 bank .*? 0 collections in each of the (\d+) warm calls, 1 in each of "
         r"the (\d+) others, taking ([\d, and]+) s\."
     )
-    yield "fix commit", fix, _git("log", "-1", "--format=%h", "--grep=a warm bank collects no")
+    first = _git("log", "--format=%h", "--grep=a warm bank collects no", "--", "tradeoff/spaces")
+    yield "fix commit", fix, first.splitlines()[-1]
     yield "commit", commit, rep["machine"]["tradeoff_commit"]
     yield "clean", str(rep["machine"]["tradeoff_dirty"]), "False"
     command = "python benchmarks/compress.py --warm-calls 6"
@@ -2277,6 +2278,40 @@ def _missing_provenance(d: dict[str, Any]) -> set[str]:
         "machine": bool(machine.get("cpu_count") and machine.get("platform")),
     }
     return {k for k, ok in have.items() if not ok}
+
+
+@check("storage_batched_4.json", "storage_params_4.json")
+def storage_batched() -> Iterator[Figure]:
+    """Commits per trial before and after the heartbeat and the attributes join transactions."""
+    now, before = load("storage_batched_4.json"), load("storage_params_4.json")
+    ((commit, lo, hi),) = grab(
+        r"`benchmarks/results/storage_batched_4\.json`, a clean clone of ([0-9a-f]{7}), "
+        r"1-minute load average ([\d.]+)-([\d.]+)\)"
+    )
+    m = now["machine"]
+    yield "commit", commit, m["tradeoff_commit"]
+    yield "clean", str(m["tradeoff_dirty"]), "False"
+    yield "load low", lo, min(m["load_avg_1_5_15_at_start"][0], m["load_avg_1_5_15_at_end"][0])
+    yield "load high", hi, max(m["load_avg_1_5_15_at_start"][0], m["load_avg_1_5_15_at_end"][0])
+    for key in ("n_params", "n_trials", "optimizers", "storages"):
+        yield key, str(now["settings"][key]), str(before["settings"][key])
+    names = {"SQLite": "sqlite", "PostgreSQL": "postgres"}
+    rows = table("| storage, drivers | commits / trial, before | now |")
+    yield "rows", str(len(rows)), str(len(now["rows"]))
+    fewer = set()
+    for label, *cells in rows:
+        name, drivers = label.split(", ")
+        key = (names[name], int(drivers))
+        a, b = (
+            next(r for r in p["rows"] if (r["storage"], r["drivers"]) == key) for p in (before, now)
+        )
+        want = [r[k] for k in ("commits_per_trial", "ms_per_trial") for r in (a, b)]
+        for i, (text, value) in enumerate(zip(cells, want)):
+            yield f"{label} column {i}", text, value
+        fewer.add(round(a["commits_per_trial"] - b["commits_per_trial"]))
+    yield "three fewer in every row", str(fewer), "{3}"
+    ((left,),) = grab(r"Of the (\d+) commits left with one driver")
+    yield "left", left, min(r["commits_per_trial"] for r in now["rows"] if r["drivers"] == 1)
 
 
 @check("drivers.json")
