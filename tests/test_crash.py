@@ -124,14 +124,14 @@ KILL_SCRIPT = textwrap.dedent(
                 die()
             return frozen
         storage._create_new_trial = created
-    elif MOMENT == "config":  # before its Config is recorded
-        patch("set_trial_user_attr", lambda i, k, s: k == "tradeoff.config" and nth_trial(i, s))
-    elif MOMENT == "tell":  # while its result and final state are written (one transaction)
-        write, told = storage._set_trial_attr_without_commit, []
-        def attr(session, model, trial_id, key, value):
-            if key == "tradeoff.result" and nth_trial(trial_id, told):
+    elif MOMENT in ("config", "tell"):  # while its Config is written (with its parameters
+        # and heartbeat), or its result (with its final state): one transaction each
+        key = "tradeoff.config" if MOMENT == "config" else "tradeoff.result"
+        write, hit = storage._set_trial_attr_without_commit, []
+        def attr(session, model, trial_id, name, value):
+            if name == key and nth_trial(trial_id, hit):
                 die()
-            return write(session, model, trial_id, key, value)
+            return write(session, model, trial_id, name, value)
         storage._set_trial_attr_without_commit = attr
 
     tradeoff.optimize(evaluate, ZDT_SPACE, objectives=ZDT_OBJECTIVES, optimizer="tpe",

@@ -250,12 +250,12 @@ def test_a_trials_parameters_are_written_in_one_transaction(backend, tmp_path, r
 
 
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])
-def test_a_trial_costs_three_commits_fewer_and_its_attributes_arrive_with_its_state(
+def test_a_trial_costs_four_commits_fewer_and_its_attributes_arrive_with_its_state(
     backend, tmp_path, request, monkeypatch
 ):
-    """The first heartbeat goes with the parameters, a finished trial's attributes with its
-    state, and no trial's id is read back: per trial, 3 commits fewer than one each (a
-    complete trial; a failed one saves more), and every attribute reads back."""
+    """The Config and first heartbeat go with the parameters, a finished trial's attributes
+    with its state, and no trial's id is read back: per trial, 4 commits fewer than one each
+    (a complete trial; a failed one saves more), and every attribute reads back."""
     from tradeoff import _study
     from tradeoff.workers import _driver
 
@@ -284,10 +284,14 @@ def test_a_trial_costs_three_commits_fewer_and_its_attributes_arrive_with_its_st
             m.setattr(_driver.Driver, "_trial_id", _read_trial_id)
             _, per_trial_before = run("one-each", zdt1)
             _, per_failed_before = run("one-each-failed", fails)
-    assert per_trial <= per_trial_before - 3, (per_trial, per_trial_before)
-    assert per_failed <= per_failed_before - 5, (per_failed, per_failed_before)
+    assert per_trial <= per_trial_before - 4, (per_trial, per_trial_before)
+    assert per_failed <= per_failed_before - 6, (per_failed, per_failed_before)
     fresh = optuna.load_study(study_name="batched", storage=url).trials
-    assert all("tradeoff.result" in t.user_attrs and t.values for t in fresh)
+    assert all({"tradeoff.result", "tradeoff.config"} <= set(t.user_attrs) for t in fresh)
+    assert [ZDT_SPACE.decode(t.params) for t in fresh] == [
+        t.user_attrs["tradeoff.config"] for t in fresh
+    ]  # fmt: skip
+    assert all(t.values for t in fresh)
     fresh = optuna.load_study(study_name="batched-failed", storage=url).trials
     assert len(fresh) == 12 and {t.state for t in fresh} == {optuna.trial.TrialState.FAIL}
     for t in fresh:

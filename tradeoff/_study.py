@@ -156,9 +156,10 @@ class Beats:
 
 @contextmanager
 def params_in_one_transaction(storage: BaseStorage) -> Iterator[Beats]:
-    """Within the block (a ``study.ask``), the parameters the sampler draws, and the
-    heartbeats given to the yielded :class:`Beats`, are written to a database in one
-    transaction when it ends, instead of one each.
+    """Within the block (a ``study.ask``), the parameters the sampler draws, the user
+    attributes written through ``storage`` (the trial's Config) and the heartbeats given to
+    the yielded :class:`Beats` are written to a database in one transaction when it ends,
+    instead of one each: a trial with parameters has its Config and a heartbeat.
 
     Optuna writes each parameter in its own transaction (a select, an insert and a commit): a
     Config of 60 per-layer settings cost 60 commits per trial, most of a driver's time on
@@ -174,12 +175,14 @@ def params_in_one_transaction(storage: BaseStorage) -> Iterator[Beats]:
         yield beats
         return
     drawn: list[tuple[int, str, float, Any]] = []
+    attrs: list[tuple[int, str, Any]] = []
     storage.set_trial_param = lambda *args: drawn.append(args)  # type: ignore[method-assign]
+    storage.set_trial_user_attr = lambda *args: attrs.append(args)  # type: ignore[method-assign]
     try:
         yield beats
     finally:
-        del storage.set_trial_param  # the class's method again
-    if not drawn and not beats.trial_ids:
+        del storage.set_trial_param, storage.set_trial_user_attr  # the class's again
+    if not drawn and not attrs and not beats.trial_ids:
         return
     from optuna.distributions import check_distribution_compatibility, distribution_to_json
     from optuna.storages._rdb import models
@@ -207,6 +210,10 @@ def params_in_one_transaction(storage: BaseStorage) -> Iterator[Beats]:
                     distribution_json=distribution_to_json(distribution),
                 )
             )  # fmt: skip
+        for trial_id, key, value in attrs:
+            rdb._set_trial_attr_without_commit(
+                session, models.TrialUserAttributeModel, trial_id, key, value
+            )
         for trial_id in beats.trial_ids:  # a new trial: no heartbeat row yet
             session.add(models.TrialHeartbeatModel(trial_id=trial_id))
 

@@ -300,8 +300,9 @@ class Driver:
         return trial.number, None if entry is None else entry.promoted_from
 
     def _ask(self) -> tuple[optuna.Trial, int | None]:
-        """A new trial (or a popped enqueued one), counted; with heartbeats it beats at once
-        (a trial that never beats never goes stale)."""
+        """A new trial (or a popped enqueued one), counted, with its Config (and fidelity rung)
+        recorded; with heartbeats it beats at once (a trial that never beats never goes
+        stale). On a database the parameters, Config and heartbeat are one transaction."""
         expected = self._tally.expected()
         with warnings.catch_warnings():
             # We record heartbeats ourselves (see _beat); Optuna warns outside optimize().
@@ -312,18 +313,15 @@ class Driver:
                 trial_id = trial._trial_id if self._heartbeat else None
                 if trial_id is not None:
                     beats.beat(trial_id)  # with the parameters, on a database
+                trial.set_user_attr(ATTR_CONFIG, self.space.decode(trial.params))
+                if self.promoter is not None and ATTR_FIDELITY not in trial.user_attrs:
+                    trial.set_user_attr(ATTR_FIDELITY, self.promoter.tag(0))
         self._tally.took(trial, expected)
         return trial, trial_id
 
     def _start(self, trial: optuna.Trial, trial_id: int | None) -> None:
-        config = self.space.decode(trial.params)
-        trial.set_user_attr(ATTR_CONFIG, config)
-        rung = None
-        if self.promoter is not None:
-            tagged = trial.user_attrs.get(ATTR_FIDELITY)  # (each read is a deep copy)
-            rung = tagged or self.promoter.tag(0)
-            if tagged is None:
-                trial.set_user_attr(ATTR_FIDELITY, rung)
+        config = self.space.decode(trial.params)  # recorded by _ask, with the rung
+        rung = trial.user_attrs.get(ATTR_FIDELITY) if self.promoter is not None else None
         try:
             known = self.objectives.known_values(config)
         except Exception as exc:
