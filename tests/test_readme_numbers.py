@@ -2309,7 +2309,7 @@ def storage_batched() -> Iterator[Figure]:
         for i, (text, value) in enumerate(zip(cells, want)):
             yield f"{label} column {i}", text, value
         fewer.add(round(a["commits_per_trial"] - b["commits_per_trial"]))
-    yield "three fewer in every row", str(fewer), "{3}"
+    yield "four fewer in every row", str(fewer), "{4}"
     ((left,),) = grab(r"Of the (\d+) commits left with one driver")
     yield "left", left, min(r["commits_per_trial"] for r in now["rows"] if r["drivers"] == 1)
 
