@@ -1463,6 +1463,60 @@ def compress_time_and_fidelity() -> Iterator[Figure]:
     yield "rtn starts done s", rtn_done, rtn["starts_done_s"]
 
 
+@check("compress_fidelity_36.json")
+def compress_fidelity_36() -> Iterator[Figure]:
+    """Multi- against full fidelity with 36 held-out windows, one seed (issue #14)."""
+    rep = load("compress_fidelity_36.json")
+    res = rep["result"]
+    ((ladder, proxy, commit, seed, first, lo, hi),) = grab(
+        r"--eval-seqs 36 --rank-configs 0`: ladder ([\d, and]+) windows, the knapsack at (\d+); "
+        r"`benchmarks/results/compress_fidelity_36\.json`, a clean clone of (\w+), seed (\d+), "
+        r"([\w-]+) first, load ([\d.]+)-([\d.]+)\)"
+    )
+    yield from clean_clone(rep, commit, lo, hi)
+    yield (
+        "command",
+        rep["command"].split(" --bank")[0],
+        "python benchmarks/compress.py --fidelity-only",
+    )
+    yield "eval seqs", "36", str(rep["command"].split("--eval-seqs ")[1].split()[0])
+    seqs = res["ladder_seqs"]
+    yield "ladder", ladder, ", ".join(map(str, seqs[:-1])) + f" and {seqs[-1]}"
+    yield "knapsack budget", proxy, res["proxy_budget_seqs"]
+    (pair,) = res["pairs"]
+    yield "seed", seed, pair["seed"]
+    yield "first run", first, pair["order"][0]
+    ((mf_hv, ff_hv, mf_s, ff_s),) = grab(
+        r"multi-fidelity ended at ([\d.]+) against full fidelity's ([\d.]+), and, from each "
+        r"run's first trial, reached its own final after (\d+) s where full fidelity had "
+        r"reached that value after (\d+) s"
+    )
+    f = pair["from_first_trial"]
+    yield "mf final", mf_hv, f["mf_final_hypervolume"]
+    yield "full final", ff_hv, f["full_final_hypervolume"]
+    yield "mf reached its final", mf_s, f["mf_reached_its_final_s"]
+    yield "full reached mf final", ff_s, f["full_reached_mf_final_s"]
+    yield "never reaches", str(f["mf_reached_full_final_s"]), "None"
+    ((mf_search, ff_search, rungs, full),) = grab(
+        r"Its search was shorter \((\d+) s against (\d+) s; (.*?), against (\d+ x [\d.]+) s\)"
+    )
+    yield "mf search", mf_search, f["end_s"]["multi-fidelity"]
+    yield "full search", ff_search, f["end_s"]["full fidelity"]
+    runs = pair["runs"]
+    parts = [
+        f"{r['evaluations']} x {r['mean_s']:.2f} s at {r['seqs']}"
+        for r in runs["multi-fidelity"]["rungs"]
+    ]
+    parts[0] += " windows"
+    yield "rungs", rungs, ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    ff = runs["full fidelity"]
+    yield "full evaluations", full, f"{ff['trials']} x {ff['mean_evaluation_s']:.2f}"
+    ((last,),) = grab(r"full fidelity's last gain came from its (\d+)th trial")
+    curve = f["curves"]["full fidelity"]
+    gain = next(i for i, (_, hv) in enumerate(curve) if hv == curve[-1][1])
+    yield "last gain trial", last, gain + 1
+
+
 @check("compress_warm_bank.json")
 def compress_warm_bank() -> Iterator[Figure]:
     """GPTQ calls on a warm bank collect no Hessians; as before, every call did (#13, #14)."""
