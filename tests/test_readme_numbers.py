@@ -1545,12 +1545,14 @@ def compress_warm_bank() -> Iterator[Figure]:
     )
     ((warm_med, before_med, lo, hi, warm_all, before_all),) = grab(
         r"Whole calls took a median ([\d.]+) s warm against ([\d.]+) s as before, .*? load "
-        r"([\d.]+)-([\d.]+) at the calls' ends\) .*? warm ([\d, and]+) s, as before "
+        r"([\d.]+)-([\d.]+) at the calls' ends\)\S* warm ([\d, and]+) s, as before "
         r"([\d, and]+) s, so"
     )
     med = rep["result"]["median_call_s"]
     yield "warm median", warm_med, med["warm"]
     yield "as before median", before_med, med["as before"]
+    ((ratio,),) = grab(r"so a warm call is ([\d.]+) times faster")
+    yield "ratio", ratio, med["as before"] / med["warm"]
     loads = [c["load_avg_1_at_end"] for c in calls]
     yield "load low", lo, min(loads)
     yield "load high", hi, max(loads)
