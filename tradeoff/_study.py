@@ -210,10 +210,7 @@ def params_in_one_transaction(storage: BaseStorage) -> Iterator[Beats]:
                     distribution_json=distribution_to_json(distribution),
                 )
             )  # fmt: skip
-        for trial_id, key, value in attrs:
-            rdb._set_trial_attr_without_commit(
-                session, models.TrialUserAttributeModel, trial_id, key, value
-            )
+        _write_user_attrs(rdb, session, attrs)
         for trial_id in beats.trial_ids:  # a new trial: no heartbeat row yet
             session.add(models.TrialHeartbeatModel(trial_id=trial_id))
 
@@ -252,14 +249,20 @@ def finish_in_one_transaction(storage: BaseStorage) -> Iterator[None]:
     finally:
         del storage.set_trial_user_attr, storage.set_trial_state_values  # the class's again
     if queued:
-        from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
         with _create_scoped_session(rdb.scoped_session, True) as session:
-            for trial_id, key, value in queued:
-                rdb._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial_id, key, value
-                )
+            _write_user_attrs(rdb, session, queued)
+
+
+def _write_user_attrs(rdb: Any, session: Any, attrs: list[tuple[int, str, Any]]) -> None:
+    """Write ``(trial_id, key, value)`` user attributes in ``session``, uncommitted."""
+    from optuna.storages._rdb import models
+
+    for trial_id, key, value in attrs:
+        rdb._set_trial_attr_without_commit(
+            session, models.TrialUserAttributeModel, trial_id, key, value
+        )
 
 
 def _finish(
@@ -277,10 +280,7 @@ def _finish(
         with _create_scoped_session(rdb.scoped_session) as session:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
             rdb.check_trial_is_updatable(trial_id, trial.state)
-            for attr_trial_id, key, value in attrs:
-                rdb._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, attr_trial_id, key, value
-                )
+            _write_user_attrs(rdb, session, attrs)
             for objective, v in enumerate(values or ()):
                 rdb._set_trial_value_without_commit(session, trial, objective, v)
             trial.state = state

@@ -67,11 +67,12 @@ class Quantizer:
         self._collecting = threading.Lock()
 
     def calibrate(self, source: HessianSource, *, now: bool) -> None:
-        """Take Hessians from ``source``: collected ``now``, else when first needed (keys then
-        come from the digests the bank keeps for it; :meth:`known_digests`)."""
+        """Take Hessians from ``source`` (just made from the model): collected ``now``, else
+        when first needed, with keys from the digests the bank kept for it (``now=False`` only
+        after :meth:`known_digests` took them)."""
         self.source = source
-        if now or not self.known_digests(source):
-            self._collect()
+        if now:
+            self._collect(check=False)
 
     def known_digests(self, source: HessianSource) -> bool:
         """Take the digests of ``source``'s Hessians from the bank, if it kept them all."""
@@ -98,12 +99,12 @@ class Quantizer:
         self.__dict__.update(state)
         self._collecting = threading.Lock()
 
-    def _collect(self) -> None:
+    def _collect(self, *, check: bool = True) -> None:
         with self._collecting:
             source = self.source
             if source is None or self.hessians:
                 return
-            self.hessians = source.collect()
+            self.hessians = source.collect(check=check)
             self._hessian_digests = {n: tensor_digest(h) for n, h in self.hessians.items()}
             if source.digest is not None:
                 self.bank.keep_hessian_digests(source.digest, self._hessian_digests)
@@ -523,15 +524,17 @@ def _check_layers(
 
 HESSIANS_VERSION = "1"
 """Bumped whenever :func:`collect_hessians` would give other Hessians for the same model and
-calibration: part of every GPTQ entry's key (:class:`HessianSource`)."""
+calibration: part of every :attr:`HessianSource.digest`, so the Hessian digests the bank kept
+for an older version are not used."""
 
 
 class HessianSource:
     """Where a space's calibration Hessians come from: the dense model and the calibration
-    batches, named by a digest of both (the model's state and the batches' tensors), so a
-    GPTQ entry's key names its calibration without the Hessians themselves. Collecting them is
-    one pass of the model over the batches (minutes for a language model on CPU): with every
-    entry already in the bank it is never done; otherwise it is done once, by :meth:`collect`.
+    batches, named by a digest of both (the model's state and the batches' tensors), under
+    which the bank keeps the digests of the Hessians they give (the entries' keys). Collecting
+    them is one pass of the model over the batches (minutes for a language model on CPU): with
+    every entry already in the bank it is never done; otherwise it is done once, by
+    :meth:`collect`.
 
     Args:
         model: The dense model the space is built from.
@@ -563,8 +566,9 @@ class HessianSource:
             text = json.dumps([HESSIANS_VERSION, self.model_digest, data])
             self.digest = hashlib.sha256(text.encode()).hexdigest()
 
-    def collect(self) -> dict[str, torch.Tensor]:
-        """Each layer's Hessian, from one pass of the model over the batches.
+    def collect(self, *, check: bool = True) -> dict[str, torch.Tensor]:
+        """Each layer's Hessian, from one pass of the model over the batches; ``check=False``
+        skips comparing the model with its digest (right after the source was made).
 
         Raises:
             RuntimeError: the model's weights changed since the source was made (a Config
@@ -573,7 +577,7 @@ class HessianSource:
         """
         from tradeoff.spaces._calibration import collect_hessians
 
-        if model_digest(self.model) != self.model_digest:
+        if check and model_digest(self.model) != self.model_digest:
             raise RuntimeError(
                 "The model's weights changed since its QuantizationSpace was built (a Config "
                 "applied with inplace=True?), so its calibration Hessians cannot be collected "
