@@ -20,7 +20,7 @@ pytest.importorskip("botorch")
 import tradeoff
 from tradeoff import _pareto
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
-from tradeoff.search import _bo_acqf, _bo_optim
+from tradeoff.search import _bo_acqf, _bo_hedge, _bo_optim
 from tradeoff.search._bo_data import Observations, reference_point, scale_constraints
 from tradeoff.search._bo_encode import Encoding
 from tradeoff.search._mobo import REFERENCE_ATTR, MOBOSampler
@@ -103,7 +103,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_proposals_stay_inside_a_mixed_space(spy: list[dict[str, Any]]) -> None:
-    study = ask_tell(MOBOSampler(seed=0, space=MIXED, n_startup_trials=5), 10)
+    study = ask_tell(MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=5), 10)
     assert len(spy) == 5  # every trial after the startup came from the model
     assert all(MIXED.contains(c) for c in configs(study))
 
@@ -127,7 +127,8 @@ def test_wide_integer_ranges_are_relaxed_but_proposals_stay_integer() -> None:
 def test_two_and_three_objectives(n_objectives: int, spy: list[dict[str, Any]]) -> None:
     directions = ["minimize", "minimize", "maximize"][:n_objectives]
     study = optuna.create_study(
-        directions=directions, sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5)
+        directions=directions,
+        sampler=MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=5),
     )
 
     def values(c: dict[str, Any]) -> list[float]:
@@ -188,7 +189,9 @@ def test_known_cost_is_exact_and_not_modelled(spy: list[dict[str, Any]]) -> None
         return size(config)
 
     objectives = ObjectiveSet.build([Objective("error"), Objective("size", fn=counted_size)])
-    sampler = MOBOSampler(seed=0, space=MIXED, objectives=objectives, n_startup_trials=5)
+    sampler = MOBOSampler(
+        hedge=False, seed=0, space=MIXED, objectives=objectives, n_startup_trials=5
+    )
     ask_tell(sampler, 8)
     assert [c["n_gps"] for c in spy] == [1, 1, 1]  # only "error" is modelled
     assert len(calls) > 50  # the acquisition scored candidates with the exact known cost
@@ -231,7 +234,7 @@ def test_known_constraint_is_never_violated() -> None:
 def test_measured_constraints_get_their_own_gps(spy: list[dict[str, Any]]) -> None:
     study = optuna.create_study(
         directions=["minimize", "minimize"],
-        sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5),
+        sampler=MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=5),
     )
     for _ in range(7):
         trial = study.ask(MIXED.distributions())
@@ -285,6 +288,7 @@ def test_pending_trials_lead_to_distinct_proposals(spy: list[dict[str, Any]]) ->
 
 def test_parego_and_max_observations(spy: list[dict[str, Any]]) -> None:
     sampler = MOBOSampler(
+        hedge=False,
         seed=0,
         space=MIXED,
         objectives=KNOWN,
@@ -296,8 +300,18 @@ def test_parego_and_max_observations(spy: list[dict[str, Any]]) -> None:
     assert all(MIXED.contains(c) for c in configs(study))
     # 4 then 5 completed trials, then capped at max_observations=5.
     assert [(c["acqf"], c["n_obs"]) for c in spy] == [("qnparego", n) for n in (4, 5, 5)]
-    assert MOBOSampler().acquisition_for(4) == "qlognehvi"
-    assert MOBOSampler().acquisition_for(5) == "qnparego"
+    assert (
+        MOBOSampler(
+            hedge=False,
+        ).acquisition_for(4)
+        == "qlognehvi"
+    )
+    assert (
+        MOBOSampler(
+            hedge=False,
+        ).acquisition_for(5)
+        == "qnparego"
+    )
 
 
 def test_plain_optuna_define_by_run() -> None:
@@ -375,7 +389,9 @@ def test_small_discrete_space_is_scored_exactly_and_never_repeats(
         return best_of(acqf, pool, batch)
 
     monkeypatch.setattr(_bo_optim, "_best_of", spy_best_of)
-    sampler = MOBOSampler(seed=0, space=GRID, objectives=KNOWN_GRID, n_startup_trials=4)
+    sampler = MOBOSampler(
+        hedge=False, seed=0, space=GRID, objectives=KNOWN_GRID, n_startup_trials=4
+    )
     study = ask_tell(sampler, 30, space=GRID, values=grid_values)
     keys = [tuple(sorted(c.items())) for c in configs(study, GRID)]
     assert len(set(keys)) == 30  # 54 Configs: none proposed twice
@@ -412,7 +428,7 @@ def best_value(sampler: optuna.samplers.BaseSampler, n: int) -> float:
 
 
 def test_single_objective_study_is_bayesian_optimization(spy: list[dict[str, Any]]) -> None:
-    mobo = best_value(MOBOSampler(seed=0, space=MIXED, n_startup_trials=6), 14)
+    mobo = best_value(MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=6), 14)
     assert [(c["acqf"], c["n_gps"]) for c in spy] == [("qlognei", 1)] * 8
     random = [best_value(optuna.samplers.RandomSampler(seed=s), 14) for s in range(3)]
     assert mobo < min(random)
@@ -423,7 +439,9 @@ def test_single_objective_constraint_gets_a_gp_and_is_respected(
 ) -> None:
     # The unconstrained optimum (x = 0.3) breaks the constraint x >= 0.6 set through Optuna's
     # public API; the constrained qLogNEI proposes feasible points.
-    study = optuna.create_study(sampler=MOBOSampler(seed=0, space=MIXED, n_startup_trials=5))
+    study = optuna.create_study(
+        sampler=MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=5)
+    )
     for _ in range(10):
         trial = study.ask(MIXED.distributions())
         config = MIXED.decode(trial.params)
@@ -627,3 +645,65 @@ def replace_effort(problem: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(problem, effort=replace(problem.effort, **changes))
+
+
+# The hedge: every third proposal from TPE ---------------------------------------------------
+def test_every_third_proposal_after_the_startup_is_tpe_s(spy: list[dict[str, Any]]) -> None:
+    study = ask_tell(MOBOSampler(seed=0, space=MIXED, n_startup_trials=5), 14)
+    arms = [t.system_attrs.get(_bo_hedge.ARM_ATTR) for t in study.trials]
+    assert arms[:5] == [None] * 5  # the startup is random
+    assert arms[5:] == ["tpe" if n % 3 == 2 else "model" for n in range(5, 14)]
+    assert len(spy) == arms.count("model")  # the model was not asked for TPE's trials
+    assert all(MIXED.contains(c) for c in configs(study))
+
+
+def test_without_hedge_every_proposal_is_the_model_s(spy: list[dict[str, Any]]) -> None:
+    study = ask_tell(MOBOSampler(seed=0, space=MIXED, n_startup_trials=5, hedge=False), 12)
+    assert len(spy) == 7
+    assert not any(_bo_hedge.ARM_ATTR in t.system_attrs for t in study.trials)
+
+
+def test_hedged_study_resumes_as_if_uninterrupted(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'hedge.db'}"
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+
+    def values(c: dict[str, Any]) -> list[float]:
+        return [c["x"], 1.0 - c["x"] + (c["y"] - 0.3) ** 2]
+
+    def run(n: int) -> optuna.Study:
+        sampler = MOBOSampler(seed=5, space=space, n_startup_trials=4)
+        study = optuna.create_study(
+            directions=["minimize"] * 2, sampler=sampler, storage=url, study_name="h",
+            load_if_exists=True,
+        )  # fmt: skip
+        return ask_tell(sampler, n, space=space, values=values, study=study)
+
+    sampler = MOBOSampler(seed=5, space=space, n_startup_trials=4)
+    whole = configs(ask_tell(sampler, 12, space=space, values=values), space)
+    run(7)
+    resumed = run(5)
+    assert configs(resumed, space) == whole
+    assert "tpe" in [t.system_attrs.get(_bo_hedge.ARM_ATTR) for t in resumed.trials[7:]]
+
+
+def test_tpe_proposals_that_waste_a_trial_go_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every proposal drawn for TPE: where it repeats a tried Config of a discrete space, or
+    # breaks a known-cost constraint, the model's proposal is taken instead.
+    monkeypatch.setattr(_bo_hedge, "arm", lambda trial: "tpe")
+    space = SearchSpace({"a": Ordinal([0, 1, 2, 3]), "b": Ordinal([0, 1, 2])})
+    study = ask_tell(
+        MOBOSampler(seed=0, space=space, n_startup_trials=4, max_enumerated=0), 12,
+        space=space, values=lambda c: [c["a"] + c["b"], 5 - c["a"] - c["b"]],
+    )  # fmt: skip
+    assert len({tuple(sorted(c.items())) for c in configs(study, space)}) == 12
+    arms = [t.system_attrs.get(_bo_hedge.ARM_ATTR) for t in study.trials[4:]]
+    assert "model" in arms and "tpe" in arms
+
+    objectives = ObjectiveSet.build(
+        [Objective("error"), Objective("size", fn=size)], [Constraint("size", "<=", 8.0)]
+    )
+    sampler = MOBOSampler(seed=0, space=MIXED, objectives=objectives, n_startup_trials=4)
+    study = ask_tell(sampler, 16)
+    assert all(size(c) <= 8.0 for c in configs(study))
+    arms = [t.system_attrs.get(_bo_hedge.ARM_ATTR) for t in study.trials[4:]]
+    assert "model" in arms and "tpe" in arms

@@ -27,6 +27,12 @@ one-hot.
 
 With several objectives, the hypervolume reference point is recorded on the study as the user
 attribute ``"tradeoff.mobo_reference"`` (objective values in the study's directions).
+
+With ``hedge=True`` (the default) every third proposal after the startup comes from
+multivariate TPE over the same trials instead of the model (:mod:`~tradeoff.search._bo_hedge`
+says why: a GP can lock onto a local front of a deceptive problem); which one proposed a trial
+is its system attribute ``"tradeoff.mobo_arm"``. A TPE proposal that violates a known-cost
+constraint, or repeats a tried Config of a discrete space, is replaced by the model's.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial
 
 from tradeoff.objectives import ObjectiveSet
+from tradeoff.search import _bo_hedge
 from tradeoff.search._bo_data import (
     KnownCosts,
     Observations,
@@ -97,6 +104,8 @@ class MOBOSampler(BaseSampler):
             acquisition is maximized exactly by scoring each one not tried yet; ``0`` always
             searches. In every discrete space a Config already tried (or running) is
             proposed again only if the search scores no other.
+        hedge: Every third proposal after the startup from multivariate TPE (see the module
+            docstring); ``False``: every proposal from the model.
 
     Only a cache lives in memory between proposals: the known costs of Configs.
 
@@ -115,9 +124,13 @@ class MOBOSampler(BaseSampler):
         device: str | torch.device | None = None,
         max_observations: int | None = None,
         max_enumerated: int = 4096,
+        hedge: bool = True,
     ) -> None:
         _check_args(seed, space, objectives, n_startup_trials, acquisition, max_observations)
         _check_count("max_enumerated", max_enumerated, 0, optional=False)
+        if not isinstance(hedge, bool):
+            raise TypeError(f"hedge must be True or False, got {hedge!r}.")
+        self._hedge = hedge
         self._base_seed = _fresh_seed() if seed is None else seed
         self._space, self._objectives = space, objectives
         self._n_startup, self._acquisition = n_startup_trials, acquisition
@@ -150,6 +163,13 @@ class MOBOSampler(BaseSampler):
         known = self._known_costs(enc, search_space)
         if len(data.x) < max(2, self.n_startup_trials(enc.dim)) or all(is_known):
             return enc.decode(_startup_point(enc, known, seed, data.tried))
+        if self._hedge:
+            params = None
+            if _bo_hedge.arm(trial) == "tpe":
+                params = _bo_hedge.tpe_proposal(study, trial, search_space, enc, known, data, seed)
+            _bo_hedge.record(study, trial, "tpe" if params is not None else "model")
+            if params is not None:
+                return params
         ref = None
         if len(is_known) > 1:
             ref = reference_point(data, self._user_reference(study))
