@@ -334,6 +334,11 @@ def _check_values(
                 f"{kind} values must be None, bool, int, float or str (storable as JSON), "
                 f"got {v!r} of type {type(v).__name__}."
             )
+    if any(isinstance(v, float) and math.isnan(v) for v in values):
+        raise ValueError(
+            f"{kind} values must not be NaN (NaN equals no value, so no trial's value would "
+            f"match it); got {list(values)!r}. Use None for a missing level."
+        )
     dupes = [v for i, v in enumerate(values) if any(_same(v, w) for w in values[:i])]
     if dupes:
         raise ValueError(f"{kind} values must be distinct; duplicated: {dupes!r}.")
