@@ -2055,7 +2055,8 @@ def public_suites() -> Iterator[Figure]:
             yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(3)))
         contenders = ("auto", *SUITE_ANCHORS)
         rows_of = [line for line in README.splitlines() if line.startswith(f"| {problem} |")]
-        (raw,) = [line for line in rows_of if " [" in line]  # the table with IQRs
+        # The table with IQRs and every column (the 10-seed table has fewer).
+        (raw,) = [line for line in rows_of if line.count("|") == len(SUITE_COLUMNS) + 3]
         marked = [c.strip() for c in raw.strip("|").split("|")[1:]]
         bold = [c for c, cell in zip(SUITE_COLUMNS.values(), marked) if cell.startswith("**")]
         top = max(contenders, key=lambda o: score[problem][o]["median"])
@@ -2612,6 +2613,62 @@ def mobo_hedge_own_problems() -> Iterator[Figure]:
     ((before,),) = grab(r"\(`optimizers.json`, ([0-9a-f]{7}); median")
     yield "before commit", before, old["machine"]["tradeoff_commit"]
     yield "seeds", "3", str(new["settings"]["seeds"])
+
+
+@check("suites_10seeds.json")
+def suites_ten_seeds() -> Iterator[Figure]:
+    """The close problems of the public suites at seeds 0-9: medians and IQRs, who is below
+    random search, and which code ran."""
+    rep = load("suites_10seeds.json")
+    columns = {
+        "auto": "auto",
+        "Optuna TPE (multivariate)": "optuna-tpe",
+        "Optuna GP": "optuna-gp",
+        "Optuna random": "optuna-random",
+    }
+    header = "| suite problem (seeds 0-9) | " + " | ".join(columns) + " |"
+    rows = table(header)
+    for problem, *cells in rows:
+        for column, cell in zip(columns.values(), cells):
+            median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
+            got = rep["score"][problem][column]
+            yield f"{problem} {column} median", median, got["median"]
+            yield f"{problem} {column} q25", q25, got["q25"]
+            yield f"{problem} {column} q75", q75, got["q75"]
+            yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(10)))
+    below = sorted(
+        p
+        for p, _, *_ in rows
+        if rep["score"][p]["auto"]["median"] < rep["score"][p]["optuna-random"]["median"]
+    )
+    ((named,),) = grab(r"At 10 seeds `auto` is below random search on ([\w-]+(?:, [\w-]+)*)")
+    yield "below random at 10 seeds", str(sorted(named.split(", "))), str(below)
+    ((commit, search),) = grab(
+        r"\(`benchmarks/results/suites_10seeds.json`, a clean clone of ([0-9a-f]{7}), its "
+        r"`tradeoff/search` ([0-9a-f]{7})'s"
+    )
+    new = [r for r in rep["runs"] if r["seed"] >= 3]
+    yield "new cells' commit", str({commit}), str({r["commit"][:7] for r in new})
+    yield "its search", "", _git("diff", search, commit, "--", "tradeoff/search")
+    yield (
+        "seeds 0-2 from suites.json",
+        "True",
+        str(
+            all(
+                r["score"]
+                == next(
+                    x["score"]
+                    for x in load("suites.json")["runs"]
+                    if (x["problem"], x["optimizer"], x["seed"])
+                    == (r["problem"], r["optimizer"], r["seed"])
+                )
+                for r in rep["runs"]
+                if r["seed"] < 3
+            )
+        ),
+    )
+    clean = [s["tradeoff_dirty"] for s in rep["sessions"] if s.get("cells_run")]
+    yield "clean", str([False] * len(clean)), str(clean)
 
 
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
