@@ -1463,6 +1463,16 @@ def compress_time_and_fidelity() -> Iterator[Figure]:
     yield "rtn starts done s", rtn_done, rtn["starts_done_s"]
 
 
+def _fidelity_only_run(rep: dict[str, Any], commit: str, lo: str, hi: str) -> Iterator[Figure]:
+    """A ``compress.py --fidelity-only`` run from a clean clone of ``commit`` under that load."""
+    yield from clean_clone(rep, commit, lo, hi)
+    yield (
+        "command",
+        rep["command"].split(" --bank")[0],
+        "python benchmarks/compress.py --fidelity-only",
+    )
+
+
 @check("compress_fidelity_36.json")
 def compress_fidelity_36() -> Iterator[Figure]:
     """Multi- against full fidelity with 36 held-out windows, one seed (issue #14)."""
@@ -1473,12 +1483,7 @@ def compress_fidelity_36() -> Iterator[Figure]:
         r"`benchmarks/results/compress_fidelity_36\.json`, a clean clone of (\w+), seed (\d+), "
         r"([\w-]+) first, load ([\d.]+)-([\d.]+)\)"
     )
-    yield from clean_clone(rep, commit, lo, hi)
-    yield (
-        "command",
-        rep["command"].split(" --bank")[0],
-        "python benchmarks/compress.py --fidelity-only",
-    )
+    yield from _fidelity_only_run(rep, commit, lo, hi)
     yield "eval seqs", "36", str(rep["command"].split("--eval-seqs ")[1].split()[0])
     seqs = res["ladder_seqs"]
     yield "ladder", ladder, ", ".join(map(str, seqs[:-1])) + f" and {seqs[-1]}"
@@ -1572,12 +1577,7 @@ def compress_fidelity_same_knapsack() -> Iterator[Figure]:
         r"calibration Hessians, .*? the knapsack at one held-out window then takes ([\d,]+) s, "
         r"the first trial is done ([\d,]+) s and all (\d+) starts ([\d,]+) s after the call"
     )
-    yield from clean_clone(rep, commit, lo, hi)
-    yield (
-        "command",
-        rep["command"].split(" --bank")[0],
-        "python benchmarks/compress.py --fidelity-only",
-    )
+    yield from _fidelity_only_run(rep, commit, lo, hi)
     mf0 = res["pairs"][0]["runs"]["multi-fidelity"]["timing"]
     yield "hessians s", hess, res["bank"]["hessians_s"]
     yield "knapsack s", knap, mf0["proxy_to_s"] - mf0["proxy_from_s"]
