@@ -45,6 +45,15 @@ an entry (the first, on a cold bank); the time and the number of collections are
     python benchmarks/compress.py --fidelity-only --bank /tmp/bank --seeds 0,1 --eval-seqs 36 \
         --out benchmarks/results/compress_fidelity_36.json
 
+``--equal-time SECONDS`` gives both runs the same wall time instead of the same trials: each
+stops proposing ``SECONDS`` after its search starts (compress's ``timeout``; the knapsack is
+measured before, the same in both), with ``--n-trials`` a cap neither should reach, the same in
+both, so ``"auto"`` picks the same optimizer with the same population:
+
+    python benchmarks/compress.py --fidelity-only --bank /tmp/bank --seeds 0,1 \
+        --equal-time 480 --n-trials 400 --rank-configs 0 \
+        --out benchmarks/results/compress_fidelity_equal_time.json
+
 Writes ``benchmarks/results/compress_fidelity.json``.
 """
 
@@ -105,6 +114,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--proxy-budget", default="low",
         help="the knapsack's budget in both runs: low (lowest rung), full, or held-out windows",
+    )  # fmt: skip
+    parser.add_argument(
+        "--equal-time", type=float, default=None, metavar="SECONDS",
+        help="with --fidelity-only: both runs stop proposing after SECONDS of search "
+        "(compress's timeout), with the same --n-trials as a cap they should not reach",
     )  # fmt: skip
     parser.add_argument(
         "--rank-configs", type=int, default=30,
@@ -247,6 +261,7 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         "held_out_tokens": int(held_out.numel()), "calibration_tokens": int(calibration.numel()),
         "ladder_seqs": list(ladder), "proxy_budget_seqs": proxy, "seq_len": args.seq_len,
         "n_trials": args.n_trials, "optimizer": args.optimizer, "seeds": args.seeds,
+        "equal_time_s": args.equal_time,
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="compress-fidelity-") as tmp, _hessians_once() as once:
         bank = args.bank or Path(tmp) / "bank"
@@ -275,7 +290,7 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
                 result, timing = call(
                     quality=KLToDense(held_out), fidelity=name == "multi-fidelity", seed=seed,
                     proxy_budget=proxy, n_trials=args.n_trials, study_name=f"{name}-{seed}",
-                    storage=f"sqlite:///{Path(tmp) / f'{seed}.db'}",
+                    storage=f"sqlite:///{Path(tmp) / f'{seed}.db'}", timeout=args.equal_time,
                 )  # fmt: skip
                 runs[name] = (result, timing)
             mf, full = runs["multi-fidelity"], runs["full fidelity"]
