@@ -10,7 +10,10 @@ objective adds noise shrinking with the budget), and 10,000-trial SQLite and Pos
 ``tests/servers/postgres.py``), each time-boxed by ``optimize(timeout=...)``. The cases
 ``tpe`` and ``mobo`` run the in-memory search with Optuna's multivariate TPE and tradeoff's
 ``mobo`` instead of random search (1,000 trials by default): each sampler call is timed, so the
-sampler's share of every gap is reported apart from the driver's.
+sampler's share of every gap is reported apart from the driver's. The case ``evolution``
+runs tradeoff's evolution sampler (``auto``'s pick for a compression search under a size
+budget) on the budget ladder with a SQLite study, as ``compress`` does by default, timed the
+same way (``--sampler-trials`` Configs).
 ``evaluate`` stamps ``time.perf_counter()``; the gap between
 consecutive calls is one full trip of the driver loop (tell, budget, ask, record, submit), so
 with an objective that costs nothing it is the driver's (and Optuna's and the storage's) cost
@@ -74,11 +77,13 @@ OBJECTIVES = [Objective("f1"), Objective("f2")]
 TENTHS = 10
 TARGET_GROWTH = 1.5  # median ms/trial, last tenth over first tenth
 LADDER = Fidelity((1, 3, 9), eta=3, name="steps")
-CASES = ("memory", "fidelity", "sqlite", "postgres", "tpe", "mobo")
+CASES = ("memory", "fidelity", "sqlite", "postgres", "tpe", "mobo", "evolution")
 STORAGE = {
     "memory": "memory", "fidelity": "memory", "sqlite": "sqlite", "postgres": "postgres",
-    "tpe": "memory", "mobo": "memory",
+    "tpe": "memory", "mobo": "memory", "evolution": "sqlite",
 }  # fmt: skip
+SAMPLERS = ("tpe", "mobo", "evolution")  # cases whose sampler is timed
+LADDERED = ("fidelity", "evolution")  # cases searched on the budget ladder
 SAMPLER_CALLS = (
     "infer_relative_search_space", "sample_relative", "sample_independent", "before_trial",
     "after_trial",
@@ -98,9 +103,9 @@ def noisy_zdt1(config: Mapping[str, Any], budget: float) -> dict[str, float]:
 
 
 def timed_sampler(case: str, n_trials: int, spent: list[float]) -> Any:
-    """The case's sampler; with ``tpe``/``mobo``, its calls add their seconds to ``spent[0]``
-    (the instance's methods are wrapped: it stays the class ``optimize`` expects)."""
-    if case not in ("tpe", "mobo"):
+    """The case's sampler; with ``tpe``/``mobo``/``evolution``, its calls add their seconds to
+    ``spent[0]`` (the instance's methods are wrapped: it stays the class ``optimize`` expects)."""
+    if case not in SAMPLERS:
         return "random"
     from tradeoff.objectives import ObjectiveSet
     from tradeoff.search import make_sampler
@@ -145,7 +150,7 @@ def search(case: str, url: str | None, n_trials: int, time_box: float) -> dict[s
         budgets.append(budget)
         return noisy_zdt1(config, budget)
 
-    fidelity = LADDER if case == "fidelity" else None
+    fidelity = LADDER if case in LADDERED else None
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # the progress bar runs, unseen
         result = tradeoff.optimize(
@@ -158,7 +163,7 @@ def search(case: str, url: str | None, n_trials: int, time_box: float) -> dict[s
     wall = time.perf_counter() - start
     tenths, cpu_tenths = by_tenth(stamps), by_tenth(cpu)
     sampler = None
-    if case in ("tpe", "mobo"):  # each gap split into the sampler's time and the rest
+    if case in SAMPLERS:  # each gap split into the sampler's time and the rest
         outside = [t - o for t, o in zip(stamps, in_sampler)]
         sampler = {"sampler_ms_per_trial_by_tenth": by_tenth(in_sampler),
                    "driver_ms_per_trial_by_tenth": by_tenth(outside)}  # fmt: skip
@@ -309,6 +314,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "memory": args.memory_trials, "fidelity": args.fidelity_trials,
         "sqlite": args.sqlite_trials, "postgres": args.postgres_trials,
         "tpe": args.sampler_trials, "mobo": args.sampler_trials,
+        "evolution": args.sampler_trials,
     }  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="tradeoff-scale-") as directory,
@@ -374,7 +380,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fidelity-trials", type=int, default=5_000, help="Configs")
     parser.add_argument("--sqlite-trials", type=int, default=10_000)
     parser.add_argument("--postgres-trials", type=int, default=10_000)
-    parser.add_argument("--sampler-trials", type=int, default=1_000, help="tpe and mobo")
+    parser.add_argument(
+        "--sampler-trials", type=int, default=1_000, help="tpe, mobo; evolution: Configs"
+    )
     parser.add_argument("--time-box", type=float, default=1200.0, help="seconds per search")
     parser.add_argument("--before", type=Path, default=None, help="a report of an older commit")
     parser.add_argument(

@@ -343,7 +343,8 @@ def test_suite_reference_values_match_the_published_ones():
 def test_scale_quick(tmp_path):
     from tests.servers.postgres import pg_bin
 
-    cases = ["memory", "fidelity", "sqlite", "tpe", "mobo"] + (["postgres"] if pg_bin() else [])
+    cases = ["memory", "fidelity", "sqlite", "tpe", "mobo", "evolution"]
+    cases += ["postgres"] if pg_bin() else []
     out = tmp_path / "scale.json"
     proc = run_script("scale.py", out, "--quick", "--cases", ",".join(cases))
     report = json.loads(out.read_text())
@@ -370,6 +371,10 @@ def test_scale_quick(tmp_path):
         sampler, rest = r["sampler_ms_per_trial_by_tenth"], r["driver_ms_per_trial_by_tenth"]
         assert len(sampler) == len(rest) == 10 and min(sampler) >= 0 and min(rest) > 0
     assert max(by_case["mobo"]["sampler_ms_per_trial_by_tenth"]) > 0  # its GP ran, timed
+    evolution = by_case["evolution"]  # on the ladder, in SQLite, its sampler timed
+    assert evolution["storage"] == "sqlite" and evolution["fidelity"] == [1, 3, 9]
+    assert evolution["evaluations_by_budget"]["1"] == 30 == evolution["configs_run"]
+    assert max(evolution["sampler_ms_per_trial_by_tenth"]) > 0
 
 
 @pytest.mark.slow
