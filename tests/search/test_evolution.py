@@ -476,3 +476,46 @@ def test_multi_fidelity_top_rung_results_outrank_lower_rungs():
     # Members are seen as level indices: 8 bits is level 2 of (2, 4, 8).
     assert population.members[0] == {n: 2 for n in layers} and population.ranks[0] == 0
     assert len(population.members) == 3 and min(population.ranks[1:]) > 0
+
+
+def test_multi_fidelity_proposals_read_the_storage_once_and_keep_what_they_read(
+    tmp_path, monkeypatch
+):
+    # A multi-fidelity study in SQLite, compress's default: each proposal reads every trial;
+    # it must not query the database once per lower-rung result (51,070 queries, half the
+    # wall time of a 577-trial search), and what it keeps of finished trials must not change
+    # a proposal: a sampler that has read the study before proposes what a fresh one does.
+    from optuna.storages import RDBStorage
+
+    layers = [f"l{i}.bits" for i in range(6)]
+    space = SearchSpace({name: Ordinal([2, 4, 8]) for name in layers})
+    dists = space.distributions()
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], storage=f"sqlite:///{tmp_path / 'mf.db'}"
+    )
+    study.set_metric_names(["error", "size"])
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        params = {n: int(rng.choice([2, 4, 8])) for n in layers}
+        state = TrialState.COMPLETE if i % 5 == 0 else TrialState.PRUNED
+        _rung_result(study, params, dists, rng.random(2).tolist(), rung=i % 2, state=state)
+    reads = []
+    real = RDBStorage.get_study_system_attrs
+    monkeypatch.setattr(
+        RDBStorage,
+        "get_study_system_attrs",
+        lambda self, study_id: reads.append(study_id) or real(self, study_id),
+    )
+    study.sampler = EvolutionSampler(seed=3, space=space, population_size=6)
+    for i in range(8):
+        reads.clear()
+        trial = study.ask(dists)
+        assert len(reads) <= 2  # not one per PRUNED trial (24 of them at the start)
+        frozen = study._storage.get_trial(trial._trial_id)
+        fresh = EvolutionSampler(seed=3, space=space, population_size=6)
+        proposal = fresh.sample_relative(study, frozen, dists)
+        assert proposal == trial.params
+        if i % 2:
+            study.tell(trial, rng.random(2).tolist())
+        else:
+            study.tell(trial, state=TrialState.FAIL)

@@ -125,7 +125,9 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         # Caches only: all rebuilt from the study when missing.
         self._guard: KnownCostGuard | None = None
         self._layers: dict[tuple[str, ...], Layers] = {}
-        self._fits: dict[tuple[str, tuple[str, ...]], dict[int, bool]] = {}
+        # Per study and stored space: each finished trial as _history reads it (finished
+        # trials never change), so a proposal does not view every trial's params again.
+        self._read: dict[tuple[str, Any], dict[int, _Read]] = {}
         self._survivors: tuple[Any, _Population] | None = None
 
     # BaseSampler ----------------------------------------------------------------------------
@@ -236,23 +238,24 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         """The trials of ``study`` other than ``trial``, their params in ``view``."""
         history = _History()
         dists = view.stored
-        fits = self._fits.setdefault((study.study_name, tuple(dists)), {})
+        read = self._read.setdefault((study.study_name, tuple(dists.items())), {})
         best: dict[tuple[Any, ...], _Result] = {}  # each Config's highest-rung result
+        names = study.metric_names  # a storage read: once, not once per trial
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number:
                 continue
             history.n_running += t.state == TrialState.RUNNING
-            if not dists.keys() <= t.params.keys():
+            entry = read.get(t.number)
+            if entry is None:
+                entry = _read(t, view, names)
+                if entry is not None and t.state.is_finished():
+                    read[t.number] = entry
+            if entry is None:
                 continue
-            params = view.view(t.params)
-            key = tuple(params[name] for name in dists)
+            key, result, fits = entry
             history.seen.add(key)
-            result = _result(study, t, params)
-            if result is None:
-                continue
-            if t.number not in fits:  # trials of an older, different space are not parents
-                fits[t.number] = all(t.distributions[n] == d for n, d in dists.items())
-            if fits[t.number] and (key not in best or best[key].rung < result.rung):
+            # Trials of an older, different space are not parents.
+            if result is not None and fits and (key not in best or best[key].rung < result.rung):
                 best[key] = result
         history.n_complete = len(best)
         results = sorted(best.values(), key=lambda r: r.trial.number)
@@ -309,15 +312,32 @@ class _Result:
     params: Mapping[str, Any]
 
 
-def _result(study: optuna.Study, trial: FrozenTrial, params: Mapping[str, Any]) -> _Result | None:
+_Read = tuple[tuple[Any, ...], "_Result | None", bool]
+"""A trial as :meth:`EvolutionSampler._history` reads it: its Config's key (params in the
+view's order), its result (None: none usable), and whether its distributions are the view's."""
+
+
+def _read(trial: FrozenTrial, view: LevelView, names: list[str] | None) -> _Read | None:
+    """``trial`` as the history reads it, or ``None`` if it lacks a parameter of the view."""
+    dists = view.stored
+    if not dists.keys() <= trial.params.keys():
+        return None
+    params = view.view(trial.params)
+    key = tuple(params[name] for name in dists)
+    fits = all(trial.distributions[n] == d for n, d in dists.items())
+    return key, _result(trial, params, names), fits
+
+
+def _result(
+    trial: FrozenTrial, params: Mapping[str, Any], names: list[str] | None
+) -> _Result | None:
     """The result of a completed trial, or of a PRUNED one that tradeoff's multi-fidelity
     driver stopped below the top rung with its metrics (``tradeoff.result``), else None;
-    ``params`` are the trial's, as operators see them."""
+    ``params`` are the trial's, as operators see them; ``names`` the study's metric names."""
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         violation = sum(max(v, 0.0) for v in trial.constraints.values())
         return _Result(trial, tuple(trial.values), violation, math.inf, params)
     tag, run = trial.user_attrs.get(ATTR_FIDELITY), trial.user_attrs.get(ATTR_RESULT)
-    names = study.metric_names
     if trial.state != TrialState.PRUNED or tag is None or not isinstance(run, dict) or not names:
         return None
     try:
