@@ -28,7 +28,9 @@ def command_line(argv: list[str] | None = None) -> str:
 def commit_info() -> dict[str, Any]:
     """The checkout's commit and whether the code in ``tradeoff/``, ``benchmarks/`` or
     ``examples/`` differs from it (the commit alone would not say what ran); results do not
-    count."""
+    count. A ``tradeoff`` imported from elsewhere (an editable install of another checkout,
+    say: run a clone's scripts with ``PYTHONPATH=<clone>``) is not this commit's code either:
+    the run is then dirty, and ``tradeoff_imported_from`` says where it came from."""
 
     def git(*args: str) -> str:
         try:
@@ -39,5 +41,12 @@ def commit_info() -> dict[str, Any]:
 
     head = git("rev-parse", "--short", "HEAD")
     code = ("tradeoff", "benchmarks", "examples", ":(exclude)benchmarks/results")
-    dirty = git("status", "--porcelain", "--", *code)
-    return {"tradeoff_commit": head or None, "tradeoff_dirty": bool(dirty) if head else None}
+    dirty = bool(git("status", "--porcelain", "--", *code))
+    info: dict[str, Any] = {"tradeoff_commit": head or None}
+    module = sys.modules.get("tradeoff")
+    source = getattr(module, "__file__", None)
+    if source is not None and Path(source).resolve().parent.parent != ROOT:
+        dirty = True
+        info["tradeoff_imported_from"] = str(Path(source).resolve().parent)
+    info["tradeoff_dirty"] = dirty if head else None
+    return info

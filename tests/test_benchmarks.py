@@ -431,3 +431,23 @@ def test_propose_ahead_quick(tmp_path):
     cell = report["summary"]["random"]
     assert cell["span_ratio"] == cell["ahead"]["span_s"] / cell["plain"]["span_s"]
     assert report["machine"]["tradeoff_commit"]
+
+
+def test_provenance_calls_a_run_of_another_checkouts_tradeoff_dirty(monkeypatch, tmp_path):
+    # An editable install points `import tradeoff` at one checkout; a script run from a clone
+    # of another commit would record the clone's commit for code it did not run.
+    import types
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import provenance
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    here = provenance.commit_info()
+    assert "tradeoff_imported_from" not in here  # this checkout's own tradeoff
+    elsewhere = types.ModuleType("tradeoff")
+    elsewhere.__file__ = str(tmp_path / "other" / "tradeoff" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "tradeoff", elsewhere)
+    info = provenance.commit_info()
+    assert info["tradeoff_dirty"] is True and info["tradeoff_commit"] == here["tradeoff_commit"]
+    assert info["tradeoff_imported_from"] == str(tmp_path / "other" / "tradeoff")
