@@ -17,6 +17,7 @@ import json
 import re
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -2087,9 +2088,9 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
         r"\*auto before\* \(the table's first run, commit ([0-9a-f]{7}); one cell at ([0-9a-f]{7}),"
     )
     yield (
-        "auto: the last commit of tradeoff/search",
+        "auto: the last commit of the tradeoff/search modules auto's mobo runs",
         commit,
-        _git("log", "-1", "--format=%h", "--", "tradeoff/search"),
+        _git("log", "-1", "--format=%h", "--", *_mobo_modules()),
     )
     columns = (
         ("auto", {commit}),
@@ -2121,6 +2122,38 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
     anchors = ("optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random")
     cheap = [v for c in cols for o, v in c.items() if o in anchors]
     yield "the others under the bound", str(max(cheap) < float(others)), "True"
+
+
+# A short search on a continuous 2-objective problem: auto picks mobo (rule 2a); 8 trials are
+# 5 random, then TPE's (the hedge) and the model's proposals. It prints the files of every
+# tradeoff.search module it ran (the others are imported lazily: evolution, ASHA, baselines).
+_MOBO_RUN = """
+import sys
+import tradeoff
+from tradeoff.objectives import Objective
+from tradeoff.spaces import Float, SearchSpace
+
+space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+result = tradeoff.optimize(
+    lambda c: {"a": c["x"], "b": 1.0 - c["x"] * c["y"]}, space,
+    objectives=[Objective("a"), Objective("b")], n_trials=8, seed=0, show_progress=False,
+)
+assert result.study.user_attrs["tradeoff.optimizer"] == "mobo"
+for name, module in sorted(sys.modules.items()):
+    if name.startswith("tradeoff.search"):
+        print(module.__file__)
+"""
+
+
+@cache
+def _mobo_modules() -> list[str]:
+    """The tradeoff/search files a mobo search through ``auto`` runs, relative to the repo."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MOBO_RUN], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    files = [str(Path(line).resolve().relative_to(ROOT)) for line in out.split()]
+    assert "tradeoff/search/_mobo.py" in files and "tradeoff/search/_bo_hedge.py" in files, files
+    return files
 
 
 def _git(*args: str) -> str:
@@ -2454,6 +2487,44 @@ def scale_samplers() -> Iterator[Figure]:
     yield "speed low", lo_s, min(mobo)
     yield "speed high", hi_s, max(mobo)
     yield "speed observations", at, speed["settings"]["n_obs"]
+
+
+@check("scale_evolution_before.json", "scale_evolution.json")
+def scale_evolution() -> Iterator[Figure]:
+    """Evolution on the ladder in SQLite, before and after its proposals stopped querying the
+    storage once per lower-rung result (issue #18)."""
+    ((n_configs, n_evals, fix),) = grab(
+        r"the budget ladder with a SQLite study, as `compress` does by default \(([\d,]+) "
+        r"Configs, ([\d,]+) evaluations\)\. Before (\w+) each proposal"
+    )
+    first = _git("log", "--format=%h", "--grep=reads the study's metric names once")
+    yield "fix commit", fix, first.splitlines()[-1]
+    patterns = {
+        "before": r"`benchmarks/results/scale_evolution_before.json`, a clean clone of (\w+), "
+        r"load average ([\d.]+)-([\d.]+)\): ([\d.]+) ms in the last tenth, and the loop's "
+        r"ms/trial went from ([\d.]+) to ([\d.]+) \(([\d.]+)x\); the search took (\d+) s",
+        "now": r"`benchmarks/results/scale_evolution.json`, a clean clone of (\w+), run beside "
+        r"it, load average ([\d.]+)-([\d.]+)\): ([\d.]+) ms in the last tenth, ms/trial from "
+        r"([\d.]+) to ([\d.]+) \(([\d.]+)x, within the 1.5x target\), and the search took "
+        r"(\d+) s",
+    }
+    files = {"before": "scale_evolution_before.json", "now": "scale_evolution.json"}
+    for when, pattern in patterns.items():
+        rep = load(files[when])
+        (r,) = rep["rows"]
+        ((commit, lo, hi, sampler, ms0, ms9, growth, wall),) = grab(pattern)
+        yield from clean_clone(rep, commit, lo, hi)
+        command = "python benchmarks/scale.py --cases evolution --sampler-trials 1000"
+        yield f"{when} command", rep["command"].split(" --out")[0], f"{command} --time-box 600"
+        yield f"{when} Configs", n_configs, r["configs_run"]
+        yield f"{when} evaluations", n_evals, r["trials_run"]
+        yield f"{when} not time-boxed", str(r["time_boxed"]), "False"
+        yield f"{when} sampler last tenth", sampler, r["sampler_ms_per_trial_by_tenth"][-1]
+        yield f"{when} first tenth", ms0, r["ms_first_tenth"]
+        yield f"{when} last tenth", ms9, r["ms_last_tenth"]
+        yield f"{when} growth", growth, r["growth"]
+        yield f"{when} wall", wall, r["wall_s"]
+    yield "fix after before's commit", "", _git("log", "--oneline", f"{fix}..cae43c7")
 
 
 # Tests ----------------------------------------------------------------------------------------
