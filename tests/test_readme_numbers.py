@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import statistics
 import subprocess
@@ -1521,6 +1522,131 @@ def compress_fidelity_36() -> Iterator[Figure]:
     curve = f["curves"]["full fidelity"]
     gain = next(i for i, (_, hv) in enumerate(curve) if hv == curve[-1][1])
     yield "last gain trial", last, gain + 1
+
+
+def _equal_time_runs(rep: dict[str, Any]) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
+    """Each run of a ``--equal-time`` report: seed, name, place in its pair's order, figures."""
+    for p in rep["result"]["pairs"]:
+        for place, name in enumerate(p["order"], 1):
+            run = p["runs"][name]
+            starts = len(run["timing"]["start_trials"])
+            rungs = run["rungs"] or [
+                {"evaluations": run["trials"], "mean_s": run["mean_evaluation_s"],
+                 "total_s": run["evaluation_s_total"]}
+            ]  # fmt: skip
+            evaluations = sum(r["evaluations"] for r in rungs)
+            spent = sum(r["total_s"] for r in rungs)
+            yield p["seed"], name, place, {
+                "configs": rungs[0]["evaluations"] + (starts if run["rungs"] else 0),
+                "rungs": rungs,
+                "outside": (run["timing"]["search_s"] - spent) / evaluations,
+                "hypervolume": run["hypervolume"],
+                "starts": starts,
+                "curve": p["from_first_trial"],
+            }  # fmt: skip
+
+
+@check("compress_fidelity_equal_time.json", "compress_fidelity_equal_time_after.json")
+def compress_fidelity_equal_time() -> Iterator[Figure]:
+    """Multi- against full fidelity at equal wall time, before and after a5e141f (#14)."""
+    ((command, seconds, prose),) = grab(
+        r"At equal wall time instead of equal trials: `(python benchmarks/compress\.py "
+        r"--fidelity-only --bank DIR --seeds 0,1 --equal-time (\d+) --n-trials \d+ "
+        r"--rank-configs 0)` stops each run\s+proposing (\d+) s after"
+    )
+    yield "seconds in the prose", prose, seconds
+    reps = {}
+    for when, name in (("before", ""), ("after", "_after")):
+        ((commit, lo, hi),) = grab(
+            rf"`benchmarks/results/compress_fidelity_equal_time{name}\.json`, a clean clone of "
+            r"(\w+), load ([\d.]+)-([\d.]+)\)"
+        )
+        rep = reps[commit] = load(f"compress_fidelity_equal_time{name}.json")
+        yield from clean_clone(rep, commit, lo, hi)
+        bank = rep["command"].split("--bank ")[1].split()[0]
+        ran = rep["command"].split(" --out")[0].replace(bank, "DIR")
+        yield f"{when} command", ran, command
+        yield f"{when} seconds", seconds, rep["result"]["equal_time_s"]
+        starts = {r["starts"] for *_, r in _equal_time_runs(rep)}
+        yield f"{when} starts", "{13}", str(starts)
+        for *_, r in _equal_time_runs(rep):  # the cap was never reached
+            yield f"{when} under the cap", "True", str(r["configs"] < rep["result"]["n_trials"])
+    header = "| seed | code | run (order) | Configs | evaluations: count x seconds |"
+    rows = table(header)
+    yield "rows", str(len(rows)), "8"
+    runs = {
+        (str(seed), commit, f"{name} ({place}.)"): r
+        for commit, rep in reps.items()
+        for seed, name, place, r in _equal_time_runs(rep)
+    }
+    yield "runs", str(sorted(runs)), str(sorted((a, b, c) for a, b, c, *_ in rows))
+    for seed, commit, run, configs, evaluations, outside, final in rows:
+        r = runs[(seed, commit, run)]
+        label = f"{seed} {commit} {run}"
+        yield f"{label} Configs", configs, r["configs"]
+        cells = ", ".join(f"{x['evaluations']} x {x['mean_s']:.2f}" for x in r["rungs"])
+        yield f"{label} evaluations", evaluations, cells
+        yield f"{label} outside", outside, r["outside"]
+        yield f"{label} final", final, r["hypervolume"]
+    by = {(commit, seed, name.startswith("multi")): r for (seed, commit, name), r in runs.items()}
+    before, after = reps
+    full_higher = all(by[(c, s, False)]["hypervolume"] > by[(c, s, True)]["hypervolume"]
+                      for c in reps for s in ("0", "1"))  # fmt: skip
+    yield "full fidelity higher in all four", "True", str(full_higher)
+
+    def spread(commit: str, mf: bool) -> str:
+        values = [by[(commit, s, mf)]["outside"] for s in ("0", "1")]
+        return f"{min(values):.3f}-{max(values):.3f}"
+
+    ((b_mf, b_full, b_c0, b_c1, b_f0, b_f1, a_mf, a_c0, a_c1, a_f0, a_f1),) = grab(
+        r"each of the ladder's evaluations cost ([\d.-]+) s outside the evaluation \(full "
+        r"fidelity's: ([\d.-]+) s\).*?bought only (\d+) and (\d+) Configs against (\d+) and "
+        r"(\d+)\. After it, ([\d.-]+) s, the same as full fidelity's, and (\d+) and (\d+) "
+        r"Configs against (\d+) and (\d+);"
+    )
+    yield "before mf outside", b_mf, spread(before, True)
+    yield "before full outside", b_full, spread(before, False)
+    yield "after mf outside", a_mf, spread(after, True)
+    for commit, figures in ((before, (b_c0, b_c1, b_f0, b_f1)), (after, (a_c0, a_c1, a_f0, a_f1))):
+        want = [by[(commit, s, mf)]["configs"] for mf in (True, False) for s in ("0", "1")]
+        for got, value in zip(figures, want):
+            yield f"{commit} Configs", got, value
+    ((led, of, short0, short1),) = grab(
+        r"with seed 0 multi-fidelity led at (\d+) of the (\d+) checkpoints and ended ([\d.]+) "
+        r"short, with seed 1 ([\d.]+) short"
+    )
+    curve = by[(after, "0", True)]["curve"]["at_checkpoints"]
+    mf, full = curve["multi-fidelity"], curve["full fidelity"]
+    yield "checkpoints", of, len(mf)
+    yield "led at", led, sum(a > b for a, b in zip(mf, full))
+    for seed, short in (("0", short0), ("1", short1)):
+        gap = by[(after, seed, False)]["hypervolume"] - by[(after, seed, True)]["hypervolume"]
+        yield f"seed {seed} short", short, gap
+    ((r_lo, r_hi, low_lo, low_hi, top_lo, top_hi, p1_lo, p1_hi, p2_lo, p2_hi),) = grab(
+        r"its lowest\s+rung is only (\d+)-(\d+) times cheaper than the full budget "
+        r"\(([\d.]+)-([\d.]+) s against ([\d.]+)-([\d.]+) s a\s+evaluation.*?promoted "
+        r"(\d+)-(\d+)% of its new Configs to 3 windows and (\d+)-(\d+)% to 9"
+    )
+    mfs = [by[(after, s, True)] for s in ("0", "1")]
+    fulls = [by[(after, s, False)] for s in ("0", "1")]
+    lows = [r["rungs"][0]["mean_s"] for r in mfs]
+    tops = [r["rungs"][0]["mean_s"] for r in fulls]
+    ratios = [t / low for t, low in zip(tops, lows)]
+    yield "ratio low", r_lo, math.floor(min(ratios))
+    yield "ratio high", r_hi, math.ceil(max(ratios))
+    yield "lowest rung low", low_lo, min(lows)
+    yield "lowest rung high", low_hi, max(lows)
+    yield "full low", top_lo, min(tops)
+    yield "full high", top_hi, max(tops)
+    to3 = [100 * r["rungs"][1]["evaluations"] / r["rungs"][0]["evaluations"] for r in mfs]
+    to9 = [
+        100 * (r["rungs"][2]["evaluations"] - r["starts"]) / r["rungs"][0]["evaluations"]
+        for r in mfs
+    ]
+    yield "to 3 low", p1_lo, min(to3)
+    yield "to 3 high", p1_hi, max(to3)
+    yield "to 9 low", p2_lo, min(to9)
+    yield "to 9 high", p2_hi, max(to9)
 
 
 @check("compress_warm_bank.json")
