@@ -51,8 +51,8 @@ measured before, the same in both), with ``--n-trials`` a cap neither should rea
 both, so ``"auto"`` picks the same optimizer with the same population:
 
     python benchmarks/compress.py --fidelity-only --bank /tmp/bank --seeds 0,1 \
-        --equal-time 480 --n-trials 400 --rank-configs 0 \
-        --out benchmarks/results/compress_fidelity_equal_time.json
+        --equal-time 300 --n-trials 2000 --rank-configs 0 \
+        --out benchmarks/results/compress_fidelity_equal_time_after.json
 
 Writes ``benchmarks/results/compress_fidelity.json``.
 """

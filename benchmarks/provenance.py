@@ -45,8 +45,9 @@ def commit_info() -> dict[str, Any]:
     info: dict[str, Any] = {"tradeoff_commit": head or None}
     module = sys.modules.get("tradeoff")
     source = getattr(module, "__file__", None)
-    if source is not None and Path(source).resolve().parent.parent != ROOT:
+    package = None if source is None else Path(source).resolve().parent
+    if package is not None and package.parent != ROOT:
         dirty = True
-        info["tradeoff_imported_from"] = str(Path(source).resolve().parent)
+        info["tradeoff_imported_from"] = str(package)
     info["tradeoff_dirty"] = dirty if head else None
     return info

@@ -1,5 +1,6 @@
 """The benchmark scripts run (tiny settings) and write the JSON the README quotes from."""
 
+import importlib
 import json
 import math
 import shlex
@@ -11,6 +12,15 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def benchmark_module(name):
+    """``benchmarks/<name>.py`` imported as a module (the folder is not a package on the path)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def run_script(name, out, *args):
@@ -85,11 +95,7 @@ def test_multi_fidelity_quick(tmp_path):
 def test_main_job_evidence_is_make_runs_command_and_table():
     """benchmarks/results/mnist.json comes from the Makefile's run command as it is now, and
     records the table every fresh run printed."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import main_job
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    main_job = benchmark_module("main_job")
     argv = main_job.make_run_command()
     assert argv[1] == "examples/mnist_compression.py" and "--seed" in argv
     evidence = json.loads((ROOT / "benchmarks" / "results" / "mnist.json").read_text())
@@ -105,11 +111,7 @@ def test_main_job_evidence_is_make_runs_command_and_table():
 def test_make_run_prints_the_evidence_table_today():
     """`make run`'s command prints, today, the table of benchmarks/results/mnist.json (the
     README's): a change that moves the main job's results has to re-make its evidence."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import main_job
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    main_job = benchmark_module("main_job")
     evidence = json.loads((ROOT / "benchmarks" / "results" / "mnist.json").read_text())
     table = main_job.run_once(main_job.make_run_command(), keep_cache=True)["table"]
     if table[0] != evidence["table"][0]:  # its model key: the CNN trained on this machine
@@ -264,12 +266,7 @@ def _suite_problems():
     """``benchmarks/suite_problems.py``; skips without the ``bench`` extra."""
     for module in ("paretobench", "cocoex"):
         pytest.importorskip(module, reason="the bench extra: pip install -e '.[bench]'")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import suite_problems
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return suite_problems
+    return benchmark_module("suite_problems")
 
 
 @pytest.mark.slow
@@ -438,11 +435,7 @@ def test_provenance_calls_a_run_of_another_checkouts_tradeoff_dirty(monkeypatch,
     # of another commit would record the clone's commit for code it did not run.
     import types
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import provenance
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    provenance = benchmark_module("provenance")
     here = provenance.commit_info()
     assert "tradeoff_imported_from" not in here  # this checkout's own tradeoff
     elsewhere = types.ModuleType("tradeoff")

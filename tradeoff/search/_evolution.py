@@ -248,10 +248,10 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             entry = read.get(t.number)
             if entry is None:
                 entry = _read(t, view, names)
-                if entry is not None and t.state.is_finished():
+                if entry is None:
+                    continue
+                if t.state.is_finished():
                     read[t.number] = entry
-            if entry is None:
-                continue
             key, result, fits = entry
             history.seen.add(key)
             # Trials of an older, different space are not parents.
