@@ -116,6 +116,35 @@ def test_reproducible_with_a_seed() -> None:
     assert first[:4] != other
 
 
+def test_startup_points_cover_every_level_of_every_column() -> None:
+    # Eight startup points over three 8-level columns: a Sobol sequence puts one point in each
+    # eighth of every axis, so each column tries each level once (independent random draws
+    # would repeat a level in a column with probability 0.998).
+    space = SearchSpace({f"bits{i}": Ordinal([1, 2, 3, 4, 5, 6, 7, 8]) for i in range(3)})
+    for seed in range(3):
+        sampler = MOBOSampler(seed=seed, space=space, n_startup_trials=8)
+        study = ask_tell(sampler, 8, space=space, values=lambda c: [sum(c.values()), -c["bits0"]])
+        for name in space.distributions():
+            assert sorted(c[name] for c in configs(study, space)) == list(range(1, 9)), name
+
+
+def test_startup_points_follow_the_trial_number_not_the_order_of_asks() -> None:
+    # Four workers asking at once (every trial still running) get the points one worker gets
+    # asking and telling in turn: the startup is one sequence indexed by trial number.
+    space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "z": Float(0.0, 1.0)})
+
+    def values(c: dict[str, Any]) -> list[float]:
+        return [c["x"], c["y"] + c["z"]]
+
+    one = configs(ask_tell(MOBOSampler(seed=5, space=space), 4, space=space, values=values), space)
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=MOBOSampler(seed=5, space=space)
+    )
+    asked = [study.ask(space.distributions()) for _ in range(4)]
+    assert [space.decode(t.params) for t in asked] == one
+    assert len({c["x"] for c in one}) == 4
+
+
 def test_wide_integer_ranges_are_relaxed_but_proposals_stay_integer() -> None:
     space = SearchSpace({"n": Int(1, 5000, log=True), "x": Float(0.0, 1.0)})
     sampler = MOBOSampler(seed=0, space=space, n_startup_trials=4)

@@ -136,9 +136,17 @@ class Encoding:
     def sample(self, rng: np.random.Generator, n: int) -> FloatArray:
         """``(n, d)`` random points: uniform per column; levels of a linear grid and
         categories equally likely, log-scaled integers log-uniform."""
-        half = [0.0 if c.kind == "continuous" else 0.5 / (c.n_levels - 1) for c in self.columns]
-        u = rng.uniform(-np.array(half), 1.0 + np.array(half), size=(n, self.dim))
-        return self.snap(u)
+        return self.stretch(rng.uniform(size=(n, self.dim)))
+
+    def stretch(self, u: FloatArray) -> FloatArray:
+        """``(n, d)`` points of ``[0, 1)^d`` (random, or a quasi-random sequence's) -> points of
+        the space, as :meth:`sample` maps its uniform draws: a discrete or categorical column's
+        interval widened by half a step at each end, so that every level gets an equal share."""
+        half = np.array(
+            [0.0 if c.kind == "continuous" else 0.5 / (c.n_levels - 1) for c in self.columns]
+        )
+        low, high = -half, 1.0 + half
+        return self.snap(low + (high - low) * np.asarray(u, dtype=float))
 
 
 def _column(name: str, dist: BaseDistribution, *, ordered: bool) -> _Column:

@@ -20,6 +20,10 @@ Each proposal is rebuilt from the study's trials (only caches are kept between c
    Pareto set (:mod:`~tradeoff.search._bo_optim`). In a discrete space a Config already tried
    is not proposed again while the search scores another.
 
+Until ``n_startup_trials`` trials are complete, proposals are space-filling instead: the point
+of a scrambled Sobol sequence (seeded by the sampler's seed) at the trial's number, so the
+startup covers every column's levels evenly whichever worker asks first.
+
 Ordinal levels are ordered: with ``space``, an Ordinal the study stores as a categorical of its
 levels (sparsities ``0.0, 0.25, 0.5``, bit-widths ``2, 3, 4, 8``) is a discrete column, level
 ``i`` of ``k`` at ``i / (k - 1)``, like evenly stepped integer levels; other categoricals are
@@ -47,6 +51,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial
+from scipy.stats import qmc  # type: ignore[import-untyped]
 
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search import _bo_hedge
@@ -92,8 +97,9 @@ class MOBOSampler(BaseSampler):
         objectives: Which objectives are known costs (exact, not modelled), their ``fn``,
             known-cost constraints and user reference points; their order must be the study's.
             Without it every objective and constraint is modelled.
-        n_startup_trials: Random proposals before the first model, counted in completed trials.
-            Defaults to ``min(max(5, 2 * d), 20)`` for ``d`` parameters.
+        n_startup_trials: Space-filling proposals (a scrambled Sobol sequence) before the
+            first model, counted in completed trials. Defaults to ``min(max(5, 2 * d), 20)``
+            for ``d`` parameters.
         acquisition: ``"qlognehvi"``, ``"qnparego"``, or ``"auto"`` (qLogNEHVI up to four
             objectives, qLogNParEGO beyond). A single objective always uses qLogNEI.
         device: Torch device of the models; defaults to CUDA when available, else the CPU.
@@ -162,7 +168,10 @@ class MOBOSampler(BaseSampler):
         is_known = self._is_known(len(study.directions))
         known = self._known_costs(enc, search_space)
         if len(data.x) < max(2, self.n_startup_trials(enc.dim)) or all(is_known):
-            return enc.decode(_startup_point(enc, known, seed, data.tried))
+            startup = _startup_point(
+                enc, known, seed, data.tried, sobol=self._base_seed, index=trial.number
+            )
+            return enc.decode(startup)
         if self._hedge:
             params = None
             if _bo_hedge.arm(trial) == "tpe":
@@ -285,11 +294,23 @@ class MOBOSampler(BaseSampler):
 
 
 def _startup_point(
-    enc: Encoding, known: KnownCosts | None, seed: int, tried: FloatArray
+    enc: Encoding, known: KnownCosts | None, seed: int, tried: FloatArray, *, sobol: int, index: int
 ) -> FloatArray:
-    """A random ``(d,)`` point: the first of a random pool that satisfies the known-cost
-    constraints and (in a discrete space) was not tried yet, else the first feasible one."""
-    pool = enc.sample(np.random.default_rng(seed), _STARTUP_TRIES)
+    """A ``(d,)`` startup point: point ``index`` of a scrambled Sobol sequence seeded with
+    ``sobol``, if it satisfies the known-cost constraints and (in a discrete space) was not
+    tried yet; else the first random point that does, else the first feasible one.
+
+    Indexed by trial number, the startup points of a study are a prefix of one low-discrepancy
+    sequence, whichever trials are asked first and whichever driver or worker asks for them:
+    they cover the space more evenly than independent random draws (BoTorch's and Ax's initial
+    design), so fewer seeds start the model inside a single basin (issue #17: wfg9)."""
+    first = np.empty((0, enc.dim))
+    if enc.dim <= qmc.Sobol.MAXDIM:
+        sequence = qmc.Sobol(enc.dim, scramble=True, seed=sobol)
+        if index:  # scipy's fast_forward(0) overflows
+            sequence.fast_forward(index)
+        first = enc.stretch(sequence.random(1))
+    pool = np.concatenate([first, enc.sample(np.random.default_rng(seed), _STARTUP_TRIES)])
     feasible = np.ones(len(pool), dtype=bool) if known is None else known.evaluate(pool)[1]
     fresh = untried_mask(enc, tried, pool) if enc.discrete else feasible
     best = np.flatnonzero(feasible & fresh)
