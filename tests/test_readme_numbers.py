@@ -19,7 +19,7 @@ import re
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -2152,6 +2152,7 @@ def engine_overhead() -> Iterator[Figure]:
 
 SUITE_COLUMNS = {
     "auto": "auto",
+    "auto at 6c9b0f0": "auto-6c9b0f0",
     "auto at df7dd28": "auto-df7dd28",
     "auto at d99774c": "auto-d99774c",
     "auto before": "auto-before",
@@ -2174,6 +2175,10 @@ def public_suites() -> Iterator[Figure]:
     for label, *cells in rows:
         problem = label.split()[0]
         for column, cell in zip(SUITE_COLUMNS.values(), cells):
+            if cell == "-":  # an earlier version of auto that did not run this problem
+                seeds = score[problem].get(column, {}).get("seeds", [])
+                yield f"{problem} {column} not at 3 seeds", "True", str(len(seeds) < 3)
+                continue
             median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
             got = score[problem][column]
             yield f"{problem} {column} median", median, got["median"]
@@ -2214,12 +2219,13 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
         r"\*auto before\* \(the table's first run, commit ([0-9a-f]{7}); one cell at ([0-9a-f]{7}),"
     )
     yield (
-        "auto: the last commit of the tradeoff/search modules auto's mobo runs",
-        commit,
-        _git("log", "-1", "--format=%h", "--", *_mobo_modules()),
+        "auto: the tradeoff/search modules auto's mobo runs are the commit's",
+        "",
+        _git("diff", commit, "--", *_mobo_modules()),
     )
     columns = (
         ("auto", {commit}),
+        ("auto-6c9b0f0", {"6c9b0f0"}),
         ("auto-df7dd28", {"df7dd28"}),
         ("auto-d99774c", {"d99774c"}),
         ("auto-before", {first, other}),
@@ -2251,29 +2257,42 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
 
 
 # A short search on a continuous 2-objective problem: auto picks mobo (rule 2a); 8 trials are
-# 5 random, then TPE's (the hedge) and the model's proposals. It prints the files of every
-# tradeoff.search module it ran (the others are imported lazily: evolution, ASHA, baselines).
+# 5 startup points, then TPE's (the hedge) and the model's proposals. It prints the files of every
+# tradeoff.search module whose functions the search called: a module that is only imported
+# (ASHA's, evolution's, the baselines') runs no code of a mobo search.
 _MOBO_RUN = """
-import sys
+import sys, threading
 import tradeoff
 from tradeoff.objectives import Objective
 from tradeoff.spaces import Float, SearchSpace
 
 space = SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+called = set()
+
+def profile(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and code.co_flags & 0x1 and "tradeoff" in code.co_filename:  # a function
+        called.add(code.co_filename)
+
+sys.setprofile(profile)
+threading.setprofile(profile)
 result = tradeoff.optimize(
     lambda c: {"a": c["x"], "b": 1.0 - c["x"] * c["y"]}, space,
     objectives=[Objective("a"), Objective("b")], n_trials=8, seed=0, show_progress=False,
 )
+sys.setprofile(None)
+threading.setprofile(None)
 assert result.study.user_attrs["tradeoff.optimizer"] == "mobo"
 for name, module in sorted(sys.modules.items()):
-    if name.startswith("tradeoff.search"):
+    if name.startswith("tradeoff.search") and module.__file__ in called:
         print(module.__file__)
 """
 
 
 @cache
 def _mobo_modules() -> list[str]:
-    """The tradeoff/search files a mobo search through ``auto`` runs, relative to the repo."""
+    """The tradeoff/search files whose code a mobo search through ``auto`` runs, relative to
+    the repo."""
     out = subprocess.run(
         [sys.executable, "-c", _MOBO_RUN], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
@@ -2345,27 +2364,31 @@ def _suites_targets(rep: dict[str, Any]) -> Iterator[Figure]:
     yield "of", of, len(versus)
     yield "percent", pct, round(100 * int(n) / int(of))
     losers = sorted(p for p, v in versus.items() if v["diff"] < 0)
-    ((named,),) = grab(r"target 80%: \w+: ([\w-]+(?: and [\w-]+)*)\)")
-    yield "problems below the best anchor", str(sorted(named.split(" and "))), str(losers)
+    ((named,),) = grab(r"target 80%: \w+: ([\w-]+(?:(?:, | and )[\w-]+)*)\)")
+    yield "problems below the best anchor", str(sorted(re.split(", | and ", named))), str(losers)
     margin = {
         p: v["auto"]
         - (v["best"] - (score[p][v["best_anchor"]]["q75"] - score[p][v["best_anchor"]]["q25"]))
         for p, v in versus.items()
     }
     ((verdict, p1, auto, minus_iqr),) = grab(
-        r"minus one IQR on every problem: (\w+) \(the closest, (\S+): ([\d.]+) against ([\d.]+)\)"
+        r"minus one\s+IQR on every problem: \**(\w+)\** \(the closest, (\S+): ([\d.]+) "
+        r"against ([\d.]+)"
     )
     yield "best - IQR verdict", verdict, "met" if min(margin.values()) >= 0 else "missed"
     yield "closest to best - IQR", p1, min(margin, key=margin.__getitem__)
     yield "auto there", auto, score[p1]["auto"]["median"]
     yield "best minus IQR", minus_iqr, score[p1]["auto"]["median"] - margin[p1]
     tpe_miss = {p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"]}
-    ((p2, auto2, tpe),) = grab(
-        r"multivariate TPE's on every problem: missed on (\S+) \(([\d.]+)\s+against\s+([\d.]+)\)"
+    ((listed,),) = grab(
+        r"multivariate TPE's on every problem: missed on ((?:[\w-]+ \([-\d.]+\s+against\s+"
+        r"[-\d.]+\)(?:,\s+|\s+and\s+)?)+)"
     )
-    yield "below multivariate TPE", str({p2}), str(tpe_miss)
-    yield "auto there (TPE)", auto2, score[p2]["auto"]["median"]
-    yield "TPE there", tpe, score[p2]["optuna-tpe"]["median"]
+    items = re.findall(r"([\w-]+) \(([-\d.]+)\s+against\s+([-\d.]+)\)", listed)
+    yield "below multivariate TPE", str(sorted(tpe_miss)), str(sorted(p for p, _, _ in items))
+    for p2, auto2, tpe in items:
+        yield f"{p2} auto there (TPE)", auto2, score[p2]["auto"]["median"]
+        yield f"{p2} TPE there", tpe, score[p2]["optuna-tpe"]["median"]
     random_miss = {
         p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
     }
@@ -2772,22 +2795,31 @@ def proposal_speed_dense_quality() -> Iterator[Figure]:
         )
 
 
+def _best_own_anchor(
+    label: str, cell: str, fractions: dict[str, float]
+) -> Generator[Figure, None, str]:
+    """A "0.990 (Optuna GPSampler)" cell: the best Optuna sampler of ``optimizers.json`` on one
+    of its problems and its median; returns that sampler's name."""
+    names = {"Optuna GPSampler": "optuna-gp", "Optuna TPE": "optuna-tpe"}
+    anchors = ("optuna-gp", "optuna-tpe", "optuna-nsga2", "optuna-random")
+    value, anchor = re.fullmatch(r"([\d.]+) \((.+)\)", cell).groups()
+    top = max(anchors, key=fractions.__getitem__)
+    yield f"{label} best anchor", names[anchor], top
+    yield f"{label} best anchor value", value, fractions[top]
+    return top
+
+
 @check("optimizers_hedge.json", "optimizers.json")
 def mobo_hedge_own_problems() -> Iterator[Figure]:
     """mobo with the hedge against mobo without it on optimizers.py's six problems."""
     new, old = load("optimizers_hedge.json"), load("optimizers.json")
-    names = {"Optuna GPSampler": "optuna-gp", "Optuna TPE": "optuna-tpe"}
-    anchors = ("optuna-gp", "optuna-tpe", "optuna-nsga2", "optuna-random")
     gaps = []
     header = "| problem | mobo (hedge, "
     for label, hedged, before, best in table(header):
         p = PROBLEM_ROWS[label]
         yield f"{label} hedge", hedged, new["hv_fraction"][p]["mobo"]
         yield f"{label} before", before, old["hv_fraction"][p]["mobo"]
-        value, anchor = re.fullmatch(r"([\d.]+) \((.+)\)", best).groups()
-        top = max(anchors, key=lambda a: old["hv_fraction"][p][a])
-        yield f"{label} best anchor", names[anchor], top
-        yield f"{label} best anchor value", value, old["hv_fraction"][p][top]
+        top = yield from _best_own_anchor(label, best, old["hv_fraction"][p])
         yield (
             f"{label} at least it",
             "True",
@@ -2812,14 +2844,58 @@ def mobo_hedge_own_problems() -> Iterator[Figure]:
     yield "seeds", "3", str(new["settings"]["seeds"])
 
 
-@check("suites_10seeds.json")
+@check("optimizers_sobol.json", "optimizers_hedge.json", "optimizers.json")
+def mobo_sobol_own_problems() -> Iterator[Figure]:
+    """mobo with the Sobol startup against the hedge's random startup on optimizers.py's six
+    problems, and the best Optuna sampler there."""
+    new, hedge, old = (
+        load("optimizers_sobol.json"),
+        load("optimizers_hedge.json"),
+        load("optimizers.json"),
+    )
+    changes = []
+    for label, sobol, hedged, best in table("| problem | mobo (Sobol startup, "):
+        p = PROBLEM_ROWS[label]
+        yield f"{label} Sobol", sobol, new["hv_fraction"][p]["mobo"]
+        yield f"{label} hedge", hedged, hedge["hv_fraction"][p]["mobo"]
+        yield from _best_own_anchor(label, best, old["hv_fraction"][p])
+        changes.append(new["hv_fraction"][p]["mobo"] - hedge["hv_fraction"][p]["mobo"])
+    yield "every problem", str(sorted(PROBLEM_ROWS.values())), str(sorted(new["hv_fraction"]))
+    ((lo, hi),) = grab(r"the Sobol startup moves mobo's median by ([-\d.]+) to \+([\d.]+)")
+    yield "largest loss", lo, min(changes)
+    yield "largest gain", hi, max(changes)
+    ((commit, start, end),) = grab(
+        r"`optimizers_sobol.json`, from a clean clone of ([0-9a-f]{7}); 1-minute load average "
+        r"([\d.]+) when it started, ([\d.]+) when it ended"
+    )
+    yield "commit", commit, new["machine"]["tradeoff_commit"]
+    yield "clean", "False", str(new["machine"]["tradeoff_dirty"])
+    yield "its mobo is today's", "", _git("diff", commit, "--", *_mobo_modules())
+    yield "load at start", start, new["machine"]["load_avg_1_5_15_at_start"][0]
+    yield "load at end", end, new["machine"]["load_avg_1_5_15_at_end"][0]
+    yield "seeds", "3", str(new["settings"]["seeds"])
+    ((after, before),) = grab(
+        r"DTLZ2 with three objectives is the one loss \(seeds ((?:[\d.]+, ){2}[\d.]+) "
+        r"against\s+((?:[\d.]+,\s+){2}[\d.]+)\)"
+    )
+    for label, text, rep in (("Sobol", after, new), ("hedge", before, hedge)):
+        runs = [r for r in rep["runs"] if (r["problem"], r["optimizer"]) == ("dtlz2", "mobo")]
+        got = [r for r in sorted(runs, key=lambda r: r["seed"])]
+        yield f"DTLZ2 {label} seeds", str(len(re.split(r",\s+", text))), str(len(got))
+        for i, (t, r) in enumerate(zip(re.split(r",\s+", text), got)):
+            yield f"DTLZ2 {label} seed {i}", t, r["hv_fraction"]
+
+
+@check("suites_10seeds.json", "suites.json")
 def suites_ten_seeds() -> Iterator[Figure]:
     """The close problems of the public suites at seeds 0-9: medians and IQRs, who is below
     random search, and which code ran."""
     rep = load("suites_10seeds.json")
     columns = {
         "auto": "auto",
+        "auto at 6c9b0f0": "auto-6c9b0f0",
         "Optuna TPE (multivariate)": "optuna-tpe",
+        "Optuna TPE (default)": "optuna-tpe-default",
         "Optuna GP": "optuna-gp",
         "Optuna random": "optuna-random",
     }
@@ -2827,45 +2903,102 @@ def suites_ten_seeds() -> Iterator[Figure]:
     rows = table(header)
     for problem, *cells in rows:
         for column, cell in zip(columns.values(), cells):
+            if cell == "-":
+                seeds = rep["score"][problem].get(column, {}).get("seeds", [])
+                yield f"{problem} {column} not at 10 seeds", "True", str(len(seeds) < 10)
+                continue
             median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
             got = rep["score"][problem][column]
             yield f"{problem} {column} median", median, got["median"]
             yield f"{problem} {column} q25", q25, got["q25"]
             yield f"{problem} {column} q75", q75, got["q75"]
             yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(10)))
+    yield "every problem", str(sorted(rep["score"])), str(sorted(p for p, *_ in rows))
     below = sorted(
         p
         for p, _, *_ in rows
         if rep["score"][p]["auto"]["median"] < rep["score"][p]["optuna-random"]["median"]
     )
-    ((named,),) = grab(r"At 10 seeds `auto` is below random search on ([\w-]+(?:, [\w-]+)*)")
-    yield "below random at 10 seeds", str(sorted(named.split(", "))), str(below)
-    ((commit, search),) = grab(
-        r"\(`benchmarks/results/suites_10seeds.json`, a clean clone of ([0-9a-f]{7}), its "
-        r"`tradeoff/search` ([0-9a-f]{7})'s"
+    ((named,),) = grab(r"At 10 seeds `auto` is below random search on (none|[\w-]+(?:, [\w-]+)*)")
+    yield (
+        "below random at 10 seeds",
+        str(sorted(named.split(", ")) if named != "none" else []),
+        str(below),
+    )
+    ((auto_clone, *others),) = grab(
+        r"seeds 3-9 of `auto` ran in a clean clone of ([0-9a-f]{7}), the other columns' in "
+        r"clean clones of ([0-9a-f]{7}) \([^)]*\), ([0-9a-f]{7}) \([^)]*\) and ([0-9a-f]{7}) \("
     )
     new = [r for r in rep["runs"] if r["seed"] >= 3]
-    yield "new cells' commit", str({commit}), str({r["commit"][:7] for r in new})
-    yield "its search", "", _git("diff", search, commit, "--", "tradeoff/search")
+    mine = {r["commit"][:7] for r in new if r["optimizer"] == "auto"}
+    yield "auto's new cells' commit", str({auto_clone}), str(mine)
+    rest = {r["commit"][:7] for r in new if r["optimizer"] != "auto"}
+    yield "the other new cells' commits", str(sorted(others)), str(sorted(rest))
+    yield "auto's code today", "", _git("diff", auto_clone, "--", *_mobo_modules())
+    for commit in sorted({r["commit"][:7] for r in new if r["optimizer"] == "auto-6c9b0f0"}):
+        yield (
+            f"{commit}'s mobo is 6c9b0f0's",
+            "",
+            _git("diff", "6c9b0f0", commit, "--", *_mobo_modules()),
+        )
+    main = {
+        (x["problem"], x["optimizer"], x["seed"]): x["score"] for x in load("suites.json")["runs"]
+    }
+    early = [r for r in rep["runs"] if r["seed"] < 3]
     yield (
         "seeds 0-2 from suites.json",
         "True",
-        str(
-            all(
-                r["score"]
-                == next(
-                    x["score"]
-                    for x in load("suites.json")["runs"]
-                    if (x["problem"], x["optimizer"], x["seed"])
-                    == (r["problem"], r["optimizer"], r["seed"])
-                )
-                for r in rep["runs"]
-                if r["seed"] < 3
-            )
-        ),
+        str(all(r["score"] == main[r["problem"], r["optimizer"], r["seed"]] for r in early)),
     )
+    reruns = rep["reruns_of_seeds_0_2"]
+    same = sum(a == b for a, b in reruns.values())
+    ((n_same, n_runs),) = grab(r"reproduced (\d+) of the (\d+) `suites.json` cells exactly")
+    yield "reruns reproduced", n_same, same
+    yield "reruns", n_runs, len(reruns)
+    loads = [r["load_1min"] for r in new]
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the new cells' ends")
+    yield "least load", lo, min(loads)
+    yield "most load", hi, max(loads)
     clean = [s["tradeoff_dirty"] for s in rep["sessions"] if s.get("cells_run")]
     yield "clean", str([False] * len(clean)), str(clean)
+    yield from _sobol_startup(rep)
+
+
+def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
+    """The Sobol startup's paragraph: wfg9-m2 seed by seed, the median moves, the margins."""
+    med = {p: {o: v["median"] for o, v in row.items()} for p, row in rep["score"].items()}
+
+    def seeds(problem: str, optimizer: str) -> list[float]:
+        runs = [r for r in rep["runs"] if (r["problem"], r["optimizer"]) == (problem, optimizer)]
+        return [r["score"] for r in sorted(runs, key=lambda r: r["seed"])]
+
+    ((old, new),) = grab(r"wfg9-m2 ((?:[\d.]+, ){9}[\d.]+) -> ((?:[\d.]+,\s+){9}[\d.]+)")
+    for label, text, column in (("6c9b0f0", old, "auto-6c9b0f0"), ("Sobol", new, "auto")):
+        got = seeds("wfg9-m2", column)
+        for i, (t, v) in enumerate(zip(re.split(r",\s+", text), got, strict=True)):
+            yield f"wfg9-m2 {label} seed {i}", t, v
+    low = {c: sum(v < 0.3 for v in seeds("wfg9-m2", c)) for c in ("auto-6c9b0f0", "auto")}
+    ((before, after),) = grab(r"\(below 0.3: (\w+) -> (\w+)\)")
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+    yield "seeds below 0.3 before", str(words[before]), str(low["auto-6c9b0f0"])
+    yield "seeds below 0.3 after", str(words[after]), str(low["auto"])
+    order = ("wfg9-m2", "wfg2-m2", "cf2", "dtlz2-m3")
+    (moves,) = grab(
+        r"the median moved ([+-][\d.]+) on wfg9-m2,\s+([+-][\d.]+) on wfg2-m2, ([+-][\d.]+) "
+        r"on cf2 and ([+-][\d.]+) on dtlz2-m3"
+    )
+    yield "every problem's move", str(sorted(med)), str(sorted(order))
+    for p, d in zip(order, moves):
+        yield f"{p} median move", d.lstrip("+"), med[p]["auto"] - med[p]["auto-6c9b0f0"]
+    ((margin, auto, rand),) = grab(r"only by ([\d.]+) on wfg9-m2 \(([\d.]+) against ([\d.]+)\)")
+    yield "wfg9-m2 over random", margin, med["wfg9-m2"]["auto"] - med["wfg9-m2"]["optuna-random"]
+    yield "wfg9-m2 auto", auto, med["wfg9-m2"]["auto"]
+    yield "wfg9-m2 random", rand, med["wfg9-m2"]["optuna-random"]
+    ((gp_lead,),) = grab(r"Optuna's GP on wfg2-m2 by (\d+\.\d+)")
+    yield "wfg2-m2 over GP", gp_lead, med["wfg2-m2"]["auto"] - med["wfg2-m2"]["optuna-gp"]
+    later = [round(v, 3) for v in seeds("dtlz2-m3", "auto")[3:]]
+    ((text,),) = grab(r"its seeds 3-9 \(((?:[\d.]+, ){6}[\d.]+)\)")
+    yield "dtlz2-m3 seeds 3-9", text, ", ".join(f"{v:.3f}" for v in later)
 
 
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
