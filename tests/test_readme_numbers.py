@@ -2223,9 +2223,13 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
         "",
         _git("diff", commit, "--", *_mobo_modules()),
     )
+    ((f028,),) = grab(
+        r"mixint-f028-d05's from a clean clone of ([0-9a-f]{7}), whose mobo modules are 6c9b0f0's"
+    )
+    yield f"{f028}'s mobo is 6c9b0f0's", "", _git("diff", "6c9b0f0", f028, "--", *_mobo_modules())
     columns = (
         ("auto", {commit}),
-        ("auto-6c9b0f0", {"6c9b0f0"}),
+        ("auto-6c9b0f0", {"6c9b0f0", f028}),
         ("auto-df7dd28", {"df7dd28"}),
         ("auto-d99774c", {"d99774c"}),
         ("auto-before", {first, other}),
