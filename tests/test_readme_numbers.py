@@ -2986,11 +2986,13 @@ def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
     yield "seeds below 0.3 before", str(words[before]), str(low["auto-6c9b0f0"])
     yield "seeds below 0.3 after", str(words[after]), str(low["auto"])
-    order = ("wfg9-m2", "wfg2-m2", "cf2", "dtlz2-m3")
+    order = ("wfg9-m2", "wfg2-m2", "cf2", "dtlz2-m3", "wfg4-m2")
     (moves,) = grab(
         r"the median moved ([+-][\d.]+) on wfg9-m2,\s+([+-][\d.]+) on wfg2-m2, ([+-][\d.]+) "
-        r"on cf2 and ([+-][\d.]+) on dtlz2-m3"
+        r"on cf2, ([+-][\d.]+) on dtlz2-m3 and ([+-][\d.]+) on wfg4-m2"
     )
+    ((total,),) = grab(r"Summed over the five problems the medians moved ([+-][\d.]+)")
+    yield "summed move", total, sum(med[p]["auto"] - med[p]["auto-6c9b0f0"] for p in order)
     yield "every problem's move", str(sorted(med)), str(sorted(order))
     for p, d in zip(order, moves):
         yield f"{p} median move", d.lstrip("+"), med[p]["auto"] - med[p]["auto-6c9b0f0"]
@@ -2998,8 +3000,13 @@ def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     yield "wfg9-m2 over random", margin, med["wfg9-m2"]["auto"] - med["wfg9-m2"]["optuna-random"]
     yield "wfg9-m2 auto", auto, med["wfg9-m2"]["auto"]
     yield "wfg9-m2 random", rand, med["wfg9-m2"]["optuna-random"]
-    ((gp_lead,),) = grab(r"Optuna's GP on wfg2-m2 by (\d+\.\d+)")
+    ((gp_lead,),) = grab(r"wfg2-m2 \(Optuna's\s+GP by (\d+\.\d+)\)")
     yield "wfg2-m2 over GP", gp_lead, med["wfg2-m2"]["auto"] - med["wfg2-m2"]["optuna-gp"]
+    ((auto4, gp4),) = grab(r"trails Optuna's GP on wfg4-m2 \(([\d.]+) against ([\d.]+)\)")
+    yield "wfg4-m2 auto", auto4, med["wfg4-m2"]["auto"]
+    yield "wfg4-m2 GP", gp4, med["wfg4-m2"]["optuna-gp"]
+    ((old4,),) = grab(r"and ahead of it on\s+wfg4-m2 \(([\d.]+)\)")
+    yield "wfg4-m2 auto at 6c9b0f0", old4, med["wfg4-m2"]["auto-6c9b0f0"]
     later = [round(v, 3) for v in seeds("dtlz2-m3", "auto")[3:]]
     ((text,),) = grab(r"its seeds 3-9 \(((?:[\d.]+, ){6}[\d.]+)\)")
     yield "dtlz2-m3 seeds 3-9", text, ", ".join(f"{v:.3f}" for v in later)
