@@ -2166,6 +2166,23 @@ SUITE_ANCHORS = ("optuna-gp", "optuna-tpe", "optuna-tpe-default", "optuna-nsga2"
 SUITE_HEADER = "| suite problem | " + " | ".join(SUITE_COLUMNS) + " | auto - best Optuna |"
 
 
+def _median_iqr_cell(
+    label: str, cell: str, got: dict[str, Any] | None, n_seeds: int
+) -> Iterator[Figure]:
+    """A suites table's "median [q25, q75]" cell against the JSON's summary of the column on
+    seeds 0..n_seeds-1; "-" where the column did not run that many seeds there."""
+    if cell == "-":  # e.g. an earlier version of auto that did not run this problem
+        seeds = (got or {}).get("seeds", [])
+        yield f"{label} not at {n_seeds} seeds", "True", str(len(seeds) < n_seeds)
+        return
+    median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
+    assert got is not None, label
+    yield f"{label} median", median, got["median"]
+    yield f"{label} q25", q25, got["q25"]
+    yield f"{label} q75", q75, got["q75"]
+    yield f"{label} seeds", str(got["seeds"]), str(list(range(n_seeds)))
+
+
 @check("suites.json")
 def public_suites() -> Iterator[Figure]:
     rep = load("suites.json")
@@ -2175,16 +2192,7 @@ def public_suites() -> Iterator[Figure]:
     for label, *cells in rows:
         problem = label.split()[0]
         for column, cell in zip(SUITE_COLUMNS.values(), cells):
-            if cell == "-":  # an earlier version of auto that did not run this problem
-                seeds = score[problem].get(column, {}).get("seeds", [])
-                yield f"{problem} {column} not at 3 seeds", "True", str(len(seeds) < 3)
-                continue
-            median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
-            got = score[problem][column]
-            yield f"{problem} {column} median", median, got["median"]
-            yield f"{problem} {column} q25", q25, got["q25"]
-            yield f"{problem} {column} q75", q75, got["q75"]
-            yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(3)))
+            yield from _median_iqr_cell(f"{problem} {column}", cell, score[problem].get(column), 3)
         contenders = ("auto", *SUITE_ANCHORS)
         rows_of = [line for line in README.splitlines() if line.startswith(f"| {problem} |")]
         # The table with IQRs and every column (the 10-seed table has fewer).
@@ -2907,16 +2915,8 @@ def suites_ten_seeds() -> Iterator[Figure]:
     rows = table(header)
     for problem, *cells in rows:
         for column, cell in zip(columns.values(), cells):
-            if cell == "-":
-                seeds = rep["score"][problem].get(column, {}).get("seeds", [])
-                yield f"{problem} {column} not at 10 seeds", "True", str(len(seeds) < 10)
-                continue
-            median, q25, q75 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
-            got = rep["score"][problem][column]
-            yield f"{problem} {column} median", median, got["median"]
-            yield f"{problem} {column} q25", q25, got["q25"]
-            yield f"{problem} {column} q75", q75, got["q75"]
-            yield f"{problem} {column} seeds", str(got["seeds"]), str(list(range(10)))
+            got = rep["score"][problem].get(column)
+            yield from _median_iqr_cell(f"{problem} {column}", cell, got, 10)
     yield "every problem", str(sorted(rep["score"])), str(sorted(p for p, *_ in rows))
     below = sorted(
         p
