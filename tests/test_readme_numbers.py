@@ -3012,6 +3012,53 @@ def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     yield "dtlz2-m3 seeds 3-9", text, ", ".join(f"{v:.3f}" for v in later)
 
 
+@check("suites_ax.json", "suites.json")
+def suites_ax() -> Iterator[Figure]:
+    """Ax 1.3.1 beside auto and the best Optuna anchor: full 100-evaluation cells only."""
+    rep, main = load("suites_ax.json"), load("suites.json")
+    names = {v: k for k, v in SUITE_COLUMNS.items()}
+    rows = table("| suite problem (seeds 0-2) | Ax 1.3.1 |")
+    for problem, ax, auto, best, diff, ax_s, ax_50, auto_s in rows:
+        runs = [
+            r
+            for r in rep["runs"]
+            if (r["problem"], r["optimizer"]) == (problem, "ax") and r["seed"] < 3
+        ]
+        yield f"{problem} every cell ran 100", "True", str(all(r["proposals"] == 100 for r in runs))
+        yield from _median_iqr_cell(f"{problem} ax", ax, rep["score"][problem]["ax"], 3)
+        yield from _median_iqr_cell(f"{problem} auto", auto, main["score"][problem]["auto"], 3)
+        value, anchor = re.fullmatch(r"(\S+) \((.+)\)", best).groups()
+        top = main["auto_vs_best_anchor"][problem]["best_anchor"]
+        yield f"{problem} best anchor", anchor, names[top]
+        yield f"{problem} best anchor median", value, main["score"][problem][top]["median"]
+        ax_median = rep["score"][problem]["ax"]["median"]
+        yield (
+            f"{problem} ax - auto",
+            diff.lstrip("+"),
+            ax_median - main["score"][problem]["auto"]["median"],
+        )
+        yield f"{problem} ax s", ax_s, rep["s_per_proposal"][problem]["ax"]
+        near_50 = statistics.median(x for r in runs for x in r["proposal_s"][45:55])
+        yield f"{problem} ax s at 50", ax_50, near_50
+        yield f"{problem} auto s", auto_s, main["s_per_proposal"][problem]["auto"]
+    shown_ = {p for p, *_ in rows}
+    full = {p for p, v in rep["score"].items() if "ax" in v and v["ax"]["seeds"] == [0, 1, 2]}
+    yield "every problem with 3 full Ax cells", str(sorted(full)), str(sorted(shown_))
+    ((commits,),) = grab(
+        r"Ax's cells ran in clean clones of ([0-9a-f]{7}(?:(?:, | and )[0-9a-f]{7})*)"
+    )
+    used = {r["commit"][:7] for r in rep["runs"] if r["problem"] in shown_}
+    yield "ax commits", str(sorted(re.split(", | and ", commits))), str(sorted(used))
+    sessions = [s for s in rep["sessions"] if s.get("tradeoff_commit") in used]
+    yield "ax clean", "[]", str([s["command"] for s in sessions if s["tradeoff_dirty"]])
+    problems = "benchmarks/suite_problems.py"
+    yield "the problems did not change", "", _git("diff", *sorted(used), "--", problems)
+    loads = [r["load_1min"] for r in rep["runs"] if r["problem"] in shown_]
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at Ax's cells' ends")
+    yield "ax least load", lo, min(loads)
+    yield "ax most load", hi, max(loads)
+
+
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
 
 
