@@ -336,7 +336,11 @@ def test_optimize_either_runs_or_names_the_bad_argument_before_writing(tmp_path_
         assert any(name in str(error) for name in kwargs), str(error)
         assert _studies(path) == []
         return
-    assert len(result.trials) == kwargs.get("n_trials", 3)
+    n_trials = kwargs.get("n_trials", 3)
+    if "timeout" in kwargs:  # no new trial after `timeout` s: a short one may stop the search early
+        assert len(result.trials) <= n_trials
+    else:
+        assert len(result.trials) == n_trials
 
 
 # The CLI: a usage error is one line, a bug keeps its traceback --------------------------------
