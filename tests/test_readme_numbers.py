@@ -3051,12 +3051,72 @@ def suites_ax() -> Iterator[Figure]:
     yield "ax commits", str(sorted(re.split(", | and ", commits))), str(sorted(used))
     sessions = [s for s in rep["sessions"] if s.get("tradeoff_commit") in used]
     yield "ax clean", "[]", str([s["command"] for s in sessions if s["tradeoff_dirty"]])
-    problems = "benchmarks/suite_problems.py"
-    yield "the problems did not change", "", _git("diff", *sorted(used), "--", problems)
+    first, *later = sorted(used)
+    for commit in later:  # one pair at a time: `git diff A B C` is a merge's combined diff
+        diff_ = _git("diff", first, commit, "--", "benchmarks/suite_problems.py")
+        yield f"the problems in {first} and {commit}", "", diff_
     loads = [r["load_1min"] for r in rep["runs"] if r["problem"] in shown_]
     ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at Ax's cells' ends")
     yield "ax least load", lo, min(loads)
     yield "ax most load", hi, max(loads)
+    yield from _suites_ax_prose(rep, main, sorted(shown_))
+
+
+def _suites_ax_prose(
+    rep: dict[str, Any], main: dict[str, Any], shown_: list[str]
+) -> Iterator[Figure]:
+    """The figures the Ax paragraphs quote beside the table: cell times, the margins, the
+    speed ratio, mobo before the hedge, and cf2's unfinished cells."""
+    ax = [r for r in rep["runs"] if r["optimizer"] == "ax" and r["problem"] in shown_]
+    ((lo, hi, cf2_min),) = grab(
+        r"Ax cell takes (\d+)-(\d+) minutes here \(on the constrained cf2 more than (\d+)\)"
+    )
+    yield "fastest cell, min", lo, math.floor(min(r["wall_s"] for r in ax) / 60)
+    yield "slowest cell, min", hi, math.floor(max(r["wall_s"] for r in ax) / 60)
+    cf2 = sorted(
+        (r for r in rep["runs"] if (r["problem"], r["optimizer"]) == ("cf2", "ax")),
+        key=lambda r: r["seed"],
+    )
+    yield "cf2 cells over the bound", "True", str(all(r["wall_s"] > 60 * int(cf2_min) for r in cf2))
+    score = {p: {o: v["median"] for o, v in row.items()} for p, row in main["score"].items()}
+    ((m1, m2, m3),) = grab(
+        r"by ([\d.]+) on wfg4-m2 and ([\d.]+) on dtlz2-m2, where it is also\s+ahead of every "
+        r"Optuna anchor, and by ([\d.]+) on wfg9-m2"
+    )
+    for p, text in zip(("wfg4-m2", "dtlz2-m2", "wfg9-m2"), (m1, m2, m3)):
+        yield f"{p} ax lead", text, rep["score"][p]["ax"]["median"] - score[p]["auto"]
+    for p in ("wfg4-m2", "dtlz2-m2"):
+        best = max(score[p][a] for a in SUITE_ANCHORS)
+        yield f"{p} ax ahead of every anchor", "True", str(rep["score"][p]["ax"]["median"] > best)
+    ((tpe9,),) = grab(r"behind\s+multivariate TPE's (\d+\.\d+)")
+    yield "wfg9-m2 TPE", tpe9, score["wfg9-m2"]["optuna-tpe"]
+    ((auto4, bound),) = grab(r"best anchor minus\s+one IQR \(([\d.]+) against ([\d.]+)\)")
+    q = rep["score"]["wfg4-m2"]["ax"]
+    yield "wfg4-m2 auto (IQR)", auto4, score["wfg4-m2"]["auto"]
+    yield "wfg4-m2 Ax minus IQR", bound, q["median"] - (q["q75"] - q["q25"])
+    ((slow, fast),) = grab(r"`auto`'s proposals are (\d+) to (\d+) times faster")
+    ratios = [rep["s_per_proposal"][p]["ax"] / main["s_per_proposal"][p]["auto"] for p in shown_]
+    yield "least speed ratio", slow, round(min(ratios))
+    yield "largest speed ratio", fast, round(max(ratios))
+    ((d4, d2, d9, ax9),) = grab(
+        r"\*auto at df7dd28\* above \(every proposal from mobo's GP\) scored ([\d.]+) and "
+        r"([\d.]+)\s+on the first two, nearer Ax, but ([\d.]+) on wfg9-m2, where Ax holds ([\d.]+)"
+    )
+    for p, text in (("wfg4-m2", d4), ("dtlz2-m2", d2), ("wfg9-m2", d9)):
+        yield f"{p} at df7dd28", text, score[p]["auto-df7dd28"]
+    yield "wfg9-m2 Ax", ax9, rep["score"]["wfg9-m2"]["ax"]["median"]
+    ((c0, c1, auto2, old2, short),) = grab(
+        r"\(seeds 0-1\) scored ([\d.]+) and ([\d.]+) \(auto's median ([\d.]+), \*auto at "
+        r"df7dd28\*'s ([\d.]+)\), but each\s+took the whole 1,500 s timeout \(seed 0 stopped at "
+        r"(\d+) evaluations\)"
+    )
+    yield "cf2 seeds", "[0, 1]", str([r["seed"] for r in cf2])
+    yield "cf2 seed 0", c0, cf2[0]["score"]
+    yield "cf2 seed 1", c1, cf2[1]["score"]
+    yield "cf2 auto", auto2, score["cf2"]["auto"]
+    yield "cf2 at df7dd28", old2, score["cf2"]["auto-df7dd28"]
+    yield "cf2 seed 0 evaluations", short, cf2[0]["proposals"]
+    yield "cf2 timeout", "1500.0", str(rep["settings"]["run_timeout_s"])
 
 
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
