@@ -78,6 +78,8 @@ ANCHORS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "optuna-random": OPTUNA_SAMPLERS["optuna-random"],
 }
 AX = "ax"
+# mobo as "auto" builds it for these problems (make_sampler's "mobo" preset) with winsorize=True.
+MOBO_WINSOR = "mobo-winsor"
 DEFAULT_OPTIMIZERS = ("auto", *ANCHORS)
 
 
@@ -124,7 +126,10 @@ def _run_tradeoff(
     timeout: float,
 ) -> tuple[int, str]:
     """Trials run, and the optimizer ``"auto"`` picked (the study records it) or ``name``."""
-    if name not in OPTIMIZERS:
+    optimizer: str | optuna.samplers.BaseSampler = name
+    if name == MOBO_WINSOR:
+        optimizer = winsor_sampler(problem, seed, n_trials)
+    elif name not in OPTIMIZERS:
         raise ValueError(f"{name!r} is not in tradeoff.search.OPTIMIZERS {list(OPTIMIZERS)}")
     storage = WatchedStorage(meter)
     tradeoff.optimize(
@@ -133,7 +138,7 @@ def _run_tradeoff(
         objectives=problem.objectives,
         constraints=problem.constraints,
         metrics=problem.constraint_names,
-        optimizer=name,
+        optimizer=optimizer,
         n_trials=n_trials,
         seed=seed,
         storage=storage,
@@ -143,6 +148,23 @@ def _run_tradeoff(
     )
     study = optuna.load_study(study_name="bench", storage=storage)
     return len(study.trials), str(study.user_attrs.get("tradeoff.optimizer", name))
+
+
+def winsor_sampler(problem: SuiteProblem, seed: int, n_trials: int) -> Any:
+    """``make_sampler``'s ``"mobo"`` preset for ``problem`` (what ``"auto"`` picks on every
+    suite problem), with ``winsorize=True``."""
+    from tradeoff.objectives import ObjectiveSet
+    from tradeoff.search import MOBOSampler
+
+    return MOBOSampler(
+        seed=seed,
+        space=problem.space,
+        objectives=ObjectiveSet.build(
+            problem.objectives, problem.constraints, problem.constraint_names
+        ),
+        n_startup_trials=max(5, min(10, n_trials // 10)),  # the preset's
+        winsorize=True,
+    )
 
 
 def _run_optuna(
@@ -452,7 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.all:
         args.problems = tuple(SUITE)
     unknown = [p for p in args.problems if p not in SUITE]
-    bad = [o for o in args.optimizers if o not in (*ANCHORS, AX) and o not in OPTIMIZERS]
+    bad = [o for o in args.optimizers if o not in (*ANCHORS, AX, MOBO_WINSOR, *OPTIMIZERS)]
     if unknown or bad or min(args.seeds, args.n_trials, args.jobs, args.threads) < 1:
         parser.error(f"unknown problems {unknown} or optimizers {bad}, or a count < 1")
     return args

@@ -21,7 +21,12 @@ import tradeoff
 from tradeoff import _pareto
 from tradeoff.objectives import Constraint, Objective, ObjectiveSet
 from tradeoff.search import _bo_acqf, _bo_hedge, _bo_optim
-from tradeoff.search._bo_data import Observations, reference_point, scale_constraints
+from tradeoff.search._bo_data import (
+    Observations,
+    reference_point,
+    scale_constraints,
+    winsorize,
+)
 from tradeoff.search._bo_encode import Encoding
 from tradeoff.search._mobo import REFERENCE_ATTR, MOBOSampler
 from tradeoff.spaces import Choice, Float, Int, Ordinal, SearchSpace
@@ -210,6 +215,54 @@ def test_derived_reference_is_the_pareto_nadir_unless_the_front_is_narrow() -> N
     assert np.allclose(reference_point(data, [None, None]), [-1.1, -1.1])
 
 
+def test_winsorize_clips_each_bad_tail_at_tukeys_fence() -> None:
+    # Maximized; first column 0..7 and a point a hundred ranges out: quartiles (numpy's
+    # "lower" and "higher", Ax's) 1 and 5, fence 1 - 1.5 * 4 = -5.
+    first = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -700.0]
+    data = _observed([[v, -v] for v in first])
+    clipped = winsorize(data, [None, None])
+    assert clipped.y[:, 0].tolist() == [*first[:-1], -5.0]
+    # The second column's tail is the good end of the first: nothing below its fence.
+    assert clipped.y[:, 1].tolist() == [-v for v in first[:-1]] + [700.0]
+    # A user reference worse than the lower quartile widens the fence: min(q1, ref) = -10,
+    # fence -10 - 1.5 * (5 + 10) = -32.5.
+    assert winsorize(data, [-10.0, None]).y[-1, 0] == -32.5
+    # Columns marked not measured (known costs) and too few observations stay as they are.
+    assert np.array_equal(winsorize(data, [None, None], [False, True]).y, data.y)
+    few = _observed([[0.0, 0.0], [1.0, 1.0], [-700.0, -700.0]])
+    assert winsorize(few, [None, None]) is few
+    # Quartiles over the feasible rows while four exist: infeasible points do not move them.
+    bad = _observed(
+        [[v, -v] for v in first] + [[-9.0, -9.0]] * 3, feasible=[True] * 9 + [False] * 3
+    )
+    assert winsorize(bad, [None, None]).y[:9, 0].tolist() == [*first[:-1], -5.0]
+    # The Pareto set is the same set of points (none of it shares the clipped tail).
+    for d in (data, bad):
+        before = _pareto.non_dominated(-d.y)
+        assert np.array_equal(_pareto.non_dominated(-winsorize(d, [None, None]).y), before)
+
+
+def test_winsorize_keeps_a_far_outlier_from_setting_the_reference() -> None:
+    # Two minimized objectives; startup points near a front, then one a thousand times
+    # farther than the front is wide (a diverged run): the derived reference is the worst
+    # value where the front is narrow, so without winsorizing it sits beyond the outlier.
+    def values(config: dict[str, Any]) -> list[float]:
+        if config["depth"] == 6:
+            return [1000.0, 1000.0]
+        return [error(config), size(config)]
+
+    def reference(flag: bool) -> list[float]:
+        sampler = MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=8, winsorize=flag)
+        study = ask_tell(sampler, 9, values=values)
+        assert any(t.values == [1000.0, 1000.0] for t in study.trials[:8])
+        reference: list[float] = study.user_attrs[REFERENCE_ATTR]
+        return reference
+
+    plain, clipped = reference(False), reference(True)
+    assert min(plain) > 1000.0
+    assert max(clipped) < 100.0
+
+
 def test_known_cost_is_exact_and_not_modelled(spy: list[dict[str, Any]]) -> None:
     calls: list[dict[str, Any]] = []
 
@@ -378,6 +431,7 @@ def test_zdt1_beats_random_search_on_a_small_budget() -> None:
         ({"space": {"x": Float(0, 1)}}, TypeError, "space must be a SearchSpace"),
         ({"objectives": [Objective("a")]}, TypeError, "ObjectiveSet"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"winsorize": "yes"}, TypeError, "winsorize must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_are_rejected(kwargs: dict[str, Any], error_type: type, match: str) -> None:

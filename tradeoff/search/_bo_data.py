@@ -25,6 +25,8 @@ from tradeoff.spaces import SearchSpace
 
 REFERENCE_MARGIN = 0.1
 NARROW_FRONT = 0.25  # of the observed range: a Pareto set narrower says little (reference_point)
+WINSOR_IQRS = 1.5  # Tukey's fence: the lower quartile minus 1.5 interquartile ranges (winsorize)
+_WINSOR_MIN = 4  # observations below which winsorize leaves the values as they are
 _INFINITE_SPREADS = 3.0  # how far beyond the finite values an infinite constraint value sits
 ToTensor = Callable[[Any], Any]  # NumPy array -> torch tensor (torch is imported lazily)
 TensorFn = Callable[[Any], Any]  # torch tensor -> torch tensor
@@ -218,6 +220,38 @@ def reference_point(data: Observations, user: list[float | None]) -> FloatArray:
     wide = (span > 0) & (span >= NARROW_FRONT * np.ptp(y, axis=0))
     derived = np.where(wide, nadir - REFERENCE_MARGIN * span, worst)
     return np.array([d if u is None else u for d, u in zip(derived, user)], dtype=float)
+
+
+def winsorize(
+    data: Observations, user: list[float | None], measured: list[bool] | None = None
+) -> Observations:
+    """Each measured objective's bad tail clipped at Tukey's lower fence (maximized: values
+    below the lower quartile minus :data:`WINSOR_IQRS` interquartile ranges are set to it),
+    Ax's ``Winsorize`` transform and its automatic cutoffs, ``min(q1, threshold)`` for
+    ``q1`` where the user gave a reference coordinate. Quartiles over the feasible values
+    while :data:`_WINSOR_MIN` of them exist, else over all; fewer observations, or the
+    objectives ``measured`` marks ``False`` (known costs: exact, from a bounded space), stay
+    as they are. Clipping is monotone: a dominated point stays dominated, or ties; of the
+    Pareto points only those in a clipped tail can change, when two tie at the fence.
+
+    COCO's Rosenbrock pair (issue #17): its first random points lie about a hundred times
+    farther from the front than the found front is wide; the reference derived from them
+    (:func:`reference_point`: the worst value where the front is narrow) then lay so far
+    out that hypervolume improvement rewarded points beyond the front's ends over points
+    inside COCO's region of interest.
+    """
+    y = data.y
+    if len(y) < _WINSOR_MIN:
+        return data
+    rows = y[data.feasible] if data.feasible.sum() >= _WINSOR_MIN else y
+    q1 = np.percentile(rows, 25, axis=0, method="lower")
+    q3 = np.percentile(rows, 75, axis=0, method="higher")
+    bound = np.array([np.inf if u is None else u for u in user], dtype=float)
+    low = np.minimum(q1, bound)
+    fence = low - WINSOR_IQRS * (q3 - low)
+    if measured is not None:
+        fence = np.where(measured, fence, -np.inf)
+    return replace(data, y=np.maximum(y, fence))
 
 
 def subsample(data: Observations, max_observations: int | None) -> Observations:

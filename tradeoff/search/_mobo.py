@@ -37,6 +37,11 @@ multivariate TPE over the same trials instead of the model (:mod:`~tradeoff.sear
 says why: a GP can lock onto a local front of a deceptive problem); which one proposed a trial
 is its system attribute ``"tradeoff.mobo_arm"``. A TPE proposal that violates a known-cost
 constraint, or repeats a tried Config of a discrete space, is replaced by the model's.
+
+With ``winsorize=True`` each measured objective's bad tail is clipped at Tukey's lower fence
+before the GPs' fit and the reference point (:func:`~tradeoff.search._bo_data.winsorize`, Ax's
+``Winsorize`` transform). Off by default: it helped COCO's Rosenbrock pair and cost its
+Rastrigin pair (``benchmarks/results/suites_winsor.json``, the README's "Winsorization").
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from tradeoff.search._bo_data import (
     subsample,
     untried_fn,
     untried_mask,
+    winsorize,
 )
 from tradeoff.search._bo_encode import Encoding, FloatArray
 from tradeoff.search._levels import ordered_choices
@@ -112,6 +118,11 @@ class MOBOSampler(BaseSampler):
             proposed again only if the search scores no other.
         hedge: Every third proposal after the startup from multivariate TPE (see the module
             docstring); ``False``: every proposal from the model.
+        winsorize: Clip each measured objective's values worse than the lower quartile minus
+            1.5 interquartile ranges (the quartile or the user's reference, whichever is
+            worse) to that fence before the fit and the reference point: for objectives
+            whose failures are far worse than the rest (a diverged run's loss). See the
+            module docstring for what it cost on a multimodal problem.
 
     Only a cache lives in memory between proposals: the known costs of Configs.
 
@@ -131,12 +142,15 @@ class MOBOSampler(BaseSampler):
         max_observations: int | None = None,
         max_enumerated: int = 4096,
         hedge: bool = True,
+        winsorize: bool = False,
     ) -> None:
         _check_args(seed, space, objectives, n_startup_trials, acquisition, max_observations)
         _check_count("max_enumerated", max_enumerated, 0, optional=False)
         if not isinstance(hedge, bool):
             raise TypeError(f"hedge must be True or False, got {hedge!r}.")
-        self._hedge = hedge
+        if not isinstance(winsorize, bool):
+            raise TypeError(f"winsorize must be True or False, got {winsorize!r}.")
+        self._hedge, self._winsorize = hedge, winsorize
         self._base_seed = _fresh_seed() if seed is None else seed
         self._space, self._objectives = space, objectives
         self._n_startup, self._acquisition = n_startup_trials, acquisition
@@ -179,6 +193,9 @@ class MOBOSampler(BaseSampler):
             _bo_hedge.record(study, trial, "tpe" if params is not None else "model")
             if params is not None:
                 return params
+        if self._winsorize:
+            measured = [not k for k in is_known]
+            data = winsorize(data, self._user_reference(study), measured)
         ref = None
         if len(is_known) > 1:
             ref = reference_point(data, self._user_reference(study))
