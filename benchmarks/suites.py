@@ -152,12 +152,15 @@ def _run_tradeoff(
 
 def winsor_sampler(problem: SuiteProblem, seed: int, n_trials: int) -> Any:
     """``make_sampler``'s ``"mobo"`` preset for ``problem`` (what ``"auto"`` picks on every
-    suite problem), with ``winsorize=True``."""
+    suite problem), with ``winsorize=True``, seeded as ``optimize`` seeds a named optimizer
+    in a new study (its ``seed`` mixed with the study's trial count, 0), so the cells are
+    paired with ``auto``'s: with ``winsorize=False`` they reproduce them exactly."""
+    from tradeoff._optimize import _mix_seed
     from tradeoff.objectives import ObjectiveSet
     from tradeoff.search import MOBOSampler
 
     return MOBOSampler(
-        seed=seed,
+        seed=_mix_seed(seed, 0),
         space=problem.space,
         objectives=ObjectiveSet.build(
             problem.objectives, problem.constraints, problem.constraint_names

@@ -2229,7 +2229,7 @@ def _suites_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
     yield (
         "auto: the tradeoff/search modules auto's mobo runs are the commit's",
         "",
-        _git("diff", commit, "--", *_mobo_modules()),
+        _mobo_default_diff(commit),
     )
     ((f028,),) = grab(
         r"mixint-f028-d05's from a clean clone of ([0-9a-f]{7}), whose mobo modules are 6c9b0f0's"
@@ -2317,6 +2317,24 @@ def _git(*args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+# Commits whose change to the mobo modules only adds an option that is off by default: "auto"'s
+# cells rerun after each one reproduced the earlier cells exactly (winsorize: `suites_winsor`).
+OPT_IN_COMMITS = ("af82606",)
+
+
+def _mobo_default_diff(commit: str) -> str:
+    """The mobo modules' diff from ``commit`` to the working tree, leaving out the changes of
+    :data:`OPT_IN_COMMITS` made after it: empty when ``auto``'s mobo runs the same code."""
+    parts, start = [], commit
+    for opt_in in OPT_IN_COMMITS:
+        after = subprocess.run(["git", "merge-base", "--is-ancestor", commit, opt_in], cwd=ROOT)
+        if after.returncode == 0 and _git("rev-parse", commit) != _git("rev-parse", opt_in):
+            parts.append(_git("diff", start, f"{opt_in}^", "--", *_mobo_modules()))
+            start = opt_in
+    parts.append(_git("diff", start, "--", *_mobo_modules()))
+    return "".join(parts)
 
 
 def _suites_reruns(rep: dict[str, Any]) -> Iterator[Figure]:
@@ -2882,7 +2900,7 @@ def mobo_sobol_own_problems() -> Iterator[Figure]:
     )
     yield "commit", commit, new["machine"]["tradeoff_commit"]
     yield "clean", "False", str(new["machine"]["tradeoff_dirty"])
-    yield "its mobo is today's", "", _git("diff", commit, "--", *_mobo_modules())
+    yield "its mobo is today's", "", _mobo_default_diff(commit)
     yield "load at start", start, new["machine"]["load_avg_1_5_15_at_start"][0]
     yield "load at end", end, new["machine"]["load_avg_1_5_15_at_end"][0]
     yield "seeds", "3", str(new["settings"]["seeds"])
@@ -2938,7 +2956,7 @@ def suites_ten_seeds() -> Iterator[Figure]:
     yield "auto's new cells' commit", str({auto_clone}), str(mine)
     rest = {r["commit"][:7] for r in new if r["optimizer"] != "auto"}
     yield "the other new cells' commits", str(sorted(others)), str(sorted(rest))
-    yield "auto's code today", "", _git("diff", auto_clone, "--", *_mobo_modules())
+    yield "auto's code today", "", _mobo_default_diff(auto_clone)
     for commit in sorted({r["commit"][:7] for r in new if r["optimizer"] == "auto-6c9b0f0"}):
         yield (
             f"{commit}'s mobo is 6c9b0f0's",
