@@ -3030,6 +3030,112 @@ def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     yield "dtlz2-m3 seeds 3-9", text, ", ".join(f"{v:.3f}" for v in later)
 
 
+@check("suites_winsor.json", "suites.json")
+def suites_winsor() -> Iterator[Figure]:
+    """mobo with winsorize=True beside auto (paired seeds), its unpaired first run, and the
+    best Optuna anchor; auto's rerun after the option reproduces auto's cells."""
+    rep, main = load("suites_winsor.json"), load("suites.json")
+    names = {v: k for k, v in SUITE_COLUMNS.items()}
+    rows = table("| suite problem (seeds 0-2) | mobo, winsorize=True |")
+    med = {p: {o: v["median"] for o, v in row.items()} for p, row in main["score"].items()}
+    ahead = behind = at_least_best = 0
+    for problem, winsor, auto, diff, unpaired, best in rows:
+        score = rep["score"][problem]
+        yield from _median_iqr_cell(f"{problem} winsor", winsor, score["mobo-winsor"], 3)
+        yield from _median_iqr_cell(f"{problem} auto", auto, main["score"][problem]["auto"], 3)
+        yield from _median_iqr_cell(f"{problem} unpaired", unpaired, score["mobo-winsor-seed"], 3)
+        gain = score["mobo-winsor"]["median"] - med[problem]["auto"]
+        yield f"{problem} winsor - auto", diff.lstrip("+"), gain
+        ahead, behind = ahead + (gain > 0), behind + (gain < 0)
+        value, anchor = re.fullmatch(r"(\S+) \((.+)\)", best).groups()
+        top = main["auto_vs_best_anchor"][problem]["best_anchor"]
+        yield f"{problem} best anchor", anchor, names[top]
+        yield f"{problem} best anchor median", value, med[problem][top]
+        at_least_best += score["mobo-winsor"]["median"] >= med[problem][top]
+    yield (
+        "every problem of suites.json's table",
+        str(sorted(p for p, *_ in rows)),
+        str(sorted(main["auto_vs_best_anchor"])),
+    )
+    ((n_ahead, n_behind, n_best),) = grab(
+        r"ahead of `auto`'s median on (\d+) of 15 problems and behind on (\d+); at least the "
+        r"best anchor's median on (\d+) of 15"
+    )
+    yield "winsor ahead", n_ahead, str(ahead)
+    yield "winsor behind", n_behind, str(behind)
+    yield "winsor at least the best anchor", n_best, str(at_least_best)
+    # auto rerun after the option: the same scores, cell by cell.
+    ((auto_commit, same, total),) = grab(
+        r"`auto` rerun in a clean clone of ([0-9a-f]{7}) reproduced (\d+) of (\d+) of its cells"
+    )
+    mine = [r for r in rep["runs"] if r["optimizer"] == "auto"]
+    before = {
+        (r["problem"], r["seed"]): r["score"] for r in main["runs"] if r["optimizer"] == "auto"
+    }
+    yield "auto reruns", total, str(len(mine))
+    yield (
+        "auto reproduced",
+        same,
+        str(sum(r["score"] == before[r["problem"], r["seed"]] for r in mine)),
+    )
+    ((winsor_commit, unpaired_commit),) = grab(
+        r"winsorize=True ran in a clean clone of ([0-9a-f]{7}) \(its unpaired first run: "
+        r"([0-9a-f]{7})"
+    )
+    for label, want in (
+        ("mobo-winsor", {winsor_commit}),
+        ("auto", {auto_commit}),
+        ("mobo-winsor-seed", {unpaired_commit}),
+    ):
+        runs = [r for r in rep["runs"] if r["optimizer"] == label]
+        yield f"{label} commit", str(sorted(want)), str(sorted({r["commit"][:7] for r in runs}))
+        yield f"{label} 100 evaluations", "True", str(all(r["proposals"] == 100 for r in runs))
+    yield "clean", "[]", str([s["command"] for s in rep["sessions"] if s["tradeoff_dirty"]])
+    yield "opt-in commit", unpaired_commit, OPT_IN_COMMITS[0]
+    between = _git("diff", unpaired_commit, winsor_commit, "--", *_mobo_modules())
+    yield "the same mobo in both runs", "", between
+    yield from _suites_winsor_prose(rep, main)
+    loads = [r["load_1min"] for r in rep["runs"]]
+    ((lo, hi),) = grab(r"1-minute load average ([\d.]+)-([\d.]+) at the winsorization cells' ends")
+    yield "winsor least load", lo, min(loads)
+    yield "winsor most load", hi, max(loads)
+
+
+def _suites_winsor_prose(rep: dict[str, Any], main: dict[str, Any]) -> Iterator[Figure]:
+    """The gains and losses the winsorization paragraph names, and the unpaired run's spread."""
+    winsor = {p: v["mobo-winsor"]["median"] for p, v in rep["score"].items()}
+    auto = {p: v["auto"]["median"] for p, v in main["score"].items()}
+    ((f028, f028_auto, gp),) = grab(
+        r"mixint-f028-d05 \(([\d.]+) against ([\d.]+), still below Optuna's GP's ([\d.]+)\)"
+    )
+    yield "f028 winsor", f028, winsor["mixint-f028-d05"]
+    yield "f028 auto", f028_auto, auto["mixint-f028-d05"]
+    yield "f028 GP", gp, main["score"]["mixint-f028-d05"]["optuna-gp"]["median"]
+    ((m3,),) = grab(r"gains on dtlz2-m3 \(\+([\d.]+)\)")
+    yield "dtlz2-m3 gain", m3, winsor["dtlz2-m3"] - auto["dtlz2-m3"]
+    ((f046, f046_auto, wfg2, wfg6),) = grab(
+        r"mixint-f046-d05 \(([-\d.]+) against ([-\d.]+)\), wfg2-m2 \((-[\d.]+)\) and wfg6-m2 "
+        r"\((-[\d.]+)\)"
+    )
+    yield "f046 winsor", f046, winsor["mixint-f046-d05"]
+    yield "f046 auto", f046_auto, auto["mixint-f046-d05"]
+    yield "wfg2-m2 loss", wfg2, winsor["wfg2-m2"] - auto["wfg2-m2"]
+    yield "wfg6-m2 loss", wfg6, winsor["wfg6-m2"] - auto["wfg6-m2"]
+    spread = {
+        p: abs(v["mobo-winsor"]["median"] - v["mobo-winsor-seed"]["median"])
+        for p, v in rep["score"].items()
+    }
+    ((most, where, bound, n_more, listed),) = grab(
+        r"differ\s+from the paired ones by up to ([\d.]+) \((\S+)\), and by more than "
+        r"([\d.]+) on (\d+) more problems\s+\(([^)]+)\)"
+    )
+    yield "largest spread", most, max(spread.values())
+    yield "largest spread's problem", where, max(spread, key=spread.__getitem__)
+    more = [p for p, d in spread.items() if d > float(bound) and p != where]
+    yield "spread above the bound", n_more, str(len(more))
+    yield "spread's problems", str(sorted(re.split(", | and ", listed))), str(sorted(more))
+
+
 @check("suites_ax.json", "suites.json")
 def suites_ax() -> Iterator[Figure]:
     """Ax 1.3.1 beside auto and the best Optuna anchor: full 100-evaluation cells only."""
@@ -3084,7 +3190,7 @@ def _suites_ax_prose(
     rep: dict[str, Any], main: dict[str, Any], shown_: list[str]
 ) -> Iterator[Figure]:
     """The figures the Ax paragraphs quote beside the table: cell times, the margins, the
-    speed ratio, mobo before the hedge, and cf2's unfinished cells."""
+    speed ratio, mobo before the hedge, and cf2's cells."""
     ax = [r for r in rep["runs"] if r["optimizer"] == "ax" and r["problem"] in shown_]
     ((lo, hi, cf2_min),) = grab(
         r"Ax cell takes (\d+)-(\d+) minutes here \(on the constrained cf2 more than (\d+)\)"
@@ -3097,21 +3203,26 @@ def _suites_ax_prose(
     )
     yield "cf2 cells over the bound", "True", str(all(r["wall_s"] > 60 * int(cf2_min) for r in cf2))
     score = {p: {o: v["median"] for o, v in row.items()} for p, row in main["score"].items()}
-    ((m1, m2, m3),) = grab(
+    ((m1, m2, m3, m4),) = grab(
         r"by ([\d.]+) on wfg4-m2 and ([\d.]+) on dtlz2-m2, where it is also\s+ahead of every "
-        r"Optuna anchor, and by ([\d.]+) on wfg9-m2"
+        r"Optuna anchor, by ([\d.]+) on wfg9-m2, [\s\S]*?and by ([\d.]+) on the constrained cf2, "
+        r"again ahead of every Optuna anchor"
     )
-    for p, text in zip(("wfg4-m2", "dtlz2-m2", "wfg9-m2"), (m1, m2, m3)):
+    leads = ("wfg4-m2", "dtlz2-m2", "wfg9-m2", "cf2")
+    for p, text in zip(leads, (m1, m2, m3, m4)):
         yield f"{p} ax lead", text, rep["score"][p]["ax"]["median"] - score[p]["auto"]
-    for p in ("wfg4-m2", "dtlz2-m2"):
+    for p in ("wfg4-m2", "dtlz2-m2", "cf2"):
         best = max(score[p][a] for a in SUITE_ANCHORS)
         yield f"{p} ax ahead of every anchor", "True", str(rep["score"][p]["ax"]["median"] > best)
     ((tpe9,),) = grab(r"behind\s+multivariate TPE's (\d+\.\d+)")
     yield "wfg9-m2 TPE", tpe9, score["wfg9-m2"]["optuna-tpe"]
-    ((auto4, bound),) = grab(r"best anchor minus\s+one IQR \(([\d.]+) against ([\d.]+)\)")
-    q = rep["score"]["wfg4-m2"]["ax"]
-    yield "wfg4-m2 auto (IQR)", auto4, score["wfg4-m2"]["auto"]
-    yield "wfg4-m2 Ax minus IQR", bound, q["median"] - (q["q75"] - q["q25"])
+    ((auto4, bound4, auto2, bound2),) = grab(
+        r"best anchor minus one IQR\s+\(([\d.]+) against ([\d.]+) and ([\d.]+) against ([\d.]+)\)"
+    )
+    for p, auto_, bound in (("wfg4-m2", auto4, bound4), ("cf2", auto2, bound2)):
+        q = rep["score"][p]["ax"]
+        yield f"{p} auto (IQR)", auto_, score[p]["auto"]
+        yield f"{p} Ax minus IQR", bound, q["median"] - (q["q75"] - q["q25"])
     ((slow, fast),) = grab(r"`auto`'s proposals are (\d+) to (\d+) times faster")
     ratios = [rep["s_per_proposal"][p]["ax"] / main["s_per_proposal"][p]["auto"] for p in shown_]
     yield "least speed ratio", slow, round(min(ratios))
@@ -3123,18 +3234,39 @@ def _suites_ax_prose(
     for p, text in (("wfg4-m2", d4), ("dtlz2-m2", d2), ("wfg9-m2", d9)):
         yield f"{p} at df7dd28", text, score[p]["auto-df7dd28"]
     yield "wfg9-m2 Ax", ax9, rep["score"]["wfg9-m2"]["ax"]["median"]
-    ((c0, c1, auto2, old2, short),) = grab(
-        r"\(seeds 0-1\) scored ([\d.]+) and ([\d.]+) \(auto's median ([\d.]+), \*auto at "
-        r"df7dd28\*'s ([\d.]+)\), but each\s+took the whole 1,500 s timeout \(seed 0 stopped at "
-        r"(\d+) evaluations\)"
+    ((old2,),) = grab(
+        r"On cf2 too the GP alone came nearer Ax: \*auto at df7dd28\* scored ([\d.]+)"
     )
-    yield "cf2 seeds", "[0, 1]", str([r["seed"] for r in cf2])
-    yield "cf2 seed 0", c0, cf2[0]["score"]
-    yield "cf2 seed 1", c1, cf2[1]["score"]
-    yield "cf2 auto", auto2, score["cf2"]["auto"]
     yield "cf2 at df7dd28", old2, score["cf2"]["auto-df7dd28"]
-    yield "cf2 seed 0 evaluations", short, cf2[0]["proposals"]
-    yield "cf2 timeout", "1500.0", str(rep["settings"]["run_timeout_s"])
+    yield (
+        "cf2 at df7dd28 nearer Ax",
+        "True",
+        str(
+            abs(score["cf2"]["auto-df7dd28"] - rep["score"]["cf2"]["ax"]["median"])
+            < abs(score["cf2"]["auto"] - rep["score"]["cf2"]["ax"]["median"])
+        ),
+    )
+    ((timeout, longer, short),) = grab(
+        r"--run-timeout (\d+)`\s+into [\s\S]*?cf2's seeds 0 and 2 ran with `--run-timeout (\d+)`, "
+        r"after seed 0's first cell\s+stopped at the 1,500 s timeout after (\d+) evaluations"
+    )
+
+    def timeouts(seeds: set[int]) -> str:  # the --run-timeout of the sessions that ran them
+        commits = {r["commit"] for r in cf2 if r["seed"] in seeds}
+        return str(sorted({
+            re.search(r"--run-timeout (\d+)", x["command"]).group(1)  # type: ignore[union-attr]
+            for x in rep["sessions"]
+            if x["tradeoff_commit"] in commits and "cf2" in x["command"]
+        }))  # fmt: skip
+
+    yield "cf2 seed 1 timeout", f"['{timeout}']", timeouts({1})
+    yield "cf2 seeds 0, 2 timeout", f"['{longer}']", timeouts({0, 2})
+    ((old,),) = [[r["run"] for r in rep["superseded"]]]
+    yield (
+        "superseded cell",
+        f"cf2 seed 0 at {short} evaluations",
+        (f"{old['problem']} seed {old['seed']} at {old['evaluations']} evaluations"),
+    )
 
 
 COLLECTED = sorted(CHECKS)  # the checks defined above this line; the test below runs these
