@@ -86,6 +86,7 @@ WARM_OUT = ROOT / "benchmarks" / "results" / "compress_warm_bank.json"
 FIRST_EVAL_SEQS = 9  # held-out windows before the calibration windows (the default eval set)
 KNAPSACK_BUDGETS = 10  # compress's proxy_starts default: budgets from the cheapest level up
 CHECKPOINTS = 6  # points of the hypervolume-over-time table
+CAPPED = "capped multi-fidelity"  # the third run of --capped both
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -119,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--equal-time", type=float, default=None, metavar="SECONDS",
         help="with --fidelity-only: both runs stop proposing after SECONDS of search "
         "(compress's timeout), with the same --n-trials as a cap they should not reach",
+    )  # fmt: skip
+    parser.add_argument(
+        "--capped", choices=("no", "yes", "both"), default="no",
+        help="with --fidelity-only: the multi-fidelity run's ladder capped "
+        "(Fidelity(capped=True): each rung sends up at most 1/eta of its Configs); both: a "
+        "third run per seed, the capped ladder beside the uncapped one",
     )  # fmt: skip
     parser.add_argument(
         "--rank-configs", type=int, default=30,
@@ -245,12 +252,13 @@ def _gptq_setup(args: argparse.Namespace) -> tuple[Any, torch.Tensor, torch.Tens
 def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
     """Per seed, the same GPTQ call with the default ladder and with ``fidelity=False``: warm
     bank, the same knapsack budget, the same trials, optimizer and seed (see the docstring)."""
+    from tradeoff._compress import _ladder
     from tradeoff.objectives import KLToDense
+    from tradeoff.search import Fidelity
 
     model, held_out, calibration, quantize = _gptq_setup(args)
     budget_mb = _uniform_size(model, quantize, args.budget_bits)
     reference = [1.0, budget_mb]
-    from tradeoff._compress import _ladder
 
     ladder = _ladder(True, KLToDense(held_out)).budgets  # compress's own: (1, 3, 9) sequences
     proxy = {"low": ladder[0], "full": ladder[-1]}.get(args.proxy_budget)
@@ -261,7 +269,7 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         "held_out_tokens": int(held_out.numel()), "calibration_tokens": int(calibration.numel()),
         "ladder_seqs": list(ladder), "proxy_budget_seqs": proxy, "seq_len": args.seq_len,
         "n_trials": args.n_trials, "optimizer": args.optimizer, "seeds": args.seeds,
-        "equal_time_s": args.equal_time,
+        "equal_time_s": args.equal_time, "capped": args.capped,
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="compress-fidelity-") as tmp, _hessians_once() as once:
         bank = args.bank or Path(tmp) / "bank"
@@ -281,14 +289,23 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         }  # fmt: skip
         n_before = once["n"]
         print(f"bank {'warm' if warm else 'built'}: {out['bank']['call_s']:.0f} s", flush=True)
+        ladders: dict[str, Any] = {
+            "multi-fidelity": Fidelity(ladder, capped=args.capped == "yes"),
+            "full fidelity": False,
+        }
+        if args.capped == "both":
+            ladders = {
+                "multi-fidelity": Fidelity(ladder), CAPPED: Fidelity(ladder, capped=True),
+                "full fidelity": False,
+            }  # fmt: skip
         pairs, rank_check = [], None
         for i, seed in enumerate(args.seeds):
-            order = ("multi-fidelity", "full fidelity")[:: 1 if i % 2 == 0 else -1]
+            order = tuple(ladders)[:: 1 if i % 2 == 0 else -1]
             runs: dict[str, Any] = {}
             for name in order:
                 print(f"-- seed {seed}, {name}", flush=True)
                 result, timing = call(
-                    quality=KLToDense(held_out), fidelity=name == "multi-fidelity", seed=seed,
+                    quality=KLToDense(held_out), fidelity=ladders[name], seed=seed,
                     proxy_budget=proxy, n_trials=args.n_trials, study_name=f"{name}-{seed}",
                     storage=f"sqlite:///{Path(tmp) / f'{seed}.db'}", timeout=args.equal_time,
                 )  # fmt: skip
@@ -304,6 +321,19 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
                 ),
                 "same_knapsack": _knapsack_keys(mf[0]) == _knapsack_keys(full[0]),
             }  # fmt: skip
+            if CAPPED in runs:
+                capped = runs[CAPPED]
+                pair["capped"] = {
+                    "from_first_trial": fidelity_vs_full(capped[0], full[0], reference),
+                    "from_call_start": fidelity_vs_full(
+                        capped[0], full[0], reference,
+                        offsets=(capped[1]["first_start_s"], full[1]["first_start_s"]),
+                    ),
+                    "against_uncapped": fidelity_vs_full(
+                        capped[0], mf[0], reference,
+                        offsets=(capped[1]["first_start_s"], mf[1]["first_start_s"]),
+                    ),
+                }  # fmt: skip
             print(_fidelity_table(pair["from_call_start"], "the call's start"), flush=True)
             print(_rung_line(pair["runs"]), flush=True)
             pairs.append(pair)
@@ -313,6 +343,8 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         out["bank"]["hessian_collections_after_it"] = once["n"] - n_before  # expected: 0
     out["pairs"] = pairs
     out["summary"] = _fidelity_summary(pairs)
+    if args.capped == "both":
+        out["summary_capped"] = _fidelity_summary([p["capped"] for p in pairs])
     out["rank_check"] = rank_check
     return out
 
@@ -876,6 +908,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = report["result"]["summary"]["from_call_start"]
         print(f"saving (reach full fidelity's final): {summary['saving']}")
         print(f"saving (reach multi-fidelity's final): {summary['saving_at_mf_final']}")
+        if "summary_capped" in report["result"]:
+            capped = report["result"]["summary_capped"]["from_call_start"]
+            print(f"capped: saving (reach full fidelity's final): {capped['saving']}")
+            print(f"capped: final hypervolume {capped['mf_final_hypervolume']}")
         write_report(report, args.out)
         print(f"wrote {args.out} ({report['benchmark_wall_s']:.1f} s)")
         return 0

@@ -56,6 +56,8 @@ def test_fidelity_rejects_bad_ladders():
         Fidelity((0, 5))
     with pytest.raises(ValueError, match="eta must be"):
         Fidelity((1, 2), eta=1)
+    with pytest.raises(TypeError, match="capped must be True or False"):
+        Fidelity((1, 2), capped="yes")
 
 
 def test_geometric_ladder_ends_at_the_full_budget():
@@ -325,6 +327,8 @@ def _random_history(seed, ladder, directions, hinted=False):
         (2, LADDER, ("minimize", "maximize", "minimize")),
         (3, Fidelity((1, 3), eta=3), ("minimize",)),
         (4, Fidelity((1, 3, 9), eta=2.5), ("minimize", "minimize")),
+        (5, Fidelity((1, 3, 9), eta=3, capped=True), ("minimize", "minimize")),
+        (6, Fidelity((1, 2, 4, 8), eta=2, capped=True), ("maximize", "minimize")),
     ],
 )
 @pytest.mark.parametrize("hinted", [False, True], ids=["compared", "told-what-changed"])
@@ -333,6 +337,29 @@ def test_incremental_promotions_match_reranking_every_rung(seed, ladder, directi
     promotions = [p for p in history if p is not None]
     assert len(promotions) > 20  # the history did promote, from several rungs
     assert len({p.rung for p in promotions}) == ladder.top
+
+
+@pytest.mark.parametrize("capped", [False, True])
+def test_a_capped_ladder_sends_up_only_its_share_when_every_config_is_better(capped):
+    # A sampler that keeps improving: each new Config dominates every earlier one, so it is
+    # in its rung's best third when it arrives. ASHA's rule then promotes nearly all of them;
+    # the capped ladder at most floor(n / 3) of n, as synchronous successive halving would.
+    ladder = Fidelity((1, 3, 9), eta=3, capped=capped)
+    promoter = Promoter(ladder, ("f1", "f2"), ("minimize", "minimize"))
+    trials, up = [], []
+    for n in range(30):
+        trials.append(_trial(len(trials), TrialState.PRUNED, ladder.tag(0), (1 / (n + 1),) * 2))
+        got = promoter.next(list(trials))
+        assert got == promoter.rerank(trials)
+        if got is not None:  # the promotion runs (and never finishes, so it ranks nothing)
+            up.append(got.number)
+            trials.append(_trial(len(trials), TrialState.RUNNING, ladder.tag(1, got.number)))
+    if capped:
+        assert len(up) == 30 // 3
+        # The share goes to the best Configs there were when each slot opened: the later ones.
+        assert up == sorted(set(up))
+    else:
+        assert len(up) == 28  # every Config from the third on
 
 
 def test_promoter_ranks_from_scratch_when_trials_vanish_or_come_out_of_order():

@@ -5,7 +5,8 @@ calibration tokens, a data fraction). Each evaluation is one Optuna trial: the o
 top budget end PRUNED, with their metrics in the ``tradeoff.result`` user attribute (Optuna's
 ``trial.report`` takes one objective only); the top budget's end COMPLETE and form the Pareto
 set. Whenever a worker is free, :class:`Promoter` looks, from the top rung down, for a Config
-in the best ``1/eta`` of its rung that has not moved up yet, ranked by non-dominated sorting
+in the best ``1/eta`` of its rung that has not moved up yet (with ``Fidelity(capped=True)``,
+only while the rung has sent up fewer than that share), ranked by non-dominated sorting
 (constraint violations last) and, within a front, by hypervolume contribution, not by one
 scalar; if there is none, a new Config starts. All of it is read back from the study's trials,
 so a resumed search promotes exactly where the dead one stopped. Each rung's ranking is kept up
@@ -51,6 +52,12 @@ class Fidelity:
             is the full evaluation whose results form the Pareto set.
         eta: Keep the best ``1/eta`` of each rung for the next (``>= 2``).
         name: What a budget counts ("steps", "tokens", "fraction"), for tables and logs.
+        capped: Each rung sends up at most ``floor(size / eta)`` of its Configs in all, the
+            share synchronous successive halving sends. ``False``: ASHA's rule alone, under
+            which a Config is promoted whenever it is in its rung's best ``1/eta`` and has not
+            moved up yet; with a sampler that keeps improving, most new Configs land in that
+            best share when they arrive, so most move up every rung and the lower rungs save
+            little (see the README's multi-fidelity benchmarks).
 
     Raises:
         ValueError: fewer than two budgets, budgets not increasing and positive, or ``eta < 2``.
@@ -59,6 +66,7 @@ class Fidelity:
     budgets: tuple[float, ...]
     eta: float = 3.0
     name: str = "budget"
+    capped: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.budgets, (str, bytes)) or not isinstance(self.budgets, Iterable):
@@ -81,10 +89,18 @@ class Fidelity:
             raise ValueError(f"Fidelity eta must be a number >= 2, got {self.eta!r}.")
         if not isinstance(self.name, str):
             raise TypeError(f"Fidelity name must be a string such as 'steps', got {self.name!r}.")
+        if not isinstance(self.capped, bool):
+            raise TypeError(f"Fidelity capped must be True or False, got {self.capped!r}.")
 
     @classmethod
     def geometric(
-        cls, min_budget: float, max_budget: float, *, eta: float = 3.0, name: str = "budget"
+        cls,
+        min_budget: float,
+        max_budget: float,
+        *,
+        eta: float = 3.0,
+        name: str = "budget",
+        capped: bool = False,
     ) -> Fidelity:
         """``max_budget / eta**k`` down to no less than ``min_budget``, lowest first (as
         Hyperband's brackets); integer arguments give integer budgets."""
@@ -94,7 +110,7 @@ class Fidelity:
         steps = [max_budget / eta**k for k in reversed(range(n))]
         if isinstance(min_budget, int) and isinstance(max_budget, int):
             steps = [round(s) for s in steps]
-        return cls(tuple(dict.fromkeys(steps)), eta=eta, name=name)
+        return cls(tuple(dict.fromkeys(steps)), eta=eta, name=name, capped=capped)
 
     @property
     def top(self) -> int:
@@ -185,14 +201,19 @@ class Promoter:
             if t.state == TrialState.PRUNED and ATTR_RESULT in t.user_attrs:
                 rungs[int(tag["rung"])].append(t)
         for rung in reversed(range(self.fidelity.top)):
-            for t in self.best(rungs[rung]):
+            best = self.best(rungs[rung])
+            if self.fidelity.capped and sum(t.number in promoted for t in rungs[rung]) >= len(best):
+                continue
+            for t in best:
                 if t.number not in promoted:
                     return Promotion(t.number, dict(t.params), rung + 1)
         return None
 
     def _reset(self) -> None:
         m = len(self.names)
-        self._rungs = [Rung(m, self.fidelity.eta) for _ in self.fidelity.budgets]
+        self._rungs = [
+            Rung(m, self.fidelity.eta, capped=self.fidelity.capped) for _ in self.fidelity.budgets
+        ]
         self._facts: dict[int, _Facts] = {}
         self._sources: collections.Counter[int] = collections.Counter()
         self._params: dict[int, dict[str, Any]] = {}

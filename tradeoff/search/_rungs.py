@@ -82,10 +82,11 @@ class Rung:
     Args:
         m: Number of objectives.
         eta: The rung keeps its best ``floor(size / eta)`` for the next one.
+        capped: And sends up no more than that many in all (``Fidelity.capped``).
     """
 
-    def __init__(self, m: int, eta: float) -> None:
-        self.m, self.eta = m, eta
+    def __init__(self, m: int, eta: float, *, capped: bool = False) -> None:
+        self.m, self.eta, self.capped = m, eta, capped
         self.size = 0  # results, feasible or not
         self.fronts: list[_Front] = []
         self.infeasible: list[tuple[float, int]] = []  # (violation, number), best first
@@ -113,8 +114,10 @@ class Rung:
 
     def first_pending(self) -> int | None:
         """The best-ranked member in the rung's best ``floor(size / eta)`` that has not moved
-        up, or None."""
+        up, or None (also when ``capped`` and that many have moved up)."""
         keep = int(self.size // self.eta)
+        if self.capped and len(self.promoted) >= keep:
+            return None
         for front in self.fronts:
             if keep <= 0:
                 return None
