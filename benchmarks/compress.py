@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import sys
@@ -334,12 +335,17 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
                         offsets=(capped[1]["first_start_s"], mf[1]["first_start_s"]),
                     ),
                 }  # fmt: skip
+                del capped
             print(_fidelity_table(pair["from_call_start"], "the call's start"), flush=True)
             print(_rung_line(pair["runs"]), flush=True)
             pairs.append(pair)
             if rank_check is None and args.rank_configs:
                 rank_check = rank_agreement(full[0], model, held_out, ladder, args.rank_configs)
                 print(_rank_line(rank_check), flush=True)
+            # A result holds its search's models (gigabytes for SmolLM2): with --capped both,
+            # two seeds' results kept at once ran the 24 GiB machine out of memory.
+            del runs, mf, full
+            gc.collect()
         out["bank"]["hessian_collections_after_it"] = once["n"] - n_before  # expected: 0
     out["pairs"] = pairs
     out["summary"] = _fidelity_summary(pairs)
