@@ -1649,6 +1649,74 @@ def compress_fidelity_equal_time() -> Iterator[Figure]:
     yield "to 9 high", p2_hi, max(to9)
 
 
+@check("compress_fidelity_capped.json")
+def compress_fidelity_capped() -> Iterator[Figure]:
+    """The capped ladder beside the uncapped one and full fidelity at equal wall time (#14)."""
+    ((command, commit, lo, hi),) = grab(
+        r"`(python benchmarks/compress\.py --fidelity-only --bank DIR --seeds 0,1 --equal-time "
+        r"300 --n-trials 2000 --rank-configs 0 --capped both)`\s+"
+        r"\(`benchmarks/results/compress_fidelity_capped\.json`, a clean clone of (\w+), load "
+        r"([\d.]+)-([\d.]+)\)"
+    )
+    rep = load("compress_fidelity_capped.json")
+    yield from clean_clone(rep, commit, lo, hi)
+    bank = rep["command"].split("--bank ")[1].split()[0]
+    yield "command", rep["command"].split(" --out")[0].replace(bank, "DIR"), command
+    runs = {(str(seed), f"{name} ({place}.)"): r for seed, name, place, r in _equal_time_runs(rep)}
+    for r in runs.values():  # the cap on trials was never reached
+        yield "under the trial cap", "True", str(r["configs"] < rep["result"]["n_trials"])
+    rows = table("| seed | the three runs (order) | Configs | evaluations: count x seconds |")
+    yield "runs", str(sorted(runs)), str(sorted((a, b) for a, b, *_ in rows))
+
+    def promoted(r: dict[str, Any]) -> list[float]:
+        new = r["rungs"][0]["evaluations"]
+        return [100 * r["rungs"][1]["evaluations"] / new,
+                100 * (r["rungs"][2]["evaluations"] - r["starts"]) / new]  # fmt: skip
+
+    for seed, run, configs, evaluations, shares, final in rows:
+        r, label = runs[(seed, run)], f"{seed} {run}"
+        yield f"{label} Configs", configs, r["configs"]
+        cells = ", ".join(f"{x['evaluations']} x {x['mean_s']:.2f}" for x in r["rungs"])
+        yield f"{label} evaluations", evaluations, cells
+        got = " / ".join(f"{x:.0f}%" for x in promoted(r)) if len(r["rungs"]) == 3 else "-"
+        yield f"{label} promoted", shares, got
+        yield f"{label} final", final, r["hypervolume"]
+    hv = {(seed, run.split(" (")[0]): r["hypervolume"] for (seed, run), r in runs.items()}
+    seeds = sorted({seed for seed, _ in hv})
+    ((u0, u1, f0, f1),) = grab(
+        r"the capped run's final minus the uncapped\s+one's is ([+-][\d.]+) at seed 0 and "
+        r"([+-][\d.]+) at seed 1, and minus full fidelity's ([+-][\d.]+) and ([+-][\d.]+)\."
+    )
+    for other, texts in (("multi-fidelity", (u0, u1)), ("full fidelity", (f0, f1))):
+        for seed, text in zip(seeds, texts):
+            diff = hv[(seed, "capped multi-fidelity")] - hv[(seed, other)]
+            yield f"capped - {other}, seed {seed}", text.lstrip("+"), diff
+    full_rank = [
+        sorted(hv[(seed, n)] for n in ("multi-fidelity", "capped multi-fidelity", "full fidelity"))
+        .index(hv[(seed, "full fidelity")])
+        for seed in seeds
+    ]  # fmt: skip
+    yield "full fidelity lowest at seed 0, highest at seed 1", "[0, 2]", str(full_rank)
+    capped = [r for (_, run), r in runs.items() if run.startswith("capped")]
+    plain = [r for (_, run), r in runs.items() if run.startswith("multi-fidelity")]
+    ((c3, c9, u3lo, u3hi, u9lo, u9hi),) = grab(
+        r"capped ladder sent up (\d+)% of its new Configs to 3 windows and\s+(\d+)% to 9 at both "
+        r"seeds \(uncapped: (\d+)-(\d+)% and (\d+)-(\d+)%\)"
+    )
+    for name, group, figures in (("capped", capped, (c3, c3, c9, c9)),
+                                 ("uncapped", plain, (u3lo, u3hi, u9lo, u9hi))):  # fmt: skip
+        to3, to9 = zip(*(promoted(r) for r in group))
+        want = (min(to3), max(to3), min(to9), max(to9))
+        for text, value, what in zip(figures, want, ("3 low", "3 high", "9 low", "9 high")):
+            yield f"{name} to {what}", text, value
+    ((clo, chi, ulo, uhi),) = grab(
+        r"so it measured (\d+)-(\d+) Configs in the\s+300 s against (\d+)-(\d+)\."
+    )
+    for group, lo_, hi_ in ((capped, clo, chi), (plain, ulo, uhi)):
+        yield "Configs low", lo_, min(r["configs"] for r in group)
+        yield "Configs high", hi_, max(r["configs"] for r in group)
+
+
 @check("compress_warm_bank.json")
 def compress_warm_bank() -> Iterator[Figure]:
     """GPTQ calls on a warm bank collect no Hessians; as before, every call did (#13, #14)."""
