@@ -290,15 +290,10 @@ def run_fidelity(args: argparse.Namespace) -> dict[str, Any]:
         }  # fmt: skip
         n_before = once["n"]
         print(f"bank {'warm' if warm else 'built'}: {out['bank']['call_s']:.0f} s", flush=True)
-        ladders: dict[str, Any] = {
-            "multi-fidelity": Fidelity(ladder, capped=args.capped == "yes"),
-            "full fidelity": False,
-        }
+        ladders: dict[str, Any] = {"multi-fidelity": Fidelity(ladder, capped=args.capped == "yes")}
         if args.capped == "both":
-            ladders = {
-                "multi-fidelity": Fidelity(ladder), CAPPED: Fidelity(ladder, capped=True),
-                "full fidelity": False,
-            }  # fmt: skip
+            ladders[CAPPED] = Fidelity(ladder, capped=True)
+        ladders["full fidelity"] = False  # the runs' order: this one last (first for odd seeds)
         pairs, rank_check = [], None
         for i, seed in enumerate(args.seeds):
             order = tuple(ladders)[:: 1 if i % 2 == 0 else -1]

@@ -1546,6 +1546,14 @@ def _equal_time_runs(rep: dict[str, Any]) -> Iterator[tuple[int, str, int, dict[
             }  # fmt: skip
 
 
+def _promoted_shares(run: dict[str, Any]) -> tuple[float, float]:
+    """Percent of a ladder run's new Configs (its rung-0 evaluations) measured again at the
+    second rung and at the top (the starts, which run only there, left out)."""
+    new = run["rungs"][0]["evaluations"]
+    return (100 * run["rungs"][1]["evaluations"] / new,
+            100 * (run["rungs"][2]["evaluations"] - run["starts"]) / new)  # fmt: skip
+
+
 @check("compress_fidelity_equal_time.json", "compress_fidelity_equal_time_after.json")
 def compress_fidelity_equal_time() -> Iterator[Figure]:
     """Multi- against full fidelity at equal wall time, before and after a5e141f (#14)."""
@@ -1638,11 +1646,7 @@ def compress_fidelity_equal_time() -> Iterator[Figure]:
     yield "lowest rung high", low_hi, max(lows)
     yield "full low", top_lo, min(tops)
     yield "full high", top_hi, max(tops)
-    to3 = [100 * r["rungs"][1]["evaluations"] / r["rungs"][0]["evaluations"] for r in mfs]
-    to9 = [
-        100 * (r["rungs"][2]["evaluations"] - r["starts"]) / r["rungs"][0]["evaluations"]
-        for r in mfs
-    ]
+    to3, to9 = zip(*map(_promoted_shares, mfs))
     yield "to 3 low", p1_lo, min(to3)
     yield "to 3 high", p1_hi, max(to3)
     yield "to 9 low", p2_lo, min(to9)
@@ -1668,17 +1672,12 @@ def compress_fidelity_capped() -> Iterator[Figure]:
     rows = table("| seed | the three runs (order) | Configs | evaluations: count x seconds |")
     yield "runs", str(sorted(runs)), str(sorted((a, b) for a, b, *_ in rows))
 
-    def promoted(r: dict[str, Any]) -> list[float]:
-        new = r["rungs"][0]["evaluations"]
-        return [100 * r["rungs"][1]["evaluations"] / new,
-                100 * (r["rungs"][2]["evaluations"] - r["starts"]) / new]  # fmt: skip
-
     for seed, run, configs, evaluations, shares, final in rows:
         r, label = runs[(seed, run)], f"{seed} {run}"
         yield f"{label} Configs", configs, r["configs"]
         cells = ", ".join(f"{x['evaluations']} x {x['mean_s']:.2f}" for x in r["rungs"])
         yield f"{label} evaluations", evaluations, cells
-        got = " / ".join(f"{x:.0f}%" for x in promoted(r)) if len(r["rungs"]) == 3 else "-"
+        got = " / ".join(f"{x:.0f}%" for x in _promoted_shares(r)) if len(r["rungs"]) == 3 else "-"
         yield f"{label} promoted", shares, got
         yield f"{label} final", final, r["hypervolume"]
     hv = {(seed, run.split(" (")[0]): r["hypervolume"] for (seed, run), r in runs.items()}
@@ -1705,7 +1704,7 @@ def compress_fidelity_capped() -> Iterator[Figure]:
     )
     for name, group, figures in (("capped", capped, (c3, c3, c9, c9)),
                                  ("uncapped", plain, (u3lo, u3hi, u9lo, u9hi))):  # fmt: skip
-        to3, to9 = zip(*(promoted(r) for r in group))
+        to3, to9 = zip(*(_promoted_shares(r) for r in group))
         want = (min(to3), max(to3), min(to9), max(to9))
         for text, value, what in zip(figures, want, ("3 low", "3 high", "9 low", "9 high")):
             yield f"{name} to {what}", text, value
