@@ -260,6 +260,15 @@ def test_mnist_gptq_quick(tmp_path):
     assert check["max_abs_diff"] < 1e-9 and check["max_size_diff"] < 1e-9
     assert len(same["points"]) == same["configs"]
     assert out.with_suffix(".png").stat().st_size > 0
+    # Each RTN front point GPTQ's front misses, re-measured beside its own pruning at 8 bits:
+    # its accuracy with RTN levels is the one the comparison recorded.
+    explained = result["unmatched_explained"]
+    missed = same["unmatched"]["unmatched"]
+    assert sorted(r["size_kb"] for r in explained) == sorted(p["size"] for p in missed)
+    recorded = {p["size"]: p["rtn"] for p in missed}
+    for row in explained:
+        assert row["accuracy_rtn"] == recorded[row["size_kb"]]
+        assert 0 <= row["accuracy_8bit"] <= 1 and min(row["kl_rtn"], row["kl_gptq"]) >= 0
 
 
 def _suite_problems():

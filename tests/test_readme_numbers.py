@@ -410,25 +410,39 @@ def _mnist_gptq_target(res: dict[str, Any]) -> Iterator[Figure]:
     )
 
 
-@check("mnist_gptq_160.json")
-def main_job_gptq_160() -> Iterator[Figure]:
-    """The MNIST GPTQ/RTN comparison at 160 trials per search."""
-    rep = load("mnist_gptq_160.json")
-    res = rep["result"]
+def _hypervolume_medians(
+    res: dict[str, Any], higher: str, n_seeds: str, gptq: str, rtn: str
+) -> Iterator[Figure]:
+    """The seeds where GPTQ's hypervolume is higher and both methods' medians, as quoted."""
+    median = res["median"]
+    yield "seeds higher", higher, median["gptq_higher_hypervolume"]
+    yield "seeds", n_seeds, len(res["runs"])
+    yield "median gptq", gptq, f"{median['hypervolume']['gptq']:.3e}"
+    yield "median rtn", rtn, f"{median['hypervolume']['rtn']:.3e}"
+
+
+def _mnist_160_run(name: str, where: str) -> Iterator[Figure]:
+    """A 160-trial ``mnist_gptq.py`` report's command, clean clone, wall time and load, the
+    README's sentence starting at ``where`` (a regex)."""
+    rep = load(name)
     yield (
         "command",
         rep["command"],
-        (
-            "python benchmarks/mnist_gptq.py --seeds 0,1,2 --n-trials 160 "
-            "--out benchmarks/results/mnist_gptq_160.json"
-        ),
+        "python benchmarks/mnist_gptq.py --seeds 0,1,2 --n-trials 160 "
+        f"--out benchmarks/results/{name}",
     )
     ((commit, wall, lo, hi),) = grab(
-        r"the same command with `--n-trials 160`, clean clone of ([0-9a-f]+), (\d+) s at load "
-        r"([\d.]+)-([\d.]+)\)"
+        where + r"clean clone of ([0-9a-f]+), (\d+) s at\s+load ([\d.]+)-([\d.]+)\)"
     )
     yield from clean_clone(rep, commit, lo, hi)
     yield "wall", wall, rep["benchmark_wall_s"]
+
+
+@check("mnist_gptq_160.json")
+def main_job_gptq_160() -> Iterator[Figure]:
+    """The MNIST GPTQ/RTN comparison at 160 trials per search."""
+    res = load("mnist_gptq_160.json")["result"]
+    yield from _mnist_160_run("mnist_gptq_160.json", r"the same command with `--n-trials 160`, ")
     ((n_80, kb, n_160),) = grab(
         r"met over the same Configs of the (\d+)-trial searches, missed below (\d+) KB over "
         r"those of the (\d+)-trial searches"
@@ -484,13 +498,116 @@ def main_job_gptq_160() -> Iterator[Figure]:
         r"(\d) seeds \(median ([\d.e+]+) against ([\d.e+]+)\) and RTN's front keeps "
         r"([\d, and]+) points no GPTQ point matches\."
     )
-    median = res["median"]
-    yield "seeds higher", higher, median["gptq_higher_hypervolume"]
-    yield "seeds", n_seeds, len(res["runs"])
-    yield "median gptq", med_g, f"{median['hypervolume']['gptq']:.3e}"
-    yield "median rtn", med_r, f"{median['hypervolume']['rtn']:.3e}"
+    yield from _hypervolume_medians(res, higher, n_seeds, med_g, med_r)
     sizes = [str(len(r["domination"]["unmatched"])) for r in res["runs"].values()]
     yield "per seed", counts, f"{', '.join(sizes[:-1])} and {sizes[-1]}"
+
+
+@check("mnist_gptq_160_cal.json")
+def main_job_gptq_160_calibrated() -> Iterator[Figure]:
+    """The 160-trial comparison calibrated on all 4,000 training digits, and why RTN's points
+    below 11 KB stay unmatched: each against its own pruning at 8 bits."""
+    res = load("mnist_gptq_160_cal.json")["result"]
+    yield from _mnist_160_run(
+        "mnist_gptq_160_cal.json", r"`benchmarks/results/mnist_gptq_160_cal.json`, "
+    )
+    ((digits,),) = grab(r"The offline set has ([\d,]+) training digits")
+    yield "all the training digits", digits.replace(",", ""), str(_mnist_train_digits())
+    same = res["same_configs"]
+    per = same["per_config"]
+    pattern = (
+        r"over the (\d+) Configs of seed 0's two searches \((\d+) by RTN's run alone, (\d+) "
+        r"by\s+GPTQ's alone, (\d+) by both\) GPTQ is more accurate on (\d+), ties on (\d+) and "
+        r"is worse on (\d+) \(by\s+([\d.]+)-([\d.]+)\); RTN's front has (\d+) points, and "
+        r"GPTQ's front matches or dominates (\d+) of them, by\s+([\d.]+)-([\d.]+), every one "
+        r"from ([\d.]+) KB up, and misses (\d+), at ([\d.]+)-([\d.]+) KB, by ([\d.]+)-([\d.]+)\."
+    )
+    (found,) = grab(pattern)
+    n, rtn_only, gptq_only, both, better, tied, worse, by_lo, by_hi, points = found[:10]
+    matched, m_lo, m_hi, above, n_missed, s_lo, s_hi, f_lo, f_hi = found[10:]
+    yield "Configs", n, same["configs"]
+    for text, key in ((rtn_only, "rtn"), (gptq_only, "gptq"), (both, "rtn+gptq")):
+        yield f"Configs of {key}", text, same["configs_by_runs"][key]
+    yield "better", better, per["better"]
+    yield "tied", tied, per["tied"]
+    yield "worse", worse, per["worse"]
+    yield "by low", by_lo, min(w["by"] for w in per["worse_configs"])
+    yield "by high", by_hi, max(w["by"] for w in per["worse_configs"])
+    unmatched = same["unmatched"]
+    misses = unmatched["unmatched"]
+    yield "RTN points", points, unmatched["rtn_points"]
+    yield "none below GPTQ's range", str(unmatched["below_gptq_range"]), "[]"
+    rtn_front, gptq_front = same["fronts"]["rtn"], same["fronts"]["gptq"]
+    missed = {p["size"] for p in misses}
+    rest = [p for p in rtn_front if p["size"] not in missed]
+    margins = [
+        max(q["value"] for q in gptq_front if q["size"] <= p["size"]) - p["value"] for p in rest
+    ]
+    yield "matched", matched, len(rest)
+    yield "margin low", m_lo, min(margins)
+    yield "margin high", m_hi, max(margins)
+    yield (
+        "every point from there up",
+        above,
+        min(p["size"] for p in rest if p["size"] > max(missed)),
+    )
+    yield "missed", n_missed, len(misses)
+    yield "size low", s_lo, min(missed)
+    yield "size high", s_hi, max(missed)
+    yield "shortfall low", f_lo, min(p["shortfall"] for p in misses)
+    yield "shortfall high", f_hi, max(p["shortfall"] for p in misses)
+    yield from _mnist_gptq_explained(res, misses)
+    ((higher, n_seeds, med_g, med_r),) = grab(
+        r"Between the independent searches on these calibrations, GPTQ's\s+hypervolume is higher "
+        r"at (\d) of the (\d) seeds \(median ([\d.e+]+) against ([\d.e+]+)\)\."
+    )
+    yield from _hypervolume_medians(res, higher, n_seeds, med_g, med_r)
+
+
+def _mnist_gptq_explained(res: dict[str, Any], misses: list[dict[str, Any]]) -> Iterator[Figure]:
+    """RTN's unmatched points beside their own pruning at 8 bits: accuracy and KL per method."""
+    rows = res["unmatched_explained"]
+    yield (
+        "every missed point explained",
+        str(sorted(r["size_kb"] for r in rows)),
+        str(sorted(p["size"] for p in misses)),
+    )
+    conv2 = all(
+        r["config"]["prune.conv2.pattern"] == "channel"
+        and r["config"]["prune.conv2.sparsity"] in (0.5, 0.75)
+        for r in rows
+    )
+    yield "each prunes half or three quarters of conv2's channels", str(conv2), "True"
+    ((n, up_lo, up_hi, within, g_lo, g_hi, kg_lo, kg_hi, kr_lo, kr_hi),) = grab(
+        r"RTN's accuracy is above that model's\s+at all (\d+) \(by ([\d.]+)-([\d.]+)\), GPTQ's is "
+        r"within ([\d.]+) of it \((-[\d.]+) to \+([\d.]+)\), and GPTQ's\s+predictions are the "
+        r"closer to it at each \(KL ([\d.]+)-([\d.]+) nats per digit, RTN's ([\d.]+)-([\d.]+)\)"
+    )
+    yield "points", n, len(rows)
+    rtn_up = [r["accuracy_rtn"] - r["accuracy_8bit"] for r in rows]
+    gptq_off = [r["accuracy_gptq"] - r["accuracy_8bit"] for r in rows]
+    yield "RTN above at all", str(min(rtn_up) > 0), "True"
+    yield "RTN above low", up_lo, min(rtn_up)
+    yield "RTN above high", up_hi, max(rtn_up)
+    yield "GPTQ within", within, max(abs(g) for g in gptq_off)
+    yield "GPTQ low", g_lo, min(gptq_off)
+    yield "GPTQ high", g_hi, max(gptq_off)
+    yield "GPTQ closer at each", str(all(r["kl_gptq"] < r["kl_rtn"] for r in rows)), "True"
+    yield "KL GPTQ low", kg_lo, min(r["kl_gptq"] for r in rows)
+    yield "KL GPTQ high", kg_hi, max(r["kl_gptq"] for r in rows)
+    yield "KL RTN low", kr_lo, min(r["kl_rtn"] for r in rows)
+    yield "KL RTN high", kr_hi, max(r["kl_rtn"] for r in rows)
+
+
+def _mnist_train_digits() -> int:
+    """The training digits the MNIST example loads (``examples/_mnist_data.py``'s N_TRAIN),
+    which ``benchmarks/mnist_gptq.py`` calibrates on by default."""
+    example = (ROOT / "examples" / "_mnist_data.py").read_text()
+    bench = (ROOT / "benchmarks" / "mnist_gptq.py").read_text()
+    ((n,),) = [re.findall(r"^N_TRAIN = (\d+)$", example, flags=re.MULTILINE)]
+    ((default,),) = [re.findall(r"^CALIBRATION = (\d+)\b", bench, flags=re.MULTILINE)]
+    assert n == default, (n, default)
+    return int(n)
 
 
 def dense_value(baselines: dict[str, Any]) -> float:
