@@ -3170,6 +3170,161 @@ def suites_ten_seeds() -> Iterator[Figure]:
     yield from _sobol_startup(rep)
 
 
+NUMBER_WORDS = dict(enumerate(("none", "one", "two", "three", "four", "five", "six", "seven")))
+TEN_SEED_COLUMNS = {
+    "auto": "auto",
+    "Optuna GP": "optuna-gp",
+    "Optuna TPE (multivariate)": "optuna-tpe",
+    "Optuna TPE (default)": "optuna-tpe-default",
+    "Optuna NSGA-II": "optuna-nsga2",
+    "Optuna random": "optuna-random",
+}
+TEN_SEED_HEADER = (
+    "| suite problem (seeds 0-9, every problem) | "
+    + " | ".join(TEN_SEED_COLUMNS)
+    + " | auto - best Optuna |"
+)
+
+
+@check("suites_10seeds_all.json", "suites.json", "suites_10seeds.json")
+def suites_ten_seeds_every_problem() -> Iterator[Figure]:
+    """The fifteen problems at seeds 0-9, `auto` and the five anchors: the table, issue
+    #17's targets at ten seeds, and where each cell came from."""
+    rep = load("suites_10seeds_all.json")
+    score, versus = rep["score"], rep["auto_vs_best_anchor"]
+    names = {v: k for k, v in TEN_SEED_COLUMNS.items()}
+    lines = README.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith(TEN_SEED_HEADER)))
+    for (problem, *cells), raw in zip(table(TEN_SEED_HEADER), lines[start + 2 :]):
+        for column, cell in zip(TEN_SEED_COLUMNS.values(), cells):
+            yield from _median_iqr_cell(f"{problem} {column}", cell, score[problem][column], 10)
+        marked = [c.strip() for c in raw.strip().strip("|").split("|")[1:]]
+        bold = [c for c, cell in zip(TEN_SEED_COLUMNS.values(), marked) if cell.startswith("**")]
+        top = max(TEN_SEED_COLUMNS.values(), key=lambda o: score[problem][o]["median"])
+        yield f"{problem} bold", str(bold), str([top])
+        diff, best = re.fullmatch(r"([+-]\S+) \((.+)\)", cells[-1]).groups()
+        yield f"{problem} auto - best", diff.lstrip("+"), versus[problem]["diff"]
+        yield f"{problem} sign", diff[0], "+" if versus[problem]["diff"] >= 0 else "-"
+        yield f"{problem} best anchor", best, names[versus[problem]["best_anchor"]]
+    shown_ = sorted(row[0] for row in table(TEN_SEED_HEADER))
+    yield "every problem at 10 seeds", str(shown_), str(sorted(versus))
+    yield "the fifteen", str(len(versus)), "15"
+    yield from _ten_seed_targets(score, versus)
+    yield from _ten_seed_provenance(rep)
+    yield from _ten_seed_changes(rep)
+
+
+def _ten_seed_targets(score: dict[str, Any], versus: dict[str, dict[str, Any]]) -> Iterator[Figure]:
+    """Issue #17's targets at ten seeds, as the paragraph under the table states them."""
+    ((n, of, pct, below),) = grab(
+        r"At ten seeds `auto`'s median is at least the best anchor's on (\d+) of the (\d+) "
+        r"problems \((\d+)%, the target 80%\), below it on ([^;]+);"
+    )
+    yield "at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
+    yield "of", of, len(versus)
+    yield "percent", pct, round(100 * int(n) / int(of))
+    losers = {p: v["diff"] for p, v in versus.items() if v["diff"] < 0}
+    items = re.findall(r"([\w-]+) \((-[\d.]+)\)", below)
+    yield "below the best anchor", str(sorted(p for p, _ in items)), str(sorted(losers))
+    for p, d in items:
+        yield f"{p} below by", d, losers[p]
+
+    def iqr_margin(p: str) -> float:
+        best = score[p][versus[p]["best_anchor"]]
+        return versus[p]["auto"] - (best["median"] - (best["q75"] - best["q25"]))
+
+    outside = sorted(p for p in versus if iqr_margin(p) < 0)
+    ((named,),) = grab(
+        r"more than one IQR below the best anchor's median on (none|[\w-]+(?:, [\w-]+)*)"
+    )
+    yield "beyond one IQR", str(sorted(named.split(", ")) if named != "none" else []), str(outside)
+    tpe = sorted(p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"])
+    ((named,),) = grab(r"below multivariate TPE's median on (none|[\w-]+(?:, [\w-]+)*)")
+    yield (
+        "below multivariate TPE",
+        str(sorted(named.split(", ")) if named != "none" else []),
+        str(tpe),
+    )
+    rand = sorted(
+        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
+    )
+    ((named,),) = grab(r"below random search's on (none|[\w-]+(?:, [\w-]+)*)")
+    yield "below random", str(sorted(named.split(", ")) if named != "none" else []), str(rand)
+
+
+def _ten_seed_changes(rep: dict[str, Any]) -> Iterator[Figure]:
+    """The command, the problems whose verdict moved from three seeds to ten, and wfg6-m2's
+    split runs."""
+    ((command,),) = grab(r"Ten seeds on every problem \(`([^`]+)`")
+    out = " --out benchmarks/results/suites_10seeds_all.json"
+    yield "command", command + out, rep["command"]
+    ((cells,),) = grab(r"auto` and the five anchors, (\d+) cells\.")
+    yield "cells", cells, len(rep["runs"])
+    three = load("suites.json")["auto_vs_best_anchor"]
+    ten = rep["auto_vs_best_anchor"]
+    ((changed, fell, rose),) = grab(
+        r"the three-seed verdicts change on (\w+), ahead at three seeds and behind at ten on "
+        r"([\w-]+(?:, [\w-]+)*), behind at three and ahead at ten on ([\w-]+(?:, [\w-]+)*)\."
+    )
+    down = sorted(p for p in ten if three[p]["diff"] >= 0 > ten[p]["diff"])
+    up = sorted(p for p in ten if three[p]["diff"] < 0 <= ten[p]["diff"])
+    yield "ahead at 3, behind at 10", str(sorted(fell.split(", "))), str(down)
+    yield "behind at 3, ahead at 10", str(sorted(rose.split(", "))), str(up)
+    yield "verdicts changed", changed, NUMBER_WORDS[len(down) + len(up)]
+    runs = [r for r in rep["runs"] if r["problem"] == "wfg6-m2"]
+    auto = [r["score"] for r in runs if r["optimizer"] == "auto"]
+    tpe = [r["score"] for r in runs if r["optimizer"] == "optuna-tpe-default"]
+    ((n_low, lo1, hi1, n_high, lo2, hi2, t_lo, t_hi),) = grab(
+        r"(\w+) of the ten end at ([\d.]+)-([\d.]+) and (\w+) at ([\d.]+)-([\d.]+) \(default "
+        r"TPE's: ([\d.]+)-([\d.]+)\)"
+    )
+    low = [v for v in auto if v < (float(hi1) + float(lo2)) / 2]
+    high = [v for v in auto if v >= (float(hi1) + float(lo2)) / 2]
+    yield "low runs", n_low, NUMBER_WORDS[len(low)]
+    yield "high runs", n_high, NUMBER_WORDS[len(high)]
+    yield "low from", lo1, min(low)
+    yield "low to", hi1, max(low)
+    yield "high from", lo2, min(high)
+    yield "high to", hi2, max(high)
+    yield "default TPE from", t_lo, min(tpe)
+    yield "default TPE to", t_hi, max(tpe)
+
+
+def _ten_seed_provenance(rep: dict[str, Any]) -> Iterator[Figure]:
+    """Seeds 0-2 are `suites.json`'s cells, seeds 3-9 already run are `suites_10seeds.json`'s,
+    the rest ran in the clean clone the README names, whose `auto` is today's."""
+    key = ("problem", "optimizer", "seed")
+    earlier = {tuple(r[k] for k in key): r for r in load("suites.json")["runs"]}
+    ten = {tuple(r[k] for k in key): r for r in load("suites_10seeds.json")["runs"]}
+    copied = [r for r in rep["runs"] if r["seed"] < 3]
+    yield (
+        "seeds 0-2 are suites.json's",
+        "True",
+        str(all(r == earlier[tuple(r[k] for k in key)] for r in copied)),
+    )
+    old = [r for r in rep["runs"] if r["seed"] >= 3 and tuple(r[k] for k in key) in ten]
+    yield (
+        "seeds 3-9 run before are suites_10seeds.json's",
+        "True",
+        str(all(r == ten[tuple(r[k] for k in key)] for r in old)),
+    )
+    new = [r for r in rep["runs"] if r["seed"] >= 3 and tuple(r[k] for k in key) not in ten]
+    ((n_old, n_new, clone, lo, hi),) = grab(
+        r"(\d+) cells at seeds 3-9 come from `suites_10seeds.json`; the other (\d+) ran in a "
+        r"clean clone of ([0-9a-f]{7}) \(2 jobs, 1-minute load average ([\d.]+)-([\d.]+) at "
+        r"their ends\)"
+    )
+    yield "cells from the 10-seed run", n_old, len(old)
+    yield "new cells", n_new, len(new)
+    yield "new cells' commit", str({clone}), str({r["commit"][:7] for r in new})
+    yield "auto's code today", "", _mobo_default_diff(clone)
+    clean = [s["tradeoff_dirty"] for s in rep["sessions"] if s.get("cells_run")]
+    yield "clean", str([False] * len(clean)), str(clean)
+    loads = [r["load_1min"] for r in new]
+    yield "least load", lo, min(loads)
+    yield "most load", hi, max(loads)
+
+
 def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     """The Sobol startup's paragraph: wfg9-m2 seed by seed, the median moves, the margins."""
     med = {p: {o: v["median"] for o, v in row.items()} for p, row in rep["score"].items()}
