@@ -1770,6 +1770,31 @@ def compress_fidelity_equal_time() -> Iterator[Figure]:
     yield "to 9 high", p2_hi, max(to9)
 
 
+def _capped_table(
+    rep: dict[str, Any], commit: str, lo: str, hi: str, command: str, header: str
+) -> Generator[Figure, None, dict[tuple[str, str], dict[str, Any]]]:
+    """A ``--capped both`` report's clean clone, command and table (the README's header
+    ``header``): Configs, evaluations, promoted shares and final hypervolume per run. Returns
+    the runs by (seed, "name (place.)")."""
+    yield from clean_clone(rep, commit, lo, hi)
+    bank = rep["command"].split("--bank ")[1].split()[0]
+    yield "command", rep["command"].split(" --out")[0].replace(bank, "DIR"), command
+    runs = {(str(seed), f"{name} ({place}.)"): r for seed, name, place, r in _equal_time_runs(rep)}
+    for r in runs.values():  # the cap on trials was never reached
+        yield "under the trial cap", "True", str(r["configs"] < rep["result"]["n_trials"])
+    rows = table(header)
+    yield "runs", str(sorted(runs)), str(sorted((a, b) for a, b, *_ in rows))
+    for seed, run, configs, evaluations, shares, final in rows:
+        r, label = runs[(seed, run)], f"{seed} {run}"
+        yield f"{label} Configs", configs, r["configs"]
+        cells = ", ".join(f"{x['evaluations']} x {x['mean_s']:.2f}" for x in r["rungs"])
+        yield f"{label} evaluations", evaluations, cells
+        got = " / ".join(f"{x:.0f}%" for x in _promoted_shares(r)) if len(r["rungs"]) == 3 else "-"
+        yield f"{label} promoted", shares, got
+        yield f"{label} final", final, r["hypervolume"]
+    return runs
+
+
 @check("compress_fidelity_capped.json")
 def compress_fidelity_capped() -> Iterator[Figure]:
     """The capped ladder beside the uncapped one and full fidelity at equal wall time (#14)."""
@@ -1780,23 +1805,9 @@ def compress_fidelity_capped() -> Iterator[Figure]:
         r"([\d.]+)-([\d.]+)\)"
     )
     rep = load("compress_fidelity_capped.json")
-    yield from clean_clone(rep, commit, lo, hi)
-    bank = rep["command"].split("--bank ")[1].split()[0]
-    yield "command", rep["command"].split(" --out")[0].replace(bank, "DIR"), command
-    runs = {(str(seed), f"{name} ({place}.)"): r for seed, name, place, r in _equal_time_runs(rep)}
-    for r in runs.values():  # the cap on trials was never reached
-        yield "under the trial cap", "True", str(r["configs"] < rep["result"]["n_trials"])
-    rows = table("| seed | the three runs (order) | Configs | evaluations: count x seconds |")
-    yield "runs", str(sorted(runs)), str(sorted((a, b) for a, b, *_ in rows))
-
-    for seed, run, configs, evaluations, shares, final in rows:
-        r, label = runs[(seed, run)], f"{seed} {run}"
-        yield f"{label} Configs", configs, r["configs"]
-        cells = ", ".join(f"{x['evaluations']} x {x['mean_s']:.2f}" for x in r["rungs"])
-        yield f"{label} evaluations", evaluations, cells
-        got = " / ".join(f"{x:.0f}%" for x in _promoted_shares(r)) if len(r["rungs"]) == 3 else "-"
-        yield f"{label} promoted", shares, got
-        yield f"{label} final", final, r["hypervolume"]
+    runs = yield from _capped_table(
+        rep, commit, lo, hi, command, "| seed | the three runs (order) | Configs |"
+    )
     hv = {(seed, run.split(" (")[0]): r["hypervolume"] for (seed, run), r in runs.items()}
     seeds = sorted({seed for seed, _ in hv})
     ((u0, u1, f0, f1),) = grab(
@@ -1831,6 +1842,55 @@ def compress_fidelity_capped() -> Iterator[Figure]:
     for group, lo_, hi_ in ((capped, clo, chi), (plain, ulo, uhi)):
         yield "Configs low", lo_, min(r["configs"] for r in group)
         yield "Configs high", hi_, max(r["configs"] for r in group)
+
+
+@check("compress_fidelity_capped_seed2.json", "compress_fidelity_capped.json")
+def compress_fidelity_capped_seed2() -> Iterator[Figure]:
+    """The capped ladder's comparison at a third seed, and the three seeds' medians (#14)."""
+    ((two_seeds,),) = grab(r"`(python benchmarks/compress\.py --fidelity-only [^`]+--capped both)`")
+    ((commit, lo, hi),) = grab(
+        r"A third seed, the same command with `--seeds 2` "
+        r"\(`benchmarks/results/compress_fidelity_capped_seed2\.json`, a clean clone of (\w+), "
+        r"load ([\d.]+)-([\d.]+)\)"
+    )
+    rep = load("compress_fidelity_capped_seed2.json")
+    command = two_seeds.replace("--seeds 0,1", "--seeds 2")
+    header = "| seed | the three runs, third seed (order) | Configs |"
+    runs = yield from _capped_table(rep, commit, lo, hi, command, header)
+    final = {run.split(" (")[0]: r["hypervolume"] for (_, run), r in runs.items()}
+    order = sorted(final, key=final.__getitem__)
+    yield (
+        "uncapped highest, capped lowest",
+        "capped multi-fidelity, multi-fidelity",
+        f"{order[0]}, {order[-1]}",
+    )
+    (pair,) = rep["result"]["pairs"]
+    first, start = pair["from_first_trial"], pair["from_call_start"]
+    ((mf_s, full_s, saving, saving_start),) = grab(
+        r"the uncapped ladder reaches full fidelity's final hypervolume after (\d+) s, where full "
+        r"fidelity needed (\d+) s: (\d+)% less time \((\d+)% from the call's start"
+    )
+    yield "ladder reaches full's final", mf_s, first["mf_reached_full_final_s"]
+    yield "full reaches its final", full_s, first["full_reached_its_final_s"]
+    yield "saving from the first trial", saving, 100 * first["saving"]
+    yield "saving from the call's start", saving_start, 100 * start["saving"]
+    yield "full never reaches the ladder's final", "None", str(first["full_reached_mf_final_s"])
+    by_seed: dict[str, dict[str, float]] = {}
+    for report in (load("compress_fidelity_capped.json"), rep):
+        for seed, name, _, r in _equal_time_runs(report):
+            by_seed.setdefault(str(seed), {})[name] = r["hypervolume"]
+    ((m_mf, m_cap, m_full, above, n, cap_above),) = grab(
+        r"median final hypervolume is ([\d.]+) for compress's default ladder, ([\d.]+) capped and "
+        r"([\d.]+) at full fidelity; the default ladder ends above full fidelity at (\d) of the "
+        r"(\d) seeds, the capped one at (\d)\."
+    )
+    for text, name in ((m_mf, "multi-fidelity"), (m_cap, "capped multi-fidelity"),
+                       (m_full, "full fidelity")):  # fmt: skip
+        yield f"median {name}", text, statistics.median(v[name] for v in by_seed.values())
+    yield "seeds", n, len(by_seed)
+    for text, name in ((above, "multi-fidelity"), (cap_above, "capped multi-fidelity")):
+        wins = sum(v[name] > v["full fidelity"] for v in by_seed.values())
+        yield f"{name} above full fidelity", text, wins
 
 
 @check("compress_warm_bank.json")
