@@ -92,10 +92,16 @@ def test_llama_gptq_kl_blocks_and_budget(llama, ids, tmp_path):
     assert list(base["feasible"]) == [False, True, True, False, True]
     assert base["kl"].notna().all() and base.loc[0, "kl"] == pytest.approx(0.0, abs=1e-9)
     assert base["dominated_by"].tolist() == brute_dominated_by(result)
-    # A Pareto trial's model carries the bank's weights: it measures what the trial measured.
+    # The result holds no bank entry or Hessian (they are on disk: for SmolLM2 GPTQ, 2.6 GB
+    # of dequantized levels); a Pareto trial's model reads the bank's weights again and
+    # measures what the trial measured.
+    quantizer = space.children["quant"].quantizer
+    assert len(quantizer.bank) == 0 and not quantizer.hessians
     row = result.pareto.iloc[0]
     quality.prepare(llama)
+    loaded = quantizer.bank.loaded
     assert quality.measure(result.model(row)) == pytest.approx(row["kl"], rel=1e-6)
+    assert quantizer.bank.loaded > loaded and len(quantizer.bank) == 0
     assert "Baselines:" in result.report() and "additive proxy" in result.report()
     assert (result.pareto["size_mb"] <= 0.12).all()
 

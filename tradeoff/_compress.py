@@ -39,7 +39,7 @@ from tradeoff._compress_eval import (
     with_adapters,
 )
 from tradeoff._compress_eval import config_key as config_key  # re-exported for benchmarks
-from tradeoff._compress_result import CompressResult
+from tradeoff._compress_result import CompressResult, release_banks
 from tradeoff._compress_spec import (
     Spec,
     budget_constraints,
@@ -263,6 +263,8 @@ def compress(
         measured.save()
     finally:
         evaluate.release()
+        freed = release_banks(space)  # the result reads what it needs from the bank again
+        logger.info("compress: freed %.0f MB held for the search", freed / 1e6)
     out = CompressResult(
         result.study, result.objectives, space=space, model=model, rows=rows,
         artifact_store=artifacts, trained=None if adapters is None else Trained(evaluate),

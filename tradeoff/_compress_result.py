@@ -15,7 +15,7 @@ from torch import nn
 from tradeoff._result import SearchResult, plain_json
 from tradeoff.objectives import ObjectiveSet
 from tradeoff.search._baselines import dominated_by
-from tradeoff.spaces import SearchSpace
+from tradeoff.spaces import QuantizationSpace, SearchSpace
 
 if TYPE_CHECKING:
     from tradeoff.spaces._export import Exported
@@ -70,10 +70,13 @@ class CompressResult(SearchResult):
         weights of the variant bank. With ``peft=``, its adapters are trained again at the
         full budget (seeded: the same adapters), merged, then compressed."""
         _, config = self._config(trial)
-        if self._trained is not None:
-            model, space, rest = self._trained(config)
-            return space.apply(model, rest, inplace=True)  # type: ignore[no-any-return]
-        return self.space.apply(self._model, config)  # type: ignore[no-any-return]
+        try:
+            if self._trained is not None:
+                model, space, rest = self._trained(config)
+                return space.apply(model, rest, inplace=True)  # type: ignore[no-any-return]
+            return self.space.apply(self._model, config)  # type: ignore[no-any-return]
+        finally:
+            release_banks(self.space)  # the model holds its weights; the bank need not
 
     def best(self) -> int:
         """The feasible Pareto trial of the best quality (the first objective): the best
@@ -146,6 +149,7 @@ class CompressResult(SearchResult):
                 space, model, config, path, format=format, overwrite=overwrite, meta=meta,
                 dtype=dtype, sparse=sparse, device=device,
             )  # fmt: skip
+        release_banks(self.space)
         if self.artifact_store is not None:
             from tradeoff.review._artifacts import upload_export
 
@@ -216,6 +220,13 @@ class CompressResult(SearchResult):
         frame["dominated_by"] = [[int(front["trial"].iloc[i]) for i in row] for row in hits]
         columns = ["baseline", "kind", "trial", *names, "feasible", "dominated_by"]
         return frame[[*columns, *(c for c in frame.columns if c not in columns)]]
+
+
+def release_banks(space: SearchSpace) -> int:
+    """Free the variant-bank entries and Hessians ``space``'s quantization parts hold in memory
+    (:meth:`~tradeoff.spaces.QuantizationSpace.release`); returns the bytes freed."""
+    parts = [space, *space.children.values()]
+    return sum(p.release() for p in parts if isinstance(p, QuantizationSpace))
 
 
 def _trials(numbers: Sequence[int], most: int = 4) -> str:

@@ -307,6 +307,44 @@ def test_memory_only_bank_travels_with_the_space():
     assert copy.quantizer.bank.built == 0
 
 
+def test_release_frees_entries_and_hessians_and_applies_the_same_weights(tmp_path, collections):
+    model = tiny_llama()
+    space = gptq_space(model, tmp_path)
+    space.build(model)
+    config = space.sample(5)
+    before = space.apply(model, config)
+    q = space.quantizer
+    held = sum(t.untyped_storage().nbytes() for t in q.hessians.values())
+    held += sum(t.untyped_storage().nbytes() for e in q.bank._memory.values() for t in e.values())
+    assert held > 0 and space.release() == held
+    assert len(q.bank) == 0 and not q.hessians
+    loaded = q.bank.loaded
+    assert same_weights(space.apply(model, config), before)  # read again from disk
+    assert q.bank.loaded > loaded and q.bank.built == 0 and len(collections) == 1
+    # An entry removed from the directory since: its Hessians are collected again, and the
+    # entry computed again is the same, bit for bit.
+    space.release()
+    for path in tmp_path.glob("*.safetensors"):
+        path.unlink()
+    assert same_weights(space.apply(model, config), before)
+    assert len(collections) == 2 and q.bank.built > 0
+
+
+def test_release_keeps_a_memory_only_bank_and_hessians_a_lazy_space_needs(tmp_path):
+    model = tiny_llama()
+    memory = gptq_space(model, None)
+    memory.build(model)
+    entries = len(memory.quantizer.bank)
+    memory.release()  # its entries have no other copy; its Hessians go
+    assert len(memory.quantizer.bank) == entries and not memory.quantizer.hessians
+    prune = PruningSpace.for_model(model, sparsity=(0.0, 0.5), include="*.mlp.*")
+    lazy = SearchSpace.merge(prune=prune, quant=gptq_space(model, tmp_path))
+    quant = lazy.children["quant"]
+    quant.build(model)
+    quant.release()  # pruned Configs need entries no build lists: the Hessians stay
+    assert quant.quantizer.hessians and len(quant.quantizer.bank) == 0
+
+
 def _apply_and_count(space, model, config):
     space.apply(model, config)
     bank = space.quantizer.bank

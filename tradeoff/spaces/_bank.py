@@ -87,6 +87,11 @@ def _to_cpu(entry: Any) -> Any:
     return {k: v.detach().to("cpu").contiguous() for k, v in entry.items()}
 
 
+def _nbytes(entry: Any) -> int:
+    tensors = [entry] if isinstance(entry, torch.Tensor) else entry.values()
+    return sum(t.untyped_storage().nbytes() for t in tensors)
+
+
 def entry_key(**parts: Any) -> str:
     """The key of an entry: a hash of ``parts`` (JSON-serializable) and the bank's version."""
     from tradeoff import __version__
@@ -214,6 +219,22 @@ class VariantBank:
             self.built += 1
             self._write(key, value, describe, group_size)
             return value
+
+    def release(self) -> int:
+        """Forget the entries held in memory whose file is in the directory (the next
+        :meth:`get` reads them again); a memory-only bank keeps everything, having no other
+        copy. Tensors still referenced elsewhere (a model assembled from them) stay alive
+        there.
+
+        Returns:
+            The bytes of the entries forgotten.
+        """
+        if self.directory is None:
+            return 0
+        with self._lock:
+            gone = [key for key in self._memory if self._path(key).exists()]
+            freed = sum(_nbytes(self._memory.pop(key)) for key in gone)
+        return freed
 
     def prune(self, *, tmp_age_s: float = 3600.0) -> tuple[int, int]:
         """Remove what this version never reads from the directory: entries written in another

@@ -346,6 +346,17 @@ class QuantizationSpace(ModelSpace):
         q.complete = True
         return count
 
+    def release(self) -> int:
+        """Free the memory a search needed and a finished one does not: the bank's entries
+        this process holds that are also on disk (read again, and dequantized, when a Config
+        next uses them), and the calibration Hessians once :meth:`build` has put every entry
+        in the bank. Configs applied afterwards have the same weights, bit for bit.
+
+        Returns:
+            The bytes freed (a memory-only bank keeps its entries: 0 for them).
+        """
+        return self.quantizer.release()
+
     def _setting(self, prefix: str, config: Mapping[str, Any]) -> QuantInfo:
         """The group's setting, with ``n_scales`` still to count per layer."""
         pick = {k: config.get(layer_param_name(prefix, k), v[0]) for k, v in self._options.items()}

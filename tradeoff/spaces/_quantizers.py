@@ -99,6 +99,22 @@ class Quantizer:
         self.__dict__.update(state)
         self._collecting = threading.Lock()
 
+    def release(self) -> int:
+        """Free what only building and searching need: the bank's in-memory entries that are
+        on disk (:meth:`VariantBank.release`) and, once :meth:`QuantizationSpace.build` has put
+        every entry in the bank (and no earlier stage reshapes layers), the calibration
+        Hessians, their digests kept for the keys. An entry needed again is read from disk; a
+        Hessian needed again (an entry removed from the directory since) is collected again
+        from the source. Returns the bytes freed."""
+        freed = self.bank.release()
+        if self.complete and not self.keep_hessians and self.hessians:
+            for name in list(self.hessians):
+                self._hessian_digest(name)  # the keys still name them
+            with self._collecting:
+                freed += sum(h.untyped_storage().nbytes() for h in self.hessians.values())
+                self.hessians = {}
+        return freed
+
     def _collect(self, *, check: bool = True) -> None:
         with self._collecting:
             source = self.source
