@@ -203,6 +203,18 @@ def test_compress_warm_calls_quick(tmp_path):
     assert [c["entries_built"] > 0 for c in calls] == [True, False, False]
 
 
+@pytest.mark.slow
+def test_result_memory_quick(tmp_path):
+    out = tmp_path / "memory.json"
+    run_script("result_memory.py", out, "--quick", "--n-trials", "4", "--bank", str(tmp_path / "b"))
+    r = json.loads(out.read_text())["result"]
+    # The result reaches the dense model's tensors and next to nothing else (the bank's
+    # entries and the Hessians are released); model(best) still measures its trial's KL.
+    assert r["result_holds_mb"] >= r["dense_model_mb"] > 1.0
+    assert r["result_holds_beyond_dense_mb"] < 0.01 * r["dense_model_mb"]
+    assert r["model_kl"] == pytest.approx(r["best_kl"], rel=1e-6)
+
+
 def test_quantizers_quick(tmp_path):
     out = tmp_path / "quantizers.json"
     args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]

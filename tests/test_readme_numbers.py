@@ -1891,6 +1891,52 @@ def compress_fidelity_capped_seed2() -> Iterator[Figure]:
         yield f"{name} above full fidelity", text, wins
 
 
+@check("result_memory.json", "result_memory_before.json")
+def result_memory() -> Iterator[Figure]:
+    """What a compress result keeps in memory, before and since the release (#14)."""
+    ((command, trials, dense),) = grab(
+        r"What a result keeps in memory \(`(python benchmarks/result_memory\.py [^`]+)`\): one "
+        r"`compress` call on SmolLM2 as above \(GPTQ on the warm bank, the knapsack and uniform "
+        r"starts, the default ladder, (\d+) trials, seed 0\), .*? beside the dense model's "
+        r"([\d,]+) MB"
+    )
+    ((before_commit, after_commit),) = grab(
+        r"`benchmarks/results/result_memory_before\.json`, (\w+)'s `tradeoff/` with this script "
+        r"added; `benchmarks/results/result_memory\.json`, a clean clone of (\w+)\)"
+    )
+    ((fix,),) = grab(r"Since (\w+) `compress` releases them when the search ends")
+    ((slower,),) = grab(r"which made `model\(best\)` ([\d.]+) s slower here")
+    reps = {"before": load("result_memory_before.json"), "since": load("result_memory.json")}
+    yield "fix commit", fix, after_commit
+    yield "fix in tradeoff/", "True", str(bool(_git("diff", before_commit, fix, "--", "tradeoff")))
+    for label, commit in (("before", before_commit), ("since", after_commit)):
+        m = reps[label]["machine"]
+        yield f"{label} commit", commit, m["tradeoff_commit"]
+        yield (
+            f"{label} command",
+            command,
+            reps[label]["command"].split(" --out")[0].replace("/tmp/bank18", "DIR"),
+        )
+        yield f"{label} trials", trials, str(reps[label]["settings"]["n_trials"])
+    yield "since: clean", str(reps["since"]["machine"]["tradeoff_dirty"]), "False"
+    yield "dense MB", dense, reps["since"]["result"]["dense_model_mb"]
+    header = "| library | result holds beyond the dense model, MB |"
+    rows = table(header)
+    yield "rows", "before (9d1995d), since ad3ea00", ", ".join(r[0] for r in rows)
+    for (label, *cells), rep in zip(rows, reps.values()):
+        r = rep["result"]
+        yield f"{label} row", label.split()[0], "before" if rep is reps["before"] else "since"
+        held, rss0, rss1, peak, model_s, kl = cells
+        yield f"{label} holds", held, r["result_holds_beyond_dense_mb"]
+        yield f"{label} rss before", rss0, r["rss_before_call_mb"]
+        yield f"{label} rss after", rss1, r["rss_after_call_mb"]
+        yield f"{label} peak", peak, r["peak_rss_mb"]
+        yield f"{label} model s", model_s, r["model_s"]
+        yield f"{label} kl", kl, f"{r['model_kl']:.3f} ({r['best_kl']:.3f})"
+    gap = reps["since"]["result"]["model_s"] - reps["before"]["result"]["model_s"]
+    yield "model() slower", slower, gap
+
+
 @check("compress_warm_bank.json")
 def compress_warm_bank() -> Iterator[Figure]:
     """GPTQ calls on a warm bank collect no Hessians; as before, every call did (#13, #14)."""
