@@ -10,9 +10,13 @@ built first, and timed, when empty). Then, in this process:
 * ``result.model(best)``: its wall time, its KL measured again (it must be the trial's), and
   the same two figures after it.
 
-Run it once per version of the library to compare (the script uses only the public API):
+Run it once per version of the library to compare (the script uses only the public API).
+``--max-memory-mb 0,1300,650`` makes one call per limit of the bank's memory (``VariantBank(DIR,
+max_memory_mb=...)``; 0: none), each in a fresh child process (its own peak), the same seed,
+so the same Configs: the entries read from disk, the call's time and the peak.
 
     python benchmarks/result_memory.py --bank /tmp/bank --n-trials 20
+    python benchmarks/result_memory.py --bank /tmp/bank --n-trials 20 --max-memory-mb 0,1300,650
     python benchmarks/result_memory.py --quick          # a smoke run: SmolLM2 cut to 4 blocks
 
 Writes ``benchmarks/results/result_memory.json`` (command, commit, versions, machine).
@@ -24,8 +28,10 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--max-memory-mb", type=lambda t: [float(x) for x in t.split(",")], default=[0.0],
+        help="the bank's memory limits, one call each in its own process (0: none)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=OUT, help="JSON results path")
     return parser.parse_args(argv)
 
@@ -85,6 +95,33 @@ def rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+def run_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """One call per memory limit, each in a child process (a fresh peak)."""
+    if len(args.max_memory_mb) == 1:
+        return run(args)
+    runs = []
+    for limit in args.max_memory_mb:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "run.json"
+            argv = [a for a in sys.argv[1:] if a]
+            argv = _without(_without(argv, "--max-memory-mb"), "--out")
+            if args.bank is None:  # one bank for every call (the first builds it)
+                args.bank = Path(tempfile.mkdtemp(prefix="result-memory-bank-"))
+            argv = [*_without(argv, "--bank"), "--bank", str(args.bank)]
+            child = [sys.executable, __file__, *argv, "--max-memory-mb", str(limit)]
+            subprocess.run([*child, "--out", str(out)], check=True)
+            runs.append(json.loads(out.read_text())["result"])
+    return {"runs": runs}
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag`` and its value."""
+    if flag not in argv:
+        return argv
+    i = argv.index(flag)
+    return argv[:i] + argv[i + 2 :]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         os.environ["TRADEOFF_SMOKE"] = "1"
@@ -92,10 +129,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import tradeoff
     from tradeoff.objectives import KLToDense
+    from tradeoff.spaces import VariantBank
 
     judge, calibration = data.judge_and_calibration()
     model = data.model()
-    bank = args.bank or Path(tempfile.mkdtemp(prefix="result-memory-bank-"))
+    (limit,) = args.max_memory_mb
+    directory = args.bank or Path(tempfile.mkdtemp(prefix="result-memory-bank-"))
+    bank = VariantBank(directory, max_memory_mb=limit or None)
     quantize = {"bits": data.BITS, "method": "gptq", "granularity": "group", "group_size": 64}
     dense_mb = reachable_bytes(model) / 1e6
     start_rss = rss_mb()
@@ -106,7 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drop_blocks=True, budget=data.BUDGET, n_trials=args.n_trials, seed=args.seed,
         show_progress=False,
     )  # fmt: skip
-    call_s = time.perf_counter() - start
+    call_s, loaded = time.perf_counter() - start, bank.loaded
     held_mb, rss_after = reachable_bytes(result) / 1e6, rss_mb()
     best = result.best()
     row = result.trials.set_index("trial").loc[best]
@@ -117,8 +157,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kl = quality.measure(compressed)
     del compressed
     out = {
+        "max_memory_mb": limit or None,
         "dense_model_mb": dense_mb,
         "call_s": call_s,
+        "entries_read": loaded,
+        "pareto": result.pareto[["trial", "kl", "size_mb"]].to_dict("records"),
         "trials": len(result.trials),
         "rss_before_call_mb": start_rss,
         "result_holds_mb": held_mb,
@@ -141,6 +184,6 @@ if __name__ == "__main__":
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = recorded(args, lambda: run(args), packages=("torch", "transformers"))
+    report = recorded(args, lambda: run_limits(args), packages=("torch", "transformers"))
     write_report(report, args.out)
     print(f"wrote {args.out}")

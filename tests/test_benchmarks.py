@@ -206,13 +206,21 @@ def test_compress_warm_calls_quick(tmp_path):
 @pytest.mark.slow
 def test_result_memory_quick(tmp_path):
     out = tmp_path / "memory.json"
-    run_script("result_memory.py", out, "--quick", "--n-trials", "4", "--bank", str(tmp_path / "b"))
-    r = json.loads(out.read_text())["result"]
-    # The result reaches the dense model's tensors and next to nothing else (the bank's
-    # entries and the Hessians are released); model(best) still measures its trial's KL.
-    assert r["result_holds_mb"] >= r["dense_model_mb"] > 1.0
-    assert r["result_holds_beyond_dense_mb"] < 0.01 * r["dense_model_mb"]
-    assert r["model_kl"] == pytest.approx(r["best_kl"], rel=1e-6)
+    bank = str(tmp_path / "b")
+    run_script("result_memory.py", out, "--quick", "--n-trials", "4", "--bank", bank,
+               "--max-memory-mb", "0,60")  # fmt: skip
+    free, limited = json.loads(out.read_text())["result"]["runs"]
+    for r in (free, limited):
+        # The result reaches the dense model's tensors and next to nothing else (the bank's
+        # entries and the Hessians are released); model(best) still measures its trial's KL.
+        assert r["result_holds_mb"] >= r["dense_model_mb"] > 1.0
+        assert r["result_holds_beyond_dense_mb"] < 0.01 * r["dense_model_mb"]
+        assert r["model_kl"] == pytest.approx(r["best_kl"], rel=1e-6)
+    # The second call reads the bank the first built, under a memory limit (the forgetting
+    # itself is test_bank's); it searches the same Configs to the same front.
+    assert (free["max_memory_mb"], limited["max_memory_mb"]) == (None, 60.0)
+    assert free["entries_read"] == 0 and limited["entries_read"] > 0
+    assert limited["pareto"] == free["pareto"]
 
 
 def test_quantizers_quick(tmp_path):

@@ -443,6 +443,41 @@ def test_variant_bank_rejects_an_unwritable_directory(tmp_path):
     blocker.write_text("")
     with pytest.raises(ValueError, match=r"bank directory .* is not writable"):
         VariantBank(blocker / "bank")
+    for limit, error, match in (
+        (0, ValueError, "must be positive"),
+        ("4GB", TypeError, "must be a number"),
+    ):
+        with pytest.raises(error, match=match):
+            VariantBank(tmp_path, max_memory_mb=limit)
+    with pytest.raises(ValueError, match="max_memory_mb needs a bank directory"):
+        VariantBank(None, max_memory_mb=100)
+
+
+def test_a_bank_with_a_memory_limit_keeps_the_recently_used_and_the_same_weights(tmp_path):
+    model = tiny_llama()
+    free = gptq_space(model, tmp_path)
+    free.build(model)
+    sizes = [
+        sum(t.untyped_storage().nbytes() for t in e.values())
+        for e in free.quantizer.bank._memory.values()
+    ]
+    limit = 0.4 * sum(sizes) / 1e6  # a Config uses a third of the entries
+    bank = VariantBank(tmp_path, max_memory_mb=limit)
+    space = gptq_space(model, bank)  # a VariantBank as bank=
+    assert space.quantizer.bank is bank and space.build(model) == 0
+    configs = [space.sample(s) for s in range(4)]
+    for config in configs:  # each Config reads its entries, every other one forgotten
+        assert same_weights(space.apply(model, config), free.apply(model, config))
+        held = sum(t.untyped_storage().nbytes() for e in bank._memory.values() for t in e.values())
+        assert held == bank._held <= limit * 1e6 and len(bank) < len(sizes)
+    # The last Config's entries are the most recent: applying it again reads nothing.
+    loaded = bank.loaded
+    space.apply(model, configs[-1])
+    assert bank.loaded == loaded
+    space.apply(model, configs[0])
+    assert bank.loaded > loaded  # forgotten since, read again
+    copy = pickle.loads(pickle.dumps(space))  # a Ray worker's copy keeps the limit
+    assert copy.quantizer.bank.max_memory_mb == limit and len(copy.quantizer.bank) == 0
 
 
 # Bad input -----------------------------------------------------------------------------------

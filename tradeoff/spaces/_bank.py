@@ -36,6 +36,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,16 +111,29 @@ class VariantBank:
 
     Args:
         directory: Where entries are stored (created if missing); ``None``: memory only.
+        max_memory_mb: At most this many megabytes of entries held in memory by a process
+            (each bank copy, one per Ray worker, has its own); the least recently used are
+            forgotten beyond it and read again from ``directory`` when next used. ``None``:
+            no limit (every entry used stays, the fastest).
 
     Raises:
-        ValueError: ``directory`` cannot be created or written to.
+        TypeError: ``max_memory_mb`` is not a number.
+        ValueError: ``directory`` cannot be created or written to, or ``max_memory_mb`` is
+            not positive or is given without a directory.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        max_memory_mb: float | None = None,
+    ) -> None:
         self.directory = None if directory is None else Path(directory).expanduser()
+        self.max_memory_mb = _check_limit(max_memory_mb, self.directory)
         if self.directory is not None:
             _check_writable(self.directory)
-        self._memory: dict[str, Any] = {}
+        self._memory: OrderedDict[str, Any] = OrderedDict()  # least recently used first
+        self._held = 0  # bytes in _memory
         self._verified: dict[str, tuple[int, int]] = {}  # key -> its file's (size, mtime_ns)
         self._lock = threading.Lock()
         self.built = 0
@@ -134,7 +148,7 @@ class VariantBank:
         # without one, they travel with the bank.
         state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
         if self.directory is not None:
-            state["_memory"] = {}
+            state["_memory"], state["_held"] = OrderedDict(), 0
         state["_verified"] = {}  # another process checks the files itself
         return state
 
@@ -167,13 +181,15 @@ class VariantBank:
                 storing its codes packed.
         """
         found = self._memory.get(key)
-        if found is not None:
+        if found is not None and self.max_memory_mb is None:
             return found
         with self._lock:  # one thread per process computes; others wait and read it
             found = self._memory.get(key)
             if found is None:
                 found = self._fetch(key, compute, describe, group_size)
-                self._memory[key] = found
+                self._hold(key, found)
+            else:
+                self._memory.move_to_end(key)
         return found
 
     def verify(self, key: str) -> bool:
@@ -202,7 +218,19 @@ class VariantBank:
                 with self._file_lock(key):
                     if self._read(key, decode=False) is None:
                         self._write(key, value, describe, group_size)
-            self._memory[key] = value
+            self._hold(key, value)
+
+    def _hold(self, key: str, entry: Any) -> None:
+        """Keep ``entry`` in memory (the lock held), then forget the least recently used
+        others while the limit is exceeded."""
+        old = self._memory.pop(key, None)
+        self._held += _nbytes(entry) - (0 if old is None else _nbytes(old))
+        self._memory[key] = entry
+        if self.max_memory_mb is None:
+            return
+        while self._held > self.max_memory_mb * 1e6 and len(self._memory) > 1:
+            _, gone = self._memory.popitem(last=False)
+            self._held -= _nbytes(gone)
 
     def _fetch(
         self, key: str, compute: Callable[[], Any], describe: str, group_size: int | None
@@ -232,8 +260,9 @@ class VariantBank:
         if self.directory is None:
             return 0
         with self._lock:
-            gone = [key for key in self._memory if self._path(key).exists()]
+            gone = [key for key in list(self._memory) if self._path(key).exists()]
             freed = sum(_nbytes(self._memory.pop(key)) for key in gone)
+            self._held -= freed
         return freed
 
     def prune(self, *, tmp_age_s: float = 3600.0) -> tuple[int, int]:
@@ -433,6 +462,21 @@ def _decoded(stored: dict[str, torch.Tensor], meta: dict[str, str]) -> Any:
 
     entry = unpack_entry(stored, json.loads(meta["codec"]))
     return entry["weight"] if meta.get("kind") == "tensor" else entry
+
+
+def _check_limit(max_memory_mb: float | None, directory: Path | None) -> float | None:
+    if max_memory_mb is None:
+        return None
+    if isinstance(max_memory_mb, bool) or not isinstance(max_memory_mb, (int, float)):
+        raise TypeError(f"max_memory_mb must be a number or None, got {max_memory_mb!r}.")
+    if not max_memory_mb > 0:
+        raise ValueError(f"max_memory_mb must be positive, got {max_memory_mb!r}.")
+    if directory is None:
+        raise ValueError(
+            "max_memory_mb needs a bank directory: a memory-only bank has no other copy of "
+            "the entries it would forget. Give VariantBank a directory."
+        )
+    return float(max_memory_mb)
 
 
 def _check_writable(directory: Path) -> None:

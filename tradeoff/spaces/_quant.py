@@ -146,7 +146,7 @@ class QuantizationSpace(ModelSpace):
         method: str = "rtn",
         calibration: Any = None,
         symmetric: bool | None = None,
-        bank: str | os.PathLike[str] | None = "auto",
+        bank: str | os.PathLike[str] | VariantBank | None = "auto",
         device: torch.device | str | None = None,
         damp: float = 0.01,
         act_order: bool = False,
@@ -187,7 +187,9 @@ class QuantizationSpace(ModelSpace):
                 asymmetric for HQQ (its only grid).
             bank: Directory of the variant bank for calibrated levels (``"gptq"``, ``"hqq"``,
                 asymmetric RTN); ``"auto"``: ``$TRADEOFF_CACHE/bank``, else
-                ``~/.cache/tradeoff/bank``; ``None``: memory only.
+                ``~/.cache/tradeoff/bank``; ``None``: memory only; or a
+                :class:`~tradeoff.spaces.VariantBank` (``VariantBank(DIR,
+                max_memory_mb=4000)`` bounds what a process keeps in memory).
             device: Where calibration and GPTQ run (default: the model's device).
             damp: GPTQ's dampening, a fraction of the Hessian's mean diagonal.
             act_order: GPTQ quantizes columns by decreasing Hessian diagonal.
@@ -219,8 +221,9 @@ class QuantizationSpace(ModelSpace):
         )
         if quantizer.banked:
             _check_layers(method, layers, options)
-            directory = default_directory() if bank == "auto" else bank
-            quantizer.bank = VariantBank(directory)  # checks the directory is writable
+            if not isinstance(bank, VariantBank):  # checks the directory is writable
+                bank = VariantBank(default_directory() if bank == "auto" else bank)
+            quantizer.bank = bank
         space = cls(groups=groups, options=options, quantizer=quantizer)
         if method == "gptq":
             source = HessianSource(model, layers, calibration, device)
