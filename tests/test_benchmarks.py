@@ -223,6 +223,18 @@ def test_result_memory_quick(tmp_path):
     assert limited["pareto"] == free["pareto"]
 
 
+@pytest.mark.slow
+def test_knapsack_proxy_quick(tmp_path):
+    out = tmp_path / "proxy.json"
+    run_script("knapsack_proxy.py", out, "--quick", "--proxy-budgets", "1,3")
+    rep = json.loads(out.read_text())["result"]
+    assert [r["proxy_budget_seqs"] for r in rep["runs"]] == [1, 3]
+    for r in rep["runs"]:  # the knapsack's Configs, each measured on all the held-out windows
+        assert r["configs"] and r["all_full_fidelity"]
+        assert all(p["size_mb"] <= rep["budget_mb"] + 1e-9 for p in r["configs"])
+        assert r["hypervolume_with_uniform"] >= r["hypervolume_knapsack"] > 0
+
+
 def test_quantizers_quick(tmp_path):
     out = tmp_path / "quantizers.json"
     args = ["--models", "minilm", "--minilm-blocks", "0", "--bits", "2,3", "--multiples", "1,2"]
