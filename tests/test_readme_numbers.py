@@ -1556,6 +1556,87 @@ def compress_knapsack() -> Iterator[Figure]:
     yield "gap points (uniform)", uniform_pt, ", ".join(f"#{t}" for t in points if t in starts)
 
 
+def _trial_list(text: str) -> list[int]:
+    """``#99, #170 and #1`` -> ``[99, 170, 1]``."""
+    return [int(t) for t in re.findall(r"#(\d+)", text)]
+
+
+@check("compress_100.json")
+def compress_knapsack_100() -> Iterator[Figure]:
+    """The knapsack against the front at compress's default 100 trials, both runs (#14)."""
+    rep = load("compress_100.json")
+    res = rep["result"]
+    ((command, commit, lo, hi),) = grab(
+        r"At compress's default of 100 trials \(`(python benchmarks/compress\.py [^`]+)`, "
+        r"`benchmarks/results/compress_100\.json`, a clean clone of (\w+), a fresh bank, load "
+        r"([\d.]+)-([\d.]+)\)"
+    )
+    yield "command", command, rep["command"].split(" --out")[0]
+    yield from clean_clone(rep, commit, lo, hi)
+    ((configs, top, better, gaps, n_gaps, search, uniform, hv_front, hv_knap),) = grab(
+        r"the ladder run measured (\d+) Configs, (\d+) of them on all 9 windows, and its front is "
+        r"better than the knapsack at (\d+) of the 10 budgets, each time with a uniform level, "
+        r"never with a Config of the search; between consecutive knapsack sizes it has points no "
+        r"knapsack Config dominates in (\d+) of the (\d+) gaps \(([#\d, ]+) from the search, "
+        r"([#\d and]+) uniform\)\. Its hypervolume is ([\d.]+), against ([\d.]+) for the "
+        r"knapsack's Configs alone\."
+    )
+    run, k = res["runs"]["gptq"], res["knapsack_vs_front"]
+    yield "configs", configs, run["statuses"]["complete"] + run["statuses"]["stopped"]
+    yield "configs at the top rung", top, run["statuses"]["complete"]
+    yield "budgets better", better, k["budgets_front_better"]
+    yield "search's own better", "0", k["budgets_search_only_better"]
+    starts = set(k["start_trials"])
+    picks = {r["front"]["trial"] for r in k["at_budgets"] if r["front_better"]}
+    yield (
+        "better with uniform levels only",
+        "True",
+        str(picks <= starts - {p["trial"] for p in k["configs"]}),
+    )
+    yield "gaps beaten", gaps, k["gaps_beaten"]
+    yield "gaps", n_gaps, len(k["between"])
+    found = [p["trial"] for g in k["between"] for p in g["undominated_front_points"]]
+    yield (
+        "gap points from the search",
+        str(_trial_list(search)),
+        str([t for t in found if t not in starts]),
+    )
+    yield (
+        "gap points uniform",
+        str(_trial_list(uniform)),
+        str(sorted(t for t in found if t in starts)),
+    )
+    yield "front hypervolume", hv_front, k["hypervolume_front"]
+    yield "knapsack hypervolume", hv_knap, k["hypervolume_knapsack"]
+    full = res["full_fidelity_run"]
+    fk = full["knapsack_vs_front"]
+    ((search_s, full_knap_s, low_knap_s, full_hv_knap, full_hv, full_better, full_gaps),) = grab(
+        r"stopped after the first one's (\d+) s of search, measured the knapsack on all 9 windows "
+        r".*? which took (\d+) s against (\d+) s\. That knapsack alone has hypervolume ([\d.]+), "
+        r"above the ladder run's final front; the run's front ends at ([\d.]+), better than its "
+        r"knapsack at (\w+) of the 10 budgets and between its sizes in (\d+) of the 9 gaps\."
+    )
+    yield "search seconds", search_s, run["timing"]["search_s"]
+    yield "full's knapsack seconds", full_knap_s, full["timing"]["knapsack_s"]
+    yield "ladder's knapsack seconds", low_knap_s, run["timing"]["knapsack_s"]
+    yield "full's knapsack hypervolume", full_hv_knap, fk["hypervolume_knapsack"]
+    yield (
+        "above the ladder's front",
+        "True",
+        str(fk["hypervolume_knapsack"] > k["hypervolume_front"]),
+    )
+    yield "full's front", full_hv, full["hypervolume"]
+    yield (
+        "full's budgets better",
+        {"none": "0"}.get(full_better, full_better),
+        fk["budgets_front_better"],
+    )
+    yield "full's gaps", full_gaps, fk["gaps_beaten"]
+    ((miss_ladder, miss_full),) = grab(r"in 6 and 7 of the 9 gaps: missed in (\d) and (\d)\.")
+    yield "gaps missed, ladder", miss_ladder, len(k["between"]) - k["gaps_beaten"]
+    yield "gaps missed, full", miss_full, len(fk["between"]) - fk["gaps_beaten"]
+
+
 @check("compress.json")
 def compress_time_and_fidelity() -> Iterator[Figure]:
     res = load("compress.json")["result"]
