@@ -208,6 +208,7 @@ def test_export_writes_the_best_trial_within_the_budget_and_runs_no_trial(
         "--calibration", str(llama_dir / "ids.pt"), "--bits", "4,8", "--method", "gptq",
         "--granularity", "group", "--group-size", "32", "--drop-blocks",
         "--budget", "size_mb=0.09", "--n-trials", "6", "--bank", str(tmp_path / "bank"),
+        "--bank-memory-mb", "0.05",  # a few entries: the others are forgotten and read again
     ]  # fmt: skip
     assert main(compress(tmp_path, *flags)) == 0
     capsys.readouterr()
@@ -345,6 +346,10 @@ def test_compress_error_in_the_model_files_code_keeps_its_traceback(tmp_path):
         (["--quality", "kl", "--calibration", "ids.pt", "--budget", "latency=3"],
          "budget has 'latency'"),
         (["--quality", "kl", "--calibration", "garbage.pt"], "not a torch.save file of tensors"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--bank", "none", "--bank-memory-mb",
+          "100"], "--bank-memory-mb needs a bank directory"),
+        (["--quality", "kl", "--calibration", "ids.pt", "--bank-memory-mb", "0"],
+         "max_memory_mb must be positive, got 0.0."),
     ],
 )  # fmt: skip
 def test_compress_bad_input_on_a_model_directory(llama_dir, tmp_path, capsys, flags, message):

@@ -100,7 +100,8 @@ def compress(
             (lower is better; wrap it in ``QualityFn`` for another name or direction).
         quantize: Quantization spec, the arguments of
             :meth:`~tradeoff.spaces.QuantizationSpace.for_model` (``bits``, ``method``,
-            ``granularity``, ``group_size``, ``include``, ``tie``, ``bank``...). Without
+            ``granularity``, ``group_size``, ``include``, ``tie``, ``bank``: a directory, or
+            ``VariantBank(DIR, max_memory_mb=...)`` to bound its memory...). Without
             ``tie``, the layers of each block of a transformer share one setting (one group per
             block, found by the largest ``ModuleList`` of blocks); layers outside blocks
             (``lm_head``) have their own.

@@ -218,6 +218,10 @@ def _compress_arguments(comp: argparse.ArgumentParser) -> None:
     comp.add_argument("--granularity", default=None, help="channel (default), group, tensor")
     comp.add_argument("--group-size", default=None, help="inputs per scale, e.g. 32,128")
     comp.add_argument("--bank", default="auto", help="variant bank directory; none: in memory")
+    comp.add_argument(
+        "--bank-memory-mb", type=float, default=None, metavar="MB",
+        help="at most this many MB of bank entries kept in memory per process (default: all)",
+    )  # fmt: skip
     comp.add_argument("--sparsity", default=None, help="pruning levels, e.g. 0,0.25,0.5")
     comp.add_argument(
         "--pattern", default=None, help="unstructured (default), n:m, channel; several: searched"
@@ -490,6 +494,14 @@ def _quantize(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.bits is not None and args.bits.strip().lower() == "none":
         return None
     spec: dict[str, Any] = {"bank": None if args.bank == "none" else args.bank}
+    if args.bank_memory_mb is not None:
+        from tradeoff.spaces import VariantBank
+        from tradeoff.spaces._bank import default_directory
+
+        if spec["bank"] is None:
+            raise ValueError("--bank-memory-mb needs a bank directory (--bank DIR or auto).")
+        directory = default_directory() if spec["bank"] == "auto" else spec["bank"]
+        spec["bank"] = VariantBank(directory, max_memory_mb=args.bank_memory_mb)
     if args.bits is not None:
         spec["bits"] = _csv(args.bits, int, "--bits")
     if args.method is not None:
