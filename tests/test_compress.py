@@ -275,6 +275,13 @@ def test_the_knapsack_measures_at_proxy_budget_while_trials_use_all_the_data(cnn
     with pytest.raises(ValueError, match=r"proxy_budget: .*beyond the data"):
         tradeoff.compress(tiny_cnn(), quality=quality, quantize={"bits": (2, 4, 8)},
                           proxy_budget=61, **QUIET)  # fmt: skip
+    # By default, under a ladder, at its second rung: the lowest is too little data to
+    # measure one layer's change.
+    budgets.clear()
+    tradeoff.compress(tiny_cnn(), quality=quality, quantize={"bits": (2, 4, 8)}, n_trials=6,
+                      seed=0, **QUIET)  # fmt: skip
+    rungs = quality.rungs()
+    assert len(rungs) == 3 and budgets[1 : 1 + proxy] == [rungs[1]] * proxy
 
 
 def test_resume_runs_only_the_missing_trials(cnn_data, tmp_path):
