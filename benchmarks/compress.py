@@ -29,14 +29,15 @@ Writes ``benchmarks/results/compress.json`` (command, commit, versions, machine)
 ``--fidelity-only`` runs only the fair multi- against full-fidelity comparison, GPTQ: the bank
 directory ``--bank`` (built first, and timed, when empty; then warm for every run), the
 knapsack measured at the same ``--proxy-budget`` in both runs (default ``low``: the ladder's
-lowest rung, compress's own default, so its Configs are the same in both and its measurement
-time is counted the same), the same ``--n-trials``, optimizer and seed, both run to the end;
-per seed (the order of the two runs alternates), hypervolume over wall time from the call's
-start and from the first trial, the time each needs to reach the other's final hypervolume,
-the time per evaluation at each rung and the promotions; then, on one full-fidelity run's
-Configs, each measured again at every rung: how well the low rungs rank them (Spearman, and
-which the promotion rule would keep). ``--eval-seqs`` sets the held-out windows (the full
-budget); the calibration windows stay the same, so one bank serves every ``--eval-seqs``.
+lowest rung, compress's own default until f01c32c; the same in both, so are its Configs, and
+its measurement time is counted the same), the same ``--n-trials``, optimizer and seed, both
+run to the end; per seed (the order of the two runs alternates), hypervolume over wall time
+from the call's start and from the first trial, the time each needs to reach the other's final
+hypervolume, the time per evaluation at each rung and the promotions; then, on one
+full-fidelity run's Configs, each measured again at every rung: how well the low rungs rank
+them (Spearman, and which the promotion rule would keep). ``--eval-seqs`` sets the held-out
+windows (the full budget); the calibration windows stay the same, so one bank serves every
+``--eval-seqs``.
 GPTQ's calibration Hessians are collected (minutes on 2 cores) only by a call whose bank lacks
 an entry (the first, on a cold bank); the time and the number of collections are recorded
 (``hessians_s``, ``hessian_collections``), so neither run's times include them.

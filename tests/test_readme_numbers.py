@@ -1637,6 +1637,42 @@ def compress_knapsack_100() -> Iterator[Figure]:
     yield "gaps missed, full", miss_full, len(fk["between"]) - fk["gaps_beaten"]
 
 
+@check("knapsack_proxy.json")
+def knapsack_proxy() -> Iterator[Figure]:
+    """The knapsack's Configs from per-block measurements on 1, 3 or 9 windows (#14)."""
+    rep = load("knapsack_proxy.json")
+    ((command, commit, lo, hi),) = grab(
+        r"How much data the knapsack's measurements need \(`(python benchmarks/knapsack_proxy\.py "
+        r"[^`]+)`, `benchmarks/results/knapsack_proxy\.json`, a clean clone of (\w+), load "
+        r"([\d.]+)-([\d.]+)\)"
+    )
+    yield "command", command, rep["command"].split(" --out")[0].replace("/tmp/bank18", "DIR")
+    yield from clean_clone(rep, commit, lo, hi)
+    runs = {r["proxy_budget_seqs"]: r for r in rep["result"]["runs"]}
+    rows = table("| windows per block measurement | knapsack measured, s |")
+    yield "rows", str(sorted(runs)), str([int(r[0]) for r in rows])
+    for windows, seconds, kl, hv, with_uniform in rows:
+        r = runs[int(windows)]
+        yield f"{windows} all at full fidelity", "True", str(r["all_full_fidelity"])
+        yield f"{windows} seconds", seconds, r["knapsack_measured_s"]
+        yield f"{windows} KL at the budget", kl, r["kl_at_budget"]
+        yield f"{windows} hypervolume", hv, r["hypervolume_knapsack"]
+        yield f"{windows} with uniform", with_uniform, r["hypervolume_with_uniform"]
+    ((less, more_hv, more_kl, share, fix),) = grab(
+        r"gave the knapsack Configs worth ([\d.]+) less hypervolume than 3 windows did: .*? 3 "
+        r"windows did as well as all 9 \(([\d.]+) more hypervolume, ([\d.]+) more KL at the "
+        r"budget\) in (\d+)% of the time\. Since (\w+) compress measures the knapsack at the "
+        r"ladder's second rung by default"
+    )
+    one, three, nine = runs[1], runs[3], runs[9]
+    yield "1 window's loss", less, three["hypervolume_knapsack"] - one["hypervolume_knapsack"]
+    yield "3 windows' gain", more_hv, three["hypervolume_knapsack"] - nine["hypervolume_knapsack"]
+    yield "3 windows' KL", more_kl, three["kl_at_budget"] - nine["kl_at_budget"]
+    yield "time share", share, 100 * three["knapsack_measured_s"] / nine["knapsack_measured_s"]
+    default = _git("log", "--format=%h", "-S", "ladder.budgets[min(1, len(ladder.budgets) - 1)]")
+    yield "default commit", fix, default.splitlines()[-1]
+
+
 @check("compress.json")
 def compress_time_and_fidelity() -> Iterator[Figure]:
     res = load("compress.json")["result"]
