@@ -478,6 +478,16 @@ def test_a_bank_with_a_memory_limit_keeps_the_recently_used_and_the_same_weights
     assert bank.loaded > loaded  # forgotten since, read again
     copy = pickle.loads(pickle.dumps(space))  # a Ray worker's copy keeps the limit
     assert copy.quantizer.bank.max_memory_mb == limit and len(copy.quantizer.bank) == 0
+    # A workspace over the limited bank keeps no level itself (else it would hold them all):
+    # it assembles what apply gives, its tied embedding and head still one tensor.
+    merged = SearchSpace.merge(arch=ArchitectureSpace.elastic(model, drop_blocks=True), quant=space)
+    workspace = Workspace(merged, model)
+    for seed in range(4):
+        config = merged.sample(seed)
+        assembled = workspace.assemble(config)
+        assert same_weights(assembled, merged.apply(model, config))
+        assert not workspace._variants and bank._held <= limit * 1e6
+    assert assembled.lm_head.weight is assembled.model.embed_tokens.weight
 
 
 # Bad input -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ for every trial of a search on a language model. A :class:`Workspace` copies the
 
 * quantized layers point at the weight of their level, computed once per (layer, level) and
   kept (from the space's variant bank for calibrated methods): no copy, no re-quantization;
+  under a bank with a memory limit (``VariantBank(max_memory_mb=...)``) the workspace keeps
+  only the levels of the Config assembled last, and asks the bank for the others;
   layers sharing one weight (a tied embedding and LM head) all point at the same tensor;
 * dropped blocks of an elastic :class:`~tradeoff.spaces.ArchitectureSpace` are swapped out of
   their ``ModuleList`` for a ``SkipBlock`` and back in when kept.
@@ -134,7 +136,8 @@ class Workspace:
             else:
                 value = quantize_weight(dense, setting)
             found = nn.Parameter(value.to(dense.device, dense.dtype), requires_grad=False)
-            self._variants[id(dense), level] = found
+            if not (quantizer.uses_bank(setting) and quantizer.bank.max_memory_mb is not None):
+                self._variants[id(dense), level] = found  # else the bank's limit decides
         return found
 
 
