@@ -1673,6 +1673,60 @@ def knapsack_proxy() -> Iterator[Figure]:
     yield "default commit", fix, default.splitlines()[-1]
 
 
+@check("compress_100_proxy3.json", "compress_100.json")
+def compress_knapsack_100_proxy3() -> Iterator[Figure]:
+    """The 100-trial call with the knapsack at the ladder's second rung (#14)."""
+    rep = load("compress_100_proxy3.json")
+    res = rep["result"]
+    ((commit, lo, hi),) = grab(
+        r"`benchmarks/results/compress_100_proxy3\.json`, the same command, a clean clone of "
+        r"(\w+), load ([\d.]+)-([\d.]+);"
+    )
+    first = load("compress_100.json")["command"].split(" --out")[0]
+    yield "the same command", first, rep["command"].split(" --out")[0]
+    yield from clean_clone(rep, commit, lo, hi)
+    after = subprocess.run(["git", "merge-base", "--is-ancestor", "f01c32c", commit], cwd=ROOT)
+    yield "the new default in the clone", "0", str(after.returncode)
+    k, old = res["knapsack_vs_front"], load("compress_100.json")["result"]["knapsack_vs_front"]
+    ((hv_k, hv_f, hv_old, better, gaps, n_gaps, found, uniform, missed),) = grab(
+        r"the knapsack, from 3 windows now, has hypervolume ([\d.]+) and the ladder run's front "
+        r"([\d.]+), where it had ([\d.]+) with the knapsack from 1 window\. .*?the front is "
+        r"better at (\w+) of the 10 budgets, .*? the front has points no knapsack Config dominates "
+        r"in (\d+) of the (\d+) gaps, all found by the search \(([#\d, and]+), beside uniform "
+        r"4-bit #(\d+)\): missed in (\d+)\."
+    )
+    yield "knapsack hypervolume", hv_k, k["hypervolume_knapsack"]
+    yield "front hypervolume", hv_f, k["hypervolume_front"]
+    yield "before", hv_old, old["hypervolume_front"]
+    yield "budgets better", {"none": "0"}.get(better, better), k["budgets_front_better"]
+    yield "gaps", gaps, k["gaps_beaten"]
+    yield "of", n_gaps, len(k["between"])
+    yield "missed", missed, len(k["between"]) - k["gaps_beaten"]
+    starts = set(k["start_trials"])
+    points = [p["trial"] for g in k["between"] for p in g["undominated_front_points"]]
+    yield "search's points", str(_trial_list(found)), str([t for t in points if t not in starts])
+    yield "uniform point", uniform, str([t for t in points if t in starts])[1:-1]
+    beaten = [bool([p for p in g["undominated_front_points"] if p["trial"] not in starts])
+              for g in k["between"]]  # fmt: skip
+    yield "every beaten gap by the search", str(k["gaps_beaten"]), str(sum(beaten))
+    full, fid = res["full_fidelity_run"], res["fidelity"]
+    ((full_knap, search_s, full_hv, saving, mf_s, full_s),) = grab(
+        r"The run at full fidelity \(its knapsack from all 9 windows, ([\d.]+)\), stopped after "
+        r"the ladder run's (\d+) s of search, ended at ([\d.]+): the ladder run reached that "
+        r"(\d+)% sooner from the first trial \((\d+) s against (\d+) s\), and full fidelity never "
+        r"reached the ladder's final\."
+    )
+    yield "full's knapsack", full_knap, full["knapsack_vs_front"]["hypervolume_knapsack"]
+    yield "search seconds", search_s, res["runs"]["gptq"]["timing"]["search_s"]
+    yield "full's final", full_hv, fid["full_final_hypervolume"]
+    yield "saving", saving, 100 * fid["saving"]
+    yield "ladder reaches full's final", mf_s, fid["mf_reached_full_final_s"]
+    yield "full reaches its final", full_s, fid["full_reached_its_final_s"]
+    yield "full never reaches the ladder's", "None", str(fid["full_reached_mf_final_s"])
+    ((twice,),) = grab(r"that is the saving of multi-fidelity here: (\d+)%, against the 67-75%")
+    yield "saving again", twice, 100 * fid["saving"]
+
+
 @check("compress.json")
 def compress_time_and_fidelity() -> Iterator[Figure]:
     res = load("compress.json")["result"]
