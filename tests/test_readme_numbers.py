@@ -3231,6 +3231,47 @@ def proposal_speed_dense() -> Iterator[Figure]:
     yield "load high", hi, max(loads)
 
 
+@check("proposal_speed_quiet.json")
+def proposal_speed_quiet() -> Iterator[Figure]:
+    """Today's mobo beside Optuna's GPSampler, one run, dense fronts (#17)."""
+    rep = load("proposal_speed_quiet.json")
+    ((command, commit, lo, hi, n, hedged, fast_lo, fast_hi),) = grab(
+        r"Today's mobo beside Optuna 5\.1's `GPSampler` in the same run \(`(python "
+        r"benchmarks/proposal_speed\.py [^`]+)`, `benchmarks/results/proposal_speed_quiet\.json`, "
+        r"a clean clone of (\w+), 1-minute load average ([\d.]+)-([\d.]+); median of (\d) "
+        r"proposals, (\w+) of mobo's \d from its TPE hedge, which takes ([\d.]+)-([\d.]+) s\)"
+    )
+    yield "command", command, rep["command"].split(" --out")[0]
+    yield from clean_clone(rep, commit, lo, hi, one_minute=True)
+    yield "proposals", n, rep["settings"]["proposals"]
+    mobo = [t for t in rep["timings"] if t["sampler"] == "mobo"]
+    fast = [s for t in mobo for s in t["seconds"] if s < 0.1]
+    yield (
+        "hedged proposals per cell",
+        {"one": "[1]"}[hedged],
+        str(sorted({sum(s < 0.1 for s in t["seconds"]) for t in mobo})),
+    )
+    yield "hedge fastest", fast_lo, min(fast)
+    yield "hedge slowest", fast_hi, max(fast)
+    names = {"ZDT1 (d=10)": "zdt1", "DTLZ2 (3 obj.)": "dtlz2"}
+    header = "| problem (dense front), today | observations | mobo: s per proposal |"
+    for label, obs, wall, cpu, gp_wall, gp_cpu in table(header):
+        key = f"{names[label]}@{obs}"
+        yield f"{key} mobo", wall, rep["median_s"][key]["mobo"]
+        yield f"{key} mobo CPU", cpu, rep["median_cpu_s"][key]["mobo"]
+        yield f"{key} gp", gp_wall, rep["median_s"][key]["optuna-gp"]
+        yield f"{key} gp CPU", gp_cpu, rep["median_cpu_s"][key]["optuna-gp"]
+    ((zdt_x, dtlz_x, zdt_miss, dtlz_miss),) = grab(
+        r"At 200 observations mobo proposes ([\d.]+) and ([\d.]+) times as fast as Optuna's GP; "
+        r"the 1 s target stays missed, by ([\d.]+) s on ZDT1 and ([\d.]+) s on DTLZ2\."
+    )
+    at = {p: rep["median_s"][f"{p}@200"] for p in ("zdt1", "dtlz2")}
+    yield "ZDT1 ratio", zdt_x, at["zdt1"]["optuna-gp"] / at["zdt1"]["mobo"]
+    yield "DTLZ2 ratio", dtlz_x, at["dtlz2"]["optuna-gp"] / at["dtlz2"]["mobo"]
+    yield "ZDT1 miss", zdt_miss, at["zdt1"]["mobo"] - rep["settings"]["target_s"]
+    yield "DTLZ2 miss", dtlz_miss, at["dtlz2"]["mobo"] - rep["settings"]["target_s"]
+
+
 @check(
     "optimizers.json",
     "optimizers_fast.json",
