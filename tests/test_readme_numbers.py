@@ -2108,6 +2108,52 @@ def result_memory() -> Iterator[Figure]:
     yield "model() slower", slower, gap
 
 
+@check("result_memory_limits.json", "result_memory_limits_before.json")
+def result_memory_limits() -> Iterator[Figure]:
+    """The bank's memory limit, before and since the workspace keeps no level under it."""
+    reps = {
+        "8d17250": load("result_memory_limits_before.json"),
+        "8cbc7b3": load("result_memory_limits.json"),
+    }
+    ((command,),) = grab(
+        r"each in a fresh process \(`(python benchmarks/result_memory\.py --bank DIR --n-trials "
+        r"20 --max-memory-mb [\d,]+)`; every run found the same front\)"
+    )
+    for commit, rep in reps.items():
+        yield (
+            f"{commit} command",
+            command,
+            rep["command"].split(" --out")[0].replace("/tmp/bank18", "DIR"),
+        )
+        yield f"{commit} commit", commit, rep["machine"]["tradeoff_commit"]
+        yield f"{commit} clean", str(rep["machine"]["tradeoff_dirty"]), "False"
+        runs = rep["result"]["runs"]
+        same = all(r["pareto"] == runs[0]["pareto"] for r in runs)
+        yield f"{commit} the same front", "True", str(same)
+    rows = table("| bank memory limit, MB | entries read from disk | call, s |")
+    yield "rows", "6", str(len(rows))
+    for i, (limit, read, call, peak, commit) in enumerate(rows):
+        r = reps[commit]["result"]["runs"][i % 3]
+        want = "none" if r["max_memory_mb"] is None else f"{r['max_memory_mb']:,.0f}"
+        yield f"row {i} limit", limit, want
+        yield f"row {i} read", read, r["entries_read"]
+        yield f"row {i} call", call, r["call_s"]
+        yield f"row {i} peak", peak, r["peak_rss_mb"]
+    ((fix,),) = grab(r"Since (\w+) it keeps only the Config assembled last under a limited bank")
+    first = _git("log", "--format=%h", "-S", "else the bank's limit decides", "--", "tradeoff")
+    yield "workspace fix", fix, first.splitlines()[-1]
+    ((most, saved, at, slower),) = grab(
+        r"On SmolLM2 the limit then lowers the peak by (\d+)% at most \((\d+) MB at (\d+) MB\) for "
+        r"([\d.]+)% more time"
+    )
+    runs = reps["8cbc7b3"]["result"]["runs"]
+    best = min(runs[1:], key=lambda r: r["peak_rss_mb"])
+    yield "most saved %", most, 100 * (1 - best["peak_rss_mb"] / runs[0]["peak_rss_mb"])
+    yield "saved MB", saved, runs[0]["peak_rss_mb"] - best["peak_rss_mb"]
+    yield "at limit", at, best["max_memory_mb"]
+    yield "slower %", slower, 100 * (best["call_s"] / runs[0]["call_s"] - 1)
+
+
 @check("compress_warm_bank.json")
 def compress_warm_bank() -> Iterator[Figure]:
     """GPTQ calls on a warm bank collect no Hessians; as before, every call did (#13, #14)."""
