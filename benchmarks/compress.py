@@ -705,11 +705,17 @@ def _knapsack_trials(result: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: p["size_mb"])
 
 
+def points_hypervolume(points: list[dict[str, Any]], reference: list[float]) -> float:
+    """The hypervolume of ``points`` (``kl``, ``size_mb``) against ``reference``; 0 for none."""
+    from tradeoff._pareto import hypervolume
+
+    values = np.array([[p["kl"], p["size_mb"]] for p in points]).reshape(-1, 2)
+    return float(hypervolume(values, np.array(reference))) if len(points) else 0.0
+
+
 def knapsack_vs_front(result: Any, reference: list[float]) -> dict[str, Any]:
     """The knapsack's Configs against the search's front: hypervolumes, the best KL at each
     knapsack budget, and the front's points between the knapsack's sizes it does not dominate."""
-    from tradeoff._pareto import hypervolume
-
     knap = _knapsack_trials(result)
     starts = _start_trials(result)
     frame = result.trials
@@ -718,10 +724,6 @@ def knapsack_vs_front(result: Any, reference: list[float]) -> dict[str, Any]:
     search = ok[~ok["trial"].isin(starts)][["trial", "kl", "size_mb"]].to_dict("records")
     uniform = result.baselines.query("kind == 'uniform'")["size_mb"]
     budgets = np.linspace(float(uniform.min()), reference[1], KNAPSACK_BUDGETS)
-
-    def hv(points: list[dict[str, Any]]) -> float:
-        values = np.array([[p["kl"], p["size_mb"]] for p in points]).reshape(-1, 2)
-        return float(hypervolume(values, np.array(reference))) if len(points) else 0.0
 
     rows = []
     for budget in budgets:
@@ -742,8 +744,10 @@ def knapsack_vs_front(result: Any, reference: list[float]) -> dict[str, Any]:
         "configs": knap,
         "all_full_fidelity": all(p["full_fidelity"] for p in knap),
         "start_trials": sorted(starts),
-        "hypervolume_knapsack": hv(knap),
-        "hypervolume_starts": hv([p for p in ok.to_dict("records") if p["trial"] in starts]),
+        "hypervolume_knapsack": points_hypervolume(knap, reference),
+        "hypervolume_starts": points_hypervolume(
+            [p for p in ok.to_dict("records") if p["trial"] in starts], reference
+        ),
         "hypervolume_front": float(result.hypervolume(reference=reference)),
         "at_budgets": rows,
         "budgets_front_better": sum(r["front_better"] for r in rows),

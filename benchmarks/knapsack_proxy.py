@@ -33,6 +33,7 @@ from benchmarks.compress import (  # noqa: E402
     _knapsack_trials,
     _timed_compress,
     _uniform_size,
+    points_hypervolume,
 )
 from benchmarks.optimizers import recorded, write_report  # noqa: E402
 
@@ -59,19 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tradeoff._pareto import hypervolume
     from tradeoff.objectives import KLToDense
 
     model, held_out, calibration, quantize = _gptq_setup(args)
     budget_mb = _uniform_size(model, quantize, args.budget_bits)
     reference = [1.0, budget_mb]
     n_uniform = sum(_uniform_size(model, quantize, b) <= budget_mb for b in quantize["bits"])
-
-    def hv(points: list[dict[str, Any]]) -> float:
-        import numpy as np
-
-        values = np.array([[p["kl"], p["size_mb"]] for p in points]).reshape(-1, 2)
-        return float(hypervolume(values, np.array(reference))) if points else 0.0
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="knapsack-proxy-") as tmp:
@@ -93,8 +87,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "call_s": timing["wall_s"],
                 "configs": knap,
                 "all_full_fidelity": all(p["full_fidelity"] for p in knap),
-                "hypervolume_knapsack": hv(knap),
-                "hypervolume_with_uniform": hv(starts),
+                "hypervolume_knapsack": points_hypervolume(knap, reference),
+                "hypervolume_with_uniform": points_hypervolume(starts, reference),
                 "kl_at_budget": min(p["kl"] for p in knap if p["size_mb"] <= budget_mb + 1e-9),
             }
             runs.append(run)

@@ -99,17 +99,18 @@ def run_limits(args: argparse.Namespace) -> dict[str, Any]:
     """One call per memory limit, each in a child process (a fresh peak)."""
     if len(args.max_memory_mb) == 1:
         return run(args)
+    # One bank for every call (without --bank, the first call builds it).
+    bank = args.bank or Path(tempfile.mkdtemp(prefix="result-memory-bank-"))
+    argv = sys.argv[1:]
+    for flag in ("--max-memory-mb", "--out", "--bank"):
+        argv = _without(argv, flag)
     runs = []
     for limit in args.max_memory_mb:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run.json"
-            argv = [a for a in sys.argv[1:] if a]
-            argv = _without(_without(argv, "--max-memory-mb"), "--out")
-            if args.bank is None:  # one bank for every call (the first builds it)
-                args.bank = Path(tempfile.mkdtemp(prefix="result-memory-bank-"))
-            argv = [*_without(argv, "--bank"), "--bank", str(args.bank)]
-            child = [sys.executable, __file__, *argv, "--max-memory-mb", str(limit)]
-            subprocess.run([*child, "--out", str(out)], check=True)
+            child = [sys.executable, __file__, *argv, "--bank", str(bank)]
+            child += ["--max-memory-mb", str(limit), "--out", str(out)]
+            subprocess.run(child, check=True)
             runs.append(json.loads(out.read_text())["result"])
     return {"runs": runs}
 

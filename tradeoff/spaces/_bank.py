@@ -88,7 +88,8 @@ def _to_cpu(entry: Any) -> Any:
     return {k: v.detach().to("cpu").contiguous() for k, v in entry.items()}
 
 
-def _nbytes(entry: Any) -> int:
+def entry_nbytes(entry: Any) -> int:
+    """Bytes held by an entry: a tensor, or a dict of named tensors."""
     tensors = [entry] if isinstance(entry, torch.Tensor) else entry.values()
     return sum(t.untyped_storage().nbytes() for t in tensors)
 
@@ -224,13 +225,13 @@ class VariantBank:
         """Keep ``entry`` in memory (the lock held), then forget the least recently used
         others while the limit is exceeded."""
         old = self._memory.pop(key, None)
-        self._held += _nbytes(entry) - (0 if old is None else _nbytes(old))
+        self._held += entry_nbytes(entry) - (0 if old is None else entry_nbytes(old))
         self._memory[key] = entry
         if self.max_memory_mb is None:
             return
         while self._held > self.max_memory_mb * 1e6 and len(self._memory) > 1:
             _, gone = self._memory.popitem(last=False)
-            self._held -= _nbytes(gone)
+            self._held -= entry_nbytes(gone)
 
     def _fetch(
         self, key: str, compute: Callable[[], Any], describe: str, group_size: int | None
@@ -261,7 +262,7 @@ class VariantBank:
             return 0
         with self._lock:
             gone = [key for key in list(self._memory) if self._path(key).exists()]
-            freed = sum(_nbytes(self._memory.pop(key)) for key in gone)
+            freed = sum(entry_nbytes(self._memory.pop(key)) for key in gone)
             self._held -= freed
         return freed
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tradeoff.spaces._bank import VariantBank, entry_key, tensor_digest
+from tradeoff.spaces._bank import VariantBank, entry_key, entry_nbytes, tensor_digest
 from tradeoff.spaces._gptq import _Grid, _static_scales, gptq_grids, gptq_quantize, rtn_quantize
 from tradeoff.spaces._model import KEPT_INPUTS_ATTR, PRUNE_ATTR, QuantInfo
 
@@ -111,7 +111,7 @@ class Quantizer:
             for name in list(self.hessians):
                 self._hessian_digest(name)  # the keys still name them
             with self._collecting:
-                freed += sum(h.untyped_storage().nbytes() for h in self.hessians.values())
+                freed += entry_nbytes(self.hessians)
                 self.hessians = {}
         return freed
 
