@@ -12,6 +12,11 @@ would have), and makes ``--proposals`` proposals in a row: each is timed as
 proposals see 200, 201, ... observations. A warm-up on a tiny study first, so that no timed
 proposal pays for a lazy import.
 
+``--in-a-row K`` asks in groups of ``K``: each ask of a group is left RUNNING (a pending point
+of the next), then the group is told, as when ``K`` workers free up at once and the driver asks
+for ``K`` trials before any completes. ``--proposals`` then counts groups; the report adds each
+group's total seconds.
+
 Contenders: ``mobo`` (and any other name of ``tradeoff.search.OPTIMIZERS``) built by
 ``make_sampler`` as ``tradeoff.optimize`` builds it, and Optuna's ``GPSampler`` (``optuna-gp``)
 with its defaults. Both run in the same process, one after the other, problem by problem, so
@@ -22,7 +27,7 @@ a sampler using several threads (Optuna's GP does) shows CPU above wall.
 Usage:
     python benchmarks/proposal_speed.py [--problems zdt1,dtlz2,bits8,digits]
         [--samplers mobo,optuna-gp] [--n-obs 200] [--proposals 5] [--workers 2]
-        [--fill random|nsga2|front] [--seed 0] [--out PATH] [--before CLONE]
+        [--fill random|nsga2|front] [--in-a-row 1] [--seed 0] [--out PATH] [--before CLONE]
 
 ``--n-obs 50,200`` times each count in turn. ``--before CLONE`` first runs the same command
 in a child process that imports ``tradeoff`` from ``CLONE`` (a clean clone of an earlier
@@ -159,10 +164,11 @@ def filled_trials(
 
 
 def time_proposals(
-    problem: Problem, name: str, trials: list[Any], proposals: int, seed: int
+    problem: Problem, name: str, trials: list[Any], proposals: int, seed: int, in_a_row: int = 1
 ) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds (this process) of each of ``proposals`` asks on a copy of
-    ``trials``; CPU time is what other processes on the machine do not inflate."""
+    """Wall and CPU seconds (this process) of each ask on a copy of ``trials``: ``proposals``
+    groups of ``in_a_row`` asks, each group told once all of it is asked; CPU time is what
+    other processes on the machine do not inflate."""
     study = optuna.create_study(
         directions=problem.directions, sampler=build_sampler(name, problem, seed)
     )
@@ -170,11 +176,14 @@ def time_proposals(
     distributions = problem.space.distributions()
     wall, cpu = [], []
     for _ in range(proposals):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        trial = study.ask(distributions)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-        study.tell(trial, problem.values(problem.space.decode(trial.params)))
+        group = []
+        for _ in range(in_a_row):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            group.append(study.ask(distributions))
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        for trial in group:
+            study.tell(trial, problem.values(problem.space.decode(trial.params)))
     return wall, cpu
 
 
@@ -198,7 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 timing = Timing(problem.name, name, n_obs, args.workers - 1)
                 try:
                     timing.seconds, timing.cpu_seconds = time_proposals(
-                        problem, name, trials, args.proposals, args.seed
+                        problem, name, trials, args.proposals, args.seed, args.in_a_row
                     )
                 except Exception as exc:
                     timing.error = f"{type(exc).__name__}: {exc}"
@@ -216,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "proposals": args.proposals,
             "workers": args.workers,
             "fill": args.fill,
+            "in_a_row": args.in_a_row,
             "seed": args.seed,
             "target_s": TARGET_S,
         },
@@ -226,8 +236,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             lambda t: statistics.median(t.cpu_seconds) if t.cpu_seconds else None,
             several,
         ),
+        "group_s": _nested(timings, lambda t: _groups(t.seconds, args.in_a_row), several),
         "timings": [{**asdict(t), "median_s": t.median_s, "max_s": t.max_s} for t in timings],
     }
+
+
+def _groups(seconds: list[float], size: int) -> list[float]:
+    """Total seconds of each group of ``size`` asks in a row."""
+    return [sum(seconds[i : i + size]) for i in range(0, len(seconds), size)]
 
 
 def _nested(
@@ -321,6 +337,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="workers - 1 trials are pending")
     parser.add_argument("--fill", choices=list(FILLS), default="random",
                         help="who proposed the observations (NSGA-II: larger fronts)")  # fmt: skip
+    parser.add_argument("--in-a-row", type=int, default=1,
+                        help="asks per group, told together (workers free at once)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     parser.add_argument("--before", type=Path, default=None,
@@ -330,7 +348,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [p for p in args.problems if p not in PROBLEMS]
     if args.fill == "front":
         unknown += [p for p in args.problems if p not in PARETO_SETS]
-    if unknown or min(args.n_obs) < 1 or args.proposals < 1 or args.workers < 1:
+    if unknown or min(args.n_obs) < 1 or min(args.proposals, args.workers, args.in_a_row) < 1:
         parser.error(f"unknown problems {unknown}, or a count < 1")
     return args
 

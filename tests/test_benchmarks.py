@@ -485,3 +485,14 @@ def test_provenance_calls_a_run_of_another_checkouts_tradeoff_dirty(monkeypatch,
     info = provenance.commit_info()
     assert info["tradeoff_dirty"] is True and info["tradeoff_commit"] == here["tradeoff_commit"]
     assert info["tradeoff_imported_from"] == str(tmp_path / "other" / "tradeoff")
+
+
+def test_proposal_speed_in_a_row_quick(tmp_path):
+    out = tmp_path / "in_a_row.json"
+    args = ["--problems", "zdt1", "--samplers", "mobo", "--n-obs", "12", "--workers", "1"]
+    run_script("proposal_speed.py", out, *args, "--proposals", "2", "--in-a-row", "3")
+    report = json.loads(out.read_text())
+    (timing,) = report["timings"]
+    assert report["settings"]["in_a_row"] == 3 and len(timing["seconds"]) == 6
+    groups = report["group_s"]["zdt1"]["mobo"]  # each group's asks summed, in order
+    assert groups == pytest.approx([sum(timing["seconds"][:3]), sum(timing["seconds"][3:])])

@@ -96,11 +96,11 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return models
 
     def spy_propose(
-        train_x: Any, train_obj: Any, train_con: Any, pending_x: Any, problem: Any
+        train_x: Any, train_obj: Any, train_con: Any, pending_x: Any, problem: Any, fits: Any = None
     ) -> Any:
         pending = None if pending_x is None else tuple(pending_x.shape)
         calls.append({"pending": pending, "n_obs": len(train_x), "acqf": problem.acquisition})
-        return propose(train_x, train_obj, train_con, pending_x, problem)
+        return propose(train_x, train_obj, train_con, pending_x, problem, fits)
 
     monkeypatch.setattr(_bo_acqf, "fit_gps", fit_gps)
     monkeypatch.setattr(_bo_acqf, "propose", spy_propose)
@@ -111,6 +111,40 @@ def test_proposals_stay_inside_a_mixed_space(spy: list[dict[str, Any]]) -> None:
     study = ask_tell(MOBOSampler(hedge=False, seed=0, space=MIXED, n_startup_trials=5), 10)
     assert len(spy) == 5  # every trial after the startup came from the model
     assert all(MIXED.contains(c) for c in configs(study))
+
+
+def _asks_in_a_row(sampler_for: Any, n_done: int, n_asks: int) -> list[dict[str, Any]]:
+    """``n_done`` told trials, then ``n_asks`` asked in a row, none told (several workers
+    freeing up at once); ``sampler_for(i)`` gives the sampler of the ``i``-th of those asks."""
+    study = ask_tell(MOBOSampler(seed=7, space=MIXED, n_startup_trials=6), n_done)
+    asked = []
+    for i in range(n_asks):
+        study.sampler = sampler_for(i)
+        asked.append(MIXED.decode(study.ask(MIXED.distributions()).params))
+    return asked
+
+
+def test_asks_in_a_row_fit_once_and_propose_what_fitting_again_would(
+    spy: list[dict[str, Any]],
+) -> None:
+    def sampler() -> MOBOSampler:
+        return MOBOSampler(seed=0, hedge=False, space=MIXED, n_startup_trials=6)
+
+    one = sampler()
+    in_a_row = _asks_in_a_row(lambda i: one, 14, 3)
+    fits_in_a_row = [c.get("n_gps") for c in spy[-3:]]
+    fresh = _asks_in_a_row(lambda i: sampler(), 14, 3)  # a new sampler fits every time
+    assert in_a_row == fresh
+    assert [c["pending"] for c in spy[-3:]] == [None, (1, 6), (2, 6)]
+    assert one._fits.hits == 2  # only the first of the three asks fitted the GPs
+    assert fits_in_a_row == [2, None, None]
+    assert len({tuple(sorted(c.items())) for c in in_a_row}) == 3  # pending points spread them
+
+
+def test_a_completed_trial_between_asks_fits_again() -> None:
+    sampler = MOBOSampler(seed=0, hedge=False, space=MIXED, n_startup_trials=6)
+    ask_tell(sampler, 10)
+    assert sampler._fits.hits == 0  # each proposal saw one observation more
 
 
 def test_reproducible_with_a_seed() -> None:

@@ -9,6 +9,7 @@ maximization convention. Shapes: ``n`` observations, ``p`` pending points, ``d``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -180,12 +181,63 @@ class Problem:
     effort: Effort = Effort()
 
 
+class FitCache:
+    """The models of the last proposal, for the next one if it sees the same observations.
+
+    When several workers free up at once the driver asks for several trials in a row: each
+    ask after the first sees the same completed trials and only more pending ones, so it
+    takes the GPs (and the objectives' warp) fitted for the first instead of fitting them
+    again; only the acquisition, which depends on the pending points, is built anew. Up to
+    ``Effort.fit_subset`` observations a fit is a deterministic function of the data, so the
+    proposals are exactly those of fitting again; beyond, the hyperparameters come from the
+    first ask's random subset of the rows, and the acquisition's random starting points from
+    a generator that did not draw the next ask's subset (as good a proposal, not the same).
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, tuple[LogWarp, ModelListGP]] | None = None
+        self.hits = 0
+
+    def fitted(
+        self, train_x: Tensor, train_obj: Tensor, train_con: Tensor | None, problem: Problem
+    ) -> tuple[LogWarp, ModelListGP]:
+        """The warp and GPs for these observations: the last ones if the data and the fit's
+        settings are the same, else fitted now (and kept in place of the last)."""
+        key = _fit_key(train_x, train_obj, train_con, problem)
+        last = self._last
+        if last is not None and last[0] == key:
+            self.hits += 1
+            return last[1]
+        warp = LogWarp.fit(train_obj)
+        fitted = warp, fit_gps(train_x, warp.forward(train_obj), train_con, problem)
+        self._last = key, fitted
+        return fitted
+
+
+def _fit_key(
+    train_x: Tensor, train_obj: Tensor, train_con: Tensor | None, problem: Problem
+) -> bytes:
+    """A digest of what a fit depends on: the observations and the fit's settings."""
+    digest = hashlib.blake2b(digest_size=20)
+    for tensor in (train_x, train_obj, train_con):
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        digest.update(str((tuple(tensor.shape), tensor.dtype, tensor.device)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    effort = problem.effort
+    digest.update(repr((sorted(problem.cat_dims.items()), effort.fit_subset)).encode())
+    digest.update(repr(effort.fit_maxiter).encode())
+    return digest.digest()
+
+
 def propose(
     train_x: Tensor,
     train_obj: Tensor,
     train_con: Tensor | None,
     pending_x: Tensor | None,
     problem: Problem,
+    fits: FitCache | None = None,
 ) -> Tensor:
     """Fit the models and maximize the acquisition function.
 
@@ -195,6 +247,8 @@ def propose(
         train_con: ``(n, c)`` measured constraint values (``<= 0`` feasible), or ``None``.
         pending_x: ``(p, d)`` points being evaluated, or ``None``.
         problem: The rest of the setup.
+        fits: Reuses the last proposal's models when the observations are the same
+            (several asks in a row); ``None``: fit every time.
 
     Returns:
         A ``(1, d)`` candidate in the unit cube, on the levels of discrete columns.
@@ -206,8 +260,11 @@ def propose(
         warnings.filterwarnings("ignore", "Optimization failed", RuntimeWarning)
         torch.manual_seed(problem.seed)
         problem = replace(problem, effort=problem.effort.for_objectives(len(problem.is_known)))
-        warp = LogWarp.fit(train_obj)
-        gps = fit_gps(train_x, warp.forward(train_obj), train_con, problem)
+        if fits is None:
+            warp = LogWarp.fit(train_obj)
+            gps = fit_gps(train_x, warp.forward(train_obj), train_con, problem)
+        else:
+            warp, gps = fits.fitted(train_x, train_obj, train_con, problem)
         acqf = build_acquisition(gps, train_x, train_obj.shape[-1], pending_x, problem, warp)
         return optimize(acqf, train_x, problem)
 

@@ -124,7 +124,9 @@ class MOBOSampler(BaseSampler):
             whose failures are far worse than the rest (a diverged run's loss). See the
             module docstring for what it cost on a multimodal problem.
 
-    Only a cache lives in memory between proposals: the known costs of Configs.
+    Only caches live in memory between proposals: the known costs of Configs, and the models
+    of the last proposal, taken again by the next when no trial completed in between (several
+    workers freeing up at once ask in a row; see ``_bo_acqf.FitCache``).
 
     Raises:
         TypeError, ValueError: an argument is invalid (the message says which).
@@ -159,6 +161,7 @@ class MOBOSampler(BaseSampler):
         self._max_enumerated = max_enumerated
         self._intersection = IntersectionSearchSpace()
         self._known: tuple[Any, KnownCosts | None] | None = None
+        self._fits: Any = None  # a _bo_acqf.FitCache once torch is imported
 
     # BaseSampler ---------------------------------------------------------------------------
     def infer_relative_search_space(
@@ -305,8 +308,12 @@ class MOBOSampler(BaseSampler):
         measured = [j for j, k in enumerate(is_known) if not k]
         con = None if data.con is None else t(scale_constraints(data.con))
         pending = t(data.pending) if len(data.pending) else None
+        if self._fits is None:
+            self._fits = _bo_acqf.FitCache()
         with _one_torch_thread():
-            x = _bo_acqf.propose(t(data.x), t(data.y[:, measured]), con, pending, problem)
+            x = _bo_acqf.propose(
+                t(data.x), t(data.y[:, measured]), con, pending, problem, self._fits
+            )
         return np.asarray(x.cpu().numpy()[0], dtype=float)
 
 
