@@ -451,12 +451,34 @@ def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
+        **cpu_info(),
         "python": sys.version.split()[0],
         "tradeoff": tradeoff.__version__,
         **{name: _version(name) for name in packages},
         # Other processes on the machine skew the timings: check these first.
         "load_avg_1_5_15_at_start": [round(x, 2) for x in load_at_start],
         "load_avg_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model and the vector instruction sets that change torch's and numpy's float
+    rounding (``avx2``, ``avx512f``, ...): a GP search's path after a few dozen proposals
+    differs between CPUs that differ in these, so scores reproduce exactly only on the same
+    kind of CPU. Empty where ``/proc/cpuinfo`` is missing."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():  # the first processor's block
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+    return {
+        "cpu_model": fields.get("model name") or None,
+        "cpu_vector_isa": [f for f in wanted if f in flags],
     }
 
 
