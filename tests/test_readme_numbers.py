@@ -2827,9 +2827,11 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-# Commits whose change to the mobo modules only adds an option that is off by default: "auto"'s
-# cells rerun after each one reproduced the earlier cells exactly (winsorize: `suites_winsor`).
-OPT_IN_COMMITS = ("af82606",)
+# Commits whose change to the mobo modules leaves a search with one worker as it was: an option
+# off by default (af82606, winsorize: `suites_winsor`) or a cache such a search never hits
+# (90ff48e, the fit shared by asks in a row: `suites_fitcache`); "auto"'s cells rerun after each
+# one reproduced the earlier cells exactly. In commit order.
+OPT_IN_COMMITS = ("af82606", "90ff48e")
 
 
 def _mobo_default_diff(commit: str) -> str:
@@ -3312,6 +3314,130 @@ def proposal_speed_quiet() -> Iterator[Figure]:
     yield "DTLZ2 ratio", dtlz_x, at["dtlz2"]["optuna-gp"] / at["dtlz2"]["mobo"]
     yield "ZDT1 miss", zdt_miss, at["zdt1"]["mobo"] - rep["settings"]["target_s"]
     yield "DTLZ2 miss", dtlz_miss, at["dtlz2"]["mobo"] - rep["settings"]["target_s"]
+
+
+@check("proposal_speed_in_a_row.json")
+def proposal_speed_in_a_row() -> Iterator[Figure]:
+    """mobo's runs of asks (several workers free at once), before and after the fit cache, in
+    one call (#18)."""
+    rep = load("proposal_speed_in_a_row.json")
+    before = rep["before"]
+    ((command, commit, old, lo, hi, groups, size, hedged, model),) = grab(
+        r"`(python benchmarks/proposal_speed\.py [^`]+) --before CLONE` "
+        r"\(`benchmarks/results/proposal_speed_in_a_row\.json`, a clean clone of (\w+) run after "
+        r"a clean clone of (\w+), the commit before, in one call, 1-minute load average "
+        r"([\d.]+)-([\d.]+)\): (\d) groups of (\d) asks in a row, .* (\d+) of each cell's \d+ "
+        r"asks are the hedge's TPE proposals \(milliseconds\), the other (\d+) the model's"
+    )
+    yield "command", command, rep["command"].split(" --before")[0]
+    yield "commit", commit, rep["machine"]["tradeoff_commit"]
+    yield "before commit", old, before["machine"]["tradeoff_commit"]
+    yield (
+        "both clean",
+        "[False, False]",
+        str([rep["machine"]["tradeoff_dirty"], before["machine"]["tradeoff_dirty"]]),
+    )
+    loads = [
+        r["machine"][k][0]
+        for r in (rep, before)
+        for k in ("load_avg_1_5_15_at_start", "load_avg_1_5_15_at_end")
+    ]
+    yield "load low", lo, min(loads)
+    yield "load high", hi, max(loads)
+    yield "groups", groups, rep["settings"]["proposals"]
+    yield "in a row", size, rep["settings"]["in_a_row"]
+    for r in (rep, before):
+        for t in r["timings"]:
+            fast = sum(x < 0.1 for x in t["seconds"])
+            yield f"{t['problem']}@{t['n_obs']} hedged", hedged, fast
+            yield f"{t['problem']}@{t['n_obs']} model", model, len(t["seconds"]) - fast
+    names = {"ZDT1 (d=10)": "zdt1", "DTLZ2 (3 obj.)": "dtlz2"}
+    ratios = []
+    header = "| problem (dense front) | observations | seconds, 16 asks"
+    for label, obs, old_s, new_s, ratio in table(header):
+        key = f"{names[label]}@{obs}"
+        was, now = sum(before["group_s"][key]["mobo"]), sum(rep["group_s"][key]["mobo"])
+        yield f"{key} before", old_s, was
+        yield f"{key} now", new_s, now
+        yield f"{key} ratio", ratio, now / was
+        ratios.append(1 - now / was)
+    ((least, most, fits, reuses),) = grab(
+        r"A run of four asks costs (\d+)-(\d+)% less: of the 10 model proposals (\d) fit and "
+        r"(\d) reuse a fit"
+    )
+    yield "least saving", least, f"{100 * min(ratios):.0f}"
+    yield "most saving", most, f"{100 * max(ratios):.0f}"
+    yield "fits", fits, rep["settings"]["proposals"]
+    yield "reuses", reuses, str(int(model) - int(fits))
+
+
+@check(
+    "suites_fitcache.json",
+    "suites_fitcache_before.json",
+    "suites_machine_99999c2.json",
+    "suites.json",
+    "suites_winsor.json",
+)
+def suites_fitcache() -> Iterator[Figure]:
+    """A one-worker search runs as before the fit cache (the same cells before and after it,
+    on one machine); and what another CPU does to an unchanged version's scores."""
+    now, before = load("suites_fitcache.json"), load("suites_fitcache_before.json")
+    ((problems, seeds, commit, old, same, total),) = grab(
+        r"`python benchmarks/suites\.py --problems ([\w,-]+) --optimizers auto --seeds (\d) "
+        r"--jobs 2 --threads 1` in a clean clone of (\w+) \(`benchmarks/results/"
+        r"suites_fitcache\.json`\) and of (\w+) \(`suites_fitcache_before\.json`\), one after "
+        r"the other: (\w+) of (\d+) cells have the same score"
+    )
+    for rep, want in ((now, commit), (before, old)):
+        yield (
+            "command",
+            f"python benchmarks/suites.py --problems {problems}",
+            " ".join(rep["command"].split()[:4]),
+        )
+        yield "commit", want, str({r["commit"][:7] for r in rep["runs"]}.pop())
+        yield "one commit", "1", len({r["commit"] for r in rep["runs"]})
+        yield "clean", "[]", str([x["command"] for x in rep["sessions"] if x["tradeoff_dirty"]])
+        yield "100 evaluations", "True", str(all(r["proposals"] == 100 for r in rep["runs"]))
+    yield "commit is the fit cache's", commit, OPT_IN_COMMITS[-1]
+    yield "before is its parent", _git("rev-parse", "--short=7", f"{commit}^"), old
+    cells, was = (
+        {(r["problem"], r["seed"]): r["score"] for r in rep["runs"] if r["optimizer"] == "auto"}
+        for rep in (now, before)
+    )
+    want_cells = {(p, k) for p in problems.split(",") for k in range(int(seeds))}
+    yield "cells", str(sorted(want_cells)), str(sorted(cells))
+    yield "cells before", str(sorted(want_cells)), str(sorted(was))
+    yield "cells in all", total, len(cells)
+    yield (
+        "same scores",
+        {"all": str(len(cells))}.get(same, same),
+        sum(cells[k] == was[k] for k in cells),
+    )
+    machine = load("suites_machine_99999c2.json")
+    main, winsor = load("suites.json"), load("suites_winsor.json")
+    ((version, problem, seed, here, there),) = grab(
+        r"(\w+), whose rerun reproduced 12 of 12 cells of `suites\.json` in its own session, "
+        r"gives ([\w-]+) seed (\d) ([\d.]+) here instead of ([\d.]+)"
+    )
+    (run,) = machine["runs"]
+    yield "machine run commit", version, run["commit"][:7]
+    yield "machine run clean", "False", str(machine["machine"]["tradeoff_dirty"])
+    yield "machine run cell", f"{problem} {seed}", f"{run['problem']} {run['seed']}"
+    yield "machine run score", here, run["score"]
+    old_cell = [
+        r["score"]
+        for r in main["runs"]
+        if (r["optimizer"], r["problem"], r["seed"]) == ("auto", problem, int(seed))
+    ]
+    yield "suites.json score", there, old_cell[0]
+    reran = [
+        r["score"]
+        for r in winsor["runs"]
+        if (r["optimizer"], r["problem"], r["seed"], r["commit"][:7])
+        == ("auto", problem, int(seed), version)
+    ]
+    yield "99999c2 reproduced it then", str(old_cell), str(reran)
+    yield "the same score as today's", here, cells[problem, int(seed)]
 
 
 @check(
