@@ -3688,24 +3688,34 @@ def suites_ten_seeds_every_problem() -> Iterator[Figure]:
     #17's targets at ten seeds, and where each cell came from."""
     rep = load("suites_10seeds_all.json")
     score, versus = rep["score"], rep["auto_vs_best_anchor"]
+    yield from _anchor_table(TEN_SEED_HEADER, score, versus, 10)
+    yield "the fifteen", str(len(versus)), "15"
+    yield from _ten_seed_targets(score, versus)
+    yield from _ten_seed_provenance(rep)
+    yield from _ten_seed_changes(rep)
+
+
+def _anchor_table(
+    header: str, score: dict[str, Any], versus: dict[str, Any], n_seeds: int
+) -> Iterator[Figure]:
+    """A table of `auto` and the five Optuna anchors (TEN_SEED_COLUMNS): every cell, the best
+    median in bold, the "auto - best Optuna" column, and every problem of the JSON shown."""
     names = {v: k for k, v in TEN_SEED_COLUMNS.items()}
     lines = README.splitlines()
-    start = lines.index(next(line for line in lines if line.startswith(TEN_SEED_HEADER)))
-    rows = table(TEN_SEED_HEADER)
+    start = lines.index(next(line for line in lines if line.startswith(header)))
+    rows = table(header)
     for (problem, *cells), raw in zip(rows, lines[start + 2 :]):
         for column, cell in zip(TEN_SEED_COLUMNS.values(), cells):
-            yield from _median_iqr_cell(f"{problem} {column}", cell, score[problem][column], 10)
+            yield from _median_iqr_cell(
+                f"{problem} {column}", cell, score[problem][column], n_seeds
+            )
         marked = [c.strip() for c in raw.strip().strip("|").split("|")[1:]]
         bold = [c for c, cell in zip(TEN_SEED_COLUMNS.values(), marked) if cell.startswith("**")]
         top = max(TEN_SEED_COLUMNS.values(), key=lambda o: score[problem][o]["median"])
         yield f"{problem} bold", str(bold), str([top])
         yield from _versus_cell(problem, cells[-1], versus[problem], names)
     shown_ = sorted(row[0] for row in rows)
-    yield "every problem at 10 seeds", str(shown_), str(sorted(versus))
-    yield "the fifteen", str(len(versus)), "15"
-    yield from _ten_seed_targets(score, versus)
-    yield from _ten_seed_provenance(rep)
-    yield from _ten_seed_changes(rep)
+    yield f"every problem at {n_seeds} seeds", str(shown_), str(sorted(versus))
 
 
 def _ten_seed_targets(score: dict[str, Any], versus: dict[str, dict[str, Any]]) -> Iterator[Figure]:

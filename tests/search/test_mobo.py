@@ -147,6 +147,22 @@ def test_a_completed_trial_between_asks_fits_again() -> None:
     assert sampler._fits.hits == 0  # each proposal saw one observation more
 
 
+def test_threads_asking_at_once_do_not_share_models() -> None:
+    import pickle
+    import threading
+
+    sampler = MOBOSampler(seed=0, hedge=False, space=MIXED, n_startup_trials=6)
+    study = ask_tell(sampler, 10)
+    study.ask(MIXED.distributions())  # this thread's fit is now the last one
+    other = threading.Thread(target=lambda: study.ask(MIXED.distributions()))
+    other.start()
+    other.join()
+    assert sampler._fits.hits == 0  # the same observations, another thread: fitted again
+    study.ask(MIXED.distributions())
+    assert sampler._fits.hits == 0  # the other thread's fit is the last one now
+    assert pickle.loads(pickle.dumps(sampler._fits))._last is None  # no models pickled
+
+
 def test_reproducible_with_a_seed() -> None:
     first = configs(ask_tell(MOBOSampler(seed=3, space=MIXED, n_startup_trials=4), 7))
     again = configs(ask_tell(MOBOSampler(seed=3, space=MIXED, n_startup_trials=4), 7))

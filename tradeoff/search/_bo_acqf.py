@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from botorch.acquisition.acquisition import AcquisitionFunction
@@ -198,12 +200,18 @@ class FitCache:
         self._last: tuple[bytes, tuple[LogWarp, ModelListGP]] | None = None
         self.hits = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_last": None}  # a pickled sampler carries no models
+
     def fitted(
         self, train_x: Tensor, train_obj: Tensor, train_con: Tensor | None, problem: Problem
     ) -> tuple[LogWarp, ModelListGP]:
         """The warp and GPs for these observations: the last ones if the data and the fit's
-        settings are the same, else fitted now (and kept in place of the last)."""
-        key = _fit_key(train_x, train_obj, train_con, problem)
+        settings are the same and this thread fitted them (threads asking at once, as with
+        Optuna's ``n_jobs``, never share models), else fitted now and kept in their place."""
+        key = threading.get_ident().to_bytes(8, "little") + _fit_key(
+            train_x, train_obj, train_con, problem
+        )
         last = self._last
         if last is not None and last[0] == key:
             self.hits += 1
