@@ -2829,9 +2829,10 @@ def _git(*args: str) -> str:
 
 # Commits whose change to the mobo modules leaves a search with one worker as it was: an option
 # off by default (af82606, winsorize: `suites_winsor`) or a cache such a search never hits
-# (90ff48e, the fit shared by asks in a row: `suites_fitcache`); "auto"'s cells rerun after each
-# one reproduced the earlier cells exactly. In commit order.
-OPT_IN_COMMITS = ("af82606", "90ff48e")
+# (90ff48e, the fit shared by asks in a row: `suites_fitcache`; 4c5fb06, the same cache per
+# thread: `suites_fitcache_thread`); "auto"'s cells rerun after each one reproduced the earlier
+# cells exactly. In commit order.
+OPT_IN_COMMITS = ("af82606", "90ff48e", "4c5fb06")
 
 
 def _mobo_default_diff(commit: str) -> str:
@@ -3374,6 +3375,7 @@ def proposal_speed_in_a_row() -> Iterator[Figure]:
 @check(
     "suites_fitcache.json",
     "suites_fitcache_before.json",
+    "suites_fitcache_thread.json",
     "suites_machine_99999c2.json",
     "suites.json",
     "suites_winsor.json",
@@ -3398,7 +3400,7 @@ def suites_fitcache() -> Iterator[Figure]:
         yield "one commit", "1", len({r["commit"] for r in rep["runs"]})
         yield "clean", "[]", str([x["command"] for x in rep["sessions"] if x["tradeoff_dirty"]])
         yield "100 evaluations", "True", str(all(r["proposals"] == 100 for r in rep["runs"]))
-    yield "commit is the fit cache's", commit, OPT_IN_COMMITS[-1]
+    yield "commit is the fit cache's", commit, OPT_IN_COMMITS[1]
     yield "before is its parent", _git("rev-parse", "--short=7", f"{commit}^"), old
     cells, was = (
         {(r["problem"], r["seed"]): r["score"] for r in rep["runs"] if r["optimizer"] == "auto"}
@@ -3413,6 +3415,18 @@ def suites_fitcache() -> Iterator[Figure]:
         {"all": str(len(cells))}.get(same, same),
         sum(cells[k] == was[k] for k in cells),
     )
+    thread = load("suites_fitcache_thread.json")
+    ((per_thread, n_same),) = grab(
+        r"After (\w+) \(a thread reuses only its own fit\), the same command with `--seeds 1 "
+        r"--jobs 1` \(`suites_fitcache_thread\.json`\) gives the (\w+) seed-0 scores again"
+    )
+    yield "per-thread commit", OPT_IN_COMMITS[2], per_thread
+    yield "per-thread run commit", per_thread, str({r["commit"][:7] for r in thread["runs"]}.pop())
+    yield "per-thread clean", "False", str(thread["machine"]["tradeoff_dirty"])
+    again = {(r["problem"], r["seed"]): r["score"] for r in thread["runs"]}
+    seed0 = {k: v for k, v in cells.items() if k[1] == 0}
+    yield "per-thread cells", str(sorted(seed0)), str(sorted(again))
+    yield "per-thread same", n_same, NUMBER_WORDS[sum(again[k] == v for k, v in seed0.items())]
     machine = load("suites_machine_99999c2.json")
     main, winsor = load("suites.json"), load("suites_winsor.json")
     ((version, problem, seed, here, there),) = grab(
