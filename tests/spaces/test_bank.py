@@ -7,6 +7,8 @@ bank once, and the bad inputs of the calibrated methods.
 
 import logging
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -563,3 +565,50 @@ def test_calibration_gptq_and_assembly_on_cuda(tmp_path):
     for name, p in assembled.named_parameters():
         differ = ~torch.isclose(p.cpu(), cpu[name], rtol=1e-4, atol=1e-6)
         assert differ.float().mean() < 0.01, name
+
+
+_FREED = """
+import sys, tempfile
+from pathlib import Path
+import torch
+def rss_mb():
+    (line,) = [x for x in Path("/proc/self/status").read_text().splitlines() if "VmRSS" in x]
+    return int(line.split()[1]) / 1024
+if sys.argv[1] == "limited":
+    from tradeoff.spaces import VariantBank
+    VariantBank(tempfile.mkdtemp(), max_memory_mb=100)
+big = torch.ones(8 * 2**20 // 4)
+del big  # a freed 8 MB mapping: glibc raises its mmap threshold to 8 MB
+entries, pins = [], []
+for _ in range(200):
+    entries.append(torch.ones(2**20 // 2))  # 2 MB each, as a bank's weights
+    pins.append(torch.ones(256))  # a small tensor after each, as evaluations leave
+before = rss_mb()
+del entries
+print(before - rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_limited_bank_gives_forgotten_entries_memory_back(tmp_path):
+    """400 MB of 2 MB entries forgotten: with a limited bank in the process the memory goes
+    back to the system; without one glibc keeps it (after a large mapping was freed)."""
+    import os
+
+    def freed_mb(mode: str) -> float:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+        out = subprocess.run(
+            [sys.executable, "-c", _FREED, mode], capture_output=True, text=True, env=env,
+            check=True,
+        )  # fmt: skip
+        return float(out.stdout)
+
+    assert freed_mb("limited") > 300
+    assert freed_mb("none") < 100  # what the limit alone left behind
+
+
+def test_a_users_malloc_threshold_is_left_alone(monkeypatch):
+    from tradeoff.spaces._bank import return_freed_memory
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert return_freed_memory() is False
