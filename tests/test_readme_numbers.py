@@ -3732,6 +3732,95 @@ def _anchor_table(
     yield f"every problem at {n_seeds} seeds", str(shown_), str(sorted(versus))
 
 
+REST_HEADER = (
+    "| suite problem (seeds 0-2, the rest of the suite) | "
+    + " | ".join(TEN_SEED_COLUMNS)
+    + " | auto - best Optuna |"
+)
+
+
+@check("suites_rest.json", "suites.json", "suites_fitcache.json")
+def suites_rest() -> Iterator[Figure]:
+    """The problems of `--all` beyond `CORE` that the run finished: the table, the targets on
+    them, the run's provenance, and DTLZ5 at two objectives scoring as DTLZ2."""
+    rep = load("suites_rest.json")
+    score, versus = rep["score"], rep["auto_vs_best_anchor"]
+    yield from _anchor_table(REST_HEADER, score, versus, 3)
+    ((command, commit, lo, hi),) = grab(
+        r"The rest of the suite \(`([^`]+)`, `benchmarks/results/suites_rest\.json`, a "
+        r"clean clone of (\w+), .*? 1-minute load average ([\d.]+)-([\d.]+) as its cells ended"
+    )
+    yield "command", command + " --out benchmarks/results/suites_rest.json", rep["command"]
+    yield "commit", str({commit}), str({r["commit"][:7] for r in rep["runs"]})
+    yield "clean", "[]", str([x["command"] for x in rep["sessions"] if x["tradeoff_dirty"]])
+    loads = [r["load_1min"] for r in rep["runs"]]
+    yield "least load", lo, min(loads)
+    yield "most load", hi, max(loads)
+    yield "the mobo modules as today's at one worker", "", _mobo_default_diff(commit)
+    ((not_core, whole, cells, left),) = grab(
+        r"the (\d+) problems of `--all` that are not in `CORE`.* ran (\d+) of them whole at seeds "
+        r"0-2, with `auto` and the five anchors \((\d+) cells; the (\d+) left"
+    )
+    yield "problems beyond CORE", not_core, len(rep["settings"]["problems"])
+    yield "whole problems", whole, len(versus)
+    yield "cells", cells, len(rep["runs"])
+    yield "cells left", left, rep["sessions"][-1]["stopped"].split(": ")[1].split()[0]
+    ((n, pct, below, iqr, tpe, rand),) = grab(
+        r"On these fifteen `auto`'s median is at least the best anchor's on (\d+) \((\d+)%; the "
+        r"target 80%\), below it on ([^;]+); beyond one IQR below the best anchor's median on "
+        r"([^;]+); under multivariate TPE's on ([\w-]+) only; under random search's on (\w+)\."
+    )
+    yield "at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
+    yield "percent", pct, round(100 * int(n) / len(versus))
+    losers = {p: v["diff"] for p, v in versus.items() if v["diff"] < 0}
+    items = re.findall(r"([\w-]+) \((-[\d.]+)\)", below)
+    yield "below the best anchor", str(sorted(p for p, _ in items)), str(sorted(losers))
+    for p, d in items:
+        yield f"{p} below by", d, losers[p]
+    outside = []
+    for p in versus:
+        best = score[p][versus[p]["best_anchor"]]
+        if versus[p]["auto"] < best["median"] - (best["q75"] - best["q25"]):
+            outside.append(p)
+    yield "beyond one IQR", _named(iqr), str(sorted(outside))
+    under = sorted(
+        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"]
+    )
+    yield "under multivariate TPE", _named(tpe), str(under)
+    rnd = sorted(
+        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
+    )
+    yield "under random", _named(rand), str(rnd)
+    ((gp_n, tpe_n),) = grab(r"(\w+) of the seven losses are to Optuna's GP, (\w+) to default TPE")
+    winners = [versus[p]["best_anchor"] for p in losers]
+    yield "losses to the GP", gp_n, NUMBER_WORDS[winners.count("optuna-gp")].capitalize()
+    yield "losses to default TPE", tpe_n, NUMBER_WORDS[winners.count("optuna-tpe-default")]
+
+    # DTLZ5 at two objectives is DTLZ2: the same draws where a score does not depend on the CPU.
+    def seeds(report: dict[str, Any], problem: str, optimizer: str) -> list[float]:
+        runs = [r for r in report["runs"] if (r["problem"], r["optimizer"]) == (problem, optimizer)]
+        return [r["score"] for r in sorted(runs, key=lambda r: r["seed"])]
+
+    main, here = load("suites.json"), load("suites_fitcache.json")
+    for anchor in ("optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random"):
+        yield (
+            f"dtlz5-m2 {anchor}",
+            str(seeds(main, "dtlz2-m2", anchor)),
+            str(seeds(rep, "dtlz5-m2", anchor)),
+        )
+    yield "dtlz5-m2 auto", str(seeds(here, "dtlz2-m2", "auto")), str(seeds(rep, "dtlz5-m2", "auto"))
+    ((gp_here, gp_there),) = grab(
+        r"Optuna's GP does not\s+\(([\d.]+) here against ([\d.]+) there\)"
+    )
+    yield "dtlz5-m2 GP here", gp_here, score["dtlz5-m2"]["optuna-gp"]["median"]
+    yield "dtlz2-m2 GP there", gp_there, main["score"]["dtlz2-m2"]["optuna-gp"]["median"]
+    yield (
+        "the GP's differ",
+        "True",
+        str(seeds(main, "dtlz2-m2", "optuna-gp") != seeds(rep, "dtlz5-m2", "optuna-gp")),
+    )
+
+
 def _ten_seed_targets(score: dict[str, Any], versus: dict[str, dict[str, Any]]) -> Iterator[Figure]:
     """Issue #17's targets at ten seeds, as the paragraph under the table states them."""
     ((n, of, pct, below),) = grab(
