@@ -111,8 +111,17 @@ def test_main_job_evidence_is_make_runs_command_and_table():
 def test_make_run_prints_the_evidence_table_today():
     """`make run`'s command prints, today, the table of benchmarks/results/mnist.json (the
     README's): a change that moves the main job's results has to re-make its evidence."""
+    import platform
+
     main_job = benchmark_module("main_job")
     evidence = json.loads((ROOT / "benchmarks" / "results" / "mnist.json").read_text())
+    recorded = evidence["machine"]
+    here = {"platform": platform.platform(), **benchmark_module("optimizers").cpu_info()}
+    keys = ("cpu_model", "cpu_vector_isa") if "cpu_model" in recorded else ("platform",)
+    if any(recorded.get(k) != here.get(k) for k in keys):
+        # The same seeds draw another search on another machine (README, "Several asks at
+        # once": float rounding differs with the CPU); the table is checked where it was made.
+        pytest.skip(f"evidence recorded on another machine: {[recorded.get(k) for k in keys]}")
     table = main_job.run_once(main_job.make_run_command(), keep_cache=True)["table"]
     if table[0] != evidence["table"][0]:  # its model key: the CNN trained on this machine
         pytest.skip(f"another trained CNN here ({table[0]}): its results may differ")

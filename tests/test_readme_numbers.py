@@ -2104,12 +2104,18 @@ def result_memory() -> Iterator[Figure]:
     yield "model() slower", slower, gap
 
 
-@check("result_memory_limits.json", "result_memory_limits_before.json")
+@check(
+    "result_memory_limits.json",
+    "result_memory_limits_before.json",
+    "result_memory_limits_malloc.json",
+)
 def result_memory_limits() -> Iterator[Figure]:
-    """The bank's memory limit, before and since the workspace keeps no level under it."""
+    """The bank's memory limit, before and since the workspace keeps no level under it, and
+    since a limited bank's process gives freed memory back."""
     reps = {
         "8d17250": load("result_memory_limits_before.json"),
         "8cbc7b3": load("result_memory_limits.json"),
+        "f8824a7": load("result_memory_limits_malloc.json"),
     }
     ((command,),) = grab(
         r"each in a fresh process \(`(python benchmarks/result_memory\.py --bank DIR --n-trials "
@@ -2127,7 +2133,7 @@ def result_memory_limits() -> Iterator[Figure]:
         same = all(r["pareto"] == runs[0]["pareto"] for r in runs)
         yield f"{commit} the same front", "True", str(same)
     rows = table("| bank memory limit, MB | entries read from disk | call, s |")
-    yield "rows", "6", str(len(rows))
+    yield "rows", "9", str(len(rows))
     for i, (limit, read, call, peak, commit) in enumerate(rows):
         r = reps[commit]["result"]["runs"][i % 3]
         want = "none" if r["max_memory_mb"] is None else f"{r['max_memory_mb']:,.0f}"
@@ -2148,6 +2154,18 @@ def result_memory_limits() -> Iterator[Figure]:
     yield "saved MB", saved, runs[0]["peak_rss_mb"] - best["peak_rss_mb"]
     yield "at limit", at, best["max_memory_mb"]
     yield "slower %", slower, 100 * (best["call_s"] / runs[0]["call_s"] - 1)
+    ((fix, peak, none, cut, slower),) = grab(
+        r"Since (\w+) a limited bank's process gives that memory back .*? the peak at a 650 MB "
+        r"limit is ([\d,]+) MB against ([\d,]+) MB without a limit \((\d+)% lower\), for "
+        r"([\d.]+)% more time"
+    )
+    first = _git("log", "--format=%h", "-S", "def return_freed_memory", "--", "tradeoff")
+    yield "malloc fix", fix, first.splitlines()[-1]
+    runs = reps["f8824a7"]["result"]["runs"]
+    yield "650 peak", peak, runs[2]["peak_rss_mb"]
+    yield "unlimited peak", none, runs[0]["peak_rss_mb"]
+    yield "650 cut %", cut, 100 * (1 - runs[2]["peak_rss_mb"] / runs[0]["peak_rss_mb"])
+    yield "650 slower %", slower, 100 * (runs[2]["call_s"] / runs[0]["call_s"] - 1)
 
 
 @check("compress_warm_bank.json")
