@@ -3788,37 +3788,15 @@ def suites_rest() -> Iterator[Figure]:
         r"target 80%\), below it on ([^;]+); beyond one IQR below the best anchor's median on "
         r"([^;]+); under multivariate TPE's on ([\w-]+) only; under random search's on (\w+)\."
     )
-    yield "at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
     yield "percent", pct, round(100 * int(n) / len(versus))
-    losers = {p: v["diff"] for p, v in versus.items() if v["diff"] < 0}
-    items = re.findall(r"([\w-]+) \((-[\d.]+)\)", below)
-    yield "below the best anchor", str(sorted(p for p, _ in items)), str(sorted(losers))
-    for p, d in items:
-        yield f"{p} below by", d, losers[p]
-    outside = []
-    for p in versus:
-        best = score[p][versus[p]["best_anchor"]]
-        if versus[p]["auto"] < best["median"] - (best["q75"] - best["q25"]):
-            outside.append(p)
-    yield "beyond one IQR", _named(iqr), str(sorted(outside))
-    under = sorted(
-        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"]
-    )
-    yield "under multivariate TPE", _named(tpe), str(under)
-    rnd = sorted(
-        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
-    )
-    yield "under random", _named(rand), str(rnd)
+    yield from _anchor_targets(score, versus, n, below, iqr, tpe, rand)
     ((gp_n, tpe_n),) = grab(r"(\w+) of the seven losses are to Optuna's GP, (\w+) to default TPE")
-    winners = [versus[p]["best_anchor"] for p in losers]
+    winners = [v["best_anchor"] for v in versus.values() if v["diff"] < 0]
     yield "losses to the GP", gp_n, NUMBER_WORDS[winners.count("optuna-gp")].capitalize()
     yield "losses to default TPE", tpe_n, NUMBER_WORDS[winners.count("optuna-tpe-default")]
 
     # DTLZ5 at two objectives is DTLZ2: the same draws where a score does not depend on the CPU.
-    def seeds(report: dict[str, Any], problem: str, optimizer: str) -> list[float]:
-        runs = [r for r in report["runs"] if (r["problem"], r["optimizer"]) == (problem, optimizer)]
-        return [r["score"] for r in sorted(runs, key=lambda r: r["seed"])]
-
+    seeds = _seed_scores
     main, here = load("suites.json"), load("suites_fitcache.json")
     for anchor in ("optuna-tpe", "optuna-tpe-default", "optuna-nsga2", "optuna-random"):
         yield (
@@ -3845,9 +3823,30 @@ def _ten_seed_targets(score: dict[str, Any], versus: dict[str, dict[str, Any]]) 
         r"At ten seeds `auto`'s median is at least the best anchor's on (\d+) of the (\d+) "
         r"problems \((\d+)%, the target 80%\), below it on ([^;]+);"
     )
-    yield "at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
     yield "of", of, len(versus)
     yield "percent", pct, round(100 * int(n) / int(of))
+    ((iqr,),) = grab(
+        r"more than one IQR below the best anchor's median on (none|[\w-]+(?:, [\w-]+)*)"
+    )
+    ((tpe,),) = grab(r"below multivariate TPE's median on (none|[\w-]+(?:, [\w-]+)*)")
+    ((rand,),) = grab(r"below random search's on (none|[\w-]+(?:, [\w-]+)*)")
+    yield from _anchor_targets(score, versus, n, below, iqr, tpe, rand)
+
+
+def _anchor_targets(
+    score: dict[str, Any],
+    versus: dict[str, dict[str, Any]],
+    n: str,
+    below: str,
+    iqr: str,
+    tpe: str,
+    rand: str,
+) -> Iterator[Figure]:
+    """Issue #17's targets on a table of `auto` and the anchors, against the README's texts:
+    how many problems at least the best anchor's median (``n``), those below it with their
+    margins (``below``: "p (-0.1), ..."), and the problems (``_named`` lists) more than one
+    IQR below it, below multivariate TPE's median and below random search's."""
+    yield "at least the best anchor", n, sum(v["diff"] >= 0 for v in versus.values())
     losers = {p: v["diff"] for p, v in versus.items() if v["diff"] < 0}
     items = re.findall(r"([\w-]+) \((-[\d.]+)\)", below)
     yield "below the best anchor", str(sorted(p for p, _ in items)), str(sorted(losers))
@@ -3858,23 +3857,19 @@ def _ten_seed_targets(score: dict[str, Any], versus: dict[str, dict[str, Any]]) 
         best = score[p][versus[p]["best_anchor"]]
         return versus[p]["auto"] - (best["median"] - (best["q75"] - best["q25"]))
 
-    outside = sorted(p for p in versus if iqr_margin(p) < 0)
-    ((named,),) = grab(
-        r"more than one IQR below the best anchor's median on (none|[\w-]+(?:, [\w-]+)*)"
-    )
-    yield "beyond one IQR", _named(named), str(outside)
-    tpe = sorted(p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-tpe"]["median"])
-    ((named,),) = grab(r"below multivariate TPE's median on (none|[\w-]+(?:, [\w-]+)*)")
-    yield (
-        "below multivariate TPE",
-        _named(named),
-        str(tpe),
-    )
-    rand = sorted(
-        p for p in versus if score[p]["auto"]["median"] < score[p]["optuna-random"]["median"]
-    )
-    ((named,),) = grab(r"below random search's on (none|[\w-]+(?:, [\w-]+)*)")
-    yield "below random", _named(named), str(rand)
+    yield "beyond one IQR", _named(iqr), str(sorted(p for p in versus if iqr_margin(p) < 0))
+    for label, anchor, text in (
+        ("multivariate TPE", "optuna-tpe", tpe),
+        ("random", "optuna-random", rand),
+    ):
+        under = sorted(p for p in versus if score[p]["auto"]["median"] < score[p][anchor]["median"])
+        yield f"below {label}", _named(text), str(under)
+
+
+def _seed_scores(report: dict[str, Any], problem: str, optimizer: str) -> list[float]:
+    """A suites report's scores of one problem and optimizer, in seed order."""
+    runs = [r for r in report["runs"] if (r["problem"], r["optimizer"]) == (problem, optimizer)]
+    return [r["score"] for r in sorted(runs, key=lambda r: r["seed"])]
 
 
 def _ten_seed_changes(rep: dict[str, Any]) -> Iterator[Figure]:
@@ -3955,8 +3950,7 @@ def _sobol_startup(rep: dict[str, Any]) -> Iterator[Figure]:
     med = {p: {o: v["median"] for o, v in row.items()} for p, row in rep["score"].items()}
 
     def seeds(problem: str, optimizer: str) -> list[float]:
-        runs = [r for r in rep["runs"] if (r["problem"], r["optimizer"]) == (problem, optimizer)]
-        return [r["score"] for r in sorted(runs, key=lambda r: r["seed"])]
+        return _seed_scores(rep, problem, optimizer)
 
     ((old, new),) = grab(r"wfg9-m2 ((?:[\d.]+, ){9}[\d.]+) -> ((?:[\d.]+,\s+){9}[\d.]+)")
     for label, text, column in (("6c9b0f0", old, "auto-6c9b0f0"), ("Sobol", new, "auto")):
